@@ -1,0 +1,56 @@
+//! Alerts: what the watch rules raise and officers receive.
+
+use crate::{GeoPoint, StationId, TagId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A tag reported stolen was heard.
+    StolenSighting,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::StolenSighting => "stolen_sighting",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "stolen_sighting" => Some(AlertKind::StolenSighting),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A deterministic alert id: derived from what raised it, so applying the same frame twice (across
+/// a crash) yields the same id and the store keeps one alert.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AlertId(pub String);
+
+/// An alert as stored and streamed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Position in the alert stream (the SSE `id`): increasing, assigned when raised.
+    pub seq: i64,
+    pub id: AlertId,
+    pub kind: AlertKind,
+    pub tag: TagId,
+    pub station: StationId,
+    pub position: GeoPoint,
+    /// When the tag was heard (station clock).
+    pub seen_at_ms: i64,
+    /// When the server raised the alert.
+    pub raised_at_ms: i64,
+}

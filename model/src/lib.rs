@@ -1,0 +1,76 @@
+//! # TagWatch domain model
+//!
+//! The types every stage of the pipeline shares (station → gateway → tracker → store → api):
+//! ids as newtypes so a tag can never be passed where a station is expected, positions, visits and
+//! alerts. No I/O and no behaviour beyond validation lives here.
+
+pub mod alert;
+pub mod geo;
+pub mod ids;
+pub mod key;
+pub mod time;
+pub mod visit;
+
+pub use alert::{Alert, AlertId, AlertKind};
+pub use geo::GeoPoint;
+pub use ids::{FrameKey, SessionId, StationId, TagId};
+pub use key::StationKey;
+pub use visit::{Visit, VisitId};
+
+/// A reader's detection of one tag, as the tracker consumes it: the wire record resolved to an
+/// absolute time and the place of the reader that heard it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub tag: TagId,
+    pub station: StationId,
+    /// When the tag was last heard in this record: the frame's `time_ms` minus the record's `age_ms`.
+    pub seen_at_ms: i64,
+    pub rssi: i8,
+    pub reads: u8,
+    pub tag_flags: u8,
+}
+
+/// A registered station as the server knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Station {
+    pub id: StationId,
+    pub name: String,
+    pub position: GeoPoint,
+}
+
+/// A registered vehicle and its owner's contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vehicle {
+    pub tag: TagId,
+    pub plate: String,
+    pub owner_name: String,
+    pub owner_phone: String,
+}
+
+/// An open theft case: while it is open, every sighting of its tag raises an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CaseId(pub i64);
+
+/// Which frames of one station session have been applied: every seq in `1..=contiguous`, plus the
+/// seqs in `above` (all greater than `contiguous + 1`), which arrived ahead of a missing one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Watermark {
+    pub station: StationId,
+    pub session: SessionId,
+    pub contiguous: u32,
+    pub above: Vec<u32>,
+}
+
+/// A station's last heartbeat and what the gateway noticed about its clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StationStatus {
+    pub station: StationId,
+    pub received_at_ms: i64,
+    pub station_time_ms: i64,
+    pub uptime_s: u32,
+    pub backlog: u32,
+    pub fw_version: u16,
+    pub temp_c: i8,
+    pub power: u8,
+    pub tags_in_range: u16,
+}
