@@ -1,1 +1,574 @@
-//! placeholder
+//! # TagWatch store
+//!
+//! The last stage of the pipeline: where visits, alerts and the exactly-once watermarks become
+//! durable, and where the API reads history from.
+//!
+//! ## Layout
+//! - [`Store`]: opens the database (SQLite file, or `sqlite::memory:` for tests), runs the
+//!   migrations, and offers one function per question the system asks.
+//! - [`Batch`]: everything one flush writes. [`Store::commit`] writes a batch in one transaction,
+//!   so the watermarks of the frames it covers become durable together with their effects; the
+//!   caller ACKs those frames only after it returns.
+//!
+//! One writer: all batches go through a pool of one connection, so they commit in order and never
+//! contend; readers use their own connections (SQLite in WAL mode lets them run during a write).
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::Duration;
+use tagwatch_model::{
+    Alert, AlertId, AlertKind, CaseId, GeoPoint, SessionId, Station, StationId, StationKey,
+    StationStatus, TagId, Vehicle, Visit, VisitId, Watermark,
+};
+
+/// What can go wrong in the store, with domain errors kept apart from database failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("station {0} is already registered")]
+    StationExists(StationId),
+    #[error("tag {0} is already registered")]
+    TagExists(TagId),
+    #[error("plate {0:?} is already registered")]
+    PlateExists(String),
+    #[error("no vehicle with tag {0}")]
+    NoSuchVehicle(TagId),
+    #[error("tag {0} already has an open theft case")]
+    CaseAlreadyOpen(TagId),
+    #[error("database URL {0:?} is not supported (use sqlite://PATH or sqlite::memory:)")]
+    UnsupportedUrl(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything one flush makes durable, atomically.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub visits: Vec<Visit>,
+    pub deleted_visits: Vec<VisitId>,
+    pub alerts: Vec<Alert>,
+    pub watermarks: Vec<Watermark>,
+    pub statuses: Vec<StationStatus>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.visits.is_empty()
+            && self.deleted_visits.is_empty()
+            && self.alerts.is_empty()
+            && self.watermarks.is_empty()
+            && self.statuses.is_empty()
+    }
+
+    /// Rows the batch writes (for the flush-size metric).
+    pub fn rows(&self) -> usize {
+        self.visits.len()
+            + self.deleted_visits.len()
+            + self.alerts.len()
+            + self.watermarks.len()
+            + self.statuses.len()
+    }
+}
+
+/// A tag's latest visit, placed at its station.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub tag: TagId,
+    pub station: StationId,
+    pub position: GeoPoint,
+    pub seen_at_ms: i64,
+}
+
+/// A visit with its station's position, for tracks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacedVisit {
+    pub visit: Visit,
+    pub position: GeoPoint,
+}
+
+/// The database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+type VisitRow = (i64, i64, i64, i64, i64, i64, i64);
+type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64);
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self> {
+        let path = url
+            .strip_prefix("sqlite:")
+            .ok_or_else(|| Error::UnsupportedUrl(url.to_owned()))?;
+        let memory = matches!(path, ":memory:" | "//:memory:");
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            // FULL: an ACK means the frame survives even a power cut, not only a process crash.
+            .synchronous(SqliteSynchronous::Full);
+        let options = if memory {
+            options
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+        // An in-memory database lives in its one connection, which must never be recycled.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = if memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options.read_only(true))
+                .await?
+        };
+        Ok(Self { writer, reader })
+    }
+
+    /// Runs the migrations only (they are idempotent: `tagwatch migrate`).
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    // ---- stations ----
+
+    pub async fn insert_station(
+        &self,
+        station: &Station,
+        key: &StationKey,
+        now_ms: i64,
+    ) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO stations (id, name, lat, lon, key, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(i64::from(station.id.0))
+        .bind(&station.name)
+        .bind(station.position.lat)
+        .bind(station.position.lon)
+        .bind(key.as_bytes().as_slice())
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => Err(Error::StationExists(station.id)),
+            other => other.map(|_| ()).map_err(Error::from),
+        }
+    }
+
+    /// Every station with its key (the gateway's registry at start).
+    pub async fn stations(&self) -> Result<Vec<(Station, StationKey)>> {
+        let rows: Vec<(i64, String, f64, f64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, name, lat, lon, key FROM stations ORDER BY id")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter()
+            .map(|(id, name, lat, lon, key)| {
+                let key: [u8; 32] = key
+                    .try_into()
+                    .map_err(|_| Error::Corrupt(format!("station {id} key is not 32 bytes")))?;
+                Ok((
+                    Station {
+                        id: StationId(to_u32(id)?),
+                        name,
+                        position: GeoPoint { lat, lon },
+                    },
+                    StationKey(key),
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn station(&self, id: StationId) -> Result<Option<Station>> {
+        let row: Option<(String, f64, f64)> =
+            sqlx::query_as("SELECT name, lat, lon FROM stations WHERE id = ?")
+                .bind(i64::from(id.0))
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.map(|(name, lat, lon)| Station {
+            id,
+            name,
+            position: GeoPoint { lat, lon },
+        }))
+    }
+
+    // ---- vehicles and cases ----
+
+    pub async fn insert_vehicle(&self, vehicle: &Vehicle, now_ms: i64) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO vehicles (tag, plate, owner_name, owner_phone, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(i64::from(vehicle.tag.0))
+        .bind(&vehicle.plate)
+        .bind(&vehicle.owner_name)
+        .bind(&vehicle.owner_phone)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await;
+        match result {
+            Err(e) if is_unique_violation(&e) => {
+                if self.vehicle(vehicle.tag).await?.is_some() {
+                    Err(Error::TagExists(vehicle.tag))
+                } else {
+                    Err(Error::PlateExists(vehicle.plate.clone()))
+                }
+            }
+            other => other.map(|_| ()).map_err(Error::from),
+        }
+    }
+
+    pub async fn vehicle(&self, tag: TagId) -> Result<Option<Vehicle>> {
+        let row: Option<(String, String, String)> =
+            sqlx::query_as("SELECT plate, owner_name, owner_phone FROM vehicles WHERE tag = ?")
+                .bind(i64::from(tag.0))
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.map(|(plate, owner_name, owner_phone)| Vehicle {
+            tag,
+            plate,
+            owner_name,
+            owner_phone,
+        }))
+    }
+
+    /// Opens a theft case for a registered vehicle.
+    pub async fn open_case(&self, tag: TagId, opened_at_ms: i64, note: &str) -> Result<CaseId> {
+        if self.vehicle(tag).await?.is_none() {
+            return Err(Error::NoSuchVehicle(tag));
+        }
+        let result = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO cases (tag, opened_at, note) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(i64::from(tag.0))
+        .bind(opened_at_ms)
+        .bind(note)
+        .fetch_one(&self.writer)
+        .await;
+        match result {
+            Ok(id) => Ok(CaseId(id)),
+            Err(e) if is_unique_violation(&e) => Err(Error::CaseAlreadyOpen(tag)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Tags with an open theft case (the tracker's hotlist at start).
+    pub async fn open_cases(&self) -> Result<Vec<(TagId, CaseId)>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT tag, id FROM cases WHERE closed_at IS NULL ORDER BY id")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter()
+            .map(|(tag, id)| Ok((TagId(to_u32(tag)?), CaseId(id))))
+            .collect()
+    }
+
+    // ---- the flush ----
+
+    /// Writes one batch in a single transaction.
+    pub async fn commit(&self, batch: &Batch) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for v in &batch.visits {
+            sqlx::query(
+                "INSERT INTO visits (id, tag, station, first_seen, last_seen, best_rssi, reads) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO UPDATE SET first_seen = excluded.first_seen, \
+                 last_seen = excluded.last_seen, best_rssi = excluded.best_rssi, \
+                 reads = excluded.reads",
+            )
+            .bind(v.id.0)
+            .bind(i64::from(v.tag.0))
+            .bind(i64::from(v.station.0))
+            .bind(v.first_seen_ms)
+            .bind(v.last_seen_ms)
+            .bind(i64::from(v.best_rssi))
+            .bind(i64::from(v.reads))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for id in &batch.deleted_visits {
+            sqlx::query("DELETE FROM visits WHERE id = ?")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for a in &batch.alerts {
+            // The id is deterministic: a frame applied again after a crash finds its alert here.
+            sqlx::query(
+                "INSERT INTO alerts (seq, id, kind, tag, station, lat, lon, seen_at, raised_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(a.seq)
+            .bind(&a.id.0)
+            .bind(a.kind.as_str())
+            .bind(i64::from(a.tag.0))
+            .bind(i64::from(a.station.0))
+            .bind(a.position.lat)
+            .bind(a.position.lon)
+            .bind(a.seen_at_ms)
+            .bind(a.raised_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let now = tagwatch_model::time::now_ms();
+        for w in &batch.watermarks {
+            let above = w
+                .above
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            sqlx::query(
+                "INSERT INTO watermarks (station, session, contiguous, above, updated_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (station, session) DO UPDATE SET \
+                 contiguous = excluded.contiguous, above = excluded.above, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(i64::from(w.station.0))
+            .bind(i64::from(w.session.0))
+            .bind(i64::from(w.contiguous))
+            .bind(above)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for s in &batch.statuses {
+            sqlx::query(
+                "INSERT INTO station_status (station, received_at, station_time, uptime_s, \
+                 backlog, fw_version, temp_c, power, tags_in_range) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station) DO UPDATE SET \
+                 received_at = excluded.received_at, station_time = excluded.station_time, \
+                 uptime_s = excluded.uptime_s, backlog = excluded.backlog, \
+                 fw_version = excluded.fw_version, temp_c = excluded.temp_c, \
+                 power = excluded.power, tags_in_range = excluded.tags_in_range",
+            )
+            .bind(i64::from(s.station.0))
+            .bind(s.received_at_ms)
+            .bind(s.station_time_ms)
+            .bind(i64::from(s.uptime_s))
+            .bind(i64::from(s.backlog))
+            .bind(i64::from(s.fw_version))
+            .bind(i64::from(s.temp_c))
+            .bind(i64::from(s.power))
+            .bind(i64::from(s.tags_in_range))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- restart ----
+
+    pub async fn watermarks(&self) -> Result<Vec<Watermark>> {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as("SELECT station, session, contiguous, above FROM watermarks")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter()
+            .map(|(station, session, contiguous, above)| {
+                let above = above
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        s.parse::<u32>()
+                            .map_err(|_| Error::Corrupt(format!("watermark seq {s:?}")))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Watermark {
+                    station: StationId(to_u32(station)?),
+                    session: SessionId(to_u32(session)?),
+                    contiguous: to_u32(contiguous)?,
+                    above,
+                })
+            })
+            .collect()
+    }
+
+    /// Visits that may still grow: those whose last detection is within `window_ms` of the
+    /// latest stored detection.
+    pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>> {
+        let rows: Vec<VisitRow> = sqlx::query_as(
+            "SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM visits \
+             WHERE last_seen >= (SELECT MAX(last_seen) FROM visits) - ? ORDER BY id",
+        )
+        .bind(window_ms)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(visit_from_row).collect()
+    }
+
+    /// The next unused visit id and alert seq.
+    pub async fn next_ids(&self) -> Result<(i64, i64)> {
+        let (visit, alert): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM visits), \
+                    (SELECT COALESCE(MAX(seq), 0) + 1 FROM alerts)",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok((visit, alert))
+    }
+
+    // ---- queries ----
+
+    pub async fn last_location(&self, tag: TagId) -> Result<Option<Location>> {
+        let row: Option<(i64, i64, f64, f64)> = sqlx::query_as(
+            "SELECT v.station, v.last_seen, s.lat, s.lon FROM visits v \
+             JOIN stations s ON s.id = v.station \
+             WHERE v.tag = ? ORDER BY v.last_seen DESC LIMIT 1",
+        )
+        .bind(i64::from(tag.0))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|(station, seen_at_ms, lat, lon)| {
+            Ok(Location {
+                tag,
+                station: StationId(to_u32(station)?),
+                position: GeoPoint { lat, lon },
+                seen_at_ms,
+            })
+        })
+        .transpose()
+    }
+
+    /// The visits of `tag` overlapping `[from_ms, to_ms]`, in time order, at most `limit`.
+    pub async fn track(
+        &self,
+        tag: TagId,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<PlacedVisit>> {
+        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64, f64, f64)> = sqlx::query_as(
+            "SELECT v.id, v.tag, v.station, v.first_seen, v.last_seen, v.best_rssi, v.reads, \
+             s.lat, s.lon FROM visits v JOIN stations s ON s.id = v.station \
+             WHERE v.tag = ? AND v.first_seen <= ? AND v.last_seen >= ? \
+             ORDER BY v.first_seen, v.id LIMIT ?",
+        )
+        .bind(i64::from(tag.0))
+        .bind(to_ms)
+        .bind(from_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(id, tag, station, first, last, rssi, reads, lat, lon)| {
+                Ok(PlacedVisit {
+                    visit: visit_from_row((id, tag, station, first, last, rssi, reads))?,
+                    position: GeoPoint { lat, lon },
+                })
+            })
+            .collect()
+    }
+
+    /// Every visit, in id order (tests and exports).
+    pub async fn all_visits(&self) -> Result<Vec<Visit>> {
+        let rows: Vec<VisitRow> = sqlx::query_as(
+            "SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM visits \
+             ORDER BY id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(visit_from_row).collect()
+    }
+
+    /// Alerts with `seq > after`, oldest first, at most `limit`.
+    pub async fn alerts_after(&self, after: i64, limit: u32) -> Result<Vec<Alert>> {
+        let rows: Vec<AlertRow> = sqlx::query_as(
+            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at FROM alerts \
+             WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(alert_from_row).collect()
+    }
+
+    pub async fn station_status(&self, station: StationId) -> Result<Option<StationStatus>> {
+        type Row = (i64, i64, i64, i64, i64, i64, i64, i64);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT received_at, station_time, uptime_s, backlog, fw_version, temp_c, power, \
+             tags_in_range FROM station_status WHERE station = ?",
+        )
+        .bind(i64::from(station.0))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(
+            |(received, station_time, uptime, backlog, fw, temp, power, tags)| {
+                let corrupt = |what: &str| Error::Corrupt(format!("station_status.{what}"));
+                Ok(StationStatus {
+                    station,
+                    received_at_ms: received,
+                    station_time_ms: station_time,
+                    uptime_s: to_u32(uptime)?,
+                    backlog: to_u32(backlog)?,
+                    fw_version: u16::try_from(fw).map_err(|_| corrupt("fw_version"))?,
+                    temp_c: i8::try_from(temp).map_err(|_| corrupt("temp_c"))?,
+                    power: u8::try_from(power).map_err(|_| corrupt("power"))?,
+                    tags_in_range: u16::try_from(tags).map_err(|_| corrupt("tags_in_range"))?,
+                })
+            },
+        )
+        .transpose()
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn to_u32(value: i64) -> Result<u32> {
+    u32::try_from(value).map_err(|_| Error::Corrupt(format!("{value} is not a u32 id")))
+}
+
+fn visit_from_row(row: VisitRow) -> Result<Visit> {
+    let (id, tag, station, first_seen_ms, last_seen_ms, rssi, reads) = row;
+    Ok(Visit {
+        id: VisitId(id),
+        tag: TagId(to_u32(tag)?),
+        station: StationId(to_u32(station)?),
+        first_seen_ms,
+        last_seen_ms,
+        best_rssi: i8::try_from(rssi).map_err(|_| Error::Corrupt(format!("rssi {rssi}")))?,
+        reads: to_u32(reads)?,
+    })
+}
+
+fn alert_from_row(row: AlertRow) -> Result<Alert> {
+    let (seq, id, kind, tag, station, lat, lon, seen_at_ms, raised_at_ms) = row;
+    Ok(Alert {
+        seq,
+        id: AlertId(id),
+        kind: AlertKind::parse(&kind)
+            .ok_or_else(|| Error::Corrupt(format!("alert kind {kind}")))?,
+        tag: TagId(to_u32(tag)?),
+        station: StationId(to_u32(station)?),
+        position: GeoPoint { lat, lon },
+        seen_at_ms,
+        raised_at_ms,
+    })
+}

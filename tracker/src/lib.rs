@@ -1,1 +1,292 @@
-//! placeholder
+//! # TagWatch tracker
+//!
+//! The second stage of the pipeline: verified frames in; visits, last locations and alerts out.
+//! Pure state with no I/O, owned by exactly one task (the ingest loop), which feeds it frames and
+//! flushes its changes to the store.
+//!
+//! ## Layout
+//! - [`visits`]: detections → visits, robust to reordering and late data.
+//! - [`Tracker`]: stations, the stolen-tag hotlist, each tag's last location, and the watch rule
+//!   that raises `stolen_sighting`.
+
+pub mod visits;
+
+use std::collections::{HashMap, HashSet};
+use tagwatch_model::{
+    Alert, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Station, StationId, TagId,
+    VisitId,
+};
+pub use visits::{VisitBook, VisitChanges};
+
+/// Tuning of the tracker.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackerConfig {
+    /// Detections of a tag at one station closer than this belong to one visit.
+    pub visit_gap_ms: i64,
+    /// How long visits stay in memory after their last detection (for late data to merge into).
+    pub hot_window_ms: i64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            visit_gap_ms: 30_000,
+            hot_window_ms: 3_600_000,
+        }
+    }
+}
+
+/// Where a tag was last heard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LastSeen {
+    pub station: StationId,
+    pub position: GeoPoint,
+    pub seen_at_ms: i64,
+}
+
+#[derive(Debug)]
+struct Stolen {
+    case: CaseId,
+    /// Visits already alerted in this case: one alert per visit, not per detection.
+    alerted: HashSet<VisitId>,
+}
+
+/// One frame's worth of detections, with where they were heard.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub frame: FrameKey,
+    /// The reader's own position (mobile readers); fixed stations use their surveyed one.
+    pub reader_position: Option<GeoPoint>,
+    pub detections: &'a [Detection],
+}
+
+/// The live state of the whole city.
+#[derive(Debug)]
+pub struct Tracker {
+    config: TrackerConfig,
+    stations: HashMap<StationId, GeoPoint>,
+    visits: VisitBook,
+    last_seen: HashMap<TagId, LastSeen>,
+    stolen: HashMap<TagId, Stolen>,
+    next_alert_seq: i64,
+    /// The latest detection time seen: the tracker's notion of "now", in station time, so that
+    /// replays and simulations at any speed age out the hot window consistently.
+    high_water_ms: i64,
+}
+
+impl Tracker {
+    /// `next_visit_id` and `next_alert_seq` continue the sequences already in the store.
+    pub fn new(config: TrackerConfig, next_visit_id: i64, next_alert_seq: i64) -> Self {
+        Self {
+            config,
+            stations: HashMap::new(),
+            visits: VisitBook::new(config.visit_gap_ms, next_visit_id),
+            last_seen: HashMap::new(),
+            stolen: HashMap::new(),
+            next_alert_seq,
+            high_water_ms: i64::MIN,
+        }
+    }
+
+    pub fn set_station(&mut self, station: &Station) {
+        self.stations.insert(station.id, station.position);
+    }
+
+    /// The tag is now stolen: every sighting raises an alert until the case closes.
+    pub fn report_stolen(&mut self, tag: TagId, case: CaseId) {
+        self.stolen.insert(
+            tag,
+            Stolen {
+                case,
+                alerted: HashSet::new(),
+            },
+        );
+    }
+
+    pub fn recovered(&mut self, tag: TagId) {
+        self.stolen.remove(&tag);
+    }
+
+    pub fn is_stolen(&self, tag: TagId) -> bool {
+        self.stolen.contains_key(&tag)
+    }
+
+    /// Puts back an open visit loaded from the store after a restart.
+    pub fn restore_visit(&mut self, visit: tagwatch_model::Visit) {
+        self.high_water_ms = self.high_water_ms.max(visit.last_seen_ms);
+        self.visits.restore(visit);
+    }
+
+    /// Applies one frame's detections; returns the alerts they raise, in order.
+    pub fn apply(&mut self, obs: Observation<'_>, now_ms: i64) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        let Some(position) = obs
+            .reader_position
+            .or_else(|| self.stations.get(&obs.frame.station).copied())
+        else {
+            // A station with a key always has a position; without one we still keep the visits.
+            for d in obs.detections {
+                self.visits.add(d);
+            }
+            return alerts;
+        };
+        for d in obs.detections {
+            self.high_water_ms = self.high_water_ms.max(d.seen_at_ms);
+            let (visit, _new) = self.visits.add(d);
+            let last = self.last_seen.entry(d.tag).or_insert(LastSeen {
+                station: d.station,
+                position,
+                seen_at_ms: d.seen_at_ms,
+            });
+            if d.seen_at_ms >= last.seen_at_ms {
+                *last = LastSeen {
+                    station: d.station,
+                    position,
+                    seen_at_ms: d.seen_at_ms,
+                };
+            }
+            if let Some(stolen) = self.stolen.get_mut(&d.tag) {
+                if stolen.alerted.insert(visit.id) {
+                    let FrameKey {
+                        station,
+                        session,
+                        seq,
+                    } = obs.frame;
+                    alerts.push(Alert {
+                        seq: self.next_alert_seq,
+                        id: AlertId(format!(
+                            "stolen_sighting-{}-{}-{station}-{session}-{seq}",
+                            stolen.case.0, d.tag
+                        )),
+                        kind: AlertKind::StolenSighting,
+                        tag: d.tag,
+                        station: d.station,
+                        position,
+                        seen_at_ms: d.seen_at_ms,
+                        raised_at_ms: now_ms,
+                    });
+                    self.next_alert_seq += 1;
+                }
+            }
+        }
+        alerts
+    }
+
+    /// The visit rows to write in the next flush.
+    pub fn take_changes(&mut self) -> VisitChanges {
+        let keep_after = self.high_water_ms.saturating_sub(self.config.hot_window_ms);
+        self.visits.take_changes(keep_after)
+    }
+
+    pub fn last_seen(&self, tag: TagId) -> Option<LastSeen> {
+        self.last_seen.get(&tag).copied()
+    }
+
+    /// Tags with a known last location.
+    pub fn tags_tracked(&self) -> usize {
+        self.last_seen.len()
+    }
+
+    /// Visits held in memory (the hot window).
+    pub fn visits_in_memory(&self) -> usize {
+        self.visits.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tagwatch_model::SessionId;
+
+    fn station() -> Station {
+        Station {
+            id: StationId(1),
+            name: "north gate".into(),
+            position: GeoPoint {
+                lat: 23.26,
+                lon: 116.59,
+            },
+        }
+    }
+
+    fn frame(seq: u32) -> FrameKey {
+        FrameKey {
+            station: StationId(1),
+            session: SessionId(3),
+            seq,
+        }
+    }
+
+    fn det(tag: u32, t: i64) -> Detection {
+        Detection {
+            tag: TagId(tag),
+            station: StationId(1),
+            seen_at_ms: t,
+            rssi: -60,
+            reads: 1,
+            tag_flags: 0,
+        }
+    }
+
+    fn apply(tracker: &mut Tracker, seq: u32, detections: &[Detection]) -> Vec<Alert> {
+        let obs = Observation {
+            frame: frame(seq),
+            reader_position: None,
+            detections,
+        };
+        tracker.apply(obs, 99)
+    }
+
+    #[test]
+    fn a_stolen_tag_raises_one_alert_per_visit_with_a_deterministic_id() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 41);
+        tracker.set_station(&station());
+        assert!(
+            apply(&mut tracker, 1, &[det(7, 1_000)]).is_empty(),
+            "not stolen yet"
+        );
+        tracker.report_stolen(TagId(7), CaseId(5));
+        let alerts = apply(&mut tracker, 2, &[det(8, 2_000), det(7, 2_000)]);
+        assert_eq!(alerts.len(), 1);
+        let alert = &alerts[0];
+        assert_eq!(alert.seq, 41);
+        assert_eq!(alert.id.0, "stolen_sighting-5-7-1-3-2");
+        assert_eq!((alert.tag, alert.station), (TagId(7), StationId(1)));
+        assert_eq!(alert.position, station().position);
+        assert_eq!(alert.seen_at_ms, 2_000);
+        // Same visit: no second alert. A new visit much later: a new one.
+        assert!(apply(&mut tracker, 3, &[det(7, 3_000)]).is_empty());
+        let later = apply(&mut tracker, 4, &[det(7, 500_000)]);
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].seq, 42);
+        tracker.recovered(TagId(7));
+        assert!(apply(&mut tracker, 5, &[det(7, 900_000)]).is_empty());
+    }
+
+    #[test]
+    fn last_seen_keeps_the_latest_detection_even_when_frames_arrive_late() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        tracker.set_station(&station());
+        apply(&mut tracker, 2, &[det(7, 5_000)]);
+        apply(&mut tracker, 1, &[det(7, 4_000)]);
+        assert_eq!(
+            tracker.last_seen(TagId(7)).map(|l| l.seen_at_ms),
+            Some(5_000)
+        );
+        assert_eq!(tracker.last_seen(TagId(8)), None);
+    }
+
+    #[test]
+    fn a_mobile_reader_places_the_alert_at_its_own_position() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        tracker.report_stolen(TagId(7), CaseId(1));
+        let here = GeoPoint { lat: 1.0, lon: 2.0 };
+        let obs = Observation {
+            frame: frame(1),
+            reader_position: Some(here),
+            detections: &[det(7, 1)],
+        };
+        let alerts = tracker.apply(obs, 0);
+        assert_eq!(alerts[0].position, here);
+    }
+}

@@ -1,0 +1,277 @@
+//! The store suite: what the rest of TagWatch relies on the database for.
+
+use tagwatch_model::{
+    Alert, AlertId, AlertKind, CaseId, GeoPoint, SessionId, Station, StationId, StationKey,
+    StationStatus, TagId, Vehicle, Visit, VisitId, Watermark,
+};
+use tagwatch_store::{Batch, Error, Store};
+
+async fn memory() -> Store {
+    Store::open("sqlite::memory:").await.expect("opens")
+}
+
+fn station(id: u32) -> Station {
+    Station {
+        id: StationId(id),
+        name: format!("station {id}"),
+        position: GeoPoint {
+            lat: 23.0 + f64::from(id) / 1000.0,
+            lon: 116.0,
+        },
+    }
+}
+
+fn vehicle(tag: u32, plate: &str) -> Vehicle {
+    Vehicle {
+        tag: TagId(tag),
+        plate: plate.into(),
+        owner_name: "Li Wei".into(),
+        owner_phone: "+86 138 0000 0000".into(),
+    }
+}
+
+fn visit(id: i64, tag: u32, station: u32, first: i64, last: i64) -> Visit {
+    Visit {
+        id: VisitId(id),
+        tag: TagId(tag),
+        station: StationId(station),
+        first_seen_ms: first,
+        last_seen_ms: last,
+        best_rssi: -55,
+        reads: 4,
+    }
+}
+
+fn alert(seq: i64, id: &str) -> Alert {
+    Alert {
+        seq,
+        id: AlertId(id.into()),
+        kind: AlertKind::StolenSighting,
+        tag: TagId(7),
+        station: StationId(1),
+        position: GeoPoint { lat: 1.0, lon: 2.0 },
+        seen_at_ms: 10,
+        raised_at_ms: 11,
+    }
+}
+
+#[tokio::test]
+async fn stations_keep_their_keys_and_refuse_duplicates() {
+    let store = memory().await;
+    let key = StationKey([7; 32]);
+    store
+        .insert_station(&station(1), &key, 0)
+        .await
+        .expect("insert");
+    let err = store
+        .insert_station(&station(1), &key, 0)
+        .await
+        .expect_err("duplicate");
+    assert!(matches!(err, Error::StationExists(StationId(1))));
+    let all = store.stations().await.expect("list");
+    assert_eq!(all, vec![(station(1), key)]);
+    assert_eq!(
+        store.station(StationId(1)).await.expect("get"),
+        Some(station(1))
+    );
+    assert_eq!(store.station(StationId(2)).await.expect("get"), None);
+}
+
+#[tokio::test]
+async fn vehicles_are_unique_by_tag_and_by_plate() {
+    let store = memory().await;
+    store
+        .insert_vehicle(&vehicle(1, "A1"), 0)
+        .await
+        .expect("insert");
+    assert!(matches!(
+        store.insert_vehicle(&vehicle(1, "B2"), 0).await,
+        Err(Error::TagExists(TagId(1)))
+    ));
+    assert!(matches!(
+        store.insert_vehicle(&vehicle(2, "A1"), 0).await,
+        Err(Error::PlateExists(p)) if p == "A1"
+    ));
+    assert_eq!(
+        store.vehicle(TagId(1)).await.expect("get"),
+        Some(vehicle(1, "A1"))
+    );
+}
+
+#[tokio::test]
+async fn a_theft_case_needs_a_vehicle_and_only_one_is_open() {
+    let store = memory().await;
+    assert!(matches!(
+        store.open_case(TagId(9), 0, "").await,
+        Err(Error::NoSuchVehicle(TagId(9)))
+    ));
+    store
+        .insert_vehicle(&vehicle(9, "C3"), 0)
+        .await
+        .expect("insert");
+    let case = store
+        .open_case(TagId(9), 5, "parked at market")
+        .await
+        .expect("open");
+    assert!(matches!(
+        store.open_case(TagId(9), 6, "").await,
+        Err(Error::CaseAlreadyOpen(TagId(9)))
+    ));
+    assert_eq!(
+        store.open_cases().await.expect("list"),
+        vec![(TagId(9), case)]
+    );
+    assert_ne!(case, CaseId(0));
+}
+
+#[tokio::test]
+async fn a_batch_commits_visits_alerts_watermarks_and_status_together() {
+    let store = memory().await;
+    store
+        .insert_station(&station(1), &StationKey([1; 32]), 0)
+        .await
+        .expect("station");
+    let watermark = Watermark {
+        station: StationId(1),
+        session: SessionId(3),
+        contiguous: 10,
+        above: vec![12, 15],
+    };
+    let status = StationStatus {
+        station: StationId(1),
+        received_at_ms: 100,
+        station_time_ms: 99,
+        uptime_s: 86_400,
+        backlog: 2,
+        fw_version: 258,
+        temp_c: -5,
+        power: 0x81,
+        tags_in_range: 40,
+    };
+    let batch = Batch {
+        visits: vec![visit(1, 7, 1, 1_000, 2_000), visit(2, 7, 1, 50_000, 60_000)],
+        deleted_visits: vec![],
+        alerts: vec![alert(1, "a")],
+        watermarks: vec![watermark.clone()],
+        statuses: vec![status],
+    };
+    store.commit(&batch).await.expect("commit");
+    // The same alert id again (a frame re-applied after a crash) is kept once.
+    let mut again = Batch {
+        alerts: vec![alert(2, "a")],
+        ..Batch::default()
+    };
+    // A visit grows and another is merged away.
+    again.visits = vec![visit(1, 7, 1, 500, 70_000)];
+    again.deleted_visits = vec![VisitId(2)];
+    store.commit(&again).await.expect("commit");
+
+    assert_eq!(
+        store.all_visits().await.expect("visits"),
+        vec![visit(1, 7, 1, 500, 70_000)]
+    );
+    assert_eq!(
+        store.alerts_after(0, 10).await.expect("alerts"),
+        vec![alert(1, "a")]
+    );
+    assert_eq!(
+        store.watermarks().await.expect("watermarks"),
+        vec![watermark]
+    );
+    assert_eq!(
+        store.station_status(StationId(1)).await.expect("status"),
+        Some(status)
+    );
+    assert_eq!(store.next_ids().await.expect("ids"), (2, 2));
+}
+
+#[tokio::test]
+async fn location_and_track_come_from_the_visits() {
+    let store = memory().await;
+    store
+        .insert_station(&station(1), &StationKey([1; 32]), 0)
+        .await
+        .expect("station");
+    store
+        .insert_station(&station(2), &StationKey([2; 32]), 0)
+        .await
+        .expect("station");
+    let batch = Batch {
+        visits: vec![
+            visit(1, 7, 1, 1_000, 2_000),
+            visit(2, 7, 2, 3_000, 4_000),
+            visit(3, 8, 1, 3_500, 9_000),
+        ],
+        ..Batch::default()
+    };
+    store.commit(&batch).await.expect("commit");
+    let location = store
+        .last_location(TagId(7))
+        .await
+        .expect("location")
+        .expect("known");
+    assert_eq!(
+        (location.station, location.seen_at_ms),
+        (StationId(2), 4_000)
+    );
+    assert_eq!(location.position, station(2).position);
+    assert_eq!(
+        store.last_location(TagId(99)).await.expect("location"),
+        None
+    );
+
+    let track = store.track(TagId(7), 0, 10_000, 100).await.expect("track");
+    let ids: Vec<_> = track.iter().map(|p| p.visit.id.0).collect();
+    assert_eq!(ids, vec![1, 2]);
+    let window = store
+        .track(TagId(7), 2_500, 10_000, 100)
+        .await
+        .expect("track");
+    assert_eq!(window.len(), 1, "only visits overlapping the window");
+    assert_eq!(
+        store
+            .track(TagId(7), 0, 10_000, 1)
+            .await
+            .expect("track")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn open_visits_are_those_near_the_latest_detection() {
+    let store = memory().await;
+    let batch = Batch {
+        visits: vec![visit(1, 7, 1, 0, 1_000), visit(2, 8, 1, 0, 100_000)],
+        ..Batch::default()
+    };
+    store.commit(&batch).await.expect("commit");
+    let open = store.open_visits(30_000).await.expect("open");
+    assert_eq!(open, vec![visit(2, 8, 1, 0, 100_000)]);
+}
+
+#[tokio::test]
+async fn a_file_database_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
+    {
+        let store = Store::open(&url).await.expect("open");
+        store
+            .commit(&Batch {
+                visits: vec![visit(1, 7, 1, 0, 1)],
+                ..Batch::default()
+            })
+            .await
+            .expect("commit");
+        store.close().await;
+    }
+    let store = Store::open(&url).await.expect("reopen");
+    store.migrate().await.expect("migrations are idempotent");
+    assert_eq!(store.all_visits().await.expect("visits").len(), 1);
+}
+
+#[tokio::test]
+async fn an_unsupported_url_is_refused_clearly() {
+    let err = Store::open("mysql://x").await.expect_err("unsupported");
+    assert!(err.to_string().contains("not supported"), "{err}");
+}

@@ -1,0 +1,225 @@
+//! # Visits: detections of one tag at one station merged over time.
+//!
+//! A detection joins the visit of its (tag, station) whose span, widened by the gap tolerance on
+//! both sides, contains it; otherwise it opens a new visit. Late or reordered detections land in
+//! their place: a detection that bridges two visits merges them (the later one is deleted), so a
+//! visit is never split by the order frames arrive in.
+
+use std::collections::{HashMap, HashSet};
+use tagwatch_model::{Detection, StationId, TagId, Visit, VisitId};
+
+/// What a flush must write: every visit changed since the last flush, and the ids merged away.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct VisitChanges {
+    pub upserts: Vec<Visit>,
+    pub deletes: Vec<VisitId>,
+}
+
+impl VisitChanges {
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// The recent visits of every (tag, station), in time order.
+#[derive(Debug)]
+pub struct VisitBook {
+    gap_ms: i64,
+    by_pair: HashMap<(TagId, StationId), Vec<Visit>>,
+    dirty: HashSet<(TagId, StationId, VisitId)>,
+    deleted: Vec<VisitId>,
+    next_id: i64,
+}
+
+impl VisitBook {
+    /// `gap_ms`: detections of a tag at a station less than this apart belong to one visit.
+    pub fn new(gap_ms: i64, next_id: i64) -> Self {
+        Self {
+            gap_ms,
+            by_pair: HashMap::new(),
+            dirty: HashSet::new(),
+            deleted: Vec::new(),
+            next_id,
+        }
+    }
+
+    /// Puts back a visit loaded from the store (after a restart), so later detections extend it.
+    pub fn restore(&mut self, visit: Visit) {
+        self.next_id = self.next_id.max(visit.id.0 + 1);
+        let list = self.by_pair.entry((visit.tag, visit.station)).or_default();
+        let at = list.partition_point(|v| v.first_seen_ms < visit.first_seen_ms);
+        list.insert(at, visit);
+    }
+
+    /// Adds one detection and returns the visit it now belongs to, and whether that visit is new.
+    pub fn add(&mut self, d: &Detection) -> (Visit, bool) {
+        let gap = self.gap_ms;
+        let list = self.by_pair.entry((d.tag, d.station)).or_default();
+        let t = d.seen_at_ms;
+        let near = |v: &Visit| v.first_seen_ms - gap <= t && t <= v.last_seen_ms + gap;
+        let Some(i) = list.iter().position(near) else {
+            let visit = Visit {
+                id: VisitId(self.next_id),
+                tag: d.tag,
+                station: d.station,
+                first_seen_ms: t,
+                last_seen_ms: t,
+                best_rssi: d.rssi,
+                reads: u32::from(d.reads),
+            };
+            self.next_id += 1;
+            let at = list.partition_point(|v| v.first_seen_ms < t);
+            list.insert(at, visit);
+            self.dirty.insert((d.tag, d.station, visit.id));
+            return (visit, true);
+        };
+        let v = &mut list[i];
+        v.first_seen_ms = v.first_seen_ms.min(t);
+        v.last_seen_ms = v.last_seen_ms.max(t);
+        v.best_rssi = v.best_rssi.max(d.rssi);
+        v.reads = v.reads.saturating_add(u32::from(d.reads));
+        // The detection may have closed the gap to the next visit: merge it into this one.
+        if let Some(next) = list.get(i + 1).copied() {
+            if next.first_seen_ms - gap <= list[i].last_seen_ms {
+                let v = &mut list[i];
+                v.last_seen_ms = v.last_seen_ms.max(next.last_seen_ms);
+                v.best_rssi = v.best_rssi.max(next.best_rssi);
+                v.reads = v.reads.saturating_add(next.reads);
+                list.remove(i + 1);
+                self.dirty.remove(&(d.tag, d.station, next.id));
+                self.deleted.push(next.id);
+            }
+        }
+        // Only the visit after `i` can newly overlap: `i` was the first one near `t`, so the one
+        // before it ends more than a gap before `t`, and extending `i` backwards to `t` keeps that.
+        let visit = list[i];
+        self.dirty.insert((d.tag, d.station, visit.id));
+        (visit, false)
+    }
+
+    /// Takes what changed since the last call, and forgets visits that ended before `keep_after_ms`
+    /// (they are in the store; only the hot window is kept in memory).
+    pub fn take_changes(&mut self, keep_after_ms: i64) -> VisitChanges {
+        let mut upserts = Vec::with_capacity(self.dirty.len());
+        for (tag, station, id) in self.dirty.drain() {
+            if let Some(v) = self
+                .by_pair
+                .get(&(tag, station))
+                .and_then(|list| list.iter().find(|v| v.id == id))
+            {
+                upserts.push(*v);
+            }
+        }
+        upserts.sort_by_key(|v| v.id);
+        self.by_pair.retain(|_, list| {
+            list.retain(|v| v.last_seen_ms >= keep_after_ms);
+            !list.is_empty()
+        });
+        VisitChanges {
+            upserts,
+            deletes: std::mem::take(&mut self.deleted),
+        }
+    }
+
+    /// Visits held in memory.
+    pub fn len(&self) -> usize {
+        self.by_pair.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_pair.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn det(t: i64, reads: u8) -> Detection {
+        Detection {
+            tag: TagId(9),
+            station: StationId(1),
+            seen_at_ms: t,
+            rssi: -70,
+            reads,
+            tag_flags: 0,
+        }
+    }
+
+    fn spans(book: &mut VisitBook) -> Vec<(i64, i64, u32)> {
+        let mut all: Vec<_> = book
+            .by_pair
+            .values()
+            .flatten()
+            .map(|v| (v.first_seen_ms, v.last_seen_ms, v.reads))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    #[test]
+    fn a_gap_longer_than_the_tolerance_starts_a_new_visit() {
+        let mut book = VisitBook::new(10_000, 1);
+        assert!(book.add(&det(0, 1)).1);
+        assert!(!book.add(&det(9_000, 1)).1);
+        assert!(book.add(&det(25_000, 1)).1);
+        assert_eq!(spans(&mut book), vec![(0, 9_000, 2), (25_000, 25_000, 1)]);
+    }
+
+    #[test]
+    fn a_late_detection_bridging_two_visits_merges_them() {
+        let mut book = VisitBook::new(10_000, 1);
+        book.add(&det(0, 1));
+        book.add(&det(18_000, 2));
+        let before = book.take_changes(i64::MIN);
+        assert_eq!(before.upserts.len(), 2);
+        book.add(&det(9_000, 1));
+        assert_eq!(spans(&mut book), vec![(0, 18_000, 4)]);
+        let changes = book.take_changes(i64::MIN);
+        assert_eq!(changes.upserts.len(), 1);
+        assert_eq!(changes.upserts[0].id, before.upserts[0].id);
+        assert_eq!(changes.deletes, vec![before.upserts[1].id]);
+    }
+
+    #[test]
+    fn old_visits_leave_memory_after_they_are_flushed() {
+        let mut book = VisitBook::new(10_000, 1);
+        book.add(&det(0, 1));
+        book.add(&det(100_000, 1));
+        let changes = book.take_changes(50_000);
+        assert_eq!(changes.upserts.len(), 2, "flushed before forgotten");
+        assert_eq!(book.len(), 1);
+    }
+
+    /// The reference: sort all detection times and cut wherever consecutive ones are more than
+    /// the gap apart.
+    fn reference(mut times: Vec<(i64, u8)>, gap: i64) -> Vec<(i64, i64, u32)> {
+        times.sort_unstable();
+        let mut out: Vec<(i64, i64, u32)> = Vec::new();
+        for (t, reads) in times {
+            match out.last_mut() {
+                Some(last) if t - last.1 <= gap => {
+                    last.1 = t;
+                    last.2 += u32::from(reads);
+                }
+                _ => out.push((t, t, u32::from(reads))),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        /// Whatever order detections arrive in, the visits are those of the sorted sequence.
+        #[test]
+        fn arrival_order_does_not_change_the_visits(
+            times in proptest::collection::vec((0i64..200_000, 1u8..5), 1..80)
+        ) {
+            let mut book = VisitBook::new(10_000, 1);
+            for &(t, reads) in &times {
+                book.add(&det(t, reads));
+            }
+            prop_assert_eq!(spans(&mut book), reference(times, 10_000));
+        }
+    }
+}
