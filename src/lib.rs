@@ -1,1 +1,35 @@
-//! placeholder
+//! # TagWatch
+//!
+//! Finds stolen vehicles from the radio tags they carry. This crate assembles the pipeline
+//! (`docs/DESIGN.md`):
+//!
+//! ```text
+//! stations ──UDP/TCP──▶ gateway ──frames──▶ ingest (dedupe + tracker) ──flushes──▶ store writer
+//!    ▲                                          │ alerts                          │ commit
+//!    └──────────────── ACK ◀────────────────────┼─────────────────────────────────┘
+//!                                               ▼
+//!                                   alert bus ──SSE──▶ api ◀── officers, admins
+//! ```
+//!
+//! ## Layout
+//! - [`config`]: settings from file, environment and flags.
+//! - [`ingest`]: the exactly-once core: apply, flush, commit, then ACK.
+//! - [`server`]: starts and stops the whole pipeline.
+//! - [`demo`]: the simulated city against a real server, in one process.
+//! - [`metrics`]: pipeline metrics.
+
+pub mod config;
+pub mod demo;
+pub mod ingest;
+pub mod metrics;
+pub mod server;
+
+pub use config::{Config, Secret};
+pub use server::Server;
+
+/// A fresh random token (32 bytes, hex) for admin access or a station key.
+pub fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+    Ok(hex::encode(buf))
+}

@@ -1,1 +1,122 @@
-//! placeholder
+//! # TagWatch HTTP API
+//!
+//! The officers' and administrators' side of the pipeline: provisioning (stations, vehicles),
+//! theft reports, locations and tracks from the store, and the live alert stream from the
+//! [`live::AlertBus`].
+//!
+//! ## Layout
+//! - [`app`] builds the router (routes + auth + body limit); `main` only binds and serves.
+//! - [`routes`]: one handler per endpoint, validating every field with a 4xx that names it.
+//! - [`sse`]: `GET /api/v1/alerts/stream`, resumable with `Last-Event-ID`.
+//! - [`live`]: the alert bus. [`error`]: the one JSON error shape.
+
+pub mod error;
+pub mod live;
+pub mod routes;
+pub mod sse;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use prometheus_client::registry::Registry;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
+use std::sync::Arc;
+use tagwatch_gateway::StationKeys;
+use tagwatch_store::Store;
+use tagwatch_tracker::Command;
+use tokio::sync::mpsc;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Liveness of the pipeline behind the API, updated by the ingest and store tasks.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// False while the store refuses commits (frames then get BUSY or no answer).
+    pub store_ok: AtomicBool,
+    pub last_commit_ms: AtomicI64,
+    /// Frames applied whose flush has not committed yet.
+    pub frames_in_flight: AtomicUsize,
+    /// Frames waiting in the gateway → tracker queue.
+    pub queue_depth: AtomicUsize,
+}
+
+/// A bearer token kept only as its SHA-256, compared in constant time; never printed.
+#[derive(Clone)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    fn matches(&self, token: &str) -> bool {
+        let other: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Fixed-length fold: no early exit on the first differing byte.
+        self.0
+            .iter()
+            .zip(other)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(<redacted>)")
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub keys: StationKeys,
+    pub tracker: mpsc::Sender<Command>,
+    pub bus: Arc<live::AlertBus>,
+    pub admin_token: TokenHash,
+    pub registry: Arc<Registry>,
+    pub health: Arc<Health>,
+}
+
+/// The whole router.
+pub fn app(state: ApiState) -> Router {
+    let api = Router::new()
+        .route("/stations", post(routes::create_station))
+        .route("/vehicles", post(routes::create_vehicle))
+        .route("/vehicles/{tag}/theft", post(routes::report_theft))
+        .route("/vehicles/{tag}/location", get(routes::location))
+        .route("/vehicles/{tag}/track", get(routes::track))
+        .route("/alerts/stream", get(sse::stream))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(routes::metrics))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<ApiState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)?;
+    if !state.admin_token.matches(token.trim()) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(next.run(request).await)
+}

@@ -36,6 +36,17 @@ impl Default for TrackerConfig {
     }
 }
 
+/// Changes to the tracker's reference data, sent by the API to the task that owns the tracker.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A station was provisioned (its position places its detections).
+    Station(Station),
+    /// A theft was reported: the tag joins the hotlist.
+    Stolen { tag: TagId, case: CaseId },
+    /// The vehicle was recovered: the tag leaves the hotlist at once.
+    Recovered { tag: TagId },
+}
+
 /// Where a tag was last heard.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LastSeen {
@@ -85,6 +96,15 @@ impl Tracker {
             stolen: HashMap::new(),
             next_alert_seq,
             high_water_ms: i64::MIN,
+        }
+    }
+
+    /// Applies a change of reference data.
+    pub fn command(&mut self, command: Command) {
+        match command {
+            Command::Station(station) => self.set_station(&station),
+            Command::Stolen { tag, case } => self.report_stolen(tag, case),
+            Command::Recovered { tag } => self.recovered(tag),
         }
     }
 

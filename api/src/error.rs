@@ -1,0 +1,97 @@
+//! One JSON error shape for every failure: `{"error": {"code": "...", "message": "..."}}`, with
+//! the offending field named where there is one. Client errors say what was wrong; internal ones
+//! become a generic 500 and are logged with their cause.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadField {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    BadBody(String),
+    #[error("request body is too large")]
+    TooLarge,
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the server is shutting down")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadField {
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        if let ApiError::BadField { field, .. } = &self {
+            error["field"] = json!(field);
+        }
+        let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadBody(rejection.body_text())
+        }
+    }
+}
+
+impl From<tagwatch_store::Error> for ApiError {
+    fn from(error: tagwatch_store::Error) -> Self {
+        use tagwatch_store::Error as E;
+        match error {
+            E::StationExists(_) | E::TagExists(_) | E::PlateExists(_) | E::CaseAlreadyOpen(_) => {
+                ApiError::Conflict(error.to_string())
+            }
+            E::NoSuchVehicle(_) => ApiError::NotFound(error.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

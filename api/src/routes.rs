@@ -1,0 +1,302 @@
+//! # Endpoint handlers: validate, act, answer in JSON.
+
+use crate::error::ApiError;
+use crate::ApiState;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use tagwatch_model::time::{from_rfc3339, now_ms, to_rfc3339};
+use tagwatch_model::{GeoPoint, Station, StationId, StationKey, TagId, Vehicle};
+use tagwatch_tracker::Command;
+
+/// Longest free-text field (names, plates, notes).
+const MAX_TEXT: usize = 200;
+/// Widest track window one request may ask for.
+const MAX_TRACK_WINDOW_MS: i64 = 31 * 24 * 3_600_000;
+/// Default track window when `from` is not given.
+const DEFAULT_TRACK_WINDOW_MS: i64 = 24 * 3_600_000;
+/// Most visits in one track answer.
+const MAX_TRACK_VISITS: u32 = 10_000;
+
+type Body<T> = Result<Json<T>, JsonRejection>;
+
+fn text(field: &'static str, value: String) -> Result<String, ApiError> {
+    let value = value.trim().to_owned();
+    if value.is_empty() {
+        return Err(ApiError::field(field, format!("{field} must not be empty")));
+    }
+    if value.chars().count() > MAX_TEXT {
+        return Err(ApiError::field(
+            field,
+            format!("{field} is longer than {MAX_TEXT} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+fn id_u32(field: &'static str, value: i64) -> Result<u32, ApiError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|v| *v != 0)
+        .ok_or_else(|| ApiError::field(field, format!("{field} must be in 1..=4294967295")))
+}
+
+fn tag_from_path(tag: &str) -> Result<TagId, ApiError> {
+    tag.parse::<i64>()
+        .map_err(|_| ApiError::field("tag", format!("tag {tag:?} is not a number")))
+        .and_then(|t| id_u32("tag", t))
+        .map(TagId)
+}
+
+async fn tell_tracker(state: &ApiState, command: Command) -> Result<(), ApiError> {
+    state
+        .tracker
+        .send(command)
+        .await
+        .map_err(|_| ApiError::Unavailable)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewStation {
+    id: i64,
+    name: String,
+    lat: f64,
+    lon: f64,
+    key: String,
+}
+
+/// `POST /api/v1/stations`
+pub async fn create_station(
+    State(state): State<ApiState>,
+    body: Body<NewStation>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(new) = body?;
+    let id = StationId(id_u32("id", new.id)?);
+    let name = text("name", new.name)?;
+    let position = GeoPoint::new(new.lat, new.lon).map_err(|e| {
+        let field = if e.to_string().starts_with("lat") {
+            "lat"
+        } else {
+            "lon"
+        };
+        ApiError::field(field, e.to_string())
+    })?;
+    let key = StationKey::from_hex(&new.key).map_err(|e| ApiError::field("key", e.to_string()))?;
+    let station = Station { id, name, position };
+    state.store.insert_station(&station, &key, now_ms()).await?;
+    // The tracker learns the position before the gateway accepts the station's frames.
+    tell_tracker(&state, Command::Station(station.clone())).await?;
+    state.keys.insert(id, key);
+    tracing::info!(station = %id, "station provisioned");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id.0, "name": station.name, "lat": position.lat, "lon": position.lon
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVehicle {
+    tag: i64,
+    plate: String,
+    owner_name: String,
+    owner_phone: String,
+}
+
+/// `POST /api/v1/vehicles`
+pub async fn create_vehicle(
+    State(state): State<ApiState>,
+    body: Body<NewVehicle>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(new) = body?;
+    let vehicle = Vehicle {
+        tag: TagId(id_u32("tag", new.tag)?),
+        plate: text("plate", new.plate)?,
+        owner_name: text("owner_name", new.owner_name)?,
+        owner_phone: text("owner_phone", new.owner_phone)?,
+    };
+    state.store.insert_vehicle(&vehicle, now_ms()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "tag": vehicle.tag.0, "plate": vehicle.plate,
+            "owner_name": vehicle.owner_name, "owner_phone": vehicle.owner_phone
+        })),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TheftReport {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/v1/vehicles/{tag}/theft`: opens a case; from now on every sighting alerts.
+pub async fn report_theft(
+    State(state): State<ApiState>,
+    Path(tag): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let tag = tag_from_path(&tag)?;
+    // The body is optional: an empty POST reports the theft with no note.
+    let report: TheftReport = if body.iter().all(u8::is_ascii_whitespace) {
+        TheftReport::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadBody(format!("invalid theft report: {e}")))?
+    };
+    let note = match report.note {
+        Some(note) if !note.trim().is_empty() => text("note", note)?,
+        _ => String::new(),
+    };
+    let opened_at = now_ms();
+    let case = state.store.open_case(tag, opened_at, &note).await?;
+    tell_tracker(&state, Command::Stolen { tag, case }).await?;
+    tracing::info!(%tag, case = case.0, "theft reported");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "case_id": case.0, "tag": tag.0, "opened_at": to_rfc3339(opened_at) })),
+    ))
+}
+
+async fn known_vehicle(state: &ApiState, tag: TagId) -> Result<(), ApiError> {
+    match state.store.vehicle(tag).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound(format!("no vehicle with tag {tag}"))),
+    }
+}
+
+/// `GET /api/v1/vehicles/{tag}/location`
+pub async fn location(
+    State(state): State<ApiState>,
+    Path(tag): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let tag = tag_from_path(&tag)?;
+    known_vehicle(&state, tag).await?;
+    let location = state
+        .store
+        .last_location(tag)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tag {tag} has not been heard yet")))?;
+    Ok(Json(json!({
+        "tag": tag.0,
+        "station": location.station.0,
+        "lat": location.position.lat,
+        "lon": location.position.lon,
+        "seen_at": to_rfc3339(location.seen_at_ms),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn time_param(field: &'static str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            from_rfc3339(v).map_err(|_| {
+                ApiError::field(
+                    field,
+                    format!("{field} {v:?} is not an RFC 3339 time (e.g. 2026-11-23T08:00:00Z)"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `GET /api/v1/vehicles/{tag}/track?from=&to=`: GeoJSON, one Point per visit, in time order.
+pub async fn track(
+    State(state): State<ApiState>,
+    Path(tag): Path<String>,
+    query: Result<Query<TrackQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let tag = tag_from_path(&tag)?;
+    let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let to = time_param("to", query.to.as_deref())?.unwrap_or_else(now_ms);
+    let from = time_param("from", query.from.as_deref())?.unwrap_or(to - DEFAULT_TRACK_WINDOW_MS);
+    if from > to {
+        return Err(ApiError::field("from", "from is after to"));
+    }
+    if to - from > MAX_TRACK_WINDOW_MS {
+        return Err(ApiError::field(
+            "from",
+            "the window from..to is longer than 31 days",
+        ));
+    }
+    known_vehicle(&state, tag).await?;
+    let visits = state.store.track(tag, from, to, MAX_TRACK_VISITS).await?;
+    let features: Vec<Value> = visits
+        .iter()
+        .map(|p| {
+            json!({
+                "type": "Feature",
+                "geometry": { "type": "Point", "coordinates": [p.position.lon, p.position.lat] },
+                "properties": {
+                    "station": p.visit.station.0,
+                    "first_seen": to_rfc3339(p.visit.first_seen_ms),
+                    "last_seen": to_rfc3339(p.visit.last_seen_ms),
+                    "best_rssi": p.visit.best_rssi,
+                    "reads": p.visit.reads,
+                }
+            })
+        })
+        .collect();
+    let body = json!({
+        "type": "FeatureCollection",
+        "properties": {
+            "tag": tag.0, "from": to_rfc3339(from), "to": to_rfc3339(to),
+            "truncated": visits.len() == MAX_TRACK_VISITS as usize,
+        },
+        "features": features,
+    });
+    Ok(([(header::CONTENT_TYPE, "application/geo+json")], Json(body)))
+}
+
+/// `GET /healthz`: 200 while the store commits, 503 while it does not.
+pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
+    let h = &state.health;
+    let store_ok = h.store_ok.load(Ordering::Relaxed);
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let last_commit = h.last_commit_ms.load(Ordering::Relaxed);
+    (
+        status,
+        Json(json!({
+            "status": if store_ok { "ok" } else { "store_unavailable" },
+            "store_ok": store_ok,
+            "last_commit": (last_commit > 0).then(|| to_rfc3339(last_commit)),
+            "frames_in_flight": h.frames_in_flight.load(Ordering::Relaxed),
+            "queue_depth": h.queue_depth.load(Ordering::Relaxed),
+            "stations": state.keys.len(),
+        })),
+    )
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &state.registry)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
+}

@@ -1,0 +1,194 @@
+//! # `GET /api/v1/alerts/stream`: live alerts over Server-Sent Events.
+//!
+//! Event `alert`, SSE `id` = the alert's sequence number. With `Last-Event-ID: N` (or `?after=N`
+//! for clients that cannot set headers) the stream first replays every alert after N, from the
+//! store and then the bus's ring, and goes on live without a gap or a repeat. A client that falls
+//! behind the broadcast is re-synchronised from the same sources rather than dropped.
+
+use crate::error::ApiError;
+use crate::ApiState;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use std::convert::Infallible;
+use tagwatch_model::time::to_rfc3339;
+use tagwatch_model::Alert;
+use tokio::sync::{broadcast, mpsc};
+
+/// Alerts fetched from the store per page while replaying.
+const REPLAY_PAGE: u32 = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    after: Option<String>,
+}
+
+fn parse_seq(field: &'static str, text: &str) -> Result<i64, ApiError> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::field(field, format!("{field} {text:?} is not an event id")))
+}
+
+pub async fn stream(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let header = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::field("Last-Event-ID", "Last-Event-ID is not text"))
+                .and_then(|t| parse_seq("Last-Event-ID", t))
+        })
+        .transpose()?;
+    let after = match header {
+        Some(seq) => Some(seq),
+        None => query
+            .after
+            .as_deref()
+            .map(|t| parse_seq("after", t))
+            .transpose()?,
+    };
+    let (tx, rx) = mpsc::channel::<Event>(256);
+    tokio::spawn(feed(state, after, tx));
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// The alert as JSON, the same whether sent live or replayed.
+pub fn alert_json(alert: &Alert) -> serde_json::Value {
+    json!({
+        "id": alert.id.0,
+        "seq": alert.seq,
+        "kind": alert.kind.as_str(),
+        "tag": alert.tag.0,
+        "station": alert.station.0,
+        "lat": alert.position.lat,
+        "lon": alert.position.lon,
+        "seen_at": to_rfc3339(alert.seen_at_ms),
+        "raised_at": to_rfc3339(alert.raised_at_ms),
+    })
+}
+
+fn event(alert: &Alert) -> Event {
+    Event::default()
+        .event("alert")
+        .id(alert.seq.to_string())
+        .data(alert_json(alert).to_string())
+}
+
+/// Why feeding a client stopped.
+enum Stop {
+    ClientGone,
+    Failed(String),
+}
+
+/// Sends `alert` unless the client already has it; `last` is the newest seq sent.
+async fn send(tx: &mpsc::Sender<Event>, last: &mut Option<i64>, alert: &Alert) -> Result<(), Stop> {
+    if last.is_some_and(|l| alert.seq <= l) {
+        return Ok(());
+    }
+    tx.send(event(alert)).await.map_err(|_| Stop::ClientGone)?;
+    *last = Some(alert.seq);
+    Ok(())
+}
+
+async fn feed(state: ApiState, after: Option<i64>, tx: mpsc::Sender<Event>) {
+    if let Err(Stop::Failed(cause)) = run_feed(&state, after, &tx).await {
+        tracing::error!(%cause, "alert stream failed");
+        let _ = tx
+            .send(
+                Event::default()
+                    .event("error")
+                    .data("the alert stream failed; reconnect"),
+            )
+            .await;
+    }
+}
+
+async fn run_feed(
+    state: &ApiState,
+    after: Option<i64>,
+    tx: &mpsc::Sender<Event>,
+) -> Result<(), Stop> {
+    let mut last = after;
+    let mut replay = after.is_some();
+    loop {
+        let mut sub = state.bus.subscribe(last);
+        if last.is_none() {
+            // Live only: start after whatever has been published or stored so far.
+            last = match sub.newest {
+                Some(newest) => Some(newest),
+                None => {
+                    let (_, next_seq) = state
+                        .store
+                        .next_ids()
+                        .await
+                        .map_err(|e| Stop::Failed(e.to_string()))?;
+                    Some(next_seq - 1)
+                }
+            };
+        }
+        if replay {
+            replay_from_store(state, tx, &mut last, sub.ring_starts_at).await?;
+            for alert in &sub.recent {
+                send(tx, &mut last, alert).await?;
+            }
+        }
+        loop {
+            match sub.live.recv().await {
+                Ok(alert) => send(tx, &mut last, &alert).await?,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    // Catch up from the ring and the store, then carry on live.
+                    tracing::warn!(missed, "alert stream client lagged; re-synchronising");
+                    replay = true;
+                    break;
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Sends stored alerts after `last` that are older than the ring's first (or all, if the ring
+/// is empty).
+async fn replay_from_store(
+    state: &ApiState,
+    tx: &mpsc::Sender<Event>,
+    last: &mut Option<i64>,
+    ring_starts_at: Option<i64>,
+) -> Result<(), Stop> {
+    let Some(mut cursor) = *last else {
+        return Ok(());
+    };
+    if ring_starts_at.is_some_and(|start| start <= cursor + 1) {
+        return Ok(());
+    }
+    loop {
+        let page = state
+            .store
+            .alerts_after(cursor, REPLAY_PAGE)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        for alert in &page {
+            if ring_starts_at.is_some_and(|start| alert.seq >= start) {
+                return Ok(());
+            }
+            send(tx, last, alert).await?;
+            cursor = alert.seq;
+        }
+        if page.len() < REPLAY_PAGE as usize {
+            return Ok(());
+        }
+    }
+}

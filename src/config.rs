@@ -1,0 +1,184 @@
+//! # Configuration: one struct tree, loaded once from defaults, a TOML file, `TAGWATCH_*`
+//! environment variables and command-line flags (each overriding the one before), validated, and
+//! passed down. Secrets print as `<redacted>`.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// A secret string (the admin token). Its `Debug` never shows it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Everything `tagwatch serve` needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite://PATH` (created if missing) or `sqlite::memory:`.
+    pub database: String,
+    /// UDP address stations send frames to.
+    pub udp: SocketAddr,
+    /// TCP address stations stream frames to.
+    pub tcp: SocketAddr,
+    /// HTTP address of the API.
+    pub http: SocketAddr,
+    /// Bearer token of the administrator; generated at start when absent.
+    pub admin_token: Option<Secret>,
+    /// Longest a frame waits for its store flush.
+    pub flush_interval_ms: u64,
+    /// Frames per flush before flushing early.
+    pub max_batch_frames: usize,
+    /// Frames queued between gateway and tracker; beyond it stations are told BUSY.
+    pub queue_frames: usize,
+    /// Largest frame body accepted, bytes.
+    pub max_frame_body: usize,
+    /// Detections of a tag at one station closer than this are one visit, seconds.
+    pub visit_gap_s: u64,
+    /// Station clocks further off than this are flagged, seconds.
+    pub clock_skew_limit_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database: "sqlite://tagwatch.sqlite".into(),
+            udp: SocketAddr::from(([0, 0, 0, 0], 7700)),
+            tcp: SocketAddr::from(([0, 0, 0, 0], 7700)),
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: None,
+            flush_interval_ms: 20,
+            max_batch_frames: 4096,
+            queue_frames: 16_384,
+            max_frame_body: 32 * 1024,
+            visit_gap_s: 30,
+            clock_skew_limit_s: 120,
+        }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Checks every value a typo could make unusable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        if !self.database.starts_with("sqlite:") {
+            return invalid("database", "must be sqlite://PATH or sqlite::memory:");
+        }
+        if !(1..=10_000).contains(&self.flush_interval_ms) {
+            return invalid("flush_interval_ms", "must be 1..=10000");
+        }
+        if self.max_batch_frames == 0 || self.queue_frames == 0 {
+            return invalid("max_batch_frames", "batch and queue sizes must be positive");
+        }
+        if !(64..=tagwatch_gateway::wire::MAX_BODY_LEN).contains(&self.max_frame_body) {
+            return invalid("max_frame_body", "must be 64..=65535");
+        }
+        if self.visit_gap_s == 0 {
+            return invalid("visit_gap_s", "must be positive");
+        }
+        if let Some(token) = &self.admin_token {
+            if token.0.len() < 16 {
+                return invalid("admin_token", "must be at least 16 characters");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_overrides_defaults_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tagwatch.toml");
+        std::fs::write(&path, "http = \"127.0.0.1:9000\"\nvisit_gap_s = 45\n").expect("write");
+        let config = Config::from_file(&path).expect("parses");
+        assert_eq!(config.http.port(), 9000);
+        assert_eq!(config.visit_gap_s, 45);
+        assert_eq!(
+            config.udp.port(),
+            7700,
+            "untouched values keep their defaults"
+        );
+
+        std::fs::write(&path, "htpp = \"127.0.0.1:9000\"\n").expect("write");
+        let err = Config::from_file(&path).expect_err("typo");
+        assert!(err.to_string().contains("htpp"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let config = Config {
+            flush_interval_ms: 0,
+            ..Config::default()
+        };
+        let err = config.validate().expect_err("invalid");
+        assert!(err.to_string().starts_with("flush_interval_ms"), "{err}");
+        let config = Config {
+            admin_token: Some(Secret("short".into())),
+            ..Config::default()
+        };
+        assert!(config.validate().is_err());
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = Config {
+            admin_token: Some(Secret("super-secret-token-value".into())),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("super-secret"));
+    }
+}

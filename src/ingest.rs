@@ -1,0 +1,291 @@
+//! # Ingest: where gateway, tracker and store meet, exactly once.
+//!
+//! One task owns the [`Tracker`] and the [`Dedupe`] state. It takes verified frames from the
+//! gateway's bounded queue, drops duplicates, applies fresh frames (publishing any alert at once),
+//! and every `flush_interval` hands a [`Flush`] — the changed visits, new alerts and the watermarks
+//! of the frames applied — to the writer task. The writer commits it in one transaction and only
+//! then sends ACCEPTED for those frames. Only one flush waits for the writer at a time, so a slow
+//! store stops the ingest task, fills the gateway's queue, and stations are told BUSY: memory
+//! stays bounded and nothing is acknowledged that is not durable.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tagwatch_api::live::AlertBus;
+use tagwatch_api::Health;
+use tagwatch_gateway::dedupe::{Dedupe, Seen};
+use tagwatch_gateway::wire::{AckStatus, Body};
+use tagwatch_gateway::{AckPath, Inbound};
+use tagwatch_model::{
+    time::now_ms, Detection, FrameKey, GeoPoint, SessionId, StationId, StationStatus,
+};
+use tagwatch_store::{Batch, Store};
+use tagwatch_tracker::{Command, Observation, Tracker};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::PipelineMetrics;
+
+/// Batching of the ingest task.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestConfig {
+    /// Longest a frame waits for its flush (and so, with the commit, for its ACK).
+    pub flush_interval: Duration,
+    /// A flush starts early once this many frames are waiting for it.
+    pub max_batch_frames: usize,
+}
+
+/// A frame applied and waiting for its flush to commit.
+#[derive(Debug)]
+struct PendingAck {
+    path: AckPath,
+    key: FrameKey,
+    received_at: Instant,
+}
+
+/// One flush: what to commit, and whom to tell once it is committed.
+#[derive(Debug)]
+pub struct Flush {
+    batch: Batch,
+    acks: Vec<PendingAck>,
+}
+
+#[derive(Debug, Default)]
+struct Building {
+    acks: Vec<PendingAck>,
+    sessions: HashSet<(StationId, SessionId)>,
+    alerts: Vec<tagwatch_model::Alert>,
+    statuses: HashMap<StationId, StationStatus>,
+}
+
+/// The channels and shared parts the ingest task works with.
+#[derive(Debug)]
+pub struct IngestParts {
+    pub frames: mpsc::Receiver<Inbound>,
+    pub commands: mpsc::Receiver<Command>,
+    pub committed: mpsc::UnboundedReceiver<Vec<FrameKey>>,
+    pub writer: mpsc::Sender<Flush>,
+    pub bus: Arc<AlertBus>,
+    pub health: Arc<Health>,
+    pub metrics: Arc<PipelineMetrics>,
+}
+
+/// Runs until `shutdown`, then flushes what it has applied and returns.
+pub async fn run_ingest(
+    mut tracker: Tracker,
+    mut dedupe: Dedupe,
+    mut parts: IngestParts,
+    config: IngestConfig,
+    shutdown: CancellationToken,
+) {
+    let mut building = Building::default();
+    let mut ticker = tokio::time::interval(config.flush_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut inbox = Vec::with_capacity(256);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(command) = parts.commands.recv() => tracker.command(command),
+            Some(keys) = parts.committed.recv() => {
+                dedupe.committed(keys);
+                parts.health.frames_in_flight.store(dedupe.in_flight(), Ordering::Relaxed);
+            }
+            received = parts.frames.recv_many(&mut inbox, 256) => {
+                if received == 0 {
+                    break;
+                }
+                for inbound in inbox.drain(..) {
+                    handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound);
+                }
+                parts.health.queue_depth.store(parts.frames.len(), Ordering::Relaxed);
+                if building.acks.len() >= config.max_batch_frames
+                    && !flush(&mut tracker, &dedupe, &mut building, &parts).await
+                {
+                    break;
+                }
+            }
+            _ = ticker.tick() => {
+                if !building.acks.is_empty() && !flush(&mut tracker, &dedupe, &mut building, &parts).await {
+                    break;
+                }
+            }
+        }
+    }
+    // What was applied is flushed; frames still queued were never applied and will be resent.
+    if !building.acks.is_empty() {
+        flush(&mut tracker, &dedupe, &mut building, &parts).await;
+    }
+}
+
+fn handle(
+    tracker: &mut Tracker,
+    dedupe: &mut Dedupe,
+    building: &mut Building,
+    parts: &IngestParts,
+    inbound: Inbound,
+) {
+    let key = inbound.key();
+    match dedupe.check(key) {
+        Seen::Fresh => {}
+        Seen::Duplicate => {
+            parts.metrics.duplicates.inc();
+            inbound.ack.send(key, AckStatus::Duplicate);
+            return;
+        }
+        Seen::InFlight => {
+            // Its ACK follows the commit already under way.
+            parts.metrics.resends_in_flight.inc();
+            return;
+        }
+        Seen::TooFarAhead => {
+            parts.metrics.too_far_ahead.inc();
+            inbound.ack.send(key, AckStatus::Busy);
+            return;
+        }
+    }
+    let frame = &inbound.frame;
+    let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
+    match &frame.body {
+        Body::Detections(records) => {
+            let detections: Vec<Detection> = records
+                .iter()
+                .map(|r| Detection {
+                    tag: r.tag,
+                    station: frame.station,
+                    seen_at_ms: time_ms.saturating_sub(i64::from(r.age_ms)),
+                    rssi: r.rssi,
+                    reads: r.reads,
+                    tag_flags: r.tag_flags,
+                })
+                .collect();
+            let reader_position = frame
+                .position
+                .and_then(|p| GeoPoint::from_e7(p.lat_e7, p.lon_e7).ok());
+            let observation = Observation {
+                frame: key,
+                reader_position,
+                detections: &detections,
+            };
+            for alert in tracker.apply(observation, now_ms()) {
+                parts.metrics.alerts.inc();
+                tracing::info!(alert = %alert.id.0, tag = %alert.tag, station = %alert.station, "alert raised");
+                parts.bus.publish(alert.clone());
+                building.alerts.push(alert);
+            }
+            parts
+                .metrics
+                .detections_applied
+                .inc_by(detections.len() as u64);
+        }
+        Body::Status(s) => {
+            building.statuses.insert(
+                frame.station,
+                StationStatus {
+                    station: frame.station,
+                    received_at_ms: now_ms(),
+                    station_time_ms: time_ms,
+                    uptime_s: s.uptime_s,
+                    backlog: s.backlog,
+                    fw_version: s.fw_version,
+                    temp_c: s.temp_c,
+                    power: s.power,
+                    tags_in_range: s.tags_in_range,
+                },
+            );
+        }
+        // The gateway refuses ACKs from stations before they get here.
+        Body::Ack(_) => {}
+    }
+    parts.metrics.frames_applied.inc();
+    dedupe.record(key);
+    building.sessions.insert((key.station, key.session));
+    building.acks.push(PendingAck {
+        path: inbound.ack,
+        key,
+        received_at: inbound.received_at,
+    });
+}
+
+/// Hands the applied state to the writer; false if the writer is gone.
+async fn flush(
+    tracker: &mut Tracker,
+    dedupe: &Dedupe,
+    building: &mut Building,
+    parts: &IngestParts,
+) -> bool {
+    let changes = tracker.take_changes();
+    let done = std::mem::take(building);
+    let batch = Batch {
+        visits: changes.upserts,
+        deleted_visits: changes.deletes,
+        alerts: done.alerts,
+        watermarks: done
+            .sessions
+            .into_iter()
+            .map(|(station, session)| dedupe.watermark(station, session))
+            .collect(),
+        statuses: done.statuses.into_values().collect(),
+    };
+    parts
+        .metrics
+        .visits_in_memory
+        .set(i64::try_from(tracker.visits_in_memory()).unwrap_or(i64::MAX));
+    parts
+        .health
+        .frames_in_flight
+        .store(dedupe.in_flight(), Ordering::Relaxed);
+    let flush = Flush {
+        batch,
+        acks: done.acks,
+    };
+    parts.writer.send(flush).await.is_ok()
+}
+
+/// The store writer: commits flushes in order, retrying while the store is down, then ACKs.
+pub async fn run_writer(
+    store: Store,
+    mut flushes: mpsc::Receiver<Flush>,
+    committed: mpsc::UnboundedSender<Vec<FrameKey>>,
+    health: Arc<Health>,
+    metrics: Arc<PipelineMetrics>,
+    abandon: CancellationToken,
+) {
+    while let Some(flush) = flushes.recv().await {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match store.commit(&flush.batch).await {
+                Ok(()) => break,
+                Err(error) => {
+                    health.store_ok.store(false, Ordering::Relaxed);
+                    metrics.store_errors.inc();
+                    tracing::warn!(%error, retry_in = ?backoff, "store commit failed; holding ACKs");
+                    tokio::select! {
+                        () = abandon.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        health.store_ok.store(true, Ordering::Relaxed);
+        health.last_commit_ms.store(now_ms(), Ordering::Relaxed);
+        metrics
+            .flush_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.flush_rows.observe(flush.batch.rows() as f64);
+        let mut keys = Vec::with_capacity(flush.acks.len());
+        for ack in flush.acks {
+            ack.path.send(ack.key, AckStatus::Accepted);
+            metrics
+                .ack_latency
+                .observe(ack.received_at.elapsed().as_secs_f64());
+            keys.push(ack.key);
+        }
+        if committed.send(keys).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Pipeline metrics (ingest and store flushes), in Prometheus naming.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug)]
+pub struct PipelineMetrics {
+    pub frames_applied: Counter,
+    pub detections_applied: Counter,
+    pub duplicates: Counter,
+    pub resends_in_flight: Counter,
+    pub too_far_ahead: Counter,
+    pub alerts: Counter,
+    pub store_errors: Counter,
+    pub visits_in_memory: Gauge,
+    pub ack_latency: Histogram,
+    pub flush_rows: Histogram,
+    pub flush_seconds: Histogram,
+}
+
+impl Default for PipelineMetrics {
+    fn default() -> Self {
+        Self {
+            frames_applied: Counter::default(),
+            detections_applied: Counter::default(),
+            duplicates: Counter::default(),
+            resends_in_flight: Counter::default(),
+            too_far_ahead: Counter::default(),
+            alerts: Counter::default(),
+            store_errors: Counter::default(),
+            visits_in_memory: Gauge::default(),
+            // 0.5 ms .. ~16 s
+            ack_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            flush_rows: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
+            flush_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+        }
+    }
+}
+
+impl PipelineMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tagwatch_frames_applied",
+            "Fresh frames applied to the tracker",
+            self.frames_applied.clone(),
+        );
+        registry.register(
+            "tagwatch_detections_applied",
+            "Detection records applied to the tracker",
+            self.detections_applied.clone(),
+        );
+        registry.register(
+            "tagwatch_frames_duplicate",
+            "Frames already stored, answered DUPLICATE",
+            self.duplicates.clone(),
+        );
+        registry.register(
+            "tagwatch_frames_resent_in_flight",
+            "Resends of frames whose flush had not committed yet (answered after the commit)",
+            self.resends_in_flight.clone(),
+        );
+        registry.register(
+            "tagwatch_frames_too_far_ahead",
+            "Frames too far past their session's watermark, answered BUSY",
+            self.too_far_ahead.clone(),
+        );
+        registry.register(
+            "tagwatch_alerts_raised",
+            "Alerts raised",
+            self.alerts.clone(),
+        );
+        registry.register(
+            "tagwatch_store_commit_errors",
+            "Store commits that failed and were retried",
+            self.store_errors.clone(),
+        );
+        registry.register(
+            "tagwatch_visits_in_memory",
+            "Visits held in the tracker's hot window",
+            self.visits_in_memory.clone(),
+        );
+        registry.register(
+            "tagwatch_ack_latency_seconds",
+            "From a frame's arrival to its ACCEPTED",
+            self.ack_latency.clone(),
+        );
+        registry.register(
+            "tagwatch_store_flush_rows",
+            "Rows written per store flush",
+            self.flush_rows.clone(),
+        );
+        registry.register(
+            "tagwatch_store_flush_seconds",
+            "Duration of one store flush commit",
+            self.flush_seconds.clone(),
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! # The whole single-node pipeline in one process: gateway (UDP + TCP) → ingest (dedupe +
+//! tracker) → store writer, and the HTTP API beside them.
+//!
+//! [`Server::start`] restores the live state from the store (station keys, the stolen hotlist,
+//! open visits, the exactly-once watermarks), binds every socket, and spawns the tasks.
+//! [`Server::shutdown`] stops listening, flushes what was applied, and waits for the writer.
+
+use crate::config::Config;
+use crate::ingest::{self, IngestConfig, IngestParts};
+use crate::metrics::PipelineMetrics;
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tagwatch_api::live::{AlertBus, DEFAULT_RING};
+use tagwatch_api::{ApiState, Health, TokenHash};
+use tagwatch_gateway::dedupe::{Dedupe, DEFAULT_WINDOW};
+use tagwatch_gateway::metrics::GatewayMetrics;
+use tagwatch_gateway::{Gateway, GatewayConfig, StationKeys};
+use tagwatch_store::Store;
+use tagwatch_tracker::{Tracker, TrackerConfig};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long shutdown waits for the last flush to commit before giving up on it (its frames are
+/// then simply not ACKed, and the stations resend them).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    pub udp_addr: SocketAddr,
+    pub tcp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub store: Store,
+    pub bus: Arc<AlertBus>,
+    shutdown: CancellationToken,
+    abandon: CancellationToken,
+    listeners: Vec<JoinHandle<()>>,
+    ingest: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts everything; `admin_token` must be set in `config` (see `Config::admin_token`).
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let admin_token = config
+            .admin_token
+            .as_ref()
+            .context("an admin token is required")?;
+        let store = Store::open(&config.database)
+            .await
+            .with_context(|| format!("opening the store at {}", config.database))?;
+
+        // Restore the live state.
+        let tracker_config = TrackerConfig {
+            visit_gap_ms: i64::try_from(config.visit_gap_s)
+                .unwrap_or(i64::MAX / 2_000)
+                .saturating_mul(1_000),
+            ..TrackerConfig::default()
+        };
+        let (next_visit, next_alert) = store.next_ids().await?;
+        let mut tracker = Tracker::new(tracker_config, next_visit, next_alert);
+        let keys = StationKeys::default();
+        for (station, key) in store.stations().await? {
+            tracker.set_station(&station);
+            keys.insert(station.id, key);
+        }
+        for (tag, case) in store.open_cases().await? {
+            tracker.report_stolen(tag, case);
+        }
+        // Visits that later frames (resends, backlog) may still extend.
+        for visit in store.open_visits(tracker_config.hot_window_ms).await? {
+            tracker.restore_visit(visit);
+        }
+        let mut dedupe = Dedupe::new(DEFAULT_WINDOW);
+        dedupe.restore(store.watermarks().await?);
+        tracing::info!(
+            stations = keys.len(),
+            visits_restored = tracker.visits_in_memory(),
+            "state restored from the store"
+        );
+
+        let mut registry = Registry::default();
+        let gateway_metrics = Arc::new(GatewayMetrics::default());
+        gateway_metrics.register(&mut registry);
+        let pipeline_metrics = Arc::new(PipelineMetrics::default());
+        pipeline_metrics.register(&mut registry);
+        let health = Arc::new(Health::default());
+        health
+            .store_ok
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let bus = Arc::new(AlertBus::new(DEFAULT_RING));
+
+        let (frames_tx, frames_rx) = mpsc::channel(config.queue_frames);
+        let (commands_tx, commands_rx) = mpsc::channel(256);
+        let (committed_tx, committed_rx) = mpsc::unbounded_channel();
+        // One flush committing and one waiting: beyond that the ingest task waits.
+        let (writer_tx, writer_rx) = mpsc::channel(1);
+
+        let udp = Arc::new(
+            UdpSocket::bind(config.udp)
+                .await
+                .with_context(|| format!("binding UDP {}", config.udp))?,
+        );
+        let tcp = TcpListener::bind(config.tcp)
+            .await
+            .with_context(|| format!("binding TCP {}", config.tcp))?;
+        let http = TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("binding HTTP {}", config.http))?;
+        let udp_addr = udp.local_addr()?;
+        let tcp_addr = tcp.local_addr()?;
+        let http_addr = http.local_addr()?;
+
+        let gateway = Arc::new(Gateway::new(
+            GatewayConfig {
+                max_body: config.max_frame_body,
+                clock_skew_limit_ms: config.clock_skew_limit_s.saturating_mul(1_000),
+                ..GatewayConfig::default()
+            },
+            keys.clone(),
+            gateway_metrics,
+            frames_tx,
+        ));
+        let shutdown = CancellationToken::new();
+        let abandon = CancellationToken::new();
+
+        let writer = tokio::spawn(ingest::run_writer(
+            store.clone(),
+            writer_rx,
+            committed_tx,
+            health.clone(),
+            pipeline_metrics.clone(),
+            abandon.clone(),
+        ));
+        let ingest = tokio::spawn(ingest::run_ingest(
+            tracker,
+            dedupe,
+            IngestParts {
+                frames: frames_rx,
+                commands: commands_rx,
+                committed: committed_rx,
+                writer: writer_tx,
+                bus: bus.clone(),
+                health: health.clone(),
+                metrics: pipeline_metrics,
+            },
+            IngestConfig {
+                flush_interval: config.flush_interval(),
+                max_batch_frames: config.max_batch_frames,
+            },
+            shutdown.clone(),
+        ));
+        let api = tagwatch_api::app(ApiState {
+            store: store.clone(),
+            keys,
+            tracker: commands_tx,
+            bus: bus.clone(),
+            admin_token: TokenHash::of(&admin_token.0),
+            registry: Arc::new(registry),
+            health,
+        });
+        let http_shutdown = shutdown.clone();
+        let listeners = vec![
+            tokio::spawn(tagwatch_gateway::serve_udp(
+                udp,
+                gateway.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(tagwatch_gateway::serve_tcp(tcp, gateway, shutdown.clone())),
+            tokio::spawn(async move {
+                let served = axum::serve(http, api)
+                    .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "http server failed");
+                }
+            }),
+        ];
+        tracing::info!(%udp_addr, %tcp_addr, %http_addr, "tagwatch serving");
+        Ok(Self {
+            udp_addr,
+            tcp_addr,
+            http_addr,
+            store,
+            bus,
+            shutdown,
+            abandon,
+            listeners,
+            ingest,
+            writer,
+        })
+    }
+
+    /// Stops accepting, flushes what was applied, and waits for the last commit.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for listener in self.listeners {
+            // Open SSE streams keep the HTTP server's graceful shutdown waiting: bound it.
+            let _ = tokio::time::timeout(Duration::from_secs(2), listener).await;
+        }
+        let _ = self.ingest.await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the last flush did not commit in time; its frames will be resent");
+            self.abandon.cancel();
+        }
+        self.store.close().await;
+    }
+}
