@@ -241,6 +241,33 @@ impl Store {
         }
     }
 
+    /// Registers many vehicles in one transaction (bulk provisioning); all or none.
+    pub async fn insert_vehicles(&self, vehicles: &[Vehicle], now_ms: i64) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for vehicle in vehicles {
+            let result = sqlx::query(
+                "INSERT INTO vehicles (tag, plate, owner_name, owner_phone, created_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(i64::from(vehicle.tag.0))
+            .bind(&vehicle.plate)
+            .bind(&vehicle.owner_name)
+            .bind(&vehicle.owner_phone)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await;
+            if let Err(e) = result {
+                return Err(if is_unique_violation(&e) {
+                    Error::TagExists(vehicle.tag)
+                } else {
+                    e.into()
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn vehicle(&self, tag: TagId) -> Result<Option<Vehicle>> {
         let row: Option<(String, String, String)> =
             sqlx::query_as("SELECT plate, owner_name, owner_phone FROM vehicles WHERE tag = ?")
@@ -452,6 +479,15 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// The tag heard most recently, if any.
+    pub async fn most_recent_tag(&self) -> Result<Option<TagId>> {
+        let tag: Option<i64> =
+            sqlx::query_scalar("SELECT tag FROM visits ORDER BY last_seen DESC LIMIT 1")
+                .fetch_optional(&self.reader)
+                .await?;
+        tag.map(|t| Ok(TagId(to_u32(t)?))).transpose()
     }
 
     /// The visits of `tag` overlapping `[from_ms, to_ms]`, in time order, at most `limit`.
