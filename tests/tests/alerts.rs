@@ -1,0 +1,143 @@
+//! An officer's live alert stream: a stolen tag is heard → the alert arrives on an open SSE
+//! stream; reconnecting with an older `Last-Event-ID` replays it with the same id, then goes on
+//! live without a gap or a repeat.
+
+mod support;
+
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
+use std::time::Duration;
+use support::{client, provision, TestServer, TestStation, TOKEN};
+use tagwatch_gateway::wire::AckStatus;
+
+type Events = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
+
+async fn open_stream(server: &TestServer, last_event_id: Option<&str>) -> Events {
+    let mut request = client()
+        .get(server.url("/api/v1/alerts/stream"))
+        .bearer_auth(TOKEN);
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    let response = request.send().await.expect("stream opens");
+    assert_eq!(response.status(), 200);
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.map_err(|e| e.to_string())),
+    )
+}
+
+async fn next_alert(events: &mut Events) -> Event {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("stream open")
+            .expect("well-formed event");
+        if event.event == "alert" {
+            return event;
+        }
+    }
+}
+
+async fn no_alert_within(events: &mut Events, wait: Duration) {
+    if let Ok(Some(Ok(event))) = tokio::time::timeout(wait, events.next()).await {
+        assert_ne!(event.event, "alert", "unexpected alert {event:?}");
+    }
+}
+
+async fn report_theft(server: &TestServer, tag: u32) {
+    let response = client()
+        .post(server.url(&format!("/api/v1/vehicles/{tag}/theft")))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"note": "taken from the night market"}))
+        .send()
+        .await
+        .expect("theft");
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn a_stolen_tag_heard_raises_an_alert_live_and_on_resume() {
+    let mut server = TestServer::start().await;
+    provision(&server, 1001, 777).await;
+    let station = TestStation::udp(1001, 3, server.udp()).await;
+    let t0 = tagwatch_model::time::now_ms();
+    // Heard before the theft: no alert.
+    assert_eq!(
+        station.exchange(&station.detections(1, t0, &[777])).await,
+        AckStatus::Accepted
+    );
+
+    let mut live = open_stream(&server, None).await;
+    report_theft(&server, 777).await;
+    // Heard again, in a new visit (more than the 30 s visit gap later).
+    let seen = t0 + 60_000;
+    assert_eq!(
+        station
+            .exchange(&station.detections(2, seen, &[777, 778]))
+            .await,
+        AckStatus::Accepted
+    );
+    let event = next_alert(&mut live).await;
+    let alert: serde_json::Value = serde_json::from_str(&event.data).expect("json");
+    assert_eq!(alert["kind"], "stolen_sighting");
+    assert_eq!(alert["tag"], 777);
+    assert_eq!(alert["station"], 1001);
+    let expected = support::station(1001).position;
+    assert_eq!(alert["lat"].as_f64(), Some(expected.lat));
+    assert_eq!(alert["lon"].as_f64(), Some(expected.lon));
+    assert_eq!(alert["seen_at"], tagwatch_model::time::to_rfc3339(seen));
+    let seq: i64 = event.id.parse().expect("numeric id");
+    assert_eq!(alert["seq"], seq);
+    // Only one alert per visit: the same visit heard again raises nothing.
+    station
+        .exchange(&station.detections(3, seen + 1_000, &[777]))
+        .await;
+    no_alert_within(&mut live, Duration::from_millis(300)).await;
+
+    // Reconnecting from before it replays it, with the same id and content.
+    let mut resumed = open_stream(&server, Some(&(seq - 1).to_string())).await;
+    let again = next_alert(&mut resumed).await;
+    assert_eq!(again.id, event.id);
+    assert_eq!(again.data, event.data);
+    // Reconnecting from it replays nothing, and the next alert arrives live, once, on both.
+    let mut caught_up = open_stream(&server, Some(&event.id)).await;
+    no_alert_within(&mut caught_up, Duration::from_millis(300)).await;
+    let later = seen + 120_000;
+    station
+        .exchange(&station.detections(4, later, &[777]))
+        .await;
+    for stream in [&mut live, &mut resumed, &mut caught_up] {
+        let next = next_alert(stream).await;
+        assert_eq!(next.id, (seq + 1).to_string());
+    }
+
+    // After a restart the stored alerts replay from the store with the same ids.
+    drop((live, resumed, caught_up));
+    server.restart().await;
+    let mut after_restart = open_stream(&server, Some("0")).await;
+    assert_eq!(next_alert(&mut after_restart).await.id, event.id);
+    assert_eq!(
+        next_alert(&mut after_restart).await.id,
+        (seq + 1).to_string()
+    );
+}
+
+#[tokio::test]
+async fn a_bad_last_event_id_is_a_clear_400() {
+    let server = TestServer::start().await;
+    let response = client()
+        .get(server.url("/api/v1/alerts/stream"))
+        .bearer_auth(TOKEN)
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["field"], "Last-Event-ID");
+}

@@ -1,0 +1,48 @@
+//! The server is stopped and started again on the same store: what was acknowledged is there,
+//! resent frames are answered DUPLICATE and change nothing, and open visits carry on.
+
+mod support;
+
+use support::{provision, TestServer, TestStation};
+use tagwatch_gateway::wire::AckStatus;
+use tagwatch_model::TagId;
+
+#[tokio::test]
+async fn resent_frames_after_a_restart_are_duplicates_and_change_nothing() {
+    let mut server = TestServer::start().await;
+    provision(&server, 1001, 900).await;
+    let t0 = tagwatch_model::time::now_ms();
+    let station = TestStation::udp(1001, 11, server.udp()).await;
+    let frames: Vec<_> = (1..=5)
+        .map(|seq| station.detections(seq, t0 + i64::from(seq) * 1_000, &[900, 901]))
+        .collect();
+    for frame in &frames {
+        assert_eq!(station.exchange(frame).await, AckStatus::Accepted);
+    }
+    let before = server.store().all_visits().await.expect("visits");
+    assert_eq!(before.len(), 2, "one visit per tag");
+    assert!(before.iter().all(|v| v.reads == 10), "{before:?}");
+
+    server.restart().await;
+    let station = TestStation::udp(1001, 11, server.udp()).await;
+    for frame in &frames {
+        assert_eq!(station.exchange(frame).await, AckStatus::Duplicate);
+    }
+    assert_eq!(server.store().all_visits().await.expect("visits"), before);
+
+    // The next frame continues the open visits instead of starting new ones.
+    let next = station.detections(6, t0 + 6_000, &[900]);
+    assert_eq!(station.exchange(&next).await, AckStatus::Accepted);
+    let after = server.store().all_visits().await.expect("visits");
+    assert_eq!(after.len(), 2);
+    let visit = after.iter().find(|v| v.tag == TagId(900)).expect("visit");
+    assert_eq!((visit.reads, visit.last_seen_ms), (12, t0 + 6_000));
+    assert_eq!(
+        visit.id,
+        before
+            .iter()
+            .find(|v| v.tag == TagId(900))
+            .expect("visit")
+            .id
+    );
+}

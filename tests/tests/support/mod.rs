@@ -1,0 +1,260 @@
+//! Shared helpers: a real server on loopback, and a station that speaks raw TWB/1 to it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tagwatch::{Config, Secret, Server};
+use tagwatch_gateway::wire::{self, AckStatus, Body, Frame, Record};
+use tagwatch_model::{GeoPoint, SessionId, Station, StationId, StationKey, TagId, Vehicle};
+use tagwatch_store::Store;
+use tokio::net::UdpSocket;
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A server on 127.0.0.1:0 over a SQLite file in a temp dir that outlives restarts.
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            database: format!("sqlite://{}", dir.path().join("tw.sqlite").display()),
+            udp: "127.0.0.1:0".parse().expect("addr"),
+            tcp: "127.0.0.1:0".parse().expect("addr"),
+            http: "127.0.0.1:0".parse().expect("addr"),
+            admin_token: Some(Secret(TOKEN.into())),
+            flush_interval_ms: 5,
+            ..Config::default()
+        };
+        tune(&mut config);
+        let server = Server::start(&config).await.expect("server starts");
+        Self {
+            server: Some(server),
+            dir,
+            config,
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("tw.sqlite")
+    }
+
+    pub fn get(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    pub fn udp(&self) -> SocketAddr {
+        self.get().udp_addr
+    }
+
+    pub fn tcp(&self) -> SocketAddr {
+        self.get().tcp_addr
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.get().http_addr)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.get().store
+    }
+
+    /// Stops the server and starts a new one on the same database (fresh ports).
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        self.server = Some(Server::start(&self.config).await.expect("server restarts"));
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+
+    /// The value of an unlabelled metric (or the sum over its labels) from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// The value of one labelled series, e.g. `tagwatch_frames_rejected_total{reason="mac"}`.
+    pub async fn series(&self, series: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+pub fn station(id: u32) -> Station {
+    Station {
+        id: StationId(id),
+        name: format!("Station {id}"),
+        position: GeoPoint {
+            lat: 23.26,
+            lon: 116.59 + f64::from(id) / 10_000.0,
+        },
+    }
+}
+
+pub fn key(id: u32) -> StationKey {
+    StationKey([u8::try_from(id % 251).expect("small"); 32])
+}
+
+/// Registers a station and a vehicle through the API.
+pub async fn provision(server: &TestServer, station_id: u32, tag: u32) {
+    let s = station(station_id);
+    let response = client()
+        .post(server.url("/api/v1/stations"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({
+            "id": station_id, "name": s.name, "lat": s.position.lat, "lon": s.position.lon,
+            "key": key(station_id).to_hex(),
+        }))
+        .send()
+        .await
+        .expect("post station");
+    assert_eq!(
+        response.status(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let vehicle = Vehicle {
+        tag: TagId(tag),
+        plate: format!("P-{tag}"),
+        owner_name: "Chen".into(),
+        owner_phone: "+86 1".into(),
+    };
+    let response = client()
+        .post(server.url("/api/v1/vehicles"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({
+            "tag": tag, "plate": vehicle.plate, "owner_name": vehicle.owner_name,
+            "owner_phone": vehicle.owner_phone,
+        }))
+        .send()
+        .await
+        .expect("post vehicle");
+    assert_eq!(
+        response.status(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
+/// A station speaking raw TWB/1 over UDP.
+pub struct TestStation {
+    pub id: StationId,
+    pub session: SessionId,
+    pub key: StationKey,
+    pub socket: UdpSocket,
+}
+
+impl TestStation {
+    pub async fn udp(id: u32, session: u32, server: SocketAddr) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        socket.connect(server).await.expect("connect");
+        Self {
+            id: StationId(id),
+            session: SessionId(session),
+            key: key(id),
+            socket,
+        }
+    }
+
+    pub fn detections(&self, seq: u32, time_ms: i64, tags: &[u32]) -> Frame {
+        Frame {
+            station: self.id,
+            session: self.session,
+            seq,
+            time_ms: u64::try_from(time_ms).expect("positive"),
+            position: None,
+            body: Body::Detections(
+                tags.iter()
+                    .map(|&t| Record {
+                        tag: TagId(t),
+                        age_ms: 0,
+                        rssi: -60,
+                        reads: 2,
+                        tag_flags: 0,
+                        antenna: 1,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    pub async fn send_bytes(&self, bytes: &[u8]) {
+        self.socket.send(bytes).await.expect("send");
+    }
+
+    pub async fn send(&self, frame: &Frame) {
+        let bytes = wire::encode(frame, &self.key).expect("encode");
+        self.send_bytes(&bytes).await;
+    }
+
+    /// The next ACK, or None if nothing arrives within `wait`.
+    pub async fn ack_within(&self, wait: Duration) -> Option<(u32, AckStatus)> {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(wait, self.socket.recv(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        let frame = wire::decode_datagram(&buf[..n], &self.key, 1024).expect("a valid ACK");
+        match frame.body {
+            Body::Ack(status) => {
+                assert_eq!((frame.station, frame.session), (self.id, self.session));
+                Some((frame.seq, status))
+            }
+            other => panic!("expected an ACK, got {other:?}"),
+        }
+    }
+
+    pub async fn ack(&self) -> (u32, AckStatus) {
+        self.ack_within(Duration::from_secs(5))
+            .await
+            .expect("an ACK within 5 s")
+    }
+
+    /// Sends a frame and returns its ACK status.
+    pub async fn exchange(&self, frame: &Frame) -> AckStatus {
+        self.send(frame).await;
+        let (seq, status) = self.ack().await;
+        assert_eq!(seq, frame.seq);
+        status
+    }
+}
