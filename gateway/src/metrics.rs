@@ -54,6 +54,16 @@ pub struct GatewayMetrics {
 
 impl GatewayMetrics {
     pub fn register(&self, registry: &mut Registry) {
+        // Known series start at zero, so dashboards and alerts see them before the first event.
+        for kind in ["detections", "status"] {
+            let _ = self.frames.get_or_create(&KindLabel { kind });
+        }
+        for status in ["accepted", "duplicate", "rejected", "busy", "dropped"] {
+            let _ = self.acks.get_or_create(&StatusLabel { status });
+        }
+        for reason in ["unknown_station", "mac", "busy"] {
+            let _ = self.rejects.get_or_create(&ReasonLabel { reason });
+        }
         registry.register(
             "tagwatch_frames_received",
             "Authenticated frames received, by kind",
