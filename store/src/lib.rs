@@ -101,6 +101,7 @@ pub struct Store {
 }
 
 type VisitRow = (i64, i64, i64, i64, i64, i64, i64);
+type PlacedVisitRow = (i64, i64, i64, i64, i64, i64, i64, f64, f64);
 type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64);
 
 impl Store {
@@ -498,7 +499,7 @@ impl Store {
         to_ms: i64,
         limit: u32,
     ) -> Result<Vec<PlacedVisit>> {
-        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64, f64, f64)> = sqlx::query_as(
+        let rows: Vec<PlacedVisitRow> = sqlx::query_as(
             "SELECT v.id, v.tag, v.station, v.first_seen, v.last_seen, v.best_rssi, v.reads, \
              s.lat, s.lon FROM visits v JOIN stations s ON s.id = v.station \
              WHERE v.tag = ? AND v.first_seen <= ? AND v.last_seen >= ? \

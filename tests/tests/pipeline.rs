@@ -67,7 +67,9 @@ fn key_of(v: &Visit) -> VisitKey {
 /// The visits the frames imply, computed the simple way: sort each (tag, station)'s detections
 /// by time and cut wherever two are more than the gap apart.
 fn expected_visits(report: &SimReport) -> Vec<VisitKey> {
-    let mut by_pair: HashMap<(TagId, StationId), Vec<(i64, u8, i8)>> = HashMap::new();
+    // (time, reads, rssi) of every detection, per (tag, station).
+    type Detections = Vec<(i64, u8, i8)>;
+    let mut by_pair: HashMap<(TagId, StationId), Detections> = HashMap::new();
     for frame in &report.frames {
         if let Body::Detections(records) = &frame.body {
             for r in records {

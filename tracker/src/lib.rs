@@ -11,7 +11,9 @@
 
 pub mod visits;
 
-use std::collections::{HashMap, HashSet};
+// FxHash: keys are small integers that come only from authenticated stations,
+// and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use tagwatch_model::{
     Alert, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Station, StationId, TagId,
     VisitId,
@@ -90,10 +92,10 @@ impl Tracker {
     pub fn new(config: TrackerConfig, next_visit_id: i64, next_alert_seq: i64) -> Self {
         Self {
             config,
-            stations: HashMap::new(),
+            stations: HashMap::default(),
             visits: VisitBook::new(config.visit_gap_ms, next_visit_id),
-            last_seen: HashMap::new(),
-            stolen: HashMap::new(),
+            last_seen: HashMap::default(),
+            stolen: HashMap::default(),
             next_alert_seq,
             high_water_ms: i64::MIN,
         }
@@ -118,7 +120,7 @@ impl Tracker {
             tag,
             Stolen {
                 case,
-                alerted: HashSet::new(),
+                alerted: HashSet::default(),
             },
         );
     }

@@ -5,7 +5,9 @@
 //! their place: a detection that bridges two visits merges them (the later one is deleted), so a
 //! visit is never split by the order frames arrive in.
 
-use std::collections::{HashMap, HashSet};
+// FxHash: keys are small integers that come only from authenticated stations,
+// and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use tagwatch_model::{Detection, StationId, TagId, Visit, VisitId};
 
 /// What a flush must write: every visit changed since the last flush, and the ids merged away.
@@ -29,17 +31,24 @@ pub struct VisitBook {
     dirty: HashSet<(TagId, StationId, VisitId)>,
     deleted: Vec<VisitId>,
     next_id: i64,
+    /// The cut-off of the last sweep of old visits. Sweeping walks every pair, so it runs when
+    /// the cut-off has moved by a minute, not on every flush.
+    pruned_up_to: i64,
 }
+
+/// How far the hot window's cut-off moves between sweeps of old visits.
+const PRUNE_STEP_MS: i64 = 60_000;
 
 impl VisitBook {
     /// `gap_ms`: detections of a tag at a station less than this apart belong to one visit.
     pub fn new(gap_ms: i64, next_id: i64) -> Self {
         Self {
             gap_ms,
-            by_pair: HashMap::new(),
-            dirty: HashSet::new(),
+            by_pair: HashMap::default(),
+            dirty: HashSet::default(),
             deleted: Vec::new(),
             next_id,
+            pruned_up_to: i64::MIN,
         }
     }
 
@@ -111,10 +120,13 @@ impl VisitBook {
             }
         }
         upserts.sort_by_key(|v| v.id);
-        self.by_pair.retain(|_, list| {
-            list.retain(|v| v.last_seen_ms >= keep_after_ms);
-            !list.is_empty()
-        });
+        if keep_after_ms.saturating_sub(self.pruned_up_to) >= PRUNE_STEP_MS {
+            self.pruned_up_to = keep_after_ms;
+            self.by_pair.retain(|_, list| {
+                list.retain(|v| v.last_seen_ms >= keep_after_ms);
+                !list.is_empty()
+            });
+        }
         VisitChanges {
             upserts,
             deletes: std::mem::take(&mut self.deleted),
