@@ -29,6 +29,14 @@ use tokio_util::sync::CancellationToken;
 /// then simply not ACKed, and the stations resend them).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Waits for a task up to `limit`; gives the handle back if it is still running.
+async fn bounded(limit: Duration, mut task: JoinHandle<()>) -> Result<(), JoinHandle<()>> {
+    match tokio::time::timeout(limit, &mut task).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(task),
+    }
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
@@ -200,17 +208,22 @@ impl Server {
     /// Stops accepting, flushes what was applied, and waits for the last commit.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        // Ends the live alert streams, which would otherwise hold the HTTP server open.
+        self.bus.close();
         for listener in self.listeners {
-            // Open SSE streams keep the HTTP server's graceful shutdown waiting: bound it.
-            let _ = tokio::time::timeout(Duration::from_secs(2), listener).await;
+            if let Err(still_running) = bounded(Duration::from_secs(5), listener).await {
+                still_running.abort();
+            }
         }
-        let _ = self.ingest.await;
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.writer)
-            .await
-            .is_err()
-        {
+        // The ingest task flushes what it applied; with the store down that flush may never be
+        // taken, so every wait is bounded and what is not committed is simply not ACKed.
+        if let Err(ingest) = bounded(SHUTDOWN_GRACE, self.ingest).await {
+            ingest.abort();
+        }
+        if let Err(writer) = bounded(SHUTDOWN_GRACE, self.writer).await {
             tracing::warn!("the last flush did not commit in time; its frames will be resent");
             self.abandon.cancel();
+            writer.abort();
         }
         self.store.close().await;
     }

@@ -30,7 +30,8 @@ pub struct Subscription {
 #[derive(Debug)]
 struct Inner {
     ring: VecDeque<Alert>,
-    tx: broadcast::Sender<Alert>,
+    /// `None` once closed: every live stream then ends, so the HTTP server can shut down.
+    tx: Option<broadcast::Sender<Alert>>,
 }
 
 /// The publish/subscribe point for live alerts.
@@ -48,7 +49,7 @@ impl AlertBus {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner {
                 ring: VecDeque::with_capacity(capacity.min(1024)),
-                tx,
+                tx: Some(tx),
             }),
         }
     }
@@ -59,8 +60,15 @@ impl AlertBus {
             inner.ring.pop_front();
         }
         inner.ring.push_back(alert.clone());
-        // No receivers is fine: nobody is watching right now.
-        let _ = inner.tx.send(alert);
+        if let Some(tx) = &inner.tx {
+            // No receivers is fine: nobody is watching right now.
+            let _ = tx.send(alert);
+        }
+    }
+
+    /// Ends every live stream (at shutdown); later subscribers get history only.
+    pub fn close(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).tx = None;
     }
 
     /// Subscribes, returning the ring's alerts after `after` (all of them for `None`: none).
@@ -79,7 +87,11 @@ impl AlertBus {
             recent,
             ring_starts_at: inner.ring.front().map(|a| a.seq),
             newest: inner.ring.back().map(|a| a.seq),
-            live: inner.tx.subscribe(),
+            live: match &inner.tx {
+                Some(tx) => tx.subscribe(),
+                // A closed bus hands out a receiver whose sender is already gone.
+                None => broadcast::channel(1).1,
+            },
         }
     }
 }
@@ -116,5 +128,10 @@ mod tests {
         assert_eq!(sub.live.try_recv().map(|a| a.seq).ok(), Some(5));
         assert!(sub.live.try_recv().is_err());
         assert!(bus.subscribe(None).recent.is_empty());
+        bus.close();
+        assert!(matches!(
+            sub.live.try_recv(),
+            Err(broadcast::error::TryRecvError::Closed)
+        ));
     }
 }
