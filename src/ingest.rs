@@ -92,6 +92,17 @@ pub async fn run_ingest(
                 dedupe.committed(keys);
                 parts.health.frames_in_flight.store(dedupe.in_flight(), Ordering::Relaxed);
             }
+            // The ticker before the frames: under steady load the frames branch is always
+            // ready, and a biased select would otherwise never flush on time.
+            _ = ticker.tick() => {
+                // A batch goes only when the writer can take it; while it is busy the
+                // batch keeps growing, and repeated detections of a visit merge into one row.
+                if !building.acks.is_empty()
+                    && !flush(&mut tracker, &dedupe, &mut building, &parts, Wait::No).await
+                {
+                    break;
+                }
+            }
             received = parts.frames.recv_many(&mut inbox, 256) => {
                 if received == 0 {
                     break;
@@ -100,14 +111,10 @@ pub async fn run_ingest(
                     handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound);
                 }
                 parts.health.queue_depth.store(parts.frames.len(), Ordering::Relaxed);
+                // A full batch waits for the writer: this is where backpressure starts.
                 if building.acks.len() >= config.max_batch_frames
-                    && !flush(&mut tracker, &dedupe, &mut building, &parts).await
+                    && !flush(&mut tracker, &dedupe, &mut building, &parts, Wait::Yes).await
                 {
-                    break;
-                }
-            }
-            _ = ticker.tick() => {
-                if !building.acks.is_empty() && !flush(&mut tracker, &dedupe, &mut building, &parts).await {
                     break;
                 }
             }
@@ -115,7 +122,7 @@ pub async fn run_ingest(
     }
     // What was applied is flushed; frames still queued were never applied and will be resent.
     if !building.acks.is_empty() {
-        flush(&mut tracker, &dedupe, &mut building, &parts).await;
+        flush(&mut tracker, &dedupe, &mut building, &parts, Wait::Yes).await;
     }
 }
 
@@ -208,17 +215,38 @@ fn handle(
     });
 }
 
-/// Hands the applied state to the writer; false if the writer is gone.
+/// Whether a flush may wait for the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Yes,
+    No,
+}
+
+/// Hands the applied state to the writer; false if the writer is gone. With [`Wait::No`] it does
+/// nothing while the writer is busy (the batch keeps growing).
 async fn flush(
     tracker: &mut Tracker,
     dedupe: &Dedupe,
     building: &mut Building,
     parts: &IngestParts,
+    wait: Wait,
 ) -> bool {
+    let permit = match wait {
+        Wait::Yes => match parts.writer.reserve().await {
+            Ok(permit) => permit,
+            Err(_) => return false,
+        },
+        Wait::No => match parts.writer.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => return true,
+            Err(mpsc::error::TrySendError::Closed(())) => return false,
+        },
+    };
     let changes = tracker.take_changes();
     let done = std::mem::take(building);
     let batch = Batch {
         visits: changes.upserts,
+        extended_visits: changes.extended,
         deleted_visits: changes.deletes,
         alerts: done.alerts,
         watermarks: done
@@ -236,11 +264,11 @@ async fn flush(
         .health
         .frames_in_flight
         .store(dedupe.in_flight(), Ordering::Relaxed);
-    let flush = Flush {
+    permit.send(Flush {
         batch,
         acks: done.acks,
-    };
-    parts.writer.send(flush).await.is_ok()
+    });
+    true
 }
 
 /// The store writer: commits flushes in order, retrying while the store is down, then ACKs.

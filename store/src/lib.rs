@@ -16,6 +16,7 @@
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 use tagwatch_model::{
@@ -51,7 +52,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Everything one flush makes durable, atomically.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
+    /// New visits and visits whose start moved: every column is written.
     pub visits: Vec<Visit>,
+    /// Visits that only grew at the end: their start (and the indexes on it) is left alone.
+    pub extended_visits: Vec<Visit>,
     pub deleted_visits: Vec<VisitId>,
     pub alerts: Vec<Alert>,
     pub watermarks: Vec<Watermark>,
@@ -61,6 +65,7 @@ pub struct Batch {
 impl Batch {
     pub fn is_empty(&self) -> bool {
         self.visits.is_empty()
+            && self.extended_visits.is_empty()
             && self.deleted_visits.is_empty()
             && self.alerts.is_empty()
             && self.watermarks.is_empty()
@@ -70,6 +75,7 @@ impl Batch {
     /// Rows the batch writes (for the flush-size metric).
     pub fn rows(&self) -> usize {
         self.visits.len()
+            + self.extended_visits.len()
             + self.deleted_visits.len()
             + self.alerts.len()
             + self.watermarks.len()
@@ -100,6 +106,9 @@ pub struct Store {
     reader: SqlitePool,
 }
 
+/// Rows per multi-row statement: 9 columns at most, well under SQLite's 32,766 parameters.
+pub const ROWS_PER_STATEMENT: usize = 1_000;
+
 type VisitRow = (i64, i64, i64, i64, i64, i64, i64);
 type PlacedVisitRow = (i64, i64, i64, i64, i64, i64, i64, f64, f64);
 type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64);
@@ -115,6 +124,10 @@ impl Store {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
+            // The visits' indexes are updated at random places (one per tag): a 2 MB default
+            // page cache makes every upsert a page read. 256 MiB keeps a city's hot pages.
+            .pragma("cache_size", "-262144")
+            .pragma("temp_store", "memory")
             // FULL: an ACK means the frame survives even a power cut, not only a process crash.
             .synchronous(SqliteSynchronous::Full);
         let options = if memory {
@@ -316,94 +329,103 @@ impl Store {
 
     // ---- the flush ----
 
-    /// Writes one batch in a single transaction.
+    /// Writes one batch in a single transaction, with multi-row statements (one statement per
+    /// [`ROWS_PER_STATEMENT`] rows rather than one per row: the per-statement cost dominates).
     pub async fn commit(&self, batch: &Batch) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        for v in &batch.visits {
-            sqlx::query(
-                "INSERT INTO visits (id, tag, station, first_seen, last_seen, best_rssi, reads) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (id) DO UPDATE SET first_seen = excluded.first_seen, \
-                 last_seen = excluded.last_seen, best_rssi = excluded.best_rssi, \
-                 reads = excluded.reads",
-            )
-            .bind(v.id.0)
-            .bind(i64::from(v.tag.0))
-            .bind(i64::from(v.station.0))
-            .bind(v.first_seen_ms)
-            .bind(v.last_seen_ms)
-            .bind(i64::from(v.best_rssi))
-            .bind(i64::from(v.reads))
-            .execute(&mut *tx)
-            .await?;
+        // SQLite rewrites every index holding a column the SET clause assigns, changed or not:
+        // extensions assign only the columns that moved, which spares the two first_seen indexes.
+        upsert_visits(
+            &mut tx,
+            &batch.visits,
+            "first_seen = excluded.first_seen, last_seen = excluded.last_seen, \
+             best_rssi = excluded.best_rssi, reads = excluded.reads",
+        )
+        .await?;
+        upsert_visits(
+            &mut tx,
+            &batch.extended_visits,
+            "last_seen = excluded.last_seen, best_rssi = excluded.best_rssi, \
+             reads = excluded.reads",
+        )
+        .await?;
+        for chunk in batch.deleted_visits.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM visits WHERE id IN (");
+            let mut ids = q.separated(", ");
+            for id in chunk {
+                ids.push_bind(id.0);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
         }
-        for id in &batch.deleted_visits {
-            sqlx::query("DELETE FROM visits WHERE id = ?")
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for a in &batch.alerts {
+        for chunk in batch.alerts.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO alerts (seq, id, kind, tag, station, lat, lon, seen_at, raised_at) ",
+            );
+            q.push_values(chunk, |mut row, a| {
+                row.push_bind(a.seq)
+                    .push_bind(a.id.0.as_str())
+                    .push_bind(a.kind.as_str())
+                    .push_bind(i64::from(a.tag.0))
+                    .push_bind(i64::from(a.station.0))
+                    .push_bind(a.position.lat)
+                    .push_bind(a.position.lon)
+                    .push_bind(a.seen_at_ms)
+                    .push_bind(a.raised_at_ms);
+            });
             // The id is deterministic: a frame applied again after a crash finds its alert here.
-            sqlx::query(
-                "INSERT INTO alerts (seq, id, kind, tag, station, lat, lon, seen_at, raised_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(a.seq)
-            .bind(&a.id.0)
-            .bind(a.kind.as_str())
-            .bind(i64::from(a.tag.0))
-            .bind(i64::from(a.station.0))
-            .bind(a.position.lat)
-            .bind(a.position.lon)
-            .bind(a.seen_at_ms)
-            .bind(a.raised_at_ms)
-            .execute(&mut *tx)
-            .await?;
+            q.push(" ON CONFLICT (id) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
         }
         let now = tagwatch_model::time::now_ms();
-        for w in &batch.watermarks {
-            let above = w
-                .above
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            sqlx::query(
-                "INSERT INTO watermarks (station, session, contiguous, above, updated_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (station, session) DO UPDATE SET \
+        for chunk in batch.watermarks.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO watermarks (station, session, contiguous, above, updated_at) ",
+            );
+            q.push_values(chunk, |mut row, w| {
+                let above = w
+                    .above
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                row.push_bind(i64::from(w.station.0))
+                    .push_bind(i64::from(w.session.0))
+                    .push_bind(i64::from(w.contiguous))
+                    .push_bind(above)
+                    .push_bind(now);
+            });
+            q.push(
+                " ON CONFLICT (station, session) DO UPDATE SET \
                  contiguous = excluded.contiguous, above = excluded.above, \
                  updated_at = excluded.updated_at",
-            )
-            .bind(i64::from(w.station.0))
-            .bind(i64::from(w.session.0))
-            .bind(i64::from(w.contiguous))
-            .bind(above)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
-        for s in &batch.statuses {
-            sqlx::query(
+        for chunk in batch.statuses.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO station_status (station, received_at, station_time, uptime_s, \
-                 backlog, fw_version, temp_c, power, tags_in_range) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station) DO UPDATE SET \
+                 backlog, fw_version, temp_c, power, tags_in_range) ",
+            );
+            q.push_values(chunk, |mut row, s| {
+                row.push_bind(i64::from(s.station.0))
+                    .push_bind(s.received_at_ms)
+                    .push_bind(s.station_time_ms)
+                    .push_bind(i64::from(s.uptime_s))
+                    .push_bind(i64::from(s.backlog))
+                    .push_bind(i64::from(s.fw_version))
+                    .push_bind(i64::from(s.temp_c))
+                    .push_bind(i64::from(s.power))
+                    .push_bind(i64::from(s.tags_in_range));
+            });
+            q.push(
+                " ON CONFLICT (station) DO UPDATE SET \
                  received_at = excluded.received_at, station_time = excluded.station_time, \
                  uptime_s = excluded.uptime_s, backlog = excluded.backlog, \
                  fw_version = excluded.fw_version, temp_c = excluded.temp_c, \
                  power = excluded.power, tags_in_range = excluded.tags_in_range",
-            )
-            .bind(i64::from(s.station.0))
-            .bind(s.received_at_ms)
-            .bind(s.station_time_ms)
-            .bind(i64::from(s.uptime_s))
-            .bind(i64::from(s.backlog))
-            .bind(i64::from(s.fw_version))
-            .bind(i64::from(s.temp_c))
-            .bind(i64::from(s.power))
-            .bind(i64::from(s.tags_in_range))
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -572,6 +594,33 @@ impl Store {
         )
         .transpose()
     }
+}
+
+/// Inserts visits, or on an existing id assigns the `set` columns (a visit whose earlier row is
+/// missing, which cannot happen as flushes commit in order, is still written whole).
+async fn upsert_visits(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    visits: &[Visit],
+    set: &str,
+) -> Result<()> {
+    for chunk in visits.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO visits (id, tag, station, first_seen, last_seen, best_rssi, reads) ",
+        );
+        q.push_values(chunk, |mut row, v| {
+            row.push_bind(v.id.0)
+                .push_bind(i64::from(v.tag.0))
+                .push_bind(i64::from(v.station.0))
+                .push_bind(v.first_seen_ms)
+                .push_bind(v.last_seen_ms)
+                .push_bind(i64::from(v.best_rssi))
+                .push_bind(i64::from(v.reads));
+        });
+        q.push(" ON CONFLICT (id) DO UPDATE SET ");
+        q.push(set);
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

@@ -150,10 +150,10 @@ async fn a_batch_commits_visits_alerts_watermarks_and_status_together() {
     };
     let batch = Batch {
         visits: vec![visit(1, 7, 1, 1_000, 2_000), visit(2, 7, 1, 50_000, 60_000)],
-        deleted_visits: vec![],
         alerts: vec![alert(1, "a")],
         watermarks: vec![watermark.clone()],
         statuses: vec![status],
+        ..Batch::default()
     };
     store.commit(&batch).await.expect("commit");
     // The same alert id again (a frame re-applied after a crash) is kept once.
@@ -274,4 +274,75 @@ async fn a_file_database_survives_reopening() {
 async fn an_unsupported_url_is_refused_clearly() {
     let err = Store::open("mysql://x").await.expect_err("unsupported");
     assert!(err.to_string().contains("not supported"), "{err}");
+}
+
+#[tokio::test]
+async fn large_batches_span_several_statements_and_stay_atomic() {
+    let store = memory().await;
+    let n = tagwatch_store::ROWS_PER_STATEMENT as i64 * 2 + 500;
+    let visits: Vec<Visit> = (1..=n).map(|id| visit(id, 7, 1, id, id + 1)).collect();
+    store
+        .commit(&Batch {
+            visits: visits.clone(),
+            ..Batch::default()
+        })
+        .await
+        .expect("commit");
+    assert_eq!(store.all_visits().await.expect("visits"), visits);
+    let deleted: Vec<VisitId> = (1..=n - 10).map(VisitId).collect();
+    store
+        .commit(&Batch {
+            deleted_visits: deleted,
+            ..Batch::default()
+        })
+        .await
+        .expect("commit");
+    assert_eq!(store.all_visits().await.expect("visits").len(), 10);
+    // A batch that fails half-way (a second alert with a taken seq) leaves nothing behind.
+    store
+        .commit(&Batch {
+            alerts: vec![alert(1, "x")],
+            ..Batch::default()
+        })
+        .await
+        .expect("commit");
+    let failing = Batch {
+        visits: vec![visit(n + 1, 8, 1, 0, 1)],
+        alerts: vec![alert(1, "y")],
+        ..Batch::default()
+    };
+    assert!(store.commit(&failing).await.is_err());
+    assert_eq!(
+        store.all_visits().await.expect("visits").len(),
+        10,
+        "rolled back"
+    );
+}
+
+#[tokio::test]
+async fn an_extension_updates_the_end_of_a_visit_and_keeps_its_start() {
+    let store = memory().await;
+    store
+        .commit(&Batch {
+            visits: vec![visit(1, 7, 1, 1_000, 2_000)],
+            ..Batch::default()
+        })
+        .await
+        .expect("commit");
+    let mut grown = visit(1, 7, 1, 1_000, 9_000);
+    grown.reads = 11;
+    grown.best_rssi = -40;
+    // An extension of a visit not yet stored is written whole.
+    let unseen = visit(2, 8, 1, 3_000, 4_000);
+    store
+        .commit(&Batch {
+            extended_visits: vec![grown, unseen],
+            ..Batch::default()
+        })
+        .await
+        .expect("commit");
+    assert_eq!(
+        store.all_visits().await.expect("visits"),
+        vec![grown, unseen]
+    );
 }

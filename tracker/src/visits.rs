@@ -7,20 +7,33 @@
 
 // FxHash: keys are small integers that come only from authenticated stations,
 // and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 use tagwatch_model::{Detection, StationId, TagId, Visit, VisitId};
 
 /// What a flush must write: every visit changed since the last flush, and the ids merged away.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct VisitChanges {
+    /// New visits, and visits whose start moved (late data): every column may have changed.
     pub upserts: Vec<Visit>,
+    /// Visits already flushed that only grew at the end: their start is unchanged, which lets the
+    /// store leave the indexes on it alone.
+    pub extended: Vec<Visit>,
     pub deletes: Vec<VisitId>,
 }
 
 impl VisitChanges {
     pub fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.deletes.is_empty()
+        self.upserts.is_empty() && self.extended.is_empty() && self.deletes.is_empty()
     }
+}
+
+/// How a visit changed since the last flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Grew at the end only.
+    Extended,
+    /// New, or its start moved.
+    Full,
 }
 
 /// The recent visits of every (tag, station), in time order.
@@ -28,7 +41,7 @@ impl VisitChanges {
 pub struct VisitBook {
     gap_ms: i64,
     by_pair: HashMap<(TagId, StationId), Vec<Visit>>,
-    dirty: HashSet<(TagId, StationId, VisitId)>,
+    dirty: HashMap<(TagId, StationId, VisitId), Change>,
     deleted: Vec<VisitId>,
     next_id: i64,
     /// The cut-off of the last sweep of old visits. Sweeping walks every pair, so it runs when
@@ -45,7 +58,7 @@ impl VisitBook {
         Self {
             gap_ms,
             by_pair: HashMap::default(),
-            dirty: HashSet::default(),
+            dirty: HashMap::default(),
             deleted: Vec::new(),
             next_id,
             pruned_up_to: i64::MIN,
@@ -79,10 +92,16 @@ impl VisitBook {
             self.next_id += 1;
             let at = list.partition_point(|v| v.first_seen_ms < t);
             list.insert(at, visit);
-            self.dirty.insert((d.tag, d.station, visit.id));
+            self.dirty
+                .insert((d.tag, d.station, visit.id), Change::Full);
             return (visit, true);
         };
         let v = &mut list[i];
+        let mut change = if t < v.first_seen_ms {
+            Change::Full
+        } else {
+            Change::Extended
+        };
         v.first_seen_ms = v.first_seen_ms.min(t);
         v.last_seen_ms = v.last_seen_ms.max(t);
         v.best_rssi = v.best_rssi.max(d.rssi);
@@ -97,29 +116,41 @@ impl VisitBook {
                 list.remove(i + 1);
                 self.dirty.remove(&(d.tag, d.station, next.id));
                 self.deleted.push(next.id);
+                change = Change::Full;
             }
         }
         // Only the visit after `i` can newly overlap: `i` was the first one near `t`, so the one
         // before it ends more than a gap before `t`, and extending `i` backwards to `t` keeps that.
         let visit = list[i];
-        self.dirty.insert((d.tag, d.station, visit.id));
+        let entry = self
+            .dirty
+            .entry((d.tag, d.station, visit.id))
+            .or_insert(change);
+        if change == Change::Full {
+            *entry = Change::Full;
+        }
         (visit, false)
     }
 
     /// Takes what changed since the last call, and forgets visits that ended before `keep_after_ms`
     /// (they are in the store; only the hot window is kept in memory).
     pub fn take_changes(&mut self, keep_after_ms: i64) -> VisitChanges {
-        let mut upserts = Vec::with_capacity(self.dirty.len());
-        for (tag, station, id) in self.dirty.drain() {
+        let mut upserts = Vec::new();
+        let mut extended = Vec::with_capacity(self.dirty.len());
+        for ((tag, station, id), change) in self.dirty.drain() {
             if let Some(v) = self
                 .by_pair
                 .get(&(tag, station))
                 .and_then(|list| list.iter().find(|v| v.id == id))
             {
-                upserts.push(*v);
+                match change {
+                    Change::Full => upserts.push(*v),
+                    Change::Extended => extended.push(*v),
+                }
             }
         }
         upserts.sort_by_key(|v| v.id);
+        extended.sort_by_key(|v| v.id);
         if keep_after_ms.saturating_sub(self.pruned_up_to) >= PRUNE_STEP_MS {
             self.pruned_up_to = keep_after_ms;
             self.by_pair.retain(|_, list| {
@@ -129,6 +160,7 @@ impl VisitBook {
         }
         VisitChanges {
             upserts,
+            extended,
             deletes: std::mem::take(&mut self.deleted),
         }
     }
@@ -189,9 +221,35 @@ mod tests {
         book.add(&det(9_000, 1));
         assert_eq!(spans(&mut book), vec![(0, 18_000, 4)]);
         let changes = book.take_changes(i64::MIN);
-        assert_eq!(changes.upserts.len(), 1);
+        assert_eq!(changes.upserts.len(), 1, "a merge rewrites the whole visit");
+        assert!(changes.extended.is_empty());
         assert_eq!(changes.upserts[0].id, before.upserts[0].id);
         assert_eq!(changes.deletes, vec![before.upserts[1].id]);
+    }
+
+    #[test]
+    fn growth_at_the_end_is_an_extension_and_an_earlier_start_is_not() {
+        let mut book = VisitBook::new(10_000, 1);
+        book.add(&det(5_000, 1));
+        let first = book.take_changes(i64::MIN);
+        assert_eq!(
+            (first.upserts.len(), first.extended.len()),
+            (1, 0),
+            "new: full row"
+        );
+        book.add(&det(6_000, 1));
+        let grown = book.take_changes(i64::MIN);
+        assert_eq!((grown.upserts.len(), grown.extended.len()), (0, 1));
+        assert_eq!(grown.extended[0].last_seen_ms, 6_000);
+        book.add(&det(7_000, 1));
+        book.add(&det(4_000, 1));
+        let moved = book.take_changes(i64::MIN);
+        assert_eq!(
+            (moved.upserts.len(), moved.extended.len()),
+            (1, 0),
+            "start moved: full"
+        );
+        assert_eq!(moved.upserts[0].first_seen_ms, 4_000);
     }
 
     #[test]
@@ -201,6 +259,7 @@ mod tests {
         book.add(&det(100_000, 1));
         let changes = book.take_changes(50_000);
         assert_eq!(changes.upserts.len(), 2, "flushed before forgotten");
+        assert!(changes.extended.is_empty());
         assert_eq!(book.len(), 1);
     }
 
