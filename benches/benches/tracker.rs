@@ -66,7 +66,7 @@ fn tracker(c: &mut Criterion) {
             };
             let alerts = tracker.apply(obs, 0);
             // Flushing is part of the steady state: take changes every 100 frames.
-            if next % 100 == 0 {
+            if next.is_multiple_of(100) {
                 let _ = tracker.take_changes();
             }
             alerts
