@@ -23,7 +23,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// `sqlite://PATH` (created if missing) or `sqlite::memory:`.
+    /// `sqlite://PATH` (created if missing), `sqlite::memory:`, or `postgres://USER@HOST/DB`.
     pub database: String,
     /// UDP address stations send frames to.
     pub udp: SocketAddr,
@@ -45,6 +45,8 @@ pub struct Config {
     pub visit_gap_s: u64,
     /// Station clocks further off than this are flagged, seconds.
     pub clock_skew_limit_s: u64,
+    /// Visits older than this are dropped (except those of vehicles with an open theft case).
+    pub retention_days: u32,
 }
 
 impl Default for Config {
@@ -61,6 +63,7 @@ impl Default for Config {
             max_frame_body: 32 * 1024,
             visit_gap_s: 30,
             clock_skew_limit_s: 120,
+            retention_days: 90,
         }
     }
 }
@@ -106,8 +109,15 @@ impl Config {
                 message: message.to_owned(),
             })
         };
-        if !self.database.starts_with("sqlite:") {
-            return invalid("database", "must be sqlite://PATH or sqlite::memory:");
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !known.iter().any(|p| self.database.starts_with(p)) {
+            return invalid(
+                "database",
+                "must be sqlite://PATH, sqlite::memory: or postgres://USER@HOST/DB",
+            );
+        }
+        if self.retention_days == 0 {
+            return invalid("retention_days", "must be at least 1");
         }
         if !(1..=10_000).contains(&self.flush_interval_ms) {
             return invalid("flush_interval_ms", "must be 1..=10000");

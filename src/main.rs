@@ -29,6 +29,14 @@ enum Command {
     Demo(DemoArgs),
     /// Create or upgrade the database schema (safe to run twice).
     Migrate(DatabaseArgs),
+    /// Drop visits older than the retention period now (the server also does it hourly).
+    Retention {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Keep this many days of visits (theft-case vehicles' visits are always kept)
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
     /// Provision stations in the database (before `serve`; while serving, use the API).
     Station {
         #[command(subcommand)]
@@ -52,7 +60,7 @@ struct ServeArgs {
     /// TOML file with any of the settings below (flags and environment override it).
     #[arg(long, env = "TAGWATCH_CONFIG")]
     config: Option<PathBuf>,
-    /// sqlite://PATH (created if missing) [default: sqlite://tagwatch.sqlite]
+    /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB [default: sqlite://tagwatch.sqlite]
     #[arg(long, env = "TAGWATCH_DATABASE")]
     database: Option<String>,
     /// UDP address for station frames [default: 0.0.0.0:7700]
@@ -194,6 +202,17 @@ async fn main() -> anyhow::Result<()> {
                 seed: args.seed,
             };
             demo::run(options, &mut std::io::stdout()).await.map(|_| ())
+        }
+        Command::Retention { db, days } => {
+            anyhow::ensure!(days > 0, "--days must be at least 1");
+            let store = Store::open(&db.database).await?;
+            let cutoff = tagwatch_model::time::now_ms() - i64::from(days) * 86_400_000;
+            let dropped = store.retain(cutoff).await?;
+            println!(
+                "{dropped} visits older than {days} days dropped from {}",
+                db.database
+            );
+            Ok(())
         }
         Command::Migrate(args) => {
             let store = Store::open(&args.database).await?;

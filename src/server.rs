@@ -29,6 +29,30 @@ use tokio_util::sync::CancellationToken;
 /// then simply not ACKed, and the stations resend them).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How often partitions are prepared ahead and retention runs.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prepares the coming days' storage and drops visits past retention, at start and hourly.
+async fn maintain(store: Store, retention_days: u32, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(MAINTENANCE_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let now = tagwatch_model::time::now_ms();
+        if let Err(error) = store.prepare(now).await {
+            tracing::warn!(%error, "preparing storage ahead failed; retrying in an hour");
+        }
+        let cutoff = now - i64::from(retention_days) * 86_400_000;
+        match store.retain(cutoff).await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(dropped, retention_days, "old visits dropped"),
+            Err(error) => tracing::warn!(%error, "retention failed; retrying in an hour"),
+        }
+    }
+}
+
 /// Waits for a task up to `limit`; gives the handle back if it is still running.
 async fn bounded(limit: Duration, mut task: JoinHandle<()>) -> Result<(), JoinHandle<()>> {
     match tokio::time::timeout(limit, &mut task).await {
@@ -78,12 +102,19 @@ impl Server {
             tracker.set_station(&station);
             keys.insert(station.id, key);
         }
-        for (tag, case) in store.open_cases().await? {
+        let open_cases = store.open_cases().await?;
+        for &(tag, case) in &open_cases {
             tracker.report_stolen(tag, case);
         }
         // Visits that later frames (resends, backlog) may still extend.
         for visit in store.open_visits(tracker_config.hot_window_ms).await? {
             tracker.restore_visit(visit);
+        }
+        // A stolen tag's visit that was alerted before the restart stays alerted.
+        for &(tag, _) in &open_cases {
+            for alert in store.alerts_for_tag(tag, 1_000).await? {
+                tracker.restore_alert(&alert);
+            }
         }
         let mut dedupe = Dedupe::new(DEFAULT_WINDOW);
         dedupe.restore(store.watermarks().await?);
@@ -173,8 +204,14 @@ impl Server {
             registry: Arc::new(registry),
             health,
         });
+        let maintenance = tokio::spawn(maintain(
+            store.clone(),
+            config.retention_days,
+            shutdown.clone(),
+        ));
         let http_shutdown = shutdown.clone();
         let listeners = vec![
+            maintenance,
             tokio::spawn(tagwatch_gateway::serve_udp(
                 udp,
                 gateway.clone(),

@@ -4,24 +4,23 @@
 //! durable, and where the API reads history from.
 //!
 //! ## Layout
-//! - [`Store`]: opens the database (SQLite file, or `sqlite::memory:` for tests), runs the
-//!   migrations, and offers one function per question the system asks.
+//! - [`Store`]: opens the database named by a URL — `sqlite://PATH` (the embedded default),
+//!   `sqlite::memory:` (tests) or `postgres://...` (production) — runs its migrations, and offers
+//!   one function per question the system asks. Each backend lives in its own module
+//!   ([`sqlite`], [`postgres`]) and both pass the same test suite.
 //! - [`Batch`]: everything one flush writes. [`Store::commit`] writes a batch in one transaction,
 //!   so the watermarks of the frames it covers become durable together with their effects; the
 //!   caller ACKs those frames only after it returns.
 //!
-//! One writer: all batches go through a pool of one connection, so they commit in order and never
-//! contend; readers use their own connections (SQLite in WAL mode lets them run during a write).
+//! One writer: all batches go through one connection, so they commit in order and never contend;
+//! readers use their own connections.
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Sqlite};
-use std::str::FromStr;
-use std::time::Duration;
+pub mod postgres;
+pub mod sqlite;
+
 use tagwatch_model::{
-    Alert, AlertId, AlertKind, CaseId, GeoPoint, SessionId, Station, StationId, StationKey,
-    StationStatus, TagId, Vehicle, Visit, VisitId, Watermark,
+    Alert, AlertId, AlertKind, CaseId, GeoPoint, Station, StationId, StationKey, StationStatus,
+    TagId, Vehicle, Visit, VisitId, Watermark,
 };
 
 /// What can go wrong in the store, with domain errors kept apart from database failures.
@@ -37,8 +36,10 @@ pub enum Error {
     NoSuchVehicle(TagId),
     #[error("tag {0} already has an open theft case")]
     CaseAlreadyOpen(TagId),
-    #[error("database URL {0:?} is not supported (use sqlite://PATH or sqlite::memory:)")]
+    #[error("database URL {0:?} is not supported (use sqlite://PATH, sqlite::memory: or postgres://...)")]
     UnsupportedUrl(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
@@ -99,76 +100,71 @@ pub struct PlacedVisit {
     pub position: GeoPoint,
 }
 
-/// The database.
-#[derive(Debug, Clone)]
-pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
-}
-
 /// Rows per multi-row statement: 9 columns at most, well under SQLite's 32,766 parameters.
 pub const ROWS_PER_STATEMENT: usize = 1_000;
 
-type VisitRow = (i64, i64, i64, i64, i64, i64, i64);
-type PlacedVisitRow = (i64, i64, i64, i64, i64, i64, i64, f64, f64);
-type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64);
+pub(crate) type VisitRow = (i64, i64, i64, i64, i64, i64, i64);
+pub(crate) type PlacedVisitRow = (i64, i64, i64, i64, i64, i64, i64, f64, f64);
+pub(crate) type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64);
+
+/// The database, whichever backend the URL names.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
 
 impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
-        let path = url
-            .strip_prefix("sqlite:")
-            .ok_or_else(|| Error::UnsupportedUrl(url.to_owned()))?;
-        let memory = matches!(path, ":memory:" | "//:memory:");
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // The visits' indexes are updated at random places (one per tag): a 2 MB default
-            // page cache makes every upsert a page read. 256 MiB keeps a city's hot pages.
-            .pragma("cache_size", "-262144")
-            .pragma("temp_store", "memory")
-            // FULL: an ACK means the frame survives even a power cut, not only a process crash.
-            .synchronous(SqliteSynchronous::Full);
-        let options = if memory {
-            options
+        if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(sqlite::SqliteStore::open(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(postgres::PgStore::open(url).await?))
         } else {
-            options.journal_mode(SqliteJournalMode::Wal)
-        };
-        // An in-memory database lives in its one connection, which must never be recycled.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = if memory {
-            writer.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options.read_only(true))
-                .await?
-        };
-        Ok(Self { writer, reader })
+            Err(Error::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+
+    /// Housekeeping that must run ahead of time (Postgres: the coming days' visit partitions).
+    pub async fn prepare(&self, now_ms: i64) -> Result<()> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(s) => s.prepare_partitions(now_ms, 7).await.map(|_| ()),
+        }
+    }
+
+    /// Drops visits that ended before `cutoff_ms`, except those of tags with an open theft case
+    /// (Postgres: whole daily partitions). Returns the visit rows dropped.
+    pub async fn retain(&self, cutoff_ms: i64) -> Result<u64> {
+        match self {
+            Store::Sqlite(s) => s.retain(cutoff_ms).await,
+            Store::Postgres(s) => s.retain(cutoff_ms).await,
+        }
+    }
+
+    /// `sqlite` or `postgres`, for logs and health.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
     }
 
     /// Runs the migrations only (they are idempotent: `tagwatch migrate`).
     pub async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.writer)
-            .await?;
-        Ok(())
+        match self {
+            Store::Sqlite(s) => s.migrate().await,
+            Store::Postgres(s) => s.migrate().await,
+        }
     }
-
-    pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
-    }
-
-    // ---- stations ----
 
     pub async fn insert_station(
         &self,
@@ -176,341 +172,111 @@ impl Store {
         key: &StationKey,
         now_ms: i64,
     ) -> Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO stations (id, name, lat, lon, key, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(i64::from(station.id.0))
-        .bind(&station.name)
-        .bind(station.position.lat)
-        .bind(station.position.lon)
-        .bind(key.as_bytes().as_slice())
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await;
-        match result {
-            Err(e) if is_unique_violation(&e) => Err(Error::StationExists(station.id)),
-            other => other.map(|_| ()).map_err(Error::from),
+        match self {
+            Store::Sqlite(s) => s.insert_station(station, key, now_ms).await,
+            Store::Postgres(s) => s.insert_station(station, key, now_ms).await,
         }
     }
 
     /// Every station with its key (the gateway's registry at start).
     pub async fn stations(&self) -> Result<Vec<(Station, StationKey)>> {
-        let rows: Vec<(i64, String, f64, f64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, name, lat, lon, key FROM stations ORDER BY id")
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(|(id, name, lat, lon, key)| {
-                let key: [u8; 32] = key
-                    .try_into()
-                    .map_err(|_| Error::Corrupt(format!("station {id} key is not 32 bytes")))?;
-                Ok((
-                    Station {
-                        id: StationId(to_u32(id)?),
-                        name,
-                        position: GeoPoint { lat, lon },
-                    },
-                    StationKey(key),
-                ))
-            })
-            .collect()
+        match self {
+            Store::Sqlite(s) => s.stations().await,
+            Store::Postgres(s) => s.stations().await,
+        }
     }
 
     pub async fn station(&self, id: StationId) -> Result<Option<Station>> {
-        let row: Option<(String, f64, f64)> =
-            sqlx::query_as("SELECT name, lat, lon FROM stations WHERE id = ?")
-                .bind(i64::from(id.0))
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(row.map(|(name, lat, lon)| Station {
-            id,
-            name,
-            position: GeoPoint { lat, lon },
-        }))
+        match self {
+            Store::Sqlite(s) => s.station(id).await,
+            Store::Postgres(s) => s.station(id).await,
+        }
     }
 
-    // ---- vehicles and cases ----
-
     pub async fn insert_vehicle(&self, vehicle: &Vehicle, now_ms: i64) -> Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO vehicles (tag, plate, owner_name, owner_phone, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(i64::from(vehicle.tag.0))
-        .bind(&vehicle.plate)
-        .bind(&vehicle.owner_name)
-        .bind(&vehicle.owner_phone)
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await;
-        match result {
-            Err(e) if is_unique_violation(&e) => {
-                if self.vehicle(vehicle.tag).await?.is_some() {
-                    Err(Error::TagExists(vehicle.tag))
-                } else {
-                    Err(Error::PlateExists(vehicle.plate.clone()))
-                }
-            }
-            other => other.map(|_| ()).map_err(Error::from),
+        match self {
+            Store::Sqlite(s) => s.insert_vehicle(vehicle, now_ms).await,
+            Store::Postgres(s) => s.insert_vehicle(vehicle, now_ms).await,
         }
     }
 
     /// Registers many vehicles in one transaction (bulk provisioning); all or none.
     pub async fn insert_vehicles(&self, vehicles: &[Vehicle], now_ms: i64) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        for vehicle in vehicles {
-            let result = sqlx::query(
-                "INSERT INTO vehicles (tag, plate, owner_name, owner_phone, created_at) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(i64::from(vehicle.tag.0))
-            .bind(&vehicle.plate)
-            .bind(&vehicle.owner_name)
-            .bind(&vehicle.owner_phone)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await;
-            if let Err(e) = result {
-                return Err(if is_unique_violation(&e) {
-                    Error::TagExists(vehicle.tag)
-                } else {
-                    e.into()
-                });
-            }
+        match self {
+            Store::Sqlite(s) => s.insert_vehicles(vehicles, now_ms).await,
+            Store::Postgres(s) => s.insert_vehicles(vehicles, now_ms).await,
         }
-        tx.commit().await?;
-        Ok(())
     }
 
     pub async fn vehicle(&self, tag: TagId) -> Result<Option<Vehicle>> {
-        let row: Option<(String, String, String)> =
-            sqlx::query_as("SELECT plate, owner_name, owner_phone FROM vehicles WHERE tag = ?")
-                .bind(i64::from(tag.0))
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(row.map(|(plate, owner_name, owner_phone)| Vehicle {
-            tag,
-            plate,
-            owner_name,
-            owner_phone,
-        }))
+        match self {
+            Store::Sqlite(s) => s.vehicle(tag).await,
+            Store::Postgres(s) => s.vehicle(tag).await,
+        }
     }
 
     /// Opens a theft case for a registered vehicle.
     pub async fn open_case(&self, tag: TagId, opened_at_ms: i64, note: &str) -> Result<CaseId> {
-        if self.vehicle(tag).await?.is_none() {
-            return Err(Error::NoSuchVehicle(tag));
-        }
-        let result = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO cases (tag, opened_at, note) VALUES (?, ?, ?) RETURNING id",
-        )
-        .bind(i64::from(tag.0))
-        .bind(opened_at_ms)
-        .bind(note)
-        .fetch_one(&self.writer)
-        .await;
-        match result {
-            Ok(id) => Ok(CaseId(id)),
-            Err(e) if is_unique_violation(&e) => Err(Error::CaseAlreadyOpen(tag)),
-            Err(e) => Err(e.into()),
+        match self {
+            Store::Sqlite(s) => s.open_case(tag, opened_at_ms, note).await,
+            Store::Postgres(s) => s.open_case(tag, opened_at_ms, note).await,
         }
     }
 
     /// Tags with an open theft case (the tracker's hotlist at start).
     pub async fn open_cases(&self) -> Result<Vec<(TagId, CaseId)>> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT tag, id FROM cases WHERE closed_at IS NULL ORDER BY id")
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(|(tag, id)| Ok((TagId(to_u32(tag)?), CaseId(id))))
-            .collect()
+        match self {
+            Store::Sqlite(s) => s.open_cases().await,
+            Store::Postgres(s) => s.open_cases().await,
+        }
     }
-
-    // ---- the flush ----
 
     /// Writes one batch in a single transaction, with multi-row statements (one statement per
     /// [`ROWS_PER_STATEMENT`] rows rather than one per row: the per-statement cost dominates).
     pub async fn commit(&self, batch: &Batch) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        // SQLite rewrites every index holding a column the SET clause assigns, changed or not:
-        // extensions assign only the columns that moved, which spares the two first_seen indexes.
-        upsert_visits(
-            &mut tx,
-            &batch.visits,
-            "first_seen = excluded.first_seen, last_seen = excluded.last_seen, \
-             best_rssi = excluded.best_rssi, reads = excluded.reads",
-        )
-        .await?;
-        upsert_visits(
-            &mut tx,
-            &batch.extended_visits,
-            "last_seen = excluded.last_seen, best_rssi = excluded.best_rssi, \
-             reads = excluded.reads",
-        )
-        .await?;
-        for chunk in batch.deleted_visits.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM visits WHERE id IN (");
-            let mut ids = q.separated(", ");
-            for id in chunk {
-                ids.push_bind(id.0);
-            }
-            q.push(")");
-            q.build().execute(&mut *tx).await?;
+        match self {
+            Store::Sqlite(s) => s.commit(batch).await,
+            Store::Postgres(s) => s.commit(batch).await,
         }
-        for chunk in batch.alerts.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO alerts (seq, id, kind, tag, station, lat, lon, seen_at, raised_at) ",
-            );
-            q.push_values(chunk, |mut row, a| {
-                row.push_bind(a.seq)
-                    .push_bind(a.id.0.as_str())
-                    .push_bind(a.kind.as_str())
-                    .push_bind(i64::from(a.tag.0))
-                    .push_bind(i64::from(a.station.0))
-                    .push_bind(a.position.lat)
-                    .push_bind(a.position.lon)
-                    .push_bind(a.seen_at_ms)
-                    .push_bind(a.raised_at_ms);
-            });
-            // The id is deterministic: a frame applied again after a crash finds its alert here.
-            q.push(" ON CONFLICT (id) DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-        }
-        let now = tagwatch_model::time::now_ms();
-        for chunk in batch.watermarks.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO watermarks (station, session, contiguous, above, updated_at) ",
-            );
-            q.push_values(chunk, |mut row, w| {
-                let above = w
-                    .above
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                row.push_bind(i64::from(w.station.0))
-                    .push_bind(i64::from(w.session.0))
-                    .push_bind(i64::from(w.contiguous))
-                    .push_bind(above)
-                    .push_bind(now);
-            });
-            q.push(
-                " ON CONFLICT (station, session) DO UPDATE SET \
-                 contiguous = excluded.contiguous, above = excluded.above, \
-                 updated_at = excluded.updated_at",
-            );
-            q.build().execute(&mut *tx).await?;
-        }
-        for chunk in batch.statuses.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO station_status (station, received_at, station_time, uptime_s, \
-                 backlog, fw_version, temp_c, power, tags_in_range) ",
-            );
-            q.push_values(chunk, |mut row, s| {
-                row.push_bind(i64::from(s.station.0))
-                    .push_bind(s.received_at_ms)
-                    .push_bind(s.station_time_ms)
-                    .push_bind(i64::from(s.uptime_s))
-                    .push_bind(i64::from(s.backlog))
-                    .push_bind(i64::from(s.fw_version))
-                    .push_bind(i64::from(s.temp_c))
-                    .push_bind(i64::from(s.power))
-                    .push_bind(i64::from(s.tags_in_range));
-            });
-            q.push(
-                " ON CONFLICT (station) DO UPDATE SET \
-                 received_at = excluded.received_at, station_time = excluded.station_time, \
-                 uptime_s = excluded.uptime_s, backlog = excluded.backlog, \
-                 fw_version = excluded.fw_version, temp_c = excluded.temp_c, \
-                 power = excluded.power, tags_in_range = excluded.tags_in_range",
-            );
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
-    // ---- restart ----
-
     pub async fn watermarks(&self) -> Result<Vec<Watermark>> {
-        let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as("SELECT station, session, contiguous, above FROM watermarks")
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(|(station, session, contiguous, above)| {
-                let above = above
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| {
-                        s.parse::<u32>()
-                            .map_err(|_| Error::Corrupt(format!("watermark seq {s:?}")))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Watermark {
-                    station: StationId(to_u32(station)?),
-                    session: SessionId(to_u32(session)?),
-                    contiguous: to_u32(contiguous)?,
-                    above,
-                })
-            })
-            .collect()
+        match self {
+            Store::Sqlite(s) => s.watermarks().await,
+            Store::Postgres(s) => s.watermarks().await,
+        }
     }
 
     /// Visits that may still grow: those whose last detection is within `window_ms` of the
     /// latest stored detection.
     pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>> {
-        let rows: Vec<VisitRow> = sqlx::query_as(
-            "SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM visits \
-             WHERE last_seen >= (SELECT MAX(last_seen) FROM visits) - ? ORDER BY id",
-        )
-        .bind(window_ms)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(visit_from_row).collect()
+        match self {
+            Store::Sqlite(s) => s.open_visits(window_ms).await,
+            Store::Postgres(s) => s.open_visits(window_ms).await,
+        }
     }
 
     /// The next unused visit id and alert seq.
     pub async fn next_ids(&self) -> Result<(i64, i64)> {
-        let (visit, alert): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM visits), \
-                    (SELECT COALESCE(MAX(seq), 0) + 1 FROM alerts)",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        Ok((visit, alert))
+        match self {
+            Store::Sqlite(s) => s.next_ids().await,
+            Store::Postgres(s) => s.next_ids().await,
+        }
     }
 
-    // ---- queries ----
-
     pub async fn last_location(&self, tag: TagId) -> Result<Option<Location>> {
-        let row: Option<(i64, i64, f64, f64)> = sqlx::query_as(
-            "SELECT v.station, v.last_seen, s.lat, s.lon FROM visits v \
-             JOIN stations s ON s.id = v.station \
-             WHERE v.tag = ? ORDER BY v.last_seen DESC LIMIT 1",
-        )
-        .bind(i64::from(tag.0))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|(station, seen_at_ms, lat, lon)| {
-            Ok(Location {
-                tag,
-                station: StationId(to_u32(station)?),
-                position: GeoPoint { lat, lon },
-                seen_at_ms,
-            })
-        })
-        .transpose()
+        match self {
+            Store::Sqlite(s) => s.last_location(tag).await,
+            Store::Postgres(s) => s.last_location(tag).await,
+        }
     }
 
     /// The tag heard most recently, if any.
     pub async fn most_recent_tag(&self) -> Result<Option<TagId>> {
-        let tag: Option<i64> =
-            sqlx::query_scalar("SELECT tag FROM visits ORDER BY last_seen DESC LIMIT 1")
-                .fetch_optional(&self.reader)
-                .await?;
-        tag.map(|t| Ok(TagId(to_u32(t)?))).transpose()
+        match self {
+            Store::Sqlite(s) => s.most_recent_tag().await,
+            Store::Postgres(s) => s.most_recent_tag().await,
+        }
     }
 
     /// The visits of `tag` overlapping `[from_ms, to_ms]`, in time order, at most `limit`.
@@ -521,117 +287,53 @@ impl Store {
         to_ms: i64,
         limit: u32,
     ) -> Result<Vec<PlacedVisit>> {
-        let rows: Vec<PlacedVisitRow> = sqlx::query_as(
-            "SELECT v.id, v.tag, v.station, v.first_seen, v.last_seen, v.best_rssi, v.reads, \
-             s.lat, s.lon FROM visits v JOIN stations s ON s.id = v.station \
-             WHERE v.tag = ? AND v.first_seen <= ? AND v.last_seen >= ? \
-             ORDER BY v.first_seen, v.id LIMIT ?",
-        )
-        .bind(i64::from(tag.0))
-        .bind(to_ms)
-        .bind(from_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter()
-            .map(|(id, tag, station, first, last, rssi, reads, lat, lon)| {
-                Ok(PlacedVisit {
-                    visit: visit_from_row((id, tag, station, first, last, rssi, reads))?,
-                    position: GeoPoint { lat, lon },
-                })
-            })
-            .collect()
+        match self {
+            Store::Sqlite(s) => s.track(tag, from_ms, to_ms, limit).await,
+            Store::Postgres(s) => s.track(tag, from_ms, to_ms, limit).await,
+        }
     }
 
     /// Every visit, in id order (tests and exports).
     pub async fn all_visits(&self) -> Result<Vec<Visit>> {
-        let rows: Vec<VisitRow> = sqlx::query_as(
-            "SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM visits \
-             ORDER BY id",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(visit_from_row).collect()
+        match self {
+            Store::Sqlite(s) => s.all_visits().await,
+            Store::Postgres(s) => s.all_visits().await,
+        }
     }
 
     /// Alerts with `seq > after`, oldest first, at most `limit`.
+    /// The latest alerts about one tag, newest first.
+    pub async fn alerts_for_tag(&self, tag: TagId, limit: u32) -> Result<Vec<Alert>> {
+        match self {
+            Store::Sqlite(s) => s.alerts_for_tag(tag, limit).await,
+            Store::Postgres(s) => s.alerts_for_tag(tag, limit).await,
+        }
+    }
+
     pub async fn alerts_after(&self, after: i64, limit: u32) -> Result<Vec<Alert>> {
-        let rows: Vec<AlertRow> = sqlx::query_as(
-            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at FROM alerts \
-             WHERE seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(alert_from_row).collect()
+        match self {
+            Store::Sqlite(s) => s.alerts_after(after, limit).await,
+            Store::Postgres(s) => s.alerts_after(after, limit).await,
+        }
     }
 
     pub async fn station_status(&self, station: StationId) -> Result<Option<StationStatus>> {
-        type Row = (i64, i64, i64, i64, i64, i64, i64, i64);
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT received_at, station_time, uptime_s, backlog, fw_version, temp_c, power, \
-             tags_in_range FROM station_status WHERE station = ?",
-        )
-        .bind(i64::from(station.0))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(
-            |(received, station_time, uptime, backlog, fw, temp, power, tags)| {
-                let corrupt = |what: &str| Error::Corrupt(format!("station_status.{what}"));
-                Ok(StationStatus {
-                    station,
-                    received_at_ms: received,
-                    station_time_ms: station_time,
-                    uptime_s: to_u32(uptime)?,
-                    backlog: to_u32(backlog)?,
-                    fw_version: u16::try_from(fw).map_err(|_| corrupt("fw_version"))?,
-                    temp_c: i8::try_from(temp).map_err(|_| corrupt("temp_c"))?,
-                    power: u8::try_from(power).map_err(|_| corrupt("power"))?,
-                    tags_in_range: u16::try_from(tags).map_err(|_| corrupt("tags_in_range"))?,
-                })
-            },
-        )
-        .transpose()
+        match self {
+            Store::Sqlite(s) => s.station_status(station).await,
+            Store::Postgres(s) => s.station_status(station).await,
+        }
     }
 }
 
-/// Inserts visits, or on an existing id assigns the `set` columns (a visit whose earlier row is
-/// missing, which cannot happen as flushes commit in order, is still written whole).
-async fn upsert_visits(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    visits: &[Visit],
-    set: &str,
-) -> Result<()> {
-    for chunk in visits.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO visits (id, tag, station, first_seen, last_seen, best_rssi, reads) ",
-        );
-        q.push_values(chunk, |mut row, v| {
-            row.push_bind(v.id.0)
-                .push_bind(i64::from(v.tag.0))
-                .push_bind(i64::from(v.station.0))
-                .push_bind(v.first_seen_ms)
-                .push_bind(v.last_seen_ms)
-                .push_bind(i64::from(v.best_rssi))
-                .push_bind(i64::from(v.reads));
-        });
-        q.push(" ON CONFLICT (id) DO UPDATE SET ");
-        q.push(set);
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-fn to_u32(value: i64) -> Result<u32> {
+pub(crate) fn to_u32(value: i64) -> Result<u32> {
     u32::try_from(value).map_err(|_| Error::Corrupt(format!("{value} is not a u32 id")))
 }
 
-fn visit_from_row(row: VisitRow) -> Result<Visit> {
+pub(crate) fn visit_from_row(row: VisitRow) -> Result<Visit> {
     let (id, tag, station, first_seen_ms, last_seen_ms, rssi, reads) = row;
     Ok(Visit {
         id: VisitId(id),
@@ -644,7 +346,7 @@ fn visit_from_row(row: VisitRow) -> Result<Visit> {
     })
 }
 
-fn alert_from_row(row: AlertRow) -> Result<Alert> {
+pub(crate) fn alert_from_row(row: AlertRow) -> Result<Alert> {
     let (seq, id, kind, tag, station, lat, lon, seen_at_ms, raised_at_ms) = row;
     Ok(Alert {
         seq,
@@ -657,4 +359,75 @@ fn alert_from_row(row: AlertRow) -> Result<Alert> {
         seen_at_ms,
         raised_at_ms,
     })
+}
+
+pub(crate) type StatusRow = (i64, i64, i64, i64, i64, i64, i64, i64);
+
+pub(crate) fn status_from_row(station: StationId, row: StatusRow) -> Result<StationStatus> {
+    let (received, station_time, uptime, backlog, fw, temp, power, tags) = row;
+    let corrupt = |what: &str| Error::Corrupt(format!("station_status.{what}"));
+    Ok(StationStatus {
+        station,
+        received_at_ms: received,
+        station_time_ms: station_time,
+        uptime_s: to_u32(uptime)?,
+        backlog: to_u32(backlog)?,
+        fw_version: u16::try_from(fw).map_err(|_| corrupt("fw_version"))?,
+        temp_c: i8::try_from(temp).map_err(|_| corrupt("temp_c"))?,
+        power: u8::try_from(power).map_err(|_| corrupt("power"))?,
+        tags_in_range: u16::try_from(tags).map_err(|_| corrupt("tags_in_range"))?,
+    })
+}
+
+/// Parses a watermark's `above` column: comma-separated sequence numbers.
+pub(crate) fn split_seqs(text: &str) -> Result<Vec<u32>> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u32>()
+                .map_err(|_| Error::Corrupt(format!("watermark seq {s:?}")))
+        })
+        .collect()
+}
+
+/// Helpers for test suites that need a real database.
+pub mod testing {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The environment variable naming a Postgres server tests may create databases on, e.g.
+    /// `postgres://postgres@127.0.0.1:5432/postgres`.
+    pub const POSTGRES_URL_VAR: &str = "TAGWATCH_TEST_POSTGRES_URL";
+
+    /// Creates a fresh, empty database on the test Postgres server and returns its URL; `None`
+    /// (with a note on stderr) when no server is configured.
+    pub async fn fresh_postgres() -> Option<String> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
+            eprintln!(
+                "{POSTGRES_URL_VAR} is not set: the Postgres variant of this test is skipped"
+            );
+            return None;
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "tagwatch_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            nanos
+        );
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR}={admin_url}: cannot connect: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        Some(format!("{base}/{name}"))
+    }
 }

@@ -6,8 +6,13 @@ use tagwatch_model::{
 };
 use tagwatch_store::{Batch, Error, Store};
 
-async fn memory() -> Store {
-    Store::open("sqlite::memory:").await.expect("opens")
+/// The backends every test runs against: SQLite always, Postgres when configured.
+async fn backends() -> Vec<Store> {
+    let mut stores = vec![Store::open("sqlite::memory:").await.expect("sqlite opens")];
+    if let Some(url) = tagwatch_store::testing::fresh_postgres().await {
+        stores.push(Store::open(&url).await.expect("postgres opens"));
+    }
+    stores
 }
 
 fn station(id: u32) -> Station {
@@ -57,203 +62,226 @@ fn alert(seq: i64, id: &str) -> Alert {
 
 #[tokio::test]
 async fn stations_keep_their_keys_and_refuse_duplicates() {
-    let store = memory().await;
-    let key = StationKey([7; 32]);
-    store
-        .insert_station(&station(1), &key, 0)
-        .await
-        .expect("insert");
-    let err = store
-        .insert_station(&station(1), &key, 0)
-        .await
-        .expect_err("duplicate");
-    assert!(matches!(err, Error::StationExists(StationId(1))));
-    let all = store.stations().await.expect("list");
-    assert_eq!(all, vec![(station(1), key)]);
-    assert_eq!(
-        store.station(StationId(1)).await.expect("get"),
-        Some(station(1))
-    );
-    assert_eq!(store.station(StationId(2)).await.expect("get"), None);
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        let key = StationKey([7; 32]);
+        store
+            .insert_station(&station(1), &key, 0)
+            .await
+            .expect("insert");
+        let err = store
+            .insert_station(&station(1), &key, 0)
+            .await
+            .expect_err("duplicate");
+        assert!(matches!(err, Error::StationExists(StationId(1))));
+        let all = store.stations().await.expect("list");
+        assert_eq!(all, vec![(station(1), key)]);
+        assert_eq!(
+            store.station(StationId(1)).await.expect("get"),
+            Some(station(1))
+        );
+        assert_eq!(store.station(StationId(2)).await.expect("get"), None);
+    }
 }
 
 #[tokio::test]
 async fn vehicles_are_unique_by_tag_and_by_plate() {
-    let store = memory().await;
-    store
-        .insert_vehicle(&vehicle(1, "A1"), 0)
-        .await
-        .expect("insert");
-    assert!(matches!(
-        store.insert_vehicle(&vehicle(1, "B2"), 0).await,
-        Err(Error::TagExists(TagId(1)))
-    ));
-    assert!(matches!(
-        store.insert_vehicle(&vehicle(2, "A1"), 0).await,
-        Err(Error::PlateExists(p)) if p == "A1"
-    ));
-    assert_eq!(
-        store.vehicle(TagId(1)).await.expect("get"),
-        Some(vehicle(1, "A1"))
-    );
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        store
+            .insert_vehicle(&vehicle(1, "A1"), 0)
+            .await
+            .expect("insert");
+        assert!(matches!(
+            store.insert_vehicle(&vehicle(1, "B2"), 0).await,
+            Err(Error::TagExists(TagId(1)))
+        ));
+        assert!(matches!(
+            store.insert_vehicle(&vehicle(2, "A1"), 0).await,
+            Err(Error::PlateExists(p)) if p == "A1"
+        ));
+        assert_eq!(
+            store.vehicle(TagId(1)).await.expect("get"),
+            Some(vehicle(1, "A1"))
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_theft_case_needs_a_vehicle_and_only_one_is_open() {
-    let store = memory().await;
-    assert!(matches!(
-        store.open_case(TagId(9), 0, "").await,
-        Err(Error::NoSuchVehicle(TagId(9)))
-    ));
-    store
-        .insert_vehicle(&vehicle(9, "C3"), 0)
-        .await
-        .expect("insert");
-    let case = store
-        .open_case(TagId(9), 5, "parked at market")
-        .await
-        .expect("open");
-    assert!(matches!(
-        store.open_case(TagId(9), 6, "").await,
-        Err(Error::CaseAlreadyOpen(TagId(9)))
-    ));
-    assert_eq!(
-        store.open_cases().await.expect("list"),
-        vec![(TagId(9), case)]
-    );
-    assert_ne!(case, CaseId(0));
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        assert!(matches!(
+            store.open_case(TagId(9), 0, "").await,
+            Err(Error::NoSuchVehicle(TagId(9)))
+        ));
+        store
+            .insert_vehicle(&vehicle(9, "C3"), 0)
+            .await
+            .expect("insert");
+        let case = store
+            .open_case(TagId(9), 5, "parked at market")
+            .await
+            .expect("open");
+        assert!(matches!(
+            store.open_case(TagId(9), 6, "").await,
+            Err(Error::CaseAlreadyOpen(TagId(9)))
+        ));
+        assert_eq!(
+            store.open_cases().await.expect("list"),
+            vec![(TagId(9), case)]
+        );
+        assert_ne!(case, CaseId(0));
+    }
 }
 
 #[tokio::test]
 async fn a_batch_commits_visits_alerts_watermarks_and_status_together() {
-    let store = memory().await;
-    store
-        .insert_station(&station(1), &StationKey([1; 32]), 0)
-        .await
-        .expect("station");
-    let watermark = Watermark {
-        station: StationId(1),
-        session: SessionId(3),
-        contiguous: 10,
-        above: vec![12, 15],
-    };
-    let status = StationStatus {
-        station: StationId(1),
-        received_at_ms: 100,
-        station_time_ms: 99,
-        uptime_s: 86_400,
-        backlog: 2,
-        fw_version: 258,
-        temp_c: -5,
-        power: 0x81,
-        tags_in_range: 40,
-    };
-    let batch = Batch {
-        visits: vec![visit(1, 7, 1, 1_000, 2_000), visit(2, 7, 1, 50_000, 60_000)],
-        alerts: vec![alert(1, "a")],
-        watermarks: vec![watermark.clone()],
-        statuses: vec![status],
-        ..Batch::default()
-    };
-    store.commit(&batch).await.expect("commit");
-    // The same alert id again (a frame re-applied after a crash) is kept once.
-    let mut again = Batch {
-        alerts: vec![alert(2, "a")],
-        ..Batch::default()
-    };
-    // A visit grows and another is merged away.
-    again.visits = vec![visit(1, 7, 1, 500, 70_000)];
-    again.deleted_visits = vec![VisitId(2)];
-    store.commit(&again).await.expect("commit");
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        store
+            .insert_station(&station(1), &StationKey([1; 32]), 0)
+            .await
+            .expect("station");
+        let watermark = Watermark {
+            station: StationId(1),
+            session: SessionId(3),
+            contiguous: 10,
+            above: vec![12, 15],
+        };
+        let status = StationStatus {
+            station: StationId(1),
+            received_at_ms: 100,
+            station_time_ms: 99,
+            uptime_s: 86_400,
+            backlog: 2,
+            fw_version: 258,
+            temp_c: -5,
+            power: 0x81,
+            tags_in_range: 40,
+        };
+        let batch = Batch {
+            visits: vec![visit(1, 7, 1, 1_000, 2_000), visit(2, 7, 1, 50_000, 60_000)],
+            alerts: vec![alert(1, "a")],
+            watermarks: vec![watermark.clone()],
+            statuses: vec![status],
+            ..Batch::default()
+        };
+        store.commit(&batch).await.expect("commit");
+        // The same alert id again (a frame re-applied after a crash) is kept once.
+        let mut again = Batch {
+            alerts: vec![alert(2, "a")],
+            ..Batch::default()
+        };
+        // A visit grows and another is merged away.
+        again.visits = vec![visit(1, 7, 1, 500, 70_000)];
+        again.deleted_visits = vec![VisitId(2)];
+        store.commit(&again).await.expect("commit");
 
-    assert_eq!(
-        store.all_visits().await.expect("visits"),
-        vec![visit(1, 7, 1, 500, 70_000)]
-    );
-    assert_eq!(
-        store.alerts_after(0, 10).await.expect("alerts"),
-        vec![alert(1, "a")]
-    );
-    assert_eq!(
-        store.watermarks().await.expect("watermarks"),
-        vec![watermark]
-    );
-    assert_eq!(
-        store.station_status(StationId(1)).await.expect("status"),
-        Some(status)
-    );
-    assert_eq!(store.next_ids().await.expect("ids"), (2, 2));
+        assert_eq!(
+            store.all_visits().await.expect("visits"),
+            vec![visit(1, 7, 1, 500, 70_000)]
+        );
+        assert_eq!(
+            store.alerts_after(0, 10).await.expect("alerts"),
+            vec![alert(1, "a")]
+        );
+        assert_eq!(
+            store.watermarks().await.expect("watermarks"),
+            vec![watermark]
+        );
+        assert_eq!(
+            store.station_status(StationId(1)).await.expect("status"),
+            Some(status)
+        );
+        assert_eq!(store.next_ids().await.expect("ids"), (2, 2));
+    }
 }
 
 #[tokio::test]
 async fn location_and_track_come_from_the_visits() {
-    let store = memory().await;
-    store
-        .insert_station(&station(1), &StationKey([1; 32]), 0)
-        .await
-        .expect("station");
-    store
-        .insert_station(&station(2), &StationKey([2; 32]), 0)
-        .await
-        .expect("station");
-    let batch = Batch {
-        visits: vec![
-            visit(1, 7, 1, 1_000, 2_000),
-            visit(2, 7, 2, 3_000, 4_000),
-            visit(3, 8, 1, 3_500, 9_000),
-        ],
-        ..Batch::default()
-    };
-    store.commit(&batch).await.expect("commit");
-    let location = store
-        .last_location(TagId(7))
-        .await
-        .expect("location")
-        .expect("known");
-    assert_eq!(
-        (location.station, location.seen_at_ms),
-        (StationId(2), 4_000)
-    );
-    assert_eq!(location.position, station(2).position);
-    assert_eq!(
-        store.last_location(TagId(99)).await.expect("location"),
-        None
-    );
-
-    let track = store.track(TagId(7), 0, 10_000, 100).await.expect("track");
-    let ids: Vec<_> = track.iter().map(|p| p.visit.id.0).collect();
-    assert_eq!(ids, vec![1, 2]);
-    let window = store
-        .track(TagId(7), 2_500, 10_000, 100)
-        .await
-        .expect("track");
-    assert_eq!(window.len(), 1, "only visits overlapping the window");
-    assert_eq!(
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
         store
-            .track(TagId(7), 0, 10_000, 1)
+            .insert_station(&station(1), &StationKey([1; 32]), 0)
             .await
-            .expect("track")
-            .len(),
-        1
-    );
+            .expect("station");
+        store
+            .insert_station(&station(2), &StationKey([2; 32]), 0)
+            .await
+            .expect("station");
+        let batch = Batch {
+            visits: vec![
+                visit(1, 7, 1, 1_000, 2_000),
+                visit(2, 7, 2, 3_000, 4_000),
+                visit(3, 8, 1, 3_500, 9_000),
+            ],
+            ..Batch::default()
+        };
+        store.commit(&batch).await.expect("commit");
+        let location = store
+            .last_location(TagId(7))
+            .await
+            .expect("location")
+            .expect("known");
+        assert_eq!(
+            (location.station, location.seen_at_ms),
+            (StationId(2), 4_000)
+        );
+        assert_eq!(location.position, station(2).position);
+        assert_eq!(
+            store.last_location(TagId(99)).await.expect("location"),
+            None
+        );
+
+        let track = store.track(TagId(7), 0, 10_000, 100).await.expect("track");
+        let ids: Vec<_> = track.iter().map(|p| p.visit.id.0).collect();
+        assert_eq!(ids, vec![1, 2]);
+        let window = store
+            .track(TagId(7), 2_500, 10_000, 100)
+            .await
+            .expect("track");
+        assert_eq!(window.len(), 1, "only visits overlapping the window");
+        assert_eq!(
+            store
+                .track(TagId(7), 0, 10_000, 1)
+                .await
+                .expect("track")
+                .len(),
+            1
+        );
+    }
 }
 
 #[tokio::test]
 async fn open_visits_are_those_near_the_latest_detection() {
-    let store = memory().await;
-    let batch = Batch {
-        visits: vec![visit(1, 7, 1, 0, 1_000), visit(2, 8, 1, 0, 100_000)],
-        ..Batch::default()
-    };
-    store.commit(&batch).await.expect("commit");
-    let open = store.open_visits(30_000).await.expect("open");
-    assert_eq!(open, vec![visit(2, 8, 1, 0, 100_000)]);
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        let batch = Batch {
+            visits: vec![visit(1, 7, 1, 0, 1_000), visit(2, 8, 1, 0, 100_000)],
+            ..Batch::default()
+        };
+        store.commit(&batch).await.expect("commit");
+        let open = store.open_visits(30_000).await.expect("open");
+        assert_eq!(open, vec![visit(2, 8, 1, 0, 100_000)]);
+    }
 }
 
 #[tokio::test]
-async fn a_file_database_survives_reopening() {
+async fn a_database_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.path().join("t.sqlite").display()
+    )];
+    urls.extend(tagwatch_store::testing::fresh_postgres().await);
+    for url in urls {
+        reopen(&url).await;
+    }
+}
+
+async fn reopen(url: &str) {
+    let url = url.to_owned();
     {
         let store = Store::open(&url).await.expect("open");
         store
@@ -278,71 +306,75 @@ async fn an_unsupported_url_is_refused_clearly() {
 
 #[tokio::test]
 async fn large_batches_span_several_statements_and_stay_atomic() {
-    let store = memory().await;
-    let n = tagwatch_store::ROWS_PER_STATEMENT as i64 * 2 + 500;
-    let visits: Vec<Visit> = (1..=n).map(|id| visit(id, 7, 1, id, id + 1)).collect();
-    store
-        .commit(&Batch {
-            visits: visits.clone(),
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        let n = tagwatch_store::ROWS_PER_STATEMENT as i64 * 2 + 500;
+        let visits: Vec<Visit> = (1..=n).map(|id| visit(id, 7, 1, id, id + 1)).collect();
+        store
+            .commit(&Batch {
+                visits: visits.clone(),
+                ..Batch::default()
+            })
+            .await
+            .expect("commit");
+        assert_eq!(store.all_visits().await.expect("visits"), visits);
+        let deleted: Vec<VisitId> = (1..=n - 10).map(VisitId).collect();
+        store
+            .commit(&Batch {
+                deleted_visits: deleted,
+                ..Batch::default()
+            })
+            .await
+            .expect("commit");
+        assert_eq!(store.all_visits().await.expect("visits").len(), 10);
+        // A batch that fails half-way (a second alert with a taken seq) leaves nothing behind.
+        store
+            .commit(&Batch {
+                alerts: vec![alert(1, "x")],
+                ..Batch::default()
+            })
+            .await
+            .expect("commit");
+        let failing = Batch {
+            visits: vec![visit(n + 1, 8, 1, 0, 1)],
+            alerts: vec![alert(1, "y")],
             ..Batch::default()
-        })
-        .await
-        .expect("commit");
-    assert_eq!(store.all_visits().await.expect("visits"), visits);
-    let deleted: Vec<VisitId> = (1..=n - 10).map(VisitId).collect();
-    store
-        .commit(&Batch {
-            deleted_visits: deleted,
-            ..Batch::default()
-        })
-        .await
-        .expect("commit");
-    assert_eq!(store.all_visits().await.expect("visits").len(), 10);
-    // A batch that fails half-way (a second alert with a taken seq) leaves nothing behind.
-    store
-        .commit(&Batch {
-            alerts: vec![alert(1, "x")],
-            ..Batch::default()
-        })
-        .await
-        .expect("commit");
-    let failing = Batch {
-        visits: vec![visit(n + 1, 8, 1, 0, 1)],
-        alerts: vec![alert(1, "y")],
-        ..Batch::default()
-    };
-    assert!(store.commit(&failing).await.is_err());
-    assert_eq!(
-        store.all_visits().await.expect("visits").len(),
-        10,
-        "rolled back"
-    );
+        };
+        assert!(store.commit(&failing).await.is_err());
+        assert_eq!(
+            store.all_visits().await.expect("visits").len(),
+            10,
+            "rolled back"
+        );
+    }
 }
 
 #[tokio::test]
 async fn an_extension_updates_the_end_of_a_visit_and_keeps_its_start() {
-    let store = memory().await;
-    store
-        .commit(&Batch {
-            visits: vec![visit(1, 7, 1, 1_000, 2_000)],
-            ..Batch::default()
-        })
-        .await
-        .expect("commit");
-    let mut grown = visit(1, 7, 1, 1_000, 9_000);
-    grown.reads = 11;
-    grown.best_rssi = -40;
-    // An extension of a visit not yet stored is written whole.
-    let unseen = visit(2, 8, 1, 3_000, 4_000);
-    store
-        .commit(&Batch {
-            extended_visits: vec![grown, unseen],
-            ..Batch::default()
-        })
-        .await
-        .expect("commit");
-    assert_eq!(
-        store.all_visits().await.expect("visits"),
-        vec![grown, unseen]
-    );
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        store
+            .commit(&Batch {
+                visits: vec![visit(1, 7, 1, 1_000, 2_000)],
+                ..Batch::default()
+            })
+            .await
+            .expect("commit");
+        let mut grown = visit(1, 7, 1, 1_000, 9_000);
+        grown.reads = 11;
+        grown.best_rssi = -40;
+        // An extension of a visit not yet stored is written whole.
+        let unseen = visit(2, 8, 1, 3_000, 4_000);
+        store
+            .commit(&Batch {
+                extended_visits: vec![grown, unseen],
+                ..Batch::default()
+            })
+            .await
+            .expect("commit");
+        assert_eq!(
+            store.all_visits().await.expect("visits"),
+            vec![grown, unseen]
+        );
+    }
 }

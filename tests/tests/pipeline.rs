@@ -17,13 +17,10 @@ mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
-use support::TestServer;
-use tagwatch_gateway::wire::Body;
-use tagwatch_model::{Station, StationId, TagId, Visit};
-use tagwatch_sim::{CityConfig, SimConfig, SimReport, Transport, TruthInterval};
+use support::{expected_visits, provision_city, visit_key, TestServer, VisitKey};
+use tagwatch_model::{StationId, TagId};
+use tagwatch_sim::{CityConfig, SimConfig, Transport, TruthInterval};
 use tokio_util::sync::CancellationToken;
-
-const VISIT_GAP_MS: i64 = 30_000;
 
 fn city() -> CityConfig {
     CityConfig {
@@ -33,75 +30,6 @@ fn city() -> CityConfig {
         tags: 300,
         ..CityConfig::default()
     }
-}
-
-async fn provision_city(server: &TestServer, city: &CityConfig) {
-    for (s, key) in tagwatch_sim::stations(city) {
-        let station = Station {
-            id: s.id,
-            name: format!("X{}", s.id),
-            position: s.position,
-        };
-        server
-            .store()
-            .insert_station(&station, &key, 0)
-            .await
-            .expect("station");
-    }
-}
-
-/// (tag, station, first, last, reads, best rssi), sorted: what a visit means, without its id.
-type VisitKey = (TagId, StationId, i64, i64, u32, i8);
-
-fn key_of(v: &Visit) -> VisitKey {
-    (
-        v.tag,
-        v.station,
-        v.first_seen_ms,
-        v.last_seen_ms,
-        v.reads,
-        v.best_rssi,
-    )
-}
-
-/// The visits the frames imply, computed the simple way: sort each (tag, station)'s detections
-/// by time and cut wherever two are more than the gap apart.
-fn expected_visits(report: &SimReport) -> Vec<VisitKey> {
-    // (time, reads, rssi) of every detection, per (tag, station).
-    type Detections = Vec<(i64, u8, i8)>;
-    let mut by_pair: HashMap<(TagId, StationId), Detections> = HashMap::new();
-    for frame in &report.frames {
-        if let Body::Detections(records) = &frame.body {
-            for r in records {
-                let t = frame.time_ms as i64 - i64::from(r.age_ms);
-                by_pair
-                    .entry((r.tag, frame.station))
-                    .or_default()
-                    .push((t, r.reads, r.rssi));
-            }
-        }
-    }
-    let mut visits = Vec::new();
-    for ((tag, station), mut dets) in by_pair {
-        dets.sort_unstable();
-        let mut current: Option<VisitKey> = None;
-        for (t, reads, rssi) in dets {
-            match current.as_mut() {
-                Some(v) if t - v.3 <= VISIT_GAP_MS => {
-                    v.3 = t;
-                    v.4 += u32::from(reads);
-                    v.5 = v.5.max(rssi);
-                }
-                _ => {
-                    visits.extend(current.take());
-                    current = Some((tag, station, t, t, u32::from(reads), rssi));
-                }
-            }
-        }
-        visits.extend(current);
-    }
-    visits.sort_unstable();
-    visits
 }
 
 fn within_truth(
@@ -121,7 +49,7 @@ fn within_truth(
 async fn run_city(transport: Transport) {
     let server = TestServer::start_with(|c| c.visit_gap_s = 30).await;
     let city = city();
-    provision_city(&server, &city).await;
+    provision_city(server.store(), &city).await;
     // The city was provisioned behind the running server's back: restart so it loads the keys.
     let mut server = server;
     server.restart().await;
@@ -171,9 +99,9 @@ async fn run_city(transport: Transport) {
 
     // Exactness: the stored visits are exactly those the frames imply.
     let stored = server.store().all_visits().await.expect("visits");
-    let mut stored_keys: Vec<VisitKey> = stored.iter().map(key_of).collect();
+    let mut stored_keys: Vec<VisitKey> = stored.iter().map(visit_key).collect();
     stored_keys.sort_unstable();
-    let expected = expected_visits(&report);
+    let expected = expected_visits(&report, 30_000);
     assert_eq!(stored_keys.len(), expected.len());
     assert!(
         stored_keys == expected,

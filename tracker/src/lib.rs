@@ -139,8 +139,23 @@ impl Tracker {
         self.visits.restore(visit);
     }
 
+    /// After a restart: `alert` was raised before, so the visit it was raised in (if restored)
+    /// must not raise another.
+    pub fn restore_alert(&mut self, alert: &Alert) {
+        let Some(visit) = self
+            .visits
+            .visit_at(alert.tag, alert.station, alert.seen_at_ms)
+        else {
+            return;
+        };
+        if let Some(stolen) = self.stolen.get_mut(&alert.tag) {
+            stolen.alerted.insert(visit);
+        }
+    }
+
     /// Applies one frame's detections; returns the alerts they raise, in order.
     pub fn apply(&mut self, obs: Observation<'_>, now_ms: i64) -> Vec<Alert> {
+        self.visits.set_clock(now_ms);
         let mut alerts = Vec::new();
         let Some(position) = obs
             .reader_position
@@ -283,6 +298,29 @@ mod tests {
         assert_eq!(later[0].seq, 42);
         tracker.recovered(TagId(7));
         assert!(apply(&mut tracker, 5, &[det(7, 900_000)]).is_empty());
+    }
+
+    #[test]
+    fn a_restored_alert_keeps_its_visit_from_alerting_again() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        tracker.set_station(&station());
+        tracker.report_stolen(TagId(7), CaseId(5));
+        let raised = apply(&mut tracker, 1, &[det(7, 1_000)]);
+        let visit = tracker.take_changes().upserts[0];
+
+        // A restarted tracker: the visit and the alert come back from the store.
+        let mut restarted = Tracker::new(TrackerConfig::default(), 100, 2);
+        restarted.set_station(&station());
+        restarted.report_stolen(TagId(7), CaseId(5));
+        restarted.restore_visit(visit);
+        restarted.restore_alert(&raised[0]);
+        assert!(apply(&mut restarted, 2, &[det(7, 2_000)]).is_empty());
+        // Without the alert restored, the same visit would alert a second time.
+        let mut forgetful = Tracker::new(TrackerConfig::default(), 100, 2);
+        forgetful.set_station(&station());
+        forgetful.report_stolen(TagId(7), CaseId(5));
+        forgetful.restore_visit(visit);
+        assert_eq!(apply(&mut forgetful, 2, &[det(7, 2_000)]).len(), 1);
     }
 
     #[test]

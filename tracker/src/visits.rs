@@ -65,12 +65,28 @@ impl VisitBook {
         }
     }
 
+    /// Moves the id sequence up to the server clock, so ids record when visits were created
+    /// (see [`tagwatch_model::visit::VISIT_ID_TIME_SHIFT`]).
+    pub fn set_clock(&mut self, now_ms: i64) {
+        self.next_id = self.next_id.max(VisitId::floor_at(now_ms));
+    }
+
     /// Puts back a visit loaded from the store (after a restart), so later detections extend it.
     pub fn restore(&mut self, visit: Visit) {
         self.next_id = self.next_id.max(visit.id.0 + 1);
         let list = self.by_pair.entry((visit.tag, visit.station)).or_default();
         let at = list.partition_point(|v| v.first_seen_ms < visit.first_seen_ms);
         list.insert(at, visit);
+    }
+
+    /// The visit of `tag` at `station` that a detection at `t` belongs to, if any.
+    pub fn visit_at(&self, tag: TagId, station: StationId, t: i64) -> Option<VisitId> {
+        let gap = self.gap_ms;
+        self.by_pair
+            .get(&(tag, station))?
+            .iter()
+            .find(|v| v.first_seen_ms - gap <= t && t <= v.last_seen_ms + gap)
+            .map(|v| v.id)
     }
 
     /// Adds one detection and returns the visit it now belongs to, and whether that visit is new.

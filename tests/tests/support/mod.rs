@@ -258,3 +258,73 @@ impl TestStation {
         status
     }
 }
+
+/// Registers the city's stations (with the simulator's keys) directly in the store.
+pub async fn provision_city(store: &Store, city: &tagwatch_sim::CityConfig) {
+    for (s, key) in tagwatch_sim::stations(city) {
+        let station = tagwatch_model::Station {
+            id: s.id,
+            name: format!("X{}", s.id),
+            position: s.position,
+        };
+        store
+            .insert_station(&station, &key, 0)
+            .await
+            .expect("station");
+    }
+}
+
+/// (tag, station, first, last, reads, best rssi), sorted: what a visit means, without its id.
+pub type VisitKey = (TagId, StationId, i64, i64, u32, i8);
+
+pub fn visit_key(v: &tagwatch_model::Visit) -> VisitKey {
+    (
+        v.tag,
+        v.station,
+        v.first_seen_ms,
+        v.last_seen_ms,
+        v.reads,
+        v.best_rssi,
+    )
+}
+
+/// The visits the frames imply, computed the simple way: sort each (tag, station)'s detections
+/// by time and cut wherever two are more than the gap apart.
+pub fn expected_visits(report: &tagwatch_sim::SimReport, gap_ms: i64) -> Vec<VisitKey> {
+    // (time, reads, rssi) of every detection, per (tag, station).
+    type Detections = Vec<(i64, u8, i8)>;
+    let mut by_pair: std::collections::HashMap<(TagId, StationId), Detections> =
+        std::collections::HashMap::new();
+    for frame in &report.frames {
+        if let tagwatch_gateway::wire::Body::Detections(records) = &frame.body {
+            for r in records {
+                let t = frame.time_ms as i64 - i64::from(r.age_ms);
+                by_pair
+                    .entry((r.tag, frame.station))
+                    .or_default()
+                    .push((t, r.reads, r.rssi));
+            }
+        }
+    }
+    let mut visits = Vec::new();
+    for ((tag, station), mut dets) in by_pair {
+        dets.sort_unstable();
+        let mut current: Option<VisitKey> = None;
+        for (t, reads, rssi) in dets {
+            match current.as_mut() {
+                Some(v) if t - v.3 <= gap_ms => {
+                    v.3 = t;
+                    v.4 += u32::from(reads);
+                    v.5 = v.5.max(rssi);
+                }
+                _ => {
+                    visits.extend(current.take());
+                    current = Some((tag, station, t, t, u32::from(reads), rssi));
+                }
+            }
+        }
+        visits.extend(current);
+    }
+    visits.sort_unstable();
+    visits
+}

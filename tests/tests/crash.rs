@@ -1,0 +1,214 @@
+//! Crash test: the simulated city streams to a server *process* that is killed with SIGKILL
+//! several times at random moments and restarted on the same store. At the end:
+//! - every frame the simulator built was acknowledged, none rejected;
+//! - the stored visits equal those an uninterrupted run stores — the visits the frames imply,
+//!   computed independently (the pipeline test shows an uninterrupted run stores exactly these);
+//! - no alert was stored twice: each visit of the stolen vehicle carries at most one alert.
+//!
+//! Runs on SQLite, and on Postgres when `TAGWATCH_TEST_POSTGRES_URL` is set. The server process
+//! is this test binary itself, re-run in "child" mode (`crash_child`), so no separately built
+//! binary is needed.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+use support::{expected_visits, provision_city, visit_key, VisitKey, TOKEN};
+use tagwatch::{Config, Secret, Server};
+use tagwatch_model::{TagId, Vehicle};
+use tagwatch_sim::{CityConfig, SimConfig, Transport};
+use tagwatch_store::Store;
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+/// Set in the child: `database|udp|tcp|http`.
+const CHILD_ENV: &str = "TAGWATCH_CRASH_CHILD";
+const KILLS: u32 = 4;
+
+/// The server process the crash test kills. Does nothing unless started by the crash test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the crash test's server process; the crash test starts it"]
+async fn crash_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [database, udp, tcp, http] = parts.as_slice() else {
+        panic!("bad {CHILD_ENV}: {spec}");
+    };
+    let config = Config {
+        database: (*database).to_owned(),
+        udp: udp.parse().expect("udp"),
+        tcp: tcp.parse().expect("tcp"),
+        http: http.parse().expect("http"),
+        admin_token: Some(Secret(TOKEN.into())),
+        flush_interval_ms: 10,
+        ..Config::default()
+    };
+    let _server = Server::start(&config).await.expect("the server starts");
+    // The parent kills us; an orphan ends by itself.
+    tokio::time::sleep(Duration::from_secs(240)).await;
+}
+
+fn free_port() -> u16 {
+    // UDP and TCP both need the port; take one free for both.
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("addr").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+async fn spawn_server(spec: &str, http: &str) -> Child {
+    let child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "crash_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, spec)
+        .env("TAGWATCH_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server process");
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(response) = client.get(format!("http://{http}/healthz")).send().await {
+            if response.status().is_success() {
+                return child;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the server process did not come up within 30 s");
+}
+
+async fn crash_run(database: String) {
+    let city = CityConfig {
+        seed: 7,
+        grid_w: 4,
+        grid_h: 4,
+        tags: 150,
+        ..CityConfig::default()
+    };
+    let stolen = TagId(city.first_tag + 3);
+    {
+        let store = Store::open(&database).await.expect("store");
+        provision_city(&store, &city).await;
+        let vehicle = Vehicle {
+            tag: stolen,
+            plate: "STOLEN-1".into(),
+            owner_name: "Wang".into(),
+            owner_phone: "+86 2".into(),
+        };
+        store.insert_vehicle(&vehicle, 0).await.expect("vehicle");
+        store
+            .open_case(stolen, 0, "crash test")
+            .await
+            .expect("case");
+        store.close().await;
+    }
+    let (udp, http) = (free_port(), free_port());
+    let udp_addr = format!("127.0.0.1:{udp}");
+    let http_addr = format!("127.0.0.1:{http}");
+    let spec = format!("{database}|{udp_addr}|127.0.0.1:0|{http_addr}");
+    let mut child = spawn_server(&spec, &http_addr).await;
+
+    let sim = SimConfig {
+        city,
+        start_ms: 1_800_000_000_000,
+        duration_ms: Some(15 * 60_000),
+        speed: None,
+        transport: Transport::Udp,
+        loss: 0.02,
+        resend_after: Duration::from_millis(150),
+        keep_frames: true,
+        drain_timeout: Duration::from_secs(120),
+        ..SimConfig::default()
+    };
+    let target = udp_addr.parse().expect("addr");
+    let sim = tokio::spawn(tagwatch_sim::run(sim, target, CancellationToken::new()));
+    let mut rng = fastrand::Rng::with_seed(2026);
+    let mut kills = 0;
+    while kills < KILLS && !sim.is_finished() {
+        tokio::time::sleep(Duration::from_millis(rng.u64(200..1_200))).await;
+        child.kill().await.expect("SIGKILL the server");
+        kills += 1;
+        child = spawn_server(&spec, &http_addr).await;
+    }
+    let report = sim.await.expect("simulator");
+    child.kill().await.expect("stop the server");
+    let stats = &report.stats;
+    eprintln!("{database}: {kills} kills, {stats:?}");
+    assert_eq!(
+        kills, KILLS,
+        "the run ended before every kill: make it longer"
+    );
+
+    assert_eq!(stats.unacked_at_end, 0, "{stats:?}");
+    assert_eq!(stats.rejected, 0, "{stats:?}");
+    assert_eq!(
+        stats.accepted + stats.duplicate,
+        stats.frames_built,
+        "{stats:?}"
+    );
+
+    let store = Store::open(&database).await.expect("reopen");
+    let stored = store.all_visits().await.expect("visits");
+    let mut got: Vec<VisitKey> = stored.iter().map(visit_key).collect();
+    got.sort_unstable();
+    let expected = expected_visits(&report, 30_000);
+    assert_eq!(got.len(), expected.len(), "visit count");
+    assert!(
+        got == expected,
+        "stored visits differ from an uninterrupted run's"
+    );
+
+    let alerts = store.alerts_for_tag(stolen, 10_000).await.expect("alerts");
+    assert!(
+        !alerts.is_empty(),
+        "the stolen vehicle was heard, so it was alerted"
+    );
+    let mut per_visit: HashMap<i64, u32> = HashMap::new();
+    for alert in &alerts {
+        let visit = stored
+            .iter()
+            .find(|v| {
+                v.tag == alert.tag
+                    && v.station == alert.station
+                    && v.first_seen_ms <= alert.seen_at_ms
+                    && alert.seen_at_ms <= v.last_seen_ms
+            })
+            .unwrap_or_else(|| panic!("alert {alert:?} outside every stored visit"));
+        *per_visit.entry(visit.id.0).or_default() += 1;
+    }
+    assert!(
+        per_visit.values().all(|&n| n == 1),
+        "a visit was alerted twice: {per_visit:?}"
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_and_duplicates_nothing_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crash_run(format!(
+        "sqlite://{}",
+        dir.path().join("crash.sqlite").display()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_and_duplicates_nothing_on_postgres() {
+    if let Some(url) = tagwatch_store::testing::fresh_postgres().await {
+        crash_run(url).await;
+    }
+}
