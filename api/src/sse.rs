@@ -65,8 +65,13 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// The alert as JSON, the same whether sent live or replayed.
+/// A sighting reported this long after it happened (a station's backlog) is marked late.
+pub const LATE_AFTER_MS: i64 = 60_000;
+
+/// The alert as JSON, the same whether sent live or replayed. `seen_at` is always the
+/// sighting's own time; `late` and `delay_s` say when it reached the server much later.
 pub fn alert_json(alert: &Alert) -> serde_json::Value {
+    let delay_ms = (alert.raised_at_ms - alert.seen_at_ms).max(0);
     json!({
         "id": alert.id.0,
         "seq": alert.seq,
@@ -77,6 +82,8 @@ pub fn alert_json(alert: &Alert) -> serde_json::Value {
         "lon": alert.position.lon,
         "seen_at": to_rfc3339(alert.seen_at_ms),
         "raised_at": to_rfc3339(alert.raised_at_ms),
+        "late": delay_ms > LATE_AFTER_MS,
+        "delay_s": delay_ms / 1000,
     })
 }
 

@@ -378,3 +378,50 @@ async fn an_extension_updates_the_end_of_a_visit_and_keeps_its_start() {
         );
     }
 }
+
+#[tokio::test]
+async fn retention_drops_old_visits_but_keeps_those_of_open_theft_cases() {
+    const DAY: i64 = 86_400_000;
+    let now = 1_800_000_000_000;
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        // Storage for a day 100 days ago and for today (Postgres: their daily partitions).
+        store
+            .prepare(now - 100 * DAY)
+            .await
+            .expect("prepare old days");
+        store.prepare(now).await.expect("prepare today");
+        store
+            .insert_vehicle(&vehicle(7, "STOLEN"), 0)
+            .await
+            .expect("vehicle");
+        store.open_case(TagId(7), 0, "").await.expect("case");
+        let old = now - 100 * DAY;
+        let at = |t: i64, n: i64| VisitId::floor_at(t) + n;
+        let visits = vec![
+            visit(at(old, 1), 7, 1, old, old + 1_000), // old, stolen: kept
+            visit(at(old, 2), 8, 1, old, old + 1_000), // old: dropped
+            visit(at(old, 3), 9, 2, old, old + 5_000), // old: dropped
+            visit(at(now, 1), 8, 1, now, now + 1_000), // recent: kept
+        ];
+        store
+            .commit(&Batch {
+                visits: visits.clone(),
+                ..Batch::default()
+            })
+            .await
+            .expect("commit");
+        let dropped = store.retain(now - 90 * DAY).await.expect("retain");
+        assert_eq!(dropped, 2);
+        let left = store.all_visits().await.expect("visits");
+        assert_eq!(left, vec![visits[0], visits[3]]);
+        // The kept visit is still found by the queries.
+        let track = store.track(TagId(7), old - DAY, old + DAY, 10).await;
+        assert_eq!(
+            track.expect("track").len(),
+            0,
+            "station 1 is not provisioned here"
+        );
+        assert_eq!(store.retain(now - 90 * DAY).await.expect("again"), 0);
+    }
+}

@@ -91,6 +91,10 @@ async fn a_stolen_tag_heard_raises_an_alert_live_and_on_resume() {
     assert_eq!(alert["lat"].as_f64(), Some(expected.lat));
     assert_eq!(alert["lon"].as_f64(), Some(expected.lon));
     assert_eq!(alert["seen_at"], tagwatch_model::time::to_rfc3339(seen));
+    assert_eq!(
+        alert["late"], false,
+        "heard a minute ahead of our clock is not late"
+    );
     let seq: i64 = event.id.parse().expect("numeric id");
     assert_eq!(alert["seq"], seq);
     // Only one alert per visit: the same visit heard again raises nothing.
@@ -140,4 +144,24 @@ async fn a_bad_last_event_id_is_a_clear_400() {
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["error"]["field"], "Last-Event-ID");
+}
+
+#[tokio::test]
+async fn an_alert_from_a_backlog_carries_its_own_time_and_says_it_is_late() {
+    let server = TestServer::start().await;
+    provision(&server, 1001, 555).await;
+    report_theft(&server, 555).await;
+    let mut live = open_stream(&server, None).await;
+    let station = TestStation::udp(1001, 9, server.udp()).await;
+    // A frame built two hours ago, arriving now (the station was cut off).
+    let seen = tagwatch_model::time::now_ms() - 2 * 3_600_000;
+    assert_eq!(
+        station.exchange(&station.detections(1, seen, &[555])).await,
+        AckStatus::Accepted
+    );
+    let alert: serde_json::Value =
+        serde_json::from_str(&next_alert(&mut live).await.data).expect("json");
+    assert_eq!(alert["seen_at"], tagwatch_model::time::to_rfc3339(seen));
+    assert_eq!(alert["late"], true);
+    assert!(alert["delay_s"].as_i64().expect("delay") >= 7_200);
 }
