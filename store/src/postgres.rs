@@ -23,6 +23,9 @@ use tagwatch_model::{
 
 const DAY_MS: i64 = 86_400_000;
 
+/// How far back (by creation) restoring open visits looks.
+pub const OPEN_VISIT_SCAN_DAYS: i64 = 7;
+
 /// A Postgres database.
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -99,7 +102,8 @@ impl PgStore {
             }
             // Identifiers and bounds are ours (digits only), not user input.
             sqlx::query(&format!(
-                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF visits FOR VALUES FROM ({from}) TO ({to})"
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF visits FOR VALUES FROM ({from}) TO ({to}) \
+                 WITH (fillfactor = 70)"
             ))
             .execute(&self.writer)
             .await?;
@@ -427,12 +431,22 @@ impl PgStore {
             .collect()
     }
 
+    /// Visits that may still grow. Without an index on `last_seen` (see the migration), the scan
+    /// is bounded by id: visits created in the last [`OPEN_VISIT_SCAN_DAYS`] days, plus the DEFAULT
+    /// partition (data outside the prepared days). A visit open for longer than that (a vehicle
+    /// parked in range for a week) restarts as a new visit after a server restart.
     pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>> {
+        let floor =
+            VisitId::floor_at(tagwatch_model::time::now_ms() - OPEN_VISIT_SCAN_DAYS * DAY_MS);
         let rows: Vec<VisitRow> = sqlx::query_as(
-            "SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM visits \
-             WHERE last_seen >= (SELECT MAX(last_seen) FROM visits) - $1 ORDER BY id",
+            "WITH recent AS ( \
+                 SELECT * FROM visits WHERE id >= $2 \
+                 UNION ALL SELECT * FROM visits_default WHERE id < $2) \
+             SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM recent \
+             WHERE last_seen >= (SELECT MAX(last_seen) FROM recent) - $1 ORDER BY id",
         )
         .bind(window_ms)
+        .bind(floor)
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(visit_from_row).collect()
@@ -472,10 +486,13 @@ impl PgStore {
     }
 
     pub async fn most_recent_tag(&self) -> Result<Option<TagId>> {
-        let tag: Option<i64> =
-            sqlx::query_scalar("SELECT tag FROM visits ORDER BY last_seen DESC LIMIT 1")
-                .fetch_optional(&self.reader)
-                .await?;
+        // The newest visits by id are the newest created; the latest heard is among them.
+        let tag: Option<i64> = sqlx::query_scalar(
+            "SELECT tag FROM (SELECT tag, last_seen FROM visits ORDER BY id DESC LIMIT 1000) v \
+             ORDER BY last_seen DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await?;
         tag.map(|t| Ok(TagId(to_u32(t)?))).transpose()
     }
 
