@@ -45,6 +45,9 @@ pub struct Config {
     pub visit_gap_s: u64,
     /// Station clocks further off than this are flagged, seconds.
     pub clock_skew_limit_s: u64,
+    /// How long visits stay in the tracker's memory after their last detection, seconds; later
+    /// data for them is merged with the stored visit.
+    pub hot_window_s: u64,
     /// Visits older than this are dropped (except those of vehicles with an open theft case).
     pub retention_days: u32,
 }
@@ -63,6 +66,7 @@ impl Default for Config {
             max_frame_body: 32 * 1024,
             visit_gap_s: 30,
             clock_skew_limit_s: 120,
+            hot_window_s: 3_600,
             retention_days: 90,
         }
     }
@@ -130,6 +134,9 @@ impl Config {
         }
         if self.visit_gap_s == 0 {
             return invalid("visit_gap_s", "must be positive");
+        }
+        if self.hot_window_s < 2 * self.visit_gap_s {
+            return invalid("hot_window_s", "must be at least twice visit_gap_s");
         }
         if let Some(token) = &self.admin_token {
             if token.0.len() < 16 {

@@ -62,6 +62,8 @@ struct Building {
 /// The channels and shared parts the ingest task works with.
 #[derive(Debug)]
 pub struct IngestParts {
+    /// For late data: visits that have left the tracker's memory are read back from here.
+    pub store: Store,
     pub frames: mpsc::Receiver<Inbound>,
     pub commands: mpsc::Receiver<Command>,
     pub committed: mpsc::UnboundedReceiver<Vec<FrameKey>>,
@@ -108,7 +110,7 @@ pub async fn run_ingest(
                     break;
                 }
                 for inbound in inbox.drain(..) {
-                    handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound);
+                    handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound).await;
                 }
                 parts.health.queue_depth.store(parts.frames.len(), Ordering::Relaxed);
                 // A full batch waits for the writer: this is where backpressure starts.
@@ -126,7 +128,7 @@ pub async fn run_ingest(
     }
 }
 
-fn handle(
+async fn handle(
     tracker: &mut Tracker,
     dedupe: &mut Dedupe,
     building: &mut Building,
@@ -167,6 +169,24 @@ fn handle(
                     tag_flags: r.tag_flags,
                 })
                 .collect();
+            // A late backlog belongs next to visits that may have left memory: bring them back
+            // from the store first, so the backlog merges into them instead of splitting them.
+            let mut windows = tracker.history_needed(&detections);
+            windows.sort_unstable();
+            windows.dedup_by_key(|w| (w.0, w.1));
+            for (tag, station, from, to) in windows {
+                match parts.store.visits_near(tag, station, from, to).await {
+                    Ok(visits) => visits.into_iter().for_each(|v| tracker.restore_visit(v)),
+                    Err(error) => {
+                        // Without the history the frame would be applied wrongly: not now.
+                        tracing::warn!(%error, frame = %key, "cannot read history for a late frame");
+                        parts.metrics.store_errors.inc();
+                        inbound.ack.send(key, AckStatus::Busy);
+                        return;
+                    }
+                }
+                parts.metrics.history_lookups.inc();
+            }
             let reader_position = frame
                 .position
                 .and_then(|p| GeoPoint::from_e7(p.lat_e7, p.lon_e7).ok());

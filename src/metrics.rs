@@ -14,6 +14,7 @@ pub struct PipelineMetrics {
     pub too_far_ahead: Counter,
     pub alerts: Counter,
     pub store_errors: Counter,
+    pub history_lookups: Counter,
     pub visits_in_memory: Gauge,
     pub ack_latency: Histogram,
     pub flush_rows: Histogram,
@@ -30,6 +31,7 @@ impl Default for PipelineMetrics {
             too_far_ahead: Counter::default(),
             alerts: Counter::default(),
             store_errors: Counter::default(),
+            history_lookups: Counter::default(),
             visits_in_memory: Gauge::default(),
             // 0.5 ms .. ~16 s
             ack_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -75,6 +77,11 @@ impl PipelineMetrics {
             "tagwatch_store_commit_errors",
             "Store commits that failed and were retried",
             self.store_errors.clone(),
+        );
+        registry.register(
+            "tagwatch_history_lookups",
+            "Store reads of visits for late data behind the tracker's hot window",
+            self.history_lookups.clone(),
         );
         registry.register(
             "tagwatch_visits_in_memory",

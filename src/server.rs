@@ -89,11 +89,10 @@ impl Server {
             .with_context(|| format!("opening the store at {}", config.database))?;
 
         // Restore the live state.
+        let seconds = |s: u64| i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1_000);
         let tracker_config = TrackerConfig {
-            visit_gap_ms: i64::try_from(config.visit_gap_s)
-                .unwrap_or(i64::MAX / 2_000)
-                .saturating_mul(1_000),
-            ..TrackerConfig::default()
+            visit_gap_ms: seconds(config.visit_gap_s),
+            hot_window_ms: seconds(config.hot_window_s),
         };
         let (next_visit, next_alert) = store.next_ids().await?;
         let mut tracker = Tracker::new(tracker_config, next_visit, next_alert);
@@ -181,6 +180,7 @@ impl Server {
             tracker,
             dedupe,
             IngestParts {
+                store: store.clone(),
                 frames: frames_rx,
                 commands: commands_rx,
                 committed: committed_rx,

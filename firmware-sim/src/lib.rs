@@ -16,4 +16,4 @@ pub mod run;
 
 pub use city::{CityConfig, TruthInterval};
 pub use link::{LinkStats, Transport};
-pub use run::{run, station_key, stations, SimConfig, SimReport};
+pub use run::{run, station_key, stations, Outage, SimConfig, SimReport};

@@ -17,6 +17,16 @@ use tagwatch_model::{SessionId, StationId, StationKey};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// A station cut off from the server for a while: it keeps building frames (its flash is the
+/// log) and sends the whole backlog when the link is back.
+#[derive(Debug, Clone, Copy)]
+pub struct Outage {
+    pub station: StationId,
+    /// Virtual time after the start when the link goes down.
+    pub starts_after_ms: i64,
+    pub lasts_ms: i64,
+}
+
 /// A whole simulation run.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -40,6 +50,8 @@ pub struct SimConfig {
     pub keep_frames: bool,
     /// After the last frame is built, how long to wait for every frame to be settled.
     pub drain_timeout: Duration,
+    /// Stations cut off from the server for a while.
+    pub outages: Vec<Outage>,
 }
 
 impl Default for SimConfig {
@@ -59,6 +71,7 @@ impl Default for SimConfig {
             window: 32,
             keep_frames: false,
             drain_timeout: Duration::from_secs(30),
+            outages: Vec::new(),
         }
     }
 }
@@ -145,6 +158,14 @@ pub async fn run(config: SimConfig, server: SocketAddr, stop: CancellationToken)
 
     let mut report = SimReport::default();
     let mut reads: Vec<Read> = Vec::new();
+    // Frames of stations whose link is down, per station, oldest first.
+    let mut held: Vec<Vec<Frame>> = vec![Vec::new(); firmware.len()];
+    let cut_off = |station: StationId, now: i64| {
+        config.outages.iter().any(|o| {
+            let from = config.start_ms + o.starts_after_ms;
+            o.station == station && from <= now && now < from + o.lasts_ms
+        })
+    };
     let mut built: Vec<Frame> = Vec::new();
     let end = config.duration_ms.map(|d| config.start_ms + d);
     'ticks: while end.is_none_or(|end| city.now_ms() < end) && !stop.is_cancelled() {
@@ -173,10 +194,22 @@ pub async fn run(config: SimConfig, server: SocketAddr, stop: CancellationToken)
                 if config.keep_frames {
                     report.frames.push(frame.clone());
                 }
+                held[i].push(frame);
+            }
+            if cut_off(fw.station, city.now_ms()) {
+                continue;
+            }
+            for frame in held[i].drain(..) {
                 if senders[i].send(frame).await.is_err() {
                     break 'ticks;
                 }
             }
+        }
+    }
+    // A link still down at the end comes back now, with its backlog.
+    for (i, frames) in held.into_iter().enumerate() {
+        for frame in frames {
+            let _ = senders[i].send(frame).await;
         }
     }
     report.virtual_ms = city.now_ms() - config.start_ms;

@@ -302,6 +302,20 @@ impl Store {
     }
 
     /// Alerts with `seq > after`, oldest first, at most `limit`.
+    /// The visits of `tag` at `station` overlapping `[from_ms, to_ms]`.
+    pub async fn visits_near(
+        &self,
+        tag: TagId,
+        station: StationId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Visit>> {
+        match self {
+            Store::Sqlite(s) => s.visits_near(tag, station, from_ms, to_ms).await,
+            Store::Postgres(s) => s.visits_near(tag, station, from_ms, to_ms).await,
+        }
+    }
+
     /// The latest alerts about one tag, newest first.
     pub async fn alerts_for_tag(&self, tag: TagId, limit: u32) -> Result<Vec<Alert>> {
         match self {

@@ -139,6 +139,23 @@ impl Tracker {
         self.visits.restore(visit);
     }
 
+    /// The (tag, station, from, to) windows whose stored visits must be restored before these
+    /// detections are applied: those behind the hot window (a station's late backlog).
+    pub fn history_needed(&self, detections: &[Detection]) -> Vec<(TagId, StationId, i64, i64)> {
+        let gap = self.visits.gap_ms();
+        detections
+            .iter()
+            .filter(|d| self.visits.needs_history(d.seen_at_ms))
+            // Once a visit near it is back in memory, later detections need no lookup.
+            .filter(|d| {
+                self.visits
+                    .visit_at(d.tag, d.station, d.seen_at_ms)
+                    .is_none()
+            })
+            .map(|d| (d.tag, d.station, d.seen_at_ms - gap, d.seen_at_ms + gap))
+            .collect()
+    }
+
     /// After a restart: `alert` was raised before, so the visit it was raised in (if restored)
     /// must not raise another.
     pub fn restore_alert(&mut self, alert: &Alert) {

@@ -71,12 +71,27 @@ impl VisitBook {
         self.next_id = self.next_id.max(VisitId::floor_at(now_ms));
     }
 
-    /// Puts back a visit loaded from the store (after a restart), so later detections extend it.
+    /// Puts back a visit loaded from the store (after a restart, or for late data), so later
+    /// detections extend it. A visit already in memory is newer than the store's copy: kept.
     pub fn restore(&mut self, visit: Visit) {
         self.next_id = self.next_id.max(visit.id.0 + 1);
         let list = self.by_pair.entry((visit.tag, visit.station)).or_default();
+        if list.iter().any(|v| v.id == visit.id) {
+            return;
+        }
         let at = list.partition_point(|v| v.first_seen_ms < visit.first_seen_ms);
         list.insert(at, visit);
+    }
+
+    /// Whether a detection at `t` may belong with visits already dropped from memory: they
+    /// must then be restored from the store before it is added.
+    pub fn needs_history(&self, t: i64) -> bool {
+        t.saturating_sub(self.gap_ms) < self.pruned_up_to
+    }
+
+    /// The detection gap: a detection at `t` joins visits overlapping `t ± gap`.
+    pub fn gap_ms(&self) -> i64 {
+        self.gap_ms
     }
 
     /// The visit of `tag` at `station` that a detection at `t` belongs to, if any.
@@ -266,6 +281,30 @@ mod tests {
             "start moved: full"
         );
         assert_eq!(moved.upserts[0].first_seen_ms, 4_000);
+    }
+
+    #[test]
+    fn history_is_needed_only_behind_the_sweep() {
+        let mut book = VisitBook::new(10_000, 1);
+        assert!(!book.needs_history(0), "nothing swept yet");
+        book.add(&det(0, 1));
+        book.take_changes(100_000);
+        assert!(book.needs_history(105_000), "within a gap of the sweep");
+        assert!(!book.needs_history(120_000));
+        // A restored visit is not doubled, and a late detection merges into it.
+        let stored = Visit {
+            id: VisitId(1),
+            tag: TagId(9),
+            station: StationId(1),
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            best_rssi: -70,
+            reads: 1,
+        };
+        book.restore(stored);
+        book.restore(stored);
+        assert_eq!(book.len(), 1);
+        assert!(!book.add(&det(5_000, 1)).1, "joins the restored visit");
     }
 
     #[test]
