@@ -18,8 +18,12 @@ pub enum ApiError {
     BadBody(String),
     #[error("request body is too large")]
     TooLarge,
-    #[error("missing or invalid bearer token")]
+    #[error("missing, invalid, expired or revoked bearer token")]
     Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("wrong username or password")]
+    BadLogin,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -44,6 +48,8 @@ impl ApiError {
             ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::BadLogin => (StatusCode::UNAUTHORIZED, "bad_login"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -87,9 +93,12 @@ impl From<tagwatch_store::Error> for ApiError {
     fn from(error: tagwatch_store::Error) -> Self {
         use tagwatch_store::Error as E;
         match error {
-            E::StationExists(_) | E::TagExists(_) | E::PlateExists(_) | E::CaseAlreadyOpen(_) => {
-                ApiError::Conflict(error.to_string())
-            }
+            E::StationExists(_)
+            | E::TagExists(_)
+            | E::PlateExists(_)
+            | E::CaseAlreadyOpen(_)
+            | E::UserExists(_)
+            | E::Conflict(_) => ApiError::Conflict(error.to_string()),
             E::NoSuchVehicle(_) => ApiError::NotFound(error.to_string()),
             other => ApiError::Internal(other.to_string()),
         }

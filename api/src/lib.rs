@@ -6,19 +6,21 @@
 //!
 //! ## Layout
 //! - [`app`] builds the router (routes + auth + body limit); `main` only binds and serves.
+//! - [`auth`]: bearer tokens → a caller with a role; passwords. [`accounts`]: login, users,
+//!   the audit log.
 //! - [`routes`]: one handler per endpoint, validating every field with a 4xx that names it.
 //! - [`sse`]: `GET /api/v1/alerts/stream`, resumable with `Last-Event-ID`.
 //! - [`live`]: the alert bus. [`error`]: the one JSON error shape.
 
+pub mod accounts;
+pub mod auth;
 pub mod error;
 pub mod live;
 pub mod routes;
 pub mod sse;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
@@ -56,7 +58,7 @@ impl TokenHash {
         Self(Sha256::digest(token.as_bytes()).into())
     }
 
-    fn matches(&self, token: &str) -> bool {
+    pub(crate) fn matches(&self, token: &str) -> bool {
         let other: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Fixed-length fold: no early exit on the first differing byte.
         self.0
@@ -88,13 +90,24 @@ pub struct ApiState {
 /// The whole router.
 pub fn app(state: ApiState) -> Router {
     let api = Router::new()
+        .route("/logout", post(accounts::logout))
+        .route("/me", get(accounts::me))
+        .route("/me/vehicles", get(accounts::my_vehicles))
+        .route("/users", post(accounts::create_user))
+        .route("/users/{username}/revoke", post(accounts::revoke_user))
+        .route("/audit", get(accounts::audit))
         .route("/stations", post(routes::create_station))
         .route("/vehicles", post(routes::create_vehicle))
         .route("/vehicles/{tag}/theft", post(routes::report_theft))
         .route("/vehicles/{tag}/location", get(routes::location))
         .route("/vehicles/{tag}/track", get(routes::track))
         .route("/alerts/stream", get(sse::stream))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        // Login is the one API call without a token.
+        .route("/login", post(accounts::login));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(routes::healthz))
@@ -102,21 +115,4 @@ pub fn app(state: ApiState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
-}
-
-async fn require_token(
-    State(state): State<ApiState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    if !state.admin_token.matches(token.trim()) {
-        return Err(ApiError::Unauthorized);
-    }
-    Ok(next.run(request).await)
 }

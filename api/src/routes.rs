@@ -1,17 +1,18 @@
 //! # Endpoint handlers: validate, act, answer in JSON.
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ApiState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use tagwatch_model::time::{from_rfc3339, now_ms, to_rfc3339};
-use tagwatch_model::{GeoPoint, Station, StationId, StationKey, TagId, Vehicle};
+use tagwatch_model::{AuditEntry, GeoPoint, Role, Station, StationId, StationKey, TagId, Vehicle};
 use tagwatch_tracker::Command;
 
 /// Longest free-text field (names, plates, notes).
@@ -74,8 +75,10 @@ pub struct NewStation {
 /// `POST /api/v1/stations`
 pub async fn create_station(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     body: Body<NewStation>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
     let Json(new) = body?;
     let id = StationId(id_u32("id", new.id)?);
     let name = text("name", new.name)?;
@@ -109,13 +112,18 @@ pub struct NewVehicle {
     plate: String,
     owner_name: String,
     owner_phone: String,
+    /// The username of the owner's account, if they have one.
+    #[serde(default)]
+    owner: Option<String>,
 }
 
-/// `POST /api/v1/vehicles`
+/// `POST /api/v1/vehicles` (admin: vehicles are registered at the registration desk)
 pub async fn create_vehicle(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     body: Body<NewVehicle>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
     let Json(new) = body?;
     let vehicle = Vehicle {
         tag: TagId(id_u32("tag", new.tag)?),
@@ -123,12 +131,33 @@ pub async fn create_vehicle(
         owner_name: text("owner_name", new.owner_name)?,
         owner_phone: text("owner_phone", new.owner_phone)?,
     };
+    let owner = match new.owner.as_deref() {
+        Some(username) => {
+            let user = state
+                .store
+                .user_by_name(username)
+                .await?
+                .ok_or_else(|| ApiError::field("owner", format!("no user {username:?}")))?;
+            if user.role != Role::Owner {
+                return Err(ApiError::field(
+                    "owner",
+                    format!("{username:?} is not an owner"),
+                ));
+            }
+            Some(user)
+        }
+        None => None,
+    };
     state.store.insert_vehicle(&vehicle, now_ms()).await?;
+    if let Some(user) = &owner {
+        state.store.set_vehicle_owner(vehicle.tag, user.id).await?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "tag": vehicle.tag.0, "plate": vehicle.plate,
-            "owner_name": vehicle.owner_name, "owner_phone": vehicle.owner_phone
+            "owner_name": vehicle.owner_name, "owner_phone": vehicle.owner_phone,
+            "owner": owner.map(|u| u.username),
         })),
     ))
 }
@@ -143,10 +172,12 @@ pub struct TheftReport {
 /// `POST /api/v1/vehicles/{tag}/theft`: opens a case; from now on every sighting alerts.
 pub async fn report_theft(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let tag = tag_from_path(&tag)?;
+    accessible_vehicle(&state, &caller, tag).await?;
     // The body is optional: an empty POST reports the theft with no note.
     let report: TheftReport = if body.iter().all(u8::is_ascii_whitespace) {
         TheftReport::default()
@@ -168,20 +199,81 @@ pub async fn report_theft(
     ))
 }
 
-async fn known_vehicle(state: &ApiState, tag: TagId) -> Result<(), ApiError> {
-    match state.store.vehicle(tag).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound(format!("no vehicle with tag {tag}"))),
+/// A vehicle the caller may act on: any for police, their own for an owner. An owner asking
+/// for someone else's vehicle learns nothing, not even that it exists.
+async fn accessible_vehicle(state: &ApiState, caller: &Caller, tag: TagId) -> Result<(), ApiError> {
+    let owner = state.store.vehicle_owner(tag).await?;
+    match (owner, caller.role) {
+        (None, _) => Err(ApiError::NotFound(format!("no vehicle with tag {tag}"))),
+        (Some(_), role) if role.is_police() => Ok(()),
+        (Some(Some(owner)), Role::Owner) if caller.user == Some(owner) => Ok(()),
+        (Some(_), _) => Err(ApiError::NotFound(format!(
+            "no vehicle with tag {tag} among yours"
+        ))),
     }
+}
+
+/// Longest purpose accepted.
+const MAX_PURPOSE: usize = 200;
+
+/// Every query of a vehicle's movements states why and is written to the audit log before it
+/// is answered (if the log cannot be written, nothing is answered). Owners looking at their own
+/// vehicle are logged too, with that as the purpose.
+async fn audit_movements(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    tag: TagId,
+    purpose: Option<&str>,
+) -> Result<(), ApiError> {
+    let purpose =
+        match (caller.role, purpose.map(str::trim)) {
+            (Role::Owner, _) => "owner viewing their own vehicle".to_owned(),
+            (_, Some(p)) if (3..=MAX_PURPOSE).contains(&p.chars().count()) => p.to_owned(),
+            _ => return Err(ApiError::field(
+                "purpose",
+                "state the purpose of this query (a case number or a reason, 3 to 200 characters)",
+            )),
+        };
+    state
+        .store
+        .append_audit(&AuditEntry {
+            id: 0,
+            at_ms: now_ms(),
+            actor: caller.username.clone(),
+            role: caller.role,
+            action: action.to_owned(),
+            target: format!("tag:{tag}"),
+            purpose,
+        })
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurposeQuery {
+    purpose: Option<String>,
 }
 
 /// `GET /api/v1/vehicles/{tag}/location`
 pub async fn location(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
+    query: Result<Query<PurposeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let tag = tag_from_path(&tag)?;
-    known_vehicle(&state, tag).await?;
+    let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    accessible_vehicle(&state, &caller, tag).await?;
+    audit_movements(
+        &state,
+        &caller,
+        "vehicle.location",
+        tag,
+        query.purpose.as_deref(),
+    )
+    .await?;
     let location = state
         .store
         .last_location(tag)
@@ -201,6 +293,7 @@ pub async fn location(
 pub struct TrackQuery {
     from: Option<String>,
     to: Option<String>,
+    purpose: Option<String>,
 }
 
 fn time_param(field: &'static str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -219,6 +312,7 @@ fn time_param(field: &'static str, value: Option<&str>) -> Result<Option<i64>, A
 /// `GET /api/v1/vehicles/{tag}/track?from=&to=`: GeoJSON, one Point per visit, in time order.
 pub async fn track(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
     query: Result<Query<TrackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -235,7 +329,15 @@ pub async fn track(
             "the window from..to is longer than 31 days",
         ));
     }
-    known_vehicle(&state, tag).await?;
+    accessible_vehicle(&state, &caller, tag).await?;
+    audit_movements(
+        &state,
+        &caller,
+        "vehicle.track",
+        tag,
+        query.purpose.as_deref(),
+    )
+    .await?;
     let visits = state.store.track(tag, from, to, MAX_TRACK_VISITS).await?;
     let features: Vec<Value> = visits
         .iter()

@@ -5,17 +5,21 @@
 //! store and then the bus's ring, and goes on live without a gap or a repeat. A client that falls
 //! behind the broadcast is re-synchronised from the same sources rather than dropped.
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::HashSet;
 use std::convert::Infallible;
 use tagwatch_model::time::to_rfc3339;
 use tagwatch_model::Alert;
+use tagwatch_model::TagId;
 use tokio::sync::{broadcast, mpsc};
 
 /// Alerts fetched from the store per page while replaying.
@@ -37,6 +41,7 @@ fn parse_seq(field: &'static str, text: &str) -> Result<i64, ApiError> {
 
 pub async fn stream(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -57,8 +62,22 @@ pub async fn stream(
             .map(|t| parse_seq("after", t))
             .transpose()?,
     };
+    // Police see every alert; an owner only those about their own vehicles.
+    let only: Option<HashSet<TagId>> = match (caller.role.is_police(), caller.user) {
+        (true, _) => None,
+        (false, Some(owner)) => Some(
+            state
+                .store
+                .vehicles_of(owner)
+                .await?
+                .into_iter()
+                .map(|v| v.tag)
+                .collect(),
+        ),
+        (false, None) => Some(HashSet::new()),
+    };
     let (tx, rx) = mpsc::channel::<Event>(256);
-    tokio::spawn(feed(state, after, tx));
+    tokio::spawn(feed(state, after, only, tx));
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
@@ -100,18 +119,48 @@ enum Stop {
     Failed(String),
 }
 
-/// Sends `alert` unless the client already has it; `last` is the newest seq sent.
-async fn send(tx: &mpsc::Sender<Event>, last: &mut Option<i64>, alert: &Alert) -> Result<(), Stop> {
-    if last.is_some_and(|l| alert.seq <= l) {
-        return Ok(());
-    }
-    tx.send(event(alert)).await.map_err(|_| Stop::ClientGone)?;
-    *last = Some(alert.seq);
-    Ok(())
+/// One client's stream: where it is, and what it may see.
+struct Client<'a> {
+    tx: &'a mpsc::Sender<Event>,
+    /// The newest seq passed (sent, or skipped as not the client's to see).
+    last: Option<i64>,
+    /// `Some`: only alerts about these tags (an owner's vehicles).
+    only: Option<HashSet<TagId>>,
 }
 
-async fn feed(state: ApiState, after: Option<i64>, tx: mpsc::Sender<Event>) {
-    if let Err(Stop::Failed(cause)) = run_feed(&state, after, &tx).await {
+impl Client<'_> {
+    /// Sends `alert` unless the client already has it or may not see it.
+    async fn send(&mut self, alert: &Alert) -> Result<(), Stop> {
+        if self.last.is_some_and(|l| alert.seq <= l) {
+            return Ok(());
+        }
+        if self
+            .only
+            .as_ref()
+            .is_none_or(|tags| tags.contains(&alert.tag))
+        {
+            self.tx
+                .send(event(alert))
+                .await
+                .map_err(|_| Stop::ClientGone)?;
+        }
+        self.last = Some(alert.seq);
+        Ok(())
+    }
+}
+
+async fn feed(
+    state: ApiState,
+    after: Option<i64>,
+    only: Option<HashSet<TagId>>,
+    tx: mpsc::Sender<Event>,
+) {
+    let mut client = Client {
+        tx: &tx,
+        last: after,
+        only,
+    };
+    if let Err(Stop::Failed(cause)) = run_feed(&state, after.is_some(), &mut client).await {
         tracing::error!(%cause, "alert stream failed");
         let _ = tx
             .send(
@@ -123,18 +172,12 @@ async fn feed(state: ApiState, after: Option<i64>, tx: mpsc::Sender<Event>) {
     }
 }
 
-async fn run_feed(
-    state: &ApiState,
-    after: Option<i64>,
-    tx: &mpsc::Sender<Event>,
-) -> Result<(), Stop> {
-    let mut last = after;
-    let mut replay = after.is_some();
+async fn run_feed(state: &ApiState, mut replay: bool, client: &mut Client<'_>) -> Result<(), Stop> {
     loop {
-        let mut sub = state.bus.subscribe(last);
-        if last.is_none() {
+        let mut sub = state.bus.subscribe(client.last);
+        if client.last.is_none() {
             // Live only: start after whatever has been published or stored so far.
-            last = match sub.newest {
+            client.last = match sub.newest {
                 Some(newest) => Some(newest),
                 None => {
                     let (_, next_seq) = state
@@ -147,14 +190,14 @@ async fn run_feed(
             };
         }
         if replay {
-            replay_from_store(state, tx, &mut last, sub.ring_starts_at).await?;
+            replay_from_store(state, client, sub.ring_starts_at).await?;
             for alert in &sub.recent {
-                send(tx, &mut last, alert).await?;
+                client.send(alert).await?;
             }
         }
         loop {
             match sub.live.recv().await {
-                Ok(alert) => send(tx, &mut last, &alert).await?,
+                Ok(alert) => client.send(&alert).await?,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     // Catch up from the ring and the store, then carry on live.
                     tracing::warn!(missed, "alert stream client lagged; re-synchronising");
@@ -171,11 +214,10 @@ async fn run_feed(
 /// is empty).
 async fn replay_from_store(
     state: &ApiState,
-    tx: &mpsc::Sender<Event>,
-    last: &mut Option<i64>,
+    client: &mut Client<'_>,
     ring_starts_at: Option<i64>,
 ) -> Result<(), Stop> {
-    let Some(mut cursor) = *last else {
+    let Some(mut cursor) = client.last else {
         return Ok(());
     };
     if ring_starts_at.is_some_and(|start| start <= cursor + 1) {
@@ -191,7 +233,7 @@ async fn replay_from_store(
             if ring_starts_at.is_some_and(|start| alert.seq >= start) {
                 return Ok(());
             }
-            send(tx, last, alert).await?;
+            client.send(alert).await?;
             cursor = alert.seq;
         }
         if page.len() < REPLAY_PAGE as usize {

@@ -4,6 +4,7 @@
 //! ids as newtypes so a tag can never be passed where a station is expected, positions, visits and
 //! alerts. No I/O and no behaviour beyond validation lives here.
 
+pub mod account;
 pub mod alert;
 pub mod geo;
 pub mod ids;
@@ -11,6 +12,7 @@ pub mod key;
 pub mod time;
 pub mod visit;
 
+pub use account::{AuditEntry, Role, User, UserId};
 pub use alert::{Alert, AlertId, AlertKind};
 pub use geo::GeoPoint;
 pub use ids::{FrameKey, SessionId, StationId, TagId};

@@ -19,8 +19,8 @@ pub mod postgres;
 pub mod sqlite;
 
 use tagwatch_model::{
-    Alert, AlertId, AlertKind, CaseId, GeoPoint, Station, StationId, StationKey, StationStatus,
-    TagId, Vehicle, Visit, VisitId, Watermark,
+    Alert, AlertId, AlertKind, AuditEntry, CaseId, GeoPoint, Role, Station, StationId, StationKey,
+    StationStatus, TagId, User, UserId, Vehicle, Visit, VisitId, Watermark,
 };
 
 /// What can go wrong in the store, with domain errors kept apart from database failures.
@@ -32,6 +32,8 @@ pub enum Error {
     TagExists(TagId),
     #[error("plate {0:?} is already registered")]
     PlateExists(String),
+    #[error("user {0:?} already exists")]
+    UserExists(String),
     #[error("no vehicle with tag {0}")]
     NoSuchVehicle(TagId),
     #[error("tag {0} already has an open theft case")]
@@ -105,7 +107,24 @@ pub const ROWS_PER_STATEMENT: usize = 1_000;
 
 pub(crate) type VisitRow = (i64, i64, i64, i64, i64, i64, i64);
 pub(crate) type PlacedVisitRow = (i64, i64, i64, i64, i64, i64, i64, f64, f64);
+pub(crate) type UserRow = (i64, String, String, String);
+pub(crate) type AuditRow = (i64, i64, String, String, String, String, String);
 pub(crate) type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64);
+
+/// Writes each `Store` method as a call to the same method of whichever backend is open.
+macro_rules! delegate {
+    ($($(#[$doc:meta])* pub async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match self {
+                    Store::Sqlite(s) => s.$name($($arg),*).await,
+                    Store::Postgres(s) => s.$name($($arg),*).await,
+                }
+            }
+        )*
+    };
+}
 
 /// The database, whichever backend the URL names.
 #[derive(Debug, Clone)]
@@ -141,15 +160,6 @@ impl Store {
         }
     }
 
-    /// Drops visits that ended before `cutoff_ms`, except those of tags with an open theft case
-    /// (Postgres: whole daily partitions). Returns the visit rows dropped.
-    pub async fn retain(&self, cutoff_ms: i64) -> Result<u64> {
-        match self {
-            Store::Sqlite(s) => s.retain(cutoff_ms).await,
-            Store::Postgres(s) => s.retain(cutoff_ms).await,
-        }
-    }
-
     /// `sqlite` or `postgres`, for logs and health.
     pub fn backend(&self) -> &'static str {
         match self {
@@ -158,184 +168,62 @@ impl Store {
         }
     }
 
+    delegate! {
+    /// Drops visits that ended before `cutoff_ms`, except those of tags with an open theft case
+    /// (Postgres: whole daily partitions). Returns the visit rows dropped.
+    pub async fn retain(&self, cutoff_ms: i64) -> Result<u64>;
     /// Runs the migrations only (they are idempotent: `tagwatch migrate`).
-    pub async fn migrate(&self) -> Result<()> {
-        match self {
-            Store::Sqlite(s) => s.migrate().await,
-            Store::Postgres(s) => s.migrate().await,
-        }
-    }
-
-    pub async fn insert_station(
-        &self,
-        station: &Station,
-        key: &StationKey,
-        now_ms: i64,
-    ) -> Result<()> {
-        match self {
-            Store::Sqlite(s) => s.insert_station(station, key, now_ms).await,
-            Store::Postgres(s) => s.insert_station(station, key, now_ms).await,
-        }
-    }
-
+    pub async fn migrate(&self) -> Result<()>;
+    pub async fn insert_station(&self, station: &Station, key: &StationKey, now_ms: i64) -> Result<()>;
     /// Every station with its key (the gateway's registry at start).
-    pub async fn stations(&self) -> Result<Vec<(Station, StationKey)>> {
-        match self {
-            Store::Sqlite(s) => s.stations().await,
-            Store::Postgres(s) => s.stations().await,
-        }
-    }
-
-    pub async fn station(&self, id: StationId) -> Result<Option<Station>> {
-        match self {
-            Store::Sqlite(s) => s.station(id).await,
-            Store::Postgres(s) => s.station(id).await,
-        }
-    }
-
-    pub async fn insert_vehicle(&self, vehicle: &Vehicle, now_ms: i64) -> Result<()> {
-        match self {
-            Store::Sqlite(s) => s.insert_vehicle(vehicle, now_ms).await,
-            Store::Postgres(s) => s.insert_vehicle(vehicle, now_ms).await,
-        }
-    }
-
+    pub async fn stations(&self) -> Result<Vec<(Station, StationKey)>>;
+    pub async fn station(&self, id: StationId) -> Result<Option<Station>>;
+    pub async fn insert_vehicle(&self, vehicle: &Vehicle, now_ms: i64) -> Result<()>;
     /// Registers many vehicles in one transaction (bulk provisioning); all or none.
-    pub async fn insert_vehicles(&self, vehicles: &[Vehicle], now_ms: i64) -> Result<()> {
-        match self {
-            Store::Sqlite(s) => s.insert_vehicles(vehicles, now_ms).await,
-            Store::Postgres(s) => s.insert_vehicles(vehicles, now_ms).await,
-        }
-    }
-
-    pub async fn vehicle(&self, tag: TagId) -> Result<Option<Vehicle>> {
-        match self {
-            Store::Sqlite(s) => s.vehicle(tag).await,
-            Store::Postgres(s) => s.vehicle(tag).await,
-        }
-    }
-
+    pub async fn insert_vehicles(&self, vehicles: &[Vehicle], now_ms: i64) -> Result<()>;
+    pub async fn vehicle(&self, tag: TagId) -> Result<Option<Vehicle>>;
     /// Opens a theft case for a registered vehicle.
-    pub async fn open_case(&self, tag: TagId, opened_at_ms: i64, note: &str) -> Result<CaseId> {
-        match self {
-            Store::Sqlite(s) => s.open_case(tag, opened_at_ms, note).await,
-            Store::Postgres(s) => s.open_case(tag, opened_at_ms, note).await,
-        }
-    }
-
+    pub async fn open_case(&self, tag: TagId, opened_at_ms: i64, note: &str) -> Result<CaseId>;
     /// Tags with an open theft case (the tracker's hotlist at start).
-    pub async fn open_cases(&self) -> Result<Vec<(TagId, CaseId)>> {
-        match self {
-            Store::Sqlite(s) => s.open_cases().await,
-            Store::Postgres(s) => s.open_cases().await,
-        }
-    }
-
+    pub async fn open_cases(&self) -> Result<Vec<(TagId, CaseId)>>;
     /// Writes one batch in a single transaction, with multi-row statements (one statement per
     /// [`ROWS_PER_STATEMENT`] rows rather than one per row: the per-statement cost dominates).
-    pub async fn commit(&self, batch: &Batch) -> Result<()> {
-        match self {
-            Store::Sqlite(s) => s.commit(batch).await,
-            Store::Postgres(s) => s.commit(batch).await,
-        }
-    }
-
-    pub async fn watermarks(&self) -> Result<Vec<Watermark>> {
-        match self {
-            Store::Sqlite(s) => s.watermarks().await,
-            Store::Postgres(s) => s.watermarks().await,
-        }
-    }
-
+    pub async fn commit(&self, batch: &Batch) -> Result<()>;
+    pub async fn watermarks(&self) -> Result<Vec<Watermark>>;
     /// Visits that may still grow: those whose last detection is within `window_ms` of the
     /// latest stored detection.
-    pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>> {
-        match self {
-            Store::Sqlite(s) => s.open_visits(window_ms).await,
-            Store::Postgres(s) => s.open_visits(window_ms).await,
-        }
-    }
-
+    pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>>;
     /// The next unused visit id and alert seq.
-    pub async fn next_ids(&self) -> Result<(i64, i64)> {
-        match self {
-            Store::Sqlite(s) => s.next_ids().await,
-            Store::Postgres(s) => s.next_ids().await,
-        }
-    }
-
-    pub async fn last_location(&self, tag: TagId) -> Result<Option<Location>> {
-        match self {
-            Store::Sqlite(s) => s.last_location(tag).await,
-            Store::Postgres(s) => s.last_location(tag).await,
-        }
-    }
-
+    pub async fn next_ids(&self) -> Result<(i64, i64)>;
+    pub async fn last_location(&self, tag: TagId) -> Result<Option<Location>>;
     /// The tag heard most recently, if any.
-    pub async fn most_recent_tag(&self) -> Result<Option<TagId>> {
-        match self {
-            Store::Sqlite(s) => s.most_recent_tag().await,
-            Store::Postgres(s) => s.most_recent_tag().await,
-        }
-    }
-
+    pub async fn most_recent_tag(&self) -> Result<Option<TagId>>;
     /// The visits of `tag` overlapping `[from_ms, to_ms]`, in time order, at most `limit`.
-    pub async fn track(
-        &self,
-        tag: TagId,
-        from_ms: i64,
-        to_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<PlacedVisit>> {
-        match self {
-            Store::Sqlite(s) => s.track(tag, from_ms, to_ms, limit).await,
-            Store::Postgres(s) => s.track(tag, from_ms, to_ms, limit).await,
-        }
-    }
-
+    pub async fn track(&self, tag: TagId, from_ms: i64, to_ms: i64, limit: u32) -> Result<Vec<PlacedVisit>>;
     /// Every visit, in id order (tests and exports).
-    pub async fn all_visits(&self) -> Result<Vec<Visit>> {
-        match self {
-            Store::Sqlite(s) => s.all_visits().await,
-            Store::Postgres(s) => s.all_visits().await,
-        }
-    }
-
+    pub async fn all_visits(&self) -> Result<Vec<Visit>>;
     /// Alerts with `seq > after`, oldest first, at most `limit`.
     /// The visits of `tag` at `station` overlapping `[from_ms, to_ms]`.
-    pub async fn visits_near(
-        &self,
-        tag: TagId,
-        station: StationId,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<Visit>> {
-        match self {
-            Store::Sqlite(s) => s.visits_near(tag, station, from_ms, to_ms).await,
-            Store::Postgres(s) => s.visits_near(tag, station, from_ms, to_ms).await,
-        }
-    }
-
+    pub async fn visits_near(&self, tag: TagId, station: StationId, from_ms: i64, to_ms: i64) -> Result<Vec<Visit>>;
     /// The latest alerts about one tag, newest first.
-    pub async fn alerts_for_tag(&self, tag: TagId, limit: u32) -> Result<Vec<Alert>> {
-        match self {
-            Store::Sqlite(s) => s.alerts_for_tag(tag, limit).await,
-            Store::Postgres(s) => s.alerts_for_tag(tag, limit).await,
-        }
-    }
-
-    pub async fn alerts_after(&self, after: i64, limit: u32) -> Result<Vec<Alert>> {
-        match self {
-            Store::Sqlite(s) => s.alerts_after(after, limit).await,
-            Store::Postgres(s) => s.alerts_after(after, limit).await,
-        }
-    }
-
-    pub async fn station_status(&self, station: StationId) -> Result<Option<StationStatus>> {
-        match self {
-            Store::Sqlite(s) => s.station_status(station).await,
-            Store::Postgres(s) => s.station_status(station).await,
-        }
+    pub async fn alerts_for_tag(&self, tag: TagId, limit: u32) -> Result<Vec<Alert>>;
+    pub async fn alerts_after(&self, after: i64, limit: u32) -> Result<Vec<Alert>>;
+    pub async fn station_status(&self, station: StationId) -> Result<Option<StationStatus>>;
+    pub async fn insert_user(&self, username: &str, password_hash: &str, role: Role, now_ms: i64) -> Result<UserId>;
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>>;
+    pub async fn insert_token(&self, hash: &[u8; 32], user: UserId, now_ms: i64, expires_ms: i64) -> Result<()>;
+    /// The user a token belongs to, if it is neither expired nor revoked.
+    pub async fn token_user(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<User>>;
+    pub async fn revoke_token(&self, hash: &[u8; 32], now_ms: i64) -> Result<bool>;
+    pub async fn revoke_tokens_of(&self, user: UserId, now_ms: i64) -> Result<u64>;
+    pub async fn set_vehicle_owner(&self, tag: TagId, owner: UserId) -> Result<()>;
+    /// The owner of a registered vehicle (`None` inside when it has none).
+    pub async fn vehicle_owner(&self, tag: TagId) -> Result<Option<Option<UserId>>>;
+    pub async fn vehicles_of(&self, owner: UserId) -> Result<Vec<Vehicle>>;
+    /// Appends to the audit log; returns the entry's id.
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<i64>;
+    /// Audit entries with `id > after`, oldest first.
+    pub async fn audit_after(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
     }
 }
 
@@ -444,4 +332,27 @@ pub mod testing {
             .map_or(admin_url.as_str(), |(base, _)| base);
         Some(format!("{base}/{name}"))
     }
+}
+
+pub(crate) fn user_from_row(row: UserRow) -> Result<User> {
+    let (id, username, password_hash, role) = row;
+    Ok(User {
+        id: UserId(id),
+        username,
+        password_hash,
+        role: Role::parse(&role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?,
+    })
+}
+
+pub(crate) fn audit_from_row(row: AuditRow) -> Result<AuditEntry> {
+    let (id, at_ms, actor, role, action, target, purpose) = row;
+    Ok(AuditEntry {
+        id,
+        at_ms,
+        actor,
+        role: Role::parse(&role).ok_or_else(|| Error::Corrupt(format!("role {role:?}")))?,
+        action,
+        target,
+        purpose,
+    })
 }

@@ -4,8 +4,9 @@
 //! connection; readers run beside it.
 
 use crate::{
-    alert_from_row, is_unique_violation, to_u32, visit_from_row, AlertRow, Batch, Error, Location,
-    PlacedVisit, PlacedVisitRow, Result, VisitRow, ROWS_PER_STATEMENT,
+    alert_from_row, audit_from_row, is_unique_violation, to_u32, user_from_row, visit_from_row,
+    AlertRow, AuditRow, Batch, Error, Location, PlacedVisit, PlacedVisitRow, Result, UserRow,
+    VisitRow, ROWS_PER_STATEMENT,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -14,8 +15,8 @@ use sqlx::{QueryBuilder, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 use tagwatch_model::{
-    Alert, CaseId, GeoPoint, SessionId, Station, StationId, StationKey, StationStatus, TagId,
-    Vehicle, Visit, Watermark,
+    Alert, AuditEntry, CaseId, GeoPoint, Role, SessionId, Station, StationId, StationKey,
+    StationStatus, TagId, User, UserId, Vehicle, Visit, Watermark,
 };
 
 /// A SQLite database.
@@ -353,6 +354,168 @@ impl SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(result.rows_affected())
+    }
+
+    // ---- accounts, tokens, owners, audit ----
+
+    pub async fn insert_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<UserId> {
+        let result = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?) \
+             RETURNING id",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now_ms)
+        .fetch_one(&self.writer)
+        .await;
+        match result {
+            Ok(id) => Ok(UserId(id)),
+            Err(e) if is_unique_violation(&e) => Err(Error::UserExists(username.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, username, password_hash, role FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(user_from_row).transpose()
+    }
+
+    pub async fn insert_token(
+        &self,
+        hash: &[u8; 32],
+        user: UserId,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(hash.as_slice())
+        .bind(user.0)
+        .bind(now_ms)
+        .bind(expires_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The user a token belongs to, if it is neither expired nor revoked.
+    pub async fn token_user(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT u.id, u.username, u.password_hash, u.role FROM tokens t \
+             JOIN users u ON u.id = t.user_id \
+             WHERE t.hash = ? AND t.revoked_at IS NULL AND t.expires_at > ?",
+        )
+        .bind(hash.as_slice())
+        .bind(now_ms)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(user_from_row).transpose()
+    }
+
+    pub async fn revoke_token(&self, hash: &[u8; 32], now_ms: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE hash = ? AND revoked_at IS NULL")
+                .bind(now_ms)
+                .bind(hash.as_slice())
+                .execute(&self.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn revoke_tokens_of(&self, user: UserId, now_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(user.0)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn set_vehicle_owner(&self, tag: TagId, owner: UserId) -> Result<()> {
+        let done = sqlx::query("UPDATE vehicles SET owner_id = ? WHERE tag = ?")
+            .bind(owner.0)
+            .bind(i64::from(tag.0))
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NoSuchVehicle(tag));
+        }
+        Ok(())
+    }
+
+    /// The owner of a registered vehicle (`None` inside when it has none).
+    pub async fn vehicle_owner(&self, tag: TagId) -> Result<Option<Option<UserId>>> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT owner_id FROM vehicles WHERE tag = ?")
+                .bind(i64::from(tag.0))
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.map(|(owner,)| owner.map(UserId)))
+    }
+
+    pub async fn vehicles_of(&self, owner: UserId) -> Result<Vec<Vehicle>> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT tag, plate, owner_name, owner_phone FROM vehicles WHERE owner_id = ? \
+             ORDER BY tag",
+        )
+        .bind(owner.0)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(tag, plate, owner_name, owner_phone)| {
+                Ok(Vehicle {
+                    tag: TagId(to_u32(tag)?),
+                    plate,
+                    owner_name,
+                    owner_phone,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends to the audit log; returns the entry's id.
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<i64> {
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO audit (at, actor, role, action, target, purpose) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(entry.at_ms)
+        .bind(&entry.actor)
+        .bind(entry.role.as_str())
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(&entry.purpose)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(id)
+    }
+
+    /// Audit entries with `id > after`, oldest first.
+    pub async fn audit_after(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT id, at, actor, role, action, target, purpose FROM audit WHERE id > ? \
+             ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(audit_from_row).collect()
     }
 
     // ---- restart ----

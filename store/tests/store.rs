@@ -425,3 +425,50 @@ async fn retention_drops_old_visits_but_keeps_those_of_open_theft_cases() {
         assert_eq!(store.retain(now - 90 * DAY).await.expect("again"), 0);
     }
 }
+
+#[tokio::test]
+async fn the_audit_log_is_append_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.path().join("a.sqlite").display()
+    )];
+    urls.extend(tagwatch_store::testing::fresh_postgres().await);
+    for url in urls {
+        let store = Store::open(&url).await.expect("open");
+        let entry = tagwatch_model::AuditEntry {
+            id: 0,
+            at_ms: 1,
+            actor: "bob".into(),
+            role: tagwatch_model::Role::Officer,
+            action: "vehicle.track".into(),
+            target: "tag:5".into(),
+            purpose: "case 1".into(),
+        };
+        let id = store.append_audit(&entry).await.expect("append");
+        store.close().await;
+        // Even with direct database access, the log cannot be rewritten.
+        use sqlx::Connection;
+        let refused = if url.starts_with("sqlite") {
+            let mut conn = sqlx::SqliteConnection::connect(&url)
+                .await
+                .expect("connect");
+            let update = sqlx::query("UPDATE audit SET purpose = 'nothing'")
+                .execute(&mut conn)
+                .await;
+            let delete = sqlx::query("DELETE FROM audit").execute(&mut conn).await;
+            update.is_err() && delete.is_err()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+            let update = sqlx::query("UPDATE audit SET purpose = 'nothing'")
+                .execute(&mut conn)
+                .await;
+            let delete = sqlx::query("DELETE FROM audit").execute(&mut conn).await;
+            update.is_err() && delete.is_err()
+        };
+        assert!(refused, "{url}: the audit log accepted a change");
+        let store = Store::open(&url).await.expect("reopen");
+        let entries = store.audit_after(0, 10).await.expect("read");
+        assert_eq!(entries, vec![tagwatch_model::AuditEntry { id, ..entry }]);
+    }
+}

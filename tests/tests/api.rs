@@ -193,8 +193,13 @@ async fn location_and_track_answer_from_the_visits() {
     let server = TestServer::start().await;
     provision(&server, 1001, 42).await;
     provision_second_station(&server).await;
-    assert_eq!(get(&server, "/api/v1/vehicles/43/location").await.0, 404);
-    let (status, error) = get(&server, "/api/v1/vehicles/42/location").await;
+    assert_eq!(
+        get(&server, "/api/v1/vehicles/43/location?purpose=case-1")
+            .await
+            .0,
+        404
+    );
+    let (status, error) = get(&server, "/api/v1/vehicles/42/location?purpose=case-1").await;
     assert_eq!(status, 404);
     assert!(error["error"]["message"]
         .as_str()
@@ -213,7 +218,7 @@ async fn location_and_track_answer_from_the_visits() {
         AckStatus::Accepted
     );
 
-    let (status, location) = get(&server, "/api/v1/vehicles/42/location").await;
+    let (status, location) = get(&server, "/api/v1/vehicles/42/location?purpose=case-1").await;
     assert_eq!(status, 200);
     assert_eq!(location["station"], 1002);
     assert_eq!(
@@ -226,7 +231,7 @@ async fn location_and_track_answer_from_the_visits() {
     );
 
     let response = client()
-        .get(server.url("/api/v1/vehicles/42/track"))
+        .get(server.url("/api/v1/vehicles/42/track?purpose=case-1"))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -246,7 +251,11 @@ async fn location_and_track_answer_from_the_visits() {
     assert_eq!(first[0].as_f64(), Some(support::station(1001).position.lon));
 
     let from = tagwatch_model::time::to_rfc3339(t0 + 60_000);
-    let (_, later) = get(&server, &format!("/api/v1/vehicles/42/track?from={from}")).await;
+    let (_, later) = get(
+        &server,
+        &format!("/api/v1/vehicles/42/track?purpose=case-1&from={from}"),
+    )
+    .await;
     assert_eq!(later["features"].as_array().map(Vec::len), Some(1));
 }
 

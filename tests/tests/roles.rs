@@ -1,0 +1,397 @@
+//! Accounts and roles through the API: logging in, what each role may and may not do, purposes
+//! and the audit log for movement queries, owners confined to their own vehicles and alerts, and
+//! expired, revoked and logged-out tokens.
+
+mod support;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::{client, provision, TestServer, TestStation, TOKEN};
+use tagwatch_gateway::wire::AckStatus;
+
+async fn call(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client()
+        .request(method, server.url(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(server: &TestServer, path: &str, token: &str) -> (StatusCode, Value) {
+    call(server, reqwest::Method::GET, path, token, None).await
+}
+
+async fn post(server: &TestServer, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    call(server, reqwest::Method::POST, path, token, Some(body)).await
+}
+
+type Events = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<eventsource_stream::Event, String>> + Send>,
+>;
+
+async fn open_stream(server: &TestServer, token: &str) -> Events {
+    let response = client()
+        .get(server.url("/api/v1/alerts/stream?after=0"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.status(), 200);
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.map_err(|e| e.to_string())),
+    )
+}
+
+/// The tags of the next `n` alerts on a stream.
+async fn alert_tags(stream: &mut Events, n: usize) -> Vec<i64> {
+    let mut tags = Vec::new();
+    while tags.len() < n {
+        let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open")
+            .expect("well-formed");
+        if event.event == "alert" {
+            let alert: Value = serde_json::from_str(&event.data).expect("json");
+            tags.push(alert["tag"].as_i64().expect("tag"));
+        }
+    }
+    tags
+}
+
+async fn create_user(server: &TestServer, username: &str, role: &str) {
+    let body =
+        json!({"username": username, "password": format!("{username}-password"), "role": role});
+    let (status, answer) = post(server, "/api/v1/users", TOKEN, body).await;
+    assert_eq!(status, 201, "{answer}");
+}
+
+async fn login(server: &TestServer, username: &str) -> String {
+    let response = client()
+        .post(server.url("/api/v1/login"))
+        .json(&json!({"username": username, "password": format!("{username}-password")}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// A server with an owner (alice, owning tag 500), an officer (bob) and a dispatcher (carol);
+/// tag 600 belongs to nobody with an account.
+async fn city() -> (TestServer, String, String, String) {
+    let server = TestServer::start().await;
+    create_user(&server, "alice", "owner").await;
+    create_user(&server, "bob", "officer").await;
+    create_user(&server, "carol", "dispatcher").await;
+    provision(&server, 1001, 600).await;
+    let (status, vehicle) = post(
+        &server,
+        "/api/v1/vehicles",
+        TOKEN,
+        json!({"tag": 500, "plate": "A-500", "owner_name": "Alice", "owner_phone": "1", "owner": "alice"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{vehicle}");
+    assert_eq!(vehicle["owner"], "alice");
+    let (alice, bob, carol) = (
+        login(&server, "alice").await,
+        login(&server, "bob").await,
+        login(&server, "carol").await,
+    );
+    (server, alice, bob, carol)
+}
+
+#[tokio::test]
+async fn login_gives_a_token_and_refuses_wrong_passwords_alike() {
+    let (server, alice, _, _) = city().await;
+    let (status, me) = get(&server, "/api/v1/me", &alice).await;
+    assert_eq!(
+        (status, me["role"].clone()),
+        (StatusCode::OK, json!("owner"))
+    );
+    for (username, password) in [("alice", "wrong-password"), ("nobody", "whatever-password")] {
+        let response = client()
+            .post(server.url("/api/v1/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["message"], "wrong username or password");
+    }
+}
+
+#[tokio::test]
+async fn only_admins_manage_users_and_each_field_is_checked() {
+    let (server, alice, bob, _) = city().await;
+    let body = json!({"username": "eve", "password": "long-enough-pw", "role": "admin"});
+    for token in [&alice, &bob] {
+        let (status, error) = post(&server, "/api/v1/users", token, body.clone()).await;
+        assert_eq!(status, 403, "{error}");
+        assert_eq!(error["error"]["code"], "forbidden");
+    }
+    let cases = [
+        (
+            json!({"username": "e", "password": "long-enough-pw", "role": "owner"}),
+            "username",
+        ),
+        (
+            json!({"username": "eve", "password": "short", "role": "owner"}),
+            "password",
+        ),
+        (
+            json!({"username": "eve", "password": "long-enough-pw", "role": "chief"}),
+            "role",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, error) = post(&server, "/api/v1/users", TOKEN, body).await;
+        assert_eq!(
+            (status, error["error"]["field"].clone()),
+            (StatusCode::BAD_REQUEST, json!(field))
+        );
+    }
+    let (status, _) = post(
+        &server,
+        "/api/v1/users",
+        TOKEN,
+        json!({"username": "alice", "password": "long-enough-pw", "role": "owner"}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    // Vehicles are registered by admins, to existing owner accounts only.
+    let vehicle =
+        json!({"tag": 9, "plate": "Z-9", "owner_name": "Z", "owner_phone": "9", "owner": "bob"});
+    let (status, error) = post(&server, "/api/v1/vehicles", TOKEN, vehicle.clone()).await;
+    assert_eq!(
+        (status, error["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("owner"))
+    );
+    assert_eq!(
+        post(&server, "/api/v1/vehicles", &bob, vehicle).await.0,
+        403
+    );
+    let station = json!({"id": 7, "name": "x", "lat": 1.0, "lon": 1.0, "key": "00".repeat(32)});
+    assert_eq!(
+        post(&server, "/api/v1/stations", &alice, station.clone())
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        post(&server, "/api/v1/stations", &bob, station).await.0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn owners_see_and_act_on_their_own_vehicles_only() {
+    let (server, alice, _, _) = city().await;
+    let (status, mine) = get(&server, "/api/v1/me/vehicles", &alice).await;
+    assert_eq!(status, 200);
+    let tags: Vec<_> = mine["vehicles"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v["tag"].clone())
+        .collect();
+    assert_eq!(tags, vec![json!(500)]);
+    // Someone else's vehicle does not exist for an owner.
+    let (status, error) = get(&server, "/api/v1/vehicles/600/location", &alice).await;
+    assert_eq!(status, 404);
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("among yours"));
+    assert_eq!(
+        get(&server, "/api/v1/vehicles/600/track", &alice).await.0,
+        404
+    );
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/600/theft", &alice, json!({}))
+            .await
+            .0,
+        404
+    );
+    // Their own: no purpose needed, but the look is still audited.
+    let (status, error) = get(&server, "/api/v1/vehicles/500/location", &alice).await;
+    assert_eq!(status, 404, "not heard yet: {error}");
+    assert_eq!(
+        post(
+            &server,
+            "/api/v1/vehicles/500/theft",
+            &alice,
+            json!({"note": "gone"})
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(get(&server, "/api/v1/audit", &alice).await.0, 403);
+    let (_, audit) = get(&server, "/api/v1/audit", TOKEN).await;
+    let entry = &audit["entries"][0];
+    assert_eq!(
+        (entry["actor"].clone(), entry["target"].clone()),
+        (json!("alice"), json!("tag:500"))
+    );
+    assert_eq!(entry["purpose"], "owner viewing their own vehicle");
+}
+
+#[tokio::test]
+async fn officers_must_state_a_purpose_and_every_query_is_audited() {
+    let (server, _, bob, carol) = city().await;
+    for path in [
+        "/api/v1/vehicles/600/location",
+        "/api/v1/vehicles/600/track",
+    ] {
+        let (status, error) = get(&server, path, &bob).await;
+        assert_eq!(
+            (status, error["error"]["field"].clone()),
+            (StatusCode::BAD_REQUEST, json!("purpose"))
+        );
+        let (status, _) = get(&server, &format!("{path}?purpose=x"), &bob).await;
+        assert_eq!(status, 400, "a purpose says something");
+    }
+    assert_eq!(
+        get(&server, "/api/v1/audit", TOKEN).await.1["entries"],
+        json!([]),
+        "refused queries are not answered, and not logged"
+    );
+    let (status, _) = get(
+        &server,
+        "/api/v1/vehicles/600/track?purpose=case%202026-117",
+        &bob,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = get(
+        &server,
+        "/api/v1/vehicles/600/location?purpose=stop%20and%20check",
+        &carol,
+    )
+    .await;
+    assert_eq!(status, 404, "not heard yet, but the query was made");
+    assert_eq!(get(&server, "/api/v1/audit", &bob).await.0, 403);
+    let (_, audit) = get(&server, "/api/v1/audit", TOKEN).await;
+    let entries = audit["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["actor"], "bob");
+    assert_eq!(entries[0]["role"], "officer");
+    assert_eq!(entries[0]["action"], "vehicle.track");
+    assert_eq!(entries[0]["purpose"], "case 2026-117");
+    assert_eq!(entries[1]["actor"], "carol");
+    assert_eq!(entries[1]["action"], "vehicle.location");
+    let (_, later) = get(
+        &server,
+        &format!("/api/v1/audit?after={}", entries[0]["id"]),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(later["entries"].as_array().map(Vec::len), Some(1));
+    let (status, error) = get(&server, "/api/v1/audit?limit=0", TOKEN).await;
+    assert_eq!(
+        (status, error["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("limit"))
+    );
+}
+
+#[tokio::test]
+async fn logged_out_revoked_and_expired_tokens_are_refused() {
+    let (server, alice, bob, _) = city().await;
+    let response = client()
+        .post(server.url("/api/v1/logout"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(response.status(), 204);
+    assert_eq!(get(&server, "/api/v1/me", &alice).await.0, 401);
+
+    let second = login(&server, "bob").await;
+    let (status, revoked) = post(&server, "/api/v1/users/bob/revoke", TOKEN, json!({})).await;
+    assert_eq!(
+        (status, revoked["revoked"].clone()),
+        (StatusCode::OK, json!(2))
+    );
+    for token in [&bob, &second] {
+        assert_eq!(get(&server, "/api/v1/me", token).await.0, 401);
+    }
+    assert_eq!(
+        post(&server, "/api/v1/users/nobody/revoke", TOKEN, json!({}))
+            .await
+            .0,
+        404
+    );
+
+    // A token past its expiry.
+    let carol = server
+        .store()
+        .user_by_name("carol")
+        .await
+        .expect("query")
+        .expect("carol");
+    let token = "expired-token-expired-token-expired";
+    let hash = tagwatch_api::auth::token_hash(token);
+    server
+        .store()
+        .insert_token(&hash, carol.id, 0, 1)
+        .await
+        .expect("insert");
+    assert_eq!(get(&server, "/api/v1/me", token).await.0, 401);
+}
+
+#[tokio::test]
+async fn an_owner_hears_alerts_about_their_own_vehicles_only() {
+    let (server, alice, bob, _) = city().await;
+    let station = TestStation::udp(1001, 4, server.udp()).await;
+    // Both vehicles are stolen.
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/500/theft", TOKEN, json!({}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/600/theft", TOKEN, json!({}))
+            .await
+            .0,
+        201
+    );
+    let now = tagwatch_model::time::now_ms();
+    assert_eq!(
+        station.exchange(&station.detections(1, now, &[600])).await,
+        AckStatus::Accepted
+    );
+    assert_eq!(
+        station.exchange(&station.detections(2, now, &[500])).await,
+        AckStatus::Accepted
+    );
+    let mut officer = open_stream(&server, &bob).await;
+    assert_eq!(alert_tags(&mut officer, 2).await, vec![600, 500]);
+    let mut owner = open_stream(&server, &alice).await;
+    assert_eq!(alert_tags(&mut owner, 1).await, vec![500]);
+    let more = tokio::time::timeout(Duration::from_millis(300), owner.next()).await;
+    assert!(
+        !matches!(&more, Ok(Some(Ok(e))) if e.event == "alert"),
+        "alice must not hear about tag 600"
+    );
+}
