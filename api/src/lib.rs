@@ -99,6 +99,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/stations", post(routes::create_station))
         .route("/vehicles", post(routes::create_vehicle))
         .route("/vehicles/{tag}/theft", post(routes::report_theft))
+        .route("/vehicles/{tag}/recovered", post(routes::recovered))
+        .route("/alerts", get(routes::list_alerts))
         .route("/vehicles/{tag}/location", get(routes::location))
         .route("/vehicles/{tag}/track", get(routes::track))
         .route("/alerts/stream", get(sse::stream))

@@ -199,6 +199,79 @@ pub async fn report_theft(
     ))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+    tag: Option<String>,
+}
+
+/// Most alerts in one answer.
+const MAX_ALERT_PAGE: u32 = 1_000;
+
+/// `GET /api/v1/alerts?after=&limit=&tag=`: stored alerts. Police: all, oldest first after
+/// `after`, or one tag's newest first. Owners: their own vehicles' only.
+pub async fn list_alerts(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_ALERT_PAGE).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            format!("limit must be 1..={MAX_ALERT_PAGE}"),
+        ));
+    }
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::field("after", "after must be 0 or more"));
+    }
+    let tag = query.tag.as_deref().map(tag_from_path).transpose()?;
+    let alerts = if caller.role.is_police() {
+        match tag {
+            Some(tag) => state.store.alerts_for_tag(tag, limit).await?,
+            None => state.store.alerts_after(after, limit).await?,
+        }
+    } else {
+        let owner = caller
+            .user
+            .ok_or_else(|| ApiError::Forbidden("no account behind this token".into()))?;
+        let mut mine = Vec::new();
+        for vehicle in state.store.vehicles_of(owner).await? {
+            if tag.is_none_or(|t| t == vehicle.tag) {
+                mine.extend(state.store.alerts_for_tag(vehicle.tag, limit).await?);
+            }
+        }
+        mine.sort_by_key(|a| std::cmp::Reverse(a.seq));
+        mine.truncate(limit as usize);
+        mine
+    };
+    Ok(Json(json!({
+        "alerts": alerts.iter().map(crate::sse::alert_json).collect::<Vec<_>>()
+    })))
+}
+
+/// `POST /api/v1/vehicles/{tag}/recovered`: closes the theft case; the tag leaves the stolen
+/// list at once, so its next sighting raises nothing.
+pub async fn recovered(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(tag): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let tag = tag_from_path(&tag)?;
+    accessible_vehicle(&state, &caller, tag).await?;
+    let closed_at = now_ms();
+    let case = state.store.close_case(tag, closed_at).await?;
+    tell_tracker(&state, Command::Recovered { tag }).await?;
+    tracing::info!(%tag, case = case.0, by = %caller.username, "vehicle recovered");
+    Ok(Json(
+        json!({ "case_id": case.0, "tag": tag.0, "closed_at": to_rfc3339(closed_at) }),
+    ))
+}
+
 /// A vehicle the caller may act on: any for police, their own for an owner. An owner asking
 /// for someone else's vehicle learns nothing, not even that it exists.
 async fn accessible_vehicle(state: &ApiState, caller: &Caller, tag: TagId) -> Result<(), ApiError> {

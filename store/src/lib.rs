@@ -36,6 +36,8 @@ pub enum Error {
     UserExists(String),
     #[error("no vehicle with tag {0}")]
     NoSuchVehicle(TagId),
+    #[error("tag {0} has no open theft case")]
+    NoOpenCase(TagId),
     #[error("tag {0} already has an open theft case")]
     CaseAlreadyOpen(TagId),
     #[error("database URL {0:?} is not supported (use sqlite://PATH, sqlite::memory: or postgres://...)")]
@@ -169,6 +171,8 @@ impl Store {
     }
 
     delegate! {
+        /// Closes the open theft case of `tag` (the vehicle was recovered).
+        pub async fn close_case(&self, tag: TagId, closed_at_ms: i64) -> Result<CaseId>;
     /// Drops visits that ended before `cutoff_ms`, except those of tags with an open theft case
     /// (Postgres: whole daily partitions). Returns the visit rows dropped.
     pub async fn retain(&self, cutoff_ms: i64) -> Result<u64>;

@@ -309,6 +309,18 @@ impl PgStore {
         }
     }
 
+    /// Closes the open theft case of `tag` (the vehicle was recovered).
+    pub async fn close_case(&self, tag: TagId, closed_at_ms: i64) -> Result<CaseId> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE cases SET closed_at = $1 WHERE tag = $2 AND closed_at IS NULL RETURNING id",
+        )
+        .bind(closed_at_ms)
+        .bind(i64::from(tag.0))
+        .fetch_optional(&self.writer)
+        .await?;
+        id.map(CaseId).ok_or(Error::NoOpenCase(tag))
+    }
+
     pub async fn open_cases(&self) -> Result<Vec<(TagId, CaseId)>> {
         let rows: Vec<(i64, i64)> =
             sqlx::query_as("SELECT tag, id FROM cases WHERE closed_at IS NULL ORDER BY id")

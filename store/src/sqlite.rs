@@ -229,6 +229,18 @@ impl SqliteStore {
         }
     }
 
+    /// Closes the open theft case of `tag` (the vehicle was recovered).
+    pub async fn close_case(&self, tag: TagId, closed_at_ms: i64) -> Result<CaseId> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE cases SET closed_at = ? WHERE tag = ? AND closed_at IS NULL RETURNING id",
+        )
+        .bind(closed_at_ms)
+        .bind(i64::from(tag.0))
+        .fetch_optional(&self.writer)
+        .await?;
+        id.map(CaseId).ok_or(Error::NoOpenCase(tag))
+    }
+
     /// Tags with an open theft case (the tracker's hotlist at start).
     pub async fn open_cases(&self) -> Result<Vec<(TagId, CaseId)>> {
         let rows: Vec<(i64, i64)> =

@@ -395,3 +395,108 @@ async fn an_owner_hears_alerts_about_their_own_vehicles_only() {
         "alice must not hear about tag 600"
     );
 }
+
+#[tokio::test]
+async fn a_recovered_vehicle_leaves_the_stolen_list_at_once() {
+    let (server, alice, bob, _) = city().await;
+    let station = TestStation::udp(1001, 6, server.udp()).await;
+    let t0 = tagwatch_model::time::now_ms() - 600_000;
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/500/theft", &alice, json!({}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/600/recovered", &alice, json!({}))
+            .await
+            .0,
+        404,
+        "not hers"
+    );
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/600/recovered", &bob, json!({}))
+            .await
+            .0,
+        404,
+        "no open case"
+    );
+    station.exchange(&station.detections(1, t0, &[500])).await;
+    let (status, list) = get(&server, "/api/v1/alerts", &bob).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["alerts"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["alerts"][0]["tag"], 500);
+
+    let (status, closed) = post(&server, "/api/v1/vehicles/500/recovered", &alice, json!({})).await;
+    assert_eq!(status, 200, "{closed}");
+    // Heard again in a new visit: no alert now.
+    station
+        .exchange(&station.detections(2, t0 + 120_000, &[500]))
+        .await;
+    let (_, list) = get(&server, "/api/v1/alerts", &bob).await;
+    assert_eq!(
+        list["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "no alert after recovery"
+    );
+    // Stolen again later: a new case, alerts resume.
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/500/theft", &bob, json!({}))
+            .await
+            .0,
+        201
+    );
+    station
+        .exchange(&station.detections(3, t0 + 240_000, &[500]))
+        .await;
+    let (_, list) = get(&server, "/api/v1/alerts?tag=500", &bob).await;
+    assert_eq!(list["alerts"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn the_alert_list_is_filtered_for_owners_and_validated() {
+    let (server, alice, bob, _) = city().await;
+    let station = TestStation::udp(1001, 8, server.udp()).await;
+    for tag in [500, 600] {
+        assert_eq!(
+            post(
+                &server,
+                &format!("/api/v1/vehicles/{tag}/theft"),
+                TOKEN,
+                json!({})
+            )
+            .await
+            .0,
+            201
+        );
+    }
+    let now = tagwatch_model::time::now_ms();
+    station
+        .exchange(&station.detections(1, now, &[500, 600]))
+        .await;
+    let (_, all) = get(&server, "/api/v1/alerts", &bob).await;
+    assert_eq!(all["alerts"].as_array().map(Vec::len), Some(2));
+    let (_, mine) = get(&server, "/api/v1/alerts", &alice).await;
+    let tags: Vec<_> = mine["alerts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|a| a["tag"].clone())
+        .collect();
+    assert_eq!(tags, vec![json!(500)]);
+    let (_, none) = get(&server, "/api/v1/alerts?tag=600", &alice).await;
+    assert_eq!(none["alerts"], json!([]));
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+        ("after=-1", "after"),
+        ("tag=x", "tag"),
+    ] {
+        let (status, error) = get(&server, &format!("/api/v1/alerts?{query}"), &bob).await;
+        assert_eq!(
+            (status, error["error"]["field"].clone()),
+            (StatusCode::BAD_REQUEST, json!(field)),
+            "{query}"
+        );
+    }
+}
