@@ -155,13 +155,8 @@ pub struct Record {
     pub antenna: u8,
 }
 
-/// Tag flag bits of a record.
-pub mod tag_flags {
-    pub const TAMPER: u8 = 0x01;
-    pub const LOW_BATTERY: u8 = 0x02;
-    pub const PANIC: u8 = 0x04;
-    pub const MOVING: u8 = 0x08;
-}
+/// Tag flag bits of a record (defined with the model, where the tracker reads them).
+pub use tagwatch_model::tag_flags;
 
 /// A STATUS heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

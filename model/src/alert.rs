@@ -10,18 +10,30 @@ use std::fmt;
 pub enum AlertKind {
     /// A tag reported stolen was heard.
     StolenSighting,
+    /// A tag reports its case opened or its strap cut.
+    TagTamper,
+    /// A tag's panic button is held.
+    Panic,
+    /// A tag's battery is low.
+    LowBattery,
 }
 
 impl AlertKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::StolenSighting => "stolen_sighting",
+            AlertKind::TagTamper => "tag_tamper",
+            AlertKind::Panic => "panic",
+            AlertKind::LowBattery => "low_battery",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "stolen_sighting" => Some(AlertKind::StolenSighting),
+            "tag_tamper" => Some(AlertKind::TagTamper),
+            "panic" => Some(AlertKind::Panic),
+            "low_battery" => Some(AlertKind::LowBattery),
             _ => None,
         }
     }

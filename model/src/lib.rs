@@ -19,6 +19,17 @@ pub use ids::{FrameKey, SessionId, StationId, TagId};
 pub use key::StationKey;
 pub use visit::{Visit, VisitId};
 
+/// Bits of a detection's `tag_flags` (`PROTOCOL.md`).
+pub mod tag_flags {
+    /// Case opened or tag cut.
+    pub const TAMPER: u8 = 0x01;
+    pub const LOW_BATTERY: u8 = 0x02;
+    /// Panic button held.
+    pub const PANIC: u8 = 0x04;
+    /// The tag's accelerometer says it is moving.
+    pub const MOVING: u8 = 0x08;
+}
+
 /// A reader's detection of one tag, as the tracker consumes it: the wire record resolved to an
 /// absolute time and the place of the reader that heard it.
 #[derive(Debug, Clone, Copy, PartialEq)]

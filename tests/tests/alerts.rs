@@ -165,3 +165,21 @@ async fn an_alert_from_a_backlog_carries_its_own_time_and_says_it_is_late() {
     assert_eq!(alert["late"], true);
     assert!(alert["delay_s"].as_i64().expect("delay") >= 7_200);
 }
+
+#[tokio::test]
+async fn a_held_panic_button_reaches_the_live_stream() {
+    let server = TestServer::start().await;
+    provision(&server, 1001, 321).await;
+    let mut live = open_stream(&server, None).await;
+    let station = TestStation::udp(1001, 2, server.udp()).await;
+    let mut frame = station.detections(1, tagwatch_model::time::now_ms(), &[321]);
+    if let tagwatch_gateway::wire::Body::Detections(records) = &mut frame.body {
+        records[0].tag_flags = tagwatch_model::tag_flags::PANIC | tagwatch_model::tag_flags::MOVING;
+    }
+    assert_eq!(station.exchange(&frame).await, AckStatus::Accepted);
+    let alert: serde_json::Value =
+        serde_json::from_str(&next_alert(&mut live).await.data).expect("json");
+    assert_eq!(alert["kind"], "panic");
+    assert_eq!(alert["tag"], 321);
+    assert_eq!(alert["station"], 1001);
+}

@@ -15,8 +15,8 @@ pub mod visits;
 // and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use tagwatch_model::{
-    Alert, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Station, StationId, TagId,
-    VisitId,
+    tag_flags, Alert, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Station,
+    StationId, TagId, VisitId,
 };
 pub use visits::{VisitBook, VisitChanges};
 
@@ -81,6 +81,9 @@ pub struct Tracker {
     visits: VisitBook,
     last_seen: HashMap<TagId, LastSeen>,
     stolen: HashMap<TagId, Stolen>,
+    /// Per tag, the visit of its latest flag alert and the flag bits already alerted in it:
+    /// a held panic button raises one alert per visit, not one per frame.
+    flags_alerted: HashMap<TagId, (VisitId, u8)>,
     next_alert_seq: i64,
     /// The latest detection time seen: the tracker's notion of "now", in station time, so that
     /// replays and simulations at any speed age out the hot window consistently.
@@ -96,6 +99,7 @@ impl Tracker {
             visits: VisitBook::new(config.visit_gap_ms, next_visit_id),
             last_seen: HashMap::default(),
             stolen: HashMap::default(),
+            flags_alerted: HashMap::default(),
             next_alert_seq,
             high_water_ms: i64::MIN,
         }
@@ -199,6 +203,7 @@ impl Tracker {
                     seen_at_ms: d.seen_at_ms,
                 };
             }
+            self.flag_rules(obs.frame, d, visit.id, position, now_ms, &mut alerts);
             if let Some(stolen) = self.stolen.get_mut(&d.tag) {
                 if stolen.alerted.insert(visit.id) {
                     let FrameKey {
@@ -224,6 +229,53 @@ impl Tracker {
             }
         }
         alerts
+    }
+
+    /// `tag_tamper`, `panic` and `low_battery`: raised from the tag's own flags, once per flag
+    /// per visit.
+    fn flag_rules(
+        &mut self,
+        frame: FrameKey,
+        d: &Detection,
+        visit: VisitId,
+        position: GeoPoint,
+        now_ms: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
+        const RULES: [(u8, AlertKind); 3] = [
+            (tag_flags::PANIC, AlertKind::Panic),
+            (tag_flags::TAMPER, AlertKind::TagTamper),
+            (tag_flags::LOW_BATTERY, AlertKind::LowBattery),
+        ];
+        let raised = d.tag_flags & (tag_flags::PANIC | tag_flags::TAMPER | tag_flags::LOW_BATTERY);
+        if raised == 0 {
+            return;
+        }
+        let entry = self.flags_alerted.entry(d.tag).or_insert((visit, 0));
+        if entry.0 != visit {
+            *entry = (visit, 0);
+        }
+        for (bit, kind) in RULES {
+            if raised & bit != 0 && entry.1 & bit == 0 {
+                entry.1 |= bit;
+                let FrameKey {
+                    station,
+                    session,
+                    seq,
+                } = frame;
+                alerts.push(Alert {
+                    seq: self.next_alert_seq,
+                    id: AlertId(format!("{kind}-{}-{station}-{session}-{seq}", d.tag)),
+                    kind,
+                    tag: d.tag,
+                    station: d.station,
+                    position,
+                    seen_at_ms: d.seen_at_ms,
+                    raised_at_ms: now_ms,
+                });
+                self.next_alert_seq += 1;
+            }
+        }
     }
 
     /// The visit rows to write in the next flush.
@@ -315,6 +367,44 @@ mod tests {
         assert_eq!(later[0].seq, 42);
         tracker.recovered(TagId(7));
         assert!(apply(&mut tracker, 5, &[det(7, 900_000)]).is_empty());
+    }
+
+    #[test]
+    fn tag_flags_raise_one_alert_per_flag_per_visit() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        tracker.set_station(&station());
+        let flagged = |t: i64, flags: u8| Detection {
+            tag_flags: flags,
+            ..det(7, t)
+        };
+        let first = apply(
+            &mut tracker,
+            1,
+            &[flagged(1_000, tag_flags::PANIC | tag_flags::MOVING)],
+        );
+        let kinds: Vec<_> = first.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, vec![AlertKind::Panic]);
+        assert_eq!(first[0].id.0, "panic-7-1-3-1");
+        // Still held in the same visit: nothing new; tamper appears: one more.
+        assert!(apply(&mut tracker, 2, &[flagged(2_000, tag_flags::PANIC)]).is_empty());
+        let second = apply(
+            &mut tracker,
+            3,
+            &[flagged(3_000, tag_flags::PANIC | tag_flags::TAMPER)],
+        );
+        assert_eq!(
+            second.iter().map(|a| a.kind).collect::<Vec<_>>(),
+            vec![AlertKind::TagTamper]
+        );
+        // A new visit much later: the held button alerts again; low battery too.
+        let later = apply(
+            &mut tracker,
+            4,
+            &[flagged(900_000, tag_flags::PANIC | tag_flags::LOW_BATTERY)],
+        );
+        let kinds: Vec<_> = later.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, vec![AlertKind::Panic, AlertKind::LowBattery]);
+        assert!(apply(&mut tracker, 5, &[flagged(901_000, tag_flags::MOVING)]).is_empty());
     }
 
     #[test]
