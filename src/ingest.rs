@@ -21,7 +21,7 @@ use tagwatch_model::{
     time::now_ms, Detection, FrameKey, GeoPoint, SessionId, StationId, StationStatus,
 };
 use tagwatch_store::{Batch, Store};
-use tagwatch_tracker::{Command, Observation, Tracker};
+use tagwatch_tracker::{Command, Observation, Query, Tracker};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +66,8 @@ pub struct IngestParts {
     pub store: Store,
     pub frames: mpsc::Receiver<Inbound>,
     pub commands: mpsc::Receiver<Command>,
+    /// Questions from the API, answered from the live state between frames.
+    pub queries: mpsc::Receiver<Query>,
     pub committed: mpsc::UnboundedReceiver<Vec<FrameKey>>,
     pub writer: mpsc::Sender<Flush>,
     pub bus: Arc<AlertBus>,
@@ -90,6 +92,7 @@ pub async fn run_ingest(
             biased;
             () = shutdown.cancelled() => break,
             Some(command) = parts.commands.recv() => tracker.command(command),
+            Some(Query(ask)) = parts.queries.recv() => ask(&tracker),
             Some(keys) = parts.committed.recv() => {
                 dedupe.committed(keys);
                 parts.health.frames_in_flight.store(dedupe.in_flight(), Ordering::Relaxed);

@@ -136,6 +136,7 @@ impl Server {
 
         let (frames_tx, frames_rx) = mpsc::channel(config.queue_frames);
         let (commands_tx, commands_rx) = mpsc::channel(256);
+        let (queries_tx, queries_rx) = mpsc::channel(256);
         let (committed_tx, committed_rx) = mpsc::unbounded_channel();
         // One flush committing and one waiting: beyond that the ingest task waits.
         let (writer_tx, writer_rx) = mpsc::channel(1);
@@ -183,6 +184,7 @@ impl Server {
                 store: store.clone(),
                 frames: frames_rx,
                 commands: commands_rx,
+                queries: queries_rx,
                 committed: committed_rx,
                 writer: writer_tx,
                 bus: bus.clone(),
@@ -199,6 +201,7 @@ impl Server {
             store: store.clone(),
             keys,
             tracker: commands_tx,
+            queries: queries_tx,
             bus: bus.clone(),
             admin_token: TokenHash::of(&admin_token.0),
             registry: Arc::new(registry),

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod error;
 pub mod live;
 pub mod routes;
+pub mod spatial;
 pub mod sse;
 
 use axum::extract::DefaultBodyLimit;
@@ -31,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
 use std::sync::Arc;
 use tagwatch_gateway::StationKeys;
 use tagwatch_store::Store;
-use tagwatch_tracker::Command;
+use tagwatch_tracker::{Command, Query};
 use tokio::sync::mpsc;
 
 /// Largest request body accepted.
@@ -81,6 +82,8 @@ pub struct ApiState {
     pub store: Store,
     pub keys: StationKeys,
     pub tracker: mpsc::Sender<Command>,
+    /// Questions answered by the task that owns the tracker.
+    pub queries: mpsc::Sender<Query>,
     pub bus: Arc<live::AlertBus>,
     pub admin_token: TokenHash,
     pub registry: Arc<Registry>,
@@ -101,6 +104,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/vehicles/{tag}/theft", post(routes::report_theft))
         .route("/vehicles/{tag}/recovered", post(routes::recovered))
         .route("/alerts", get(routes::list_alerts))
+        .route("/tags/near", get(spatial::tags_near))
+        .route("/tags/through", get(spatial::tags_through))
         .route("/vehicles/{tag}/location", get(routes::location))
         .route("/vehicles/{tag}/track", get(routes::track))
         .route("/alerts/stream", get(sse::stream))

@@ -299,6 +299,17 @@ async fn audit_movements(
     tag: TagId,
     purpose: Option<&str>,
 ) -> Result<(), ApiError> {
+    audit(state, caller, action, format!("tag:{tag}"), purpose).await
+}
+
+/// Writes an audit entry for a query of movements (a vehicle's, or everyone's in an area).
+pub(crate) async fn audit(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    target: String,
+    purpose: Option<&str>,
+) -> Result<(), ApiError> {
     let purpose =
         match (caller.role, purpose.map(str::trim)) {
             (Role::Owner, _) => "owner viewing their own vehicle".to_owned(),
@@ -316,7 +327,7 @@ async fn audit_movements(
             actor: caller.username.clone(),
             role: caller.role,
             action: action.to_owned(),
-            target: format!("tag:{tag}"),
+            target,
             purpose,
         })
         .await?;
@@ -369,7 +380,10 @@ pub struct TrackQuery {
     purpose: Option<String>,
 }
 
-fn time_param(field: &'static str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub(crate) fn time_param(
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<Option<i64>, ApiError> {
     value
         .map(|v| {
             from_rfc3339(v).map_err(|_| {

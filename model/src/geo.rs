@@ -45,6 +45,15 @@ impl GeoPoint {
     }
 }
 
+/// An area bounded by two latitudes and two longitudes (degrees).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GeoBox {
+    pub south: f64,
+    pub west: f64,
+    pub north: f64,
+    pub east: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

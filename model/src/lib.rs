@@ -14,7 +14,7 @@ pub mod visit;
 
 pub use account::{AuditEntry, Role, User, UserId};
 pub use alert::{Alert, AlertId, AlertKind};
-pub use geo::GeoPoint;
+pub use geo::{GeoBox, GeoPoint};
 pub use ids::{FrameKey, SessionId, StationId, TagId};
 pub use key::StationKey;
 pub use visit::{Visit, VisitId};

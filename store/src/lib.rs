@@ -19,8 +19,8 @@ pub mod postgres;
 pub mod sqlite;
 
 use tagwatch_model::{
-    Alert, AlertId, AlertKind, AuditEntry, CaseId, GeoPoint, Role, Station, StationId, StationKey,
-    StationStatus, TagId, User, UserId, Vehicle, Visit, VisitId, Watermark,
+    Alert, AlertId, AlertKind, AuditEntry, CaseId, GeoBox, GeoPoint, Role, Station, StationId,
+    StationKey, StationStatus, TagId, User, UserId, Vehicle, Visit, VisitId, Watermark,
 };
 
 /// What can go wrong in the store, with domain errors kept apart from database failures.
@@ -171,6 +171,8 @@ impl Store {
     }
 
     delegate! {
+        /// Visits at stations inside the box that overlap `[from_ms, to_ms]`, in time order.
+        pub async fn visits_in_box(&self, area: GeoBox, from_ms: i64, to_ms: i64, limit: u32) -> Result<Vec<PlacedVisit>>;
         /// Closes the open theft case of `tag` (the vehicle was recovered).
         pub async fn close_case(&self, tag: TagId, closed_at_ms: i64) -> Result<CaseId>;
     /// Drops visits that ended before `cutoff_ms`, except those of tags with an open theft case

@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 use tagwatch_model::{
-    Alert, AuditEntry, CaseId, GeoPoint, Role, SessionId, Station, StationId, StationKey,
+    Alert, AuditEntry, CaseId, GeoBox, GeoPoint, Role, SessionId, Station, StationId, StationKey,
     StationStatus, TagId, User, UserId, Vehicle, Visit, Watermark,
 };
 
@@ -657,6 +657,40 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(visit_from_row).collect()
+    }
+
+    /// Visits at stations inside the box that overlap `[from_ms, to_ms]`, in time order.
+    pub async fn visits_in_box(
+        &self,
+        area: GeoBox,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<PlacedVisit>> {
+        let rows: Vec<PlacedVisitRow> = sqlx::query_as(
+            "SELECT v.id, v.tag, v.station, v.first_seen, v.last_seen, v.best_rssi, v.reads, \
+             s.lat, s.lon FROM stations s JOIN visits v ON v.station = s.id \
+             WHERE s.lat BETWEEN ? AND ? AND s.lon BETWEEN ? AND ? \
+             AND v.first_seen <= ? AND v.last_seen >= ? \
+             ORDER BY v.first_seen, v.id LIMIT ?",
+        )
+        .bind(area.south)
+        .bind(area.north)
+        .bind(area.west)
+        .bind(area.east)
+        .bind(to_ms)
+        .bind(from_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(id, tag, station, first, last, rssi, reads, lat, lon)| {
+                Ok(PlacedVisit {
+                    visit: visit_from_row((id, tag, station, first, last, rssi, reads))?,
+                    position: GeoPoint { lat, lon },
+                })
+            })
+            .collect()
     }
 
     /// Every visit, in id order (tests and exports).

@@ -6,9 +6,11 @@
 //!
 //! ## Layout
 //! - [`visits`]: detections → visits, robust to reordering and late data.
+//! - [`spatial`]: stations in an R-tree and the tags last heard at each, for "near me" queries.
 //! - [`Tracker`]: stations, the stolen-tag hotlist, each tag's last location, and the watch rule
 //!   that raises `stolen_sighting`.
 
+pub mod spatial;
 pub mod visits;
 
 // FxHash: keys are small integers that come only from authenticated stations,
@@ -35,6 +37,17 @@ impl Default for TrackerConfig {
             visit_gap_ms: 30_000,
             hot_window_ms: 3_600_000,
         }
+    }
+}
+
+/// A question for the tracker, asked by the API: a closure the tracker's owning task runs against
+/// the live state (it answers through a channel of its own). Keeps every query in one place, the
+/// task that owns the state, with no lock on the hot path.
+pub struct Query(pub Box<dyn FnOnce(&Tracker) + Send>);
+
+impl std::fmt::Debug for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Query(..)")
     }
 }
 
@@ -78,6 +91,7 @@ pub struct Observation<'a> {
 pub struct Tracker {
     config: TrackerConfig,
     stations: HashMap<StationId, GeoPoint>,
+    spatial: spatial::Spatial,
     visits: VisitBook,
     last_seen: HashMap<TagId, LastSeen>,
     stolen: HashMap<TagId, Stolen>,
@@ -96,6 +110,7 @@ impl Tracker {
         Self {
             config,
             stations: HashMap::default(),
+            spatial: spatial::Spatial::default(),
             visits: VisitBook::new(config.visit_gap_ms, next_visit_id),
             last_seen: HashMap::default(),
             stolen: HashMap::default(),
@@ -116,6 +131,7 @@ impl Tracker {
 
     pub fn set_station(&mut self, station: &Station) {
         self.stations.insert(station.id, station.position);
+        self.spatial.set_station(station.id, station.position);
     }
 
     /// The tag is now stolen: every sighting raises an alert until the case closes.
@@ -197,6 +213,9 @@ impl Tracker {
                 seen_at_ms: d.seen_at_ms,
             });
             if d.seen_at_ms >= last.seen_at_ms {
+                let before = (last.seen_at_ms != d.seen_at_ms || last.station != d.station)
+                    .then_some(last.station);
+                self.spatial.moved(d.tag, before, d.station);
                 *last = LastSeen {
                     station: d.station,
                     position,
@@ -282,6 +301,33 @@ impl Tracker {
     pub fn take_changes(&mut self) -> VisitChanges {
         let keep_after = self.high_water_ms.saturating_sub(self.config.hot_window_ms);
         self.visits.take_changes(keep_after)
+    }
+
+    /// Tags last heard within `radius_m` of `center` at or after `since_ms`, nearest first (by
+    /// their station), at most `limit`.
+    pub fn tags_near(
+        &self,
+        center: GeoPoint,
+        radius_m: f64,
+        since_ms: i64,
+        limit: usize,
+    ) -> Vec<(TagId, LastSeen, f64)> {
+        let mut found = Vec::new();
+        for (station, distance) in self.spatial.stations_within(center, radius_m) {
+            let mut here: Vec<(TagId, LastSeen, f64)> = self
+                .spatial
+                .tags_at(station)
+                .filter_map(|tag| self.last_seen.get(&tag).map(|l| (tag, *l, distance)))
+                .filter(|(_, l, _)| l.station == station && l.seen_at_ms >= since_ms)
+                .collect();
+            here.sort_by_key(|(tag, l, _)| (std::cmp::Reverse(l.seen_at_ms), *tag));
+            found.extend(here);
+            if found.len() >= limit {
+                found.truncate(limit);
+                break;
+            }
+        }
+        found
     }
 
     pub fn last_seen(&self, tag: TagId) -> Option<LastSeen> {
@@ -441,6 +487,59 @@ mod tests {
             Some(5_000)
         );
         assert_eq!(tracker.last_seen(TagId(8)), None);
+    }
+
+    #[test]
+    fn tags_near_a_point_are_found_through_their_stations() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        let place = |id: u32, lat: f64| Station {
+            id: StationId(id),
+            name: String::new(),
+            position: GeoPoint { lat, lon: 116.0 },
+        };
+        tracker.set_station(&place(1, 23.0));
+        tracker.set_station(&place(2, 23.002)); // ~223 m north
+        tracker.set_station(&place(3, 23.02)); // ~2.2 km north
+        let at = |tag: u32, station: u32, t: i64| Detection {
+            station: StationId(station),
+            ..det(tag, t)
+        };
+        fn obs(detections: &[Detection]) -> Observation<'_> {
+            Observation {
+                frame: frame(1),
+                reader_position: None,
+                detections,
+            }
+        }
+        tracker.apply(
+            obs(&[at(10, 1, 1_000), at(11, 2, 1_000), at(12, 3, 1_000)]),
+            0,
+        );
+        tracker.apply(obs(&[at(13, 2, 100)]), 0); // heard long ago
+        tracker.apply(obs(&[at(10, 2, 2_000)]), 0); // tag 10 moved to station 2
+        let center = GeoPoint {
+            lat: 23.0,
+            lon: 116.0,
+        };
+        let near = tracker.tags_near(center, 500.0, 500, 100);
+        let tags: Vec<_> = near.iter().map(|(t, l, _)| (t.0, l.station.0)).collect();
+        assert_eq!(
+            tags,
+            vec![(10, 2), (11, 2)],
+            "newest first at the nearest station"
+        );
+        assert!((near[0].2 - 222.6).abs() < 1.0, "{near:?}");
+        assert_eq!(
+            tracker.tags_near(center, 500.0, 0, 100).len(),
+            3,
+            "tag 13 too"
+        );
+        assert_eq!(
+            tracker.tags_near(center, 100.0, 0, 100).len(),
+            0,
+            "none left at 1"
+        );
+        assert_eq!(tracker.tags_near(center, 5_000.0, 0, 2).len(), 2, "limit");
     }
 
     #[test]
