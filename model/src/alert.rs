@@ -16,6 +16,8 @@ pub enum AlertKind {
     Panic,
     /// A tag's battery is low.
     LowBattery,
+    /// The same tag heard at two places too far apart for the time between: a cloned tag.
+    CloneSuspected,
 }
 
 impl AlertKind {
@@ -25,6 +27,7 @@ impl AlertKind {
             AlertKind::TagTamper => "tag_tamper",
             AlertKind::Panic => "panic",
             AlertKind::LowBattery => "low_battery",
+            AlertKind::CloneSuspected => "clone_suspected",
         }
     }
 
@@ -34,6 +37,7 @@ impl AlertKind {
             "tag_tamper" => Some(AlertKind::TagTamper),
             "panic" => Some(AlertKind::Panic),
             "low_battery" => Some(AlertKind::LowBattery),
+            "clone_suspected" => Some(AlertKind::CloneSuspected),
             _ => None,
         }
     }

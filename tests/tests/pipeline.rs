@@ -11,7 +11,8 @@
 //!   nearly every interval long enough to be heard has a visit (recall). Tolerance: a tag beacons
 //!   every 2 s and is heard 60–70 % of the time, so a visit starts after the true entry and ends
 //!   before the true exit by a few seconds; a 20 s interval holds ~10 beacons, all missed with
-//!   probability below 0.5^10, so recall over such intervals must be ≥ 0.99.
+//!   probability below 0.5^10, so recall over such intervals must be ≥ 0.99;
+//! - no false alerts: nothing is stolen or flagged, so no watch rule may fire.
 
 mod support;
 
@@ -143,6 +144,11 @@ async fn run_city(transport: Transport) {
     );
     assert!(long.len() > 100);
     assert!(recall >= 0.99, "recall {recall}");
+
+    // Nothing is stolen, no tag raises a flag, and vehicles drive at most 14 m/s between
+    // overlapping stations: any alert (a clone suspected, say) would be a false one.
+    let alerts = server.store().alerts_after(0, 10).await.expect("alerts");
+    assert!(alerts.is_empty(), "false alerts: {alerts:?}");
     server.stop().await;
 }
 

@@ -22,6 +22,12 @@ use tagwatch_model::{
 };
 pub use visits::{VisitBook, VisitChanges};
 
+/// Two sightings of one tag closer than this are never impossible travel: neighbouring stations
+/// hear the same tag within a second, so the distance must exceed any overlap of ranges.
+pub const CLONE_MIN_DISTANCE_M: f64 = 1_500.0;
+/// Faster than this between two sightings is impossible for a road vehicle (252 km/h).
+pub const CLONE_MAX_SPEED_MPS: f64 = 70.0;
+
 /// Tuning of the tracker.
 #[derive(Debug, Clone, Copy)]
 pub struct TrackerConfig {
@@ -98,6 +104,8 @@ pub struct Tracker {
     /// Per tag, the visit of its latest flag alert and the flag bits already alerted in it:
     /// a held panic button raises one alert per visit, not one per frame.
     flags_alerted: HashMap<TagId, (VisitId, u8)>,
+    /// Per tag, the visit of its latest clone alert: one alert per visit at the far place.
+    clone_alerted: HashMap<TagId, VisitId>,
     next_alert_seq: i64,
     /// The latest detection time seen: the tracker's notion of "now", in station time, so that
     /// replays and simulations at any speed age out the hot window consistently.
@@ -115,6 +123,7 @@ impl Tracker {
             last_seen: HashMap::default(),
             stolen: HashMap::default(),
             flags_alerted: HashMap::default(),
+            clone_alerted: HashMap::default(),
             next_alert_seq,
             high_water_ms: i64::MIN,
         }
@@ -207,6 +216,17 @@ impl Tracker {
         for d in obs.detections {
             self.high_water_ms = self.high_water_ms.max(d.seen_at_ms);
             let (visit, _new) = self.visits.add(d);
+            if let Some(previous) = self.last_seen.get(&d.tag).copied() {
+                self.clone_rule(
+                    obs.frame,
+                    d,
+                    visit.id,
+                    position,
+                    previous,
+                    now_ms,
+                    &mut alerts,
+                );
+            }
             let last = self.last_seen.entry(d.tag).or_insert(LastSeen {
                 station: d.station,
                 position,
@@ -248,6 +268,53 @@ impl Tracker {
             }
         }
         alerts
+    }
+
+    /// `clone_suspected`: heard here, and at `previous` too far away for the time between.
+    #[allow(clippy::too_many_arguments)]
+    fn clone_rule(
+        &mut self,
+        frame: FrameKey,
+        d: &Detection,
+        visit: VisitId,
+        position: GeoPoint,
+        previous: LastSeen,
+        now_ms: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
+        if previous.station == d.station {
+            return;
+        }
+        let distance = spatial::distance_m(previous.position, position);
+        if distance <= CLONE_MIN_DISTANCE_M {
+            return;
+        }
+        let seconds = (d.seen_at_ms - previous.seen_at_ms).unsigned_abs() as f64 / 1000.0;
+        if distance <= CLONE_MAX_SPEED_MPS * seconds {
+            return;
+        }
+        if self.clone_alerted.insert(d.tag, visit) == Some(visit) {
+            return;
+        }
+        let FrameKey {
+            station,
+            session,
+            seq,
+        } = frame;
+        alerts.push(Alert {
+            seq: self.next_alert_seq,
+            id: AlertId(format!(
+                "clone_suspected-{}-{station}-{session}-{seq}",
+                d.tag
+            )),
+            kind: AlertKind::CloneSuspected,
+            tag: d.tag,
+            station: d.station,
+            position,
+            seen_at_ms: d.seen_at_ms,
+            raised_at_ms: now_ms,
+        });
+        self.next_alert_seq += 1;
     }
 
     /// `tag_tamper`, `panic` and `low_battery`: raised from the tag's own flags, once per flag
@@ -487,6 +554,53 @@ mod tests {
             Some(5_000)
         );
         assert_eq!(tracker.last_seen(TagId(8)), None);
+    }
+
+    #[test]
+    fn impossible_travel_suggests_a_cloned_tag_and_normal_driving_does_not() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        let place = |id: u32, lat: f64| Station {
+            id: StationId(id),
+            name: String::new(),
+            position: GeoPoint { lat, lon: 116.0 },
+        };
+        tracker.set_station(&place(1, 23.0));
+        tracker.set_station(&place(2, 23.002)); // 223 m: a neighbour
+        tracker.set_station(&place(3, 23.05)); // 5.6 km away
+                                               // One frame from `station` with one detection of tag 7 at `t`.
+        fn heard(tracker: &mut Tracker, station: u32, t: i64) -> Vec<Alert> {
+            let detection = Detection {
+                station: StationId(station),
+                ..det(7, t)
+            };
+            let frame = FrameKey {
+                station: StationId(station),
+                session: SessionId(3),
+                seq: u32::try_from(t / 1000).unwrap_or(0),
+            };
+            let obs = Observation {
+                frame,
+                reader_position: None,
+                detections: &[detection],
+            };
+            tracker.apply(obs, 0)
+        }
+        // Neighbours hear it within a second: not a clone. 5.6 km in 5 minutes (67 km/h): fine.
+        assert!(heard(&mut tracker, 1, 0).is_empty());
+        assert!(heard(&mut tracker, 2, 500).is_empty());
+        assert!(heard(&mut tracker, 3, 300_000).is_empty());
+        // Back at station 1 ten seconds later: 5.6 km in 10 s is impossible.
+        let alerts = heard(&mut tracker, 1, 310_000);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].kind, AlertKind::CloneSuspected);
+        assert_eq!(alerts[0].station, StationId(1));
+        assert_eq!(alerts[0].id.0, "clone_suspected-7-1-3-310");
+        // The clone keeps being heard at 1 and 3 alternately: one alert per visit, not per frame.
+        assert_eq!(heard(&mut tracker, 3, 311_000).len(), 1, "at 3 again");
+        assert!(
+            heard(&mut tracker, 3, 312_000).is_empty(),
+            "same visit, same place"
+        );
     }
 
     #[test]
