@@ -109,6 +109,9 @@ impl Server {
         for visit in store.open_visits(tracker_config.hot_window_ms).await? {
             tracker.restore_visit(visit);
         }
+        for (tag, _, position) in store.guards().await? {
+            tracker.arm(tag, position);
+        }
         // A stolen tag's visit that was alerted before the restart stays alerted.
         for &(tag, _) in &open_cases {
             for alert in store.alerts_for_tag(tag, 1_000).await? {

@@ -103,6 +103,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/vehicles", post(routes::create_vehicle))
         .route("/vehicles/{tag}/theft", post(routes::report_theft))
         .route("/vehicles/{tag}/recovered", post(routes::recovered))
+        .route("/vehicles/{tag}/arm", post(routes::arm))
+        .route("/vehicles/{tag}/disarm", post(routes::disarm))
         .route("/alerts", get(routes::list_alerts))
         .route("/tags/near", get(spatial::tags_near))
         .route("/tags/through", get(spatial::tags_through))

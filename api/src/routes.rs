@@ -254,6 +254,66 @@ pub async fn list_alerts(
     })))
 }
 
+/// `POST /api/v1/vehicles/{tag}/arm`: guard mode while parked. The vehicle is guarded where it
+/// was last heard; heard away from there, it raises `armed_moved`.
+pub async fn arm(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(tag): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let tag = tag_from_path(&tag)?;
+    accessible_vehicle(&state, &caller, tag).await?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let ask = move |tracker: &tagwatch_tracker::Tracker| {
+        let _ = tx.send(tracker.last_seen(tag));
+    };
+    state
+        .queries
+        .send(tagwatch_tracker::Query(Box::new(ask)))
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let place = rx
+        .await
+        .map_err(|_| ApiError::Unavailable)?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "tag {tag} has not been heard yet: arm it where a station can hear it"
+            ))
+        })?;
+    let armed_at = now_ms();
+    state
+        .store
+        .arm(tag, armed_at, place.station, place.position)
+        .await?;
+    tell_tracker(
+        &state,
+        Command::Armed {
+            tag,
+            position: place.position,
+        },
+    )
+    .await?;
+    Ok(Json(json!({
+        "tag": tag.0, "armed_at": to_rfc3339(armed_at), "station": place.station.0,
+        "lat": place.position.lat, "lon": place.position.lon,
+    })))
+}
+
+/// `POST /api/v1/vehicles/{tag}/disarm`
+pub async fn disarm(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(tag): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let tag = tag_from_path(&tag)?;
+    accessible_vehicle(&state, &caller, tag).await?;
+    if !state.store.disarm(tag).await? {
+        return Err(ApiError::Conflict(format!("tag {tag} is not armed")));
+    }
+    tell_tracker(&state, Command::Disarmed { tag }).await?;
+    Ok(Json(json!({ "tag": tag.0, "armed": false })))
+}
+
 /// `POST /api/v1/vehicles/{tag}/recovered`: closes the theft case; the tag leaves the stolen
 /// list at once, so its next sighting raises nothing.
 pub async fn recovered(

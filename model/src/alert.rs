@@ -18,6 +18,8 @@ pub enum AlertKind {
     LowBattery,
     /// The same tag heard at two places too far apart for the time between: a cloned tag.
     CloneSuspected,
+    /// Its owner armed it while parked, and it is heard away from that place.
+    ArmedMoved,
 }
 
 impl AlertKind {
@@ -28,6 +30,7 @@ impl AlertKind {
             AlertKind::Panic => "panic",
             AlertKind::LowBattery => "low_battery",
             AlertKind::CloneSuspected => "clone_suspected",
+            AlertKind::ArmedMoved => "armed_moved",
         }
     }
 
@@ -38,6 +41,7 @@ impl AlertKind {
             "panic" => Some(AlertKind::Panic),
             "low_battery" => Some(AlertKind::LowBattery),
             "clone_suspected" => Some(AlertKind::CloneSuspected),
+            "armed_moved" => Some(AlertKind::ArmedMoved),
             _ => None,
         }
     }

@@ -500,3 +500,65 @@ async fn the_alert_list_is_filtered_for_owners_and_validated() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_armed_vehicle_that_moves_alerts_its_owner_even_after_a_restart() {
+    let (mut server, alice, bob, _) = city().await;
+    provision(&server, 1100, 601).await; // a station about 1 km east of 1001
+                                         // Not heard yet: cannot be armed; someone else's: does not exist for alice.
+    let (status, error) = post(&server, "/api/v1/vehicles/500/arm", &alice, json!({})).await;
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/600/arm", &alice, json!({}))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/500/disarm", &alice, json!({}))
+            .await
+            .0,
+        409,
+        "not armed"
+    );
+
+    let t0 = tagwatch_model::time::now_ms() - 3_600_000;
+    let home = TestStation::udp(1001, 1, server.udp()).await;
+    home.exchange(&home.detections(1, t0, &[500])).await;
+    let (status, armed) = post(&server, "/api/v1/vehicles/500/arm", &alice, json!({})).await;
+    assert_eq!(
+        (status, armed["station"].clone()),
+        (StatusCode::OK, json!(1001))
+    );
+    home.exchange(&home.detections(2, t0 + 60_000, &[500]))
+        .await;
+    let (_, list) = get(&server, "/api/v1/alerts", &bob).await;
+    assert_eq!(list["alerts"], json!([]), "still where it was parked");
+
+    // The server restarts; the vehicle is taken 1 km away.
+    server.restart().await;
+    let away = TestStation::udp(1100, 1, server.udp()).await;
+    away.exchange(&away.detections(1, t0 + 120_000, &[500]))
+        .await;
+    let mut owner = open_stream(&server, &alice).await;
+    assert_eq!(alert_tags(&mut owner, 1).await, vec![500]);
+    let (_, list) = get(&server, "/api/v1/alerts", &alice).await;
+    assert_eq!(list["alerts"][0]["kind"], "armed_moved");
+    assert_eq!(list["alerts"][0]["station"], 1100);
+
+    let alice = login(&server, "alice").await; // tokens survive restarts too, but be explicit
+    assert_eq!(
+        post(&server, "/api/v1/vehicles/500/disarm", &alice, json!({}))
+            .await
+            .0,
+        200
+    );
+    away.exchange(&away.detections(2, t0 + 900_000, &[500]))
+        .await;
+    let (_, list) = get(&server, "/api/v1/alerts", &bob).await;
+    assert_eq!(
+        list["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "disarmed: nothing new"
+    );
+}

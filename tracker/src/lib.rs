@@ -28,6 +28,10 @@ pub const CLONE_MIN_DISTANCE_M: f64 = 1_500.0;
 /// Faster than this between two sightings is impossible for a road vehicle (252 km/h).
 pub const CLONE_MAX_SPEED_MPS: f64 = 70.0;
 
+/// An armed vehicle heard further than this from where it was armed has moved: beyond the
+/// overlap of neighbouring stations, so a parked vehicle heard by the next station is not one.
+pub const ARMED_RADIUS_M: f64 = 300.0;
+
 /// Tuning of the tracker.
 #[derive(Debug, Clone, Copy)]
 pub struct TrackerConfig {
@@ -66,6 +70,10 @@ pub enum Command {
     Stolen { tag: TagId, case: CaseId },
     /// The vehicle was recovered: the tag leaves the hotlist at once.
     Recovered { tag: TagId },
+    /// Its owner armed it, parked at `position` (where it was last heard).
+    Armed { tag: TagId, position: GeoPoint },
+    /// Its owner disarmed it.
+    Disarmed { tag: TagId },
 }
 
 /// Where a tag was last heard.
@@ -74,6 +82,12 @@ pub struct LastSeen {
     pub station: StationId,
     pub position: GeoPoint,
     pub seen_at_ms: i64,
+}
+
+#[derive(Debug)]
+struct Guard {
+    position: GeoPoint,
+    alerted: Option<VisitId>,
 }
 
 #[derive(Debug)]
@@ -106,6 +120,8 @@ pub struct Tracker {
     flags_alerted: HashMap<TagId, (VisitId, u8)>,
     /// Per tag, the visit of its latest clone alert: one alert per visit at the far place.
     clone_alerted: HashMap<TagId, VisitId>,
+    /// Armed vehicles: where they were armed, and the visit of their latest alert.
+    armed: HashMap<TagId, Guard>,
     next_alert_seq: i64,
     /// The latest detection time seen: the tracker's notion of "now", in station time, so that
     /// replays and simulations at any speed age out the hot window consistently.
@@ -124,6 +140,7 @@ impl Tracker {
             stolen: HashMap::default(),
             flags_alerted: HashMap::default(),
             clone_alerted: HashMap::default(),
+            armed: HashMap::default(),
             next_alert_seq,
             high_water_ms: i64::MIN,
         }
@@ -135,6 +152,10 @@ impl Tracker {
             Command::Station(station) => self.set_station(&station),
             Command::Stolen { tag, case } => self.report_stolen(tag, case),
             Command::Recovered { tag } => self.recovered(tag),
+            Command::Armed { tag, position } => self.arm(tag, position),
+            Command::Disarmed { tag } => {
+                self.armed.remove(&tag);
+            }
         }
     }
 
@@ -150,6 +171,17 @@ impl Tracker {
             Stolen {
                 case,
                 alerted: HashSet::default(),
+            },
+        );
+    }
+
+    /// Guards the tag where it is parked.
+    pub fn arm(&mut self, tag: TagId, position: GeoPoint) {
+        self.armed.insert(
+            tag,
+            Guard {
+                position,
+                alerted: None,
             },
         );
     }
@@ -243,6 +275,7 @@ impl Tracker {
                 };
             }
             self.flag_rules(obs.frame, d, visit.id, position, now_ms, &mut alerts);
+            self.armed_rule(obs.frame, d, visit.id, position, now_ms, &mut alerts);
             if let Some(stolen) = self.stolen.get_mut(&d.tag) {
                 if stolen.alerted.insert(visit.id) {
                     let FrameKey {
@@ -268,6 +301,43 @@ impl Tracker {
             }
         }
         alerts
+    }
+
+    /// `armed_moved`: an armed vehicle heard away from where it was armed, once per visit.
+    fn armed_rule(
+        &mut self,
+        frame: FrameKey,
+        d: &Detection,
+        visit: VisitId,
+        position: GeoPoint,
+        now_ms: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let Some(guard) = self.armed.get_mut(&d.tag) else {
+            return;
+        };
+        if spatial::distance_m(guard.position, position) <= ARMED_RADIUS_M
+            || guard.alerted == Some(visit)
+        {
+            return;
+        }
+        guard.alerted = Some(visit);
+        let FrameKey {
+            station,
+            session,
+            seq,
+        } = frame;
+        alerts.push(Alert {
+            seq: self.next_alert_seq,
+            id: AlertId(format!("armed_moved-{}-{station}-{session}-{seq}", d.tag)),
+            kind: AlertKind::ArmedMoved,
+            tag: d.tag,
+            station: d.station,
+            position,
+            seen_at_ms: d.seen_at_ms,
+            raised_at_ms: now_ms,
+        });
+        self.next_alert_seq += 1;
     }
 
     /// `clone_suspected`: heard here, and at `previous` too far away for the time between.
@@ -554,6 +624,48 @@ mod tests {
             Some(5_000)
         );
         assert_eq!(tracker.last_seen(TagId(8)), None);
+    }
+
+    #[test]
+    fn an_armed_vehicle_heard_away_from_its_place_alerts_once_per_visit() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        let home = GeoPoint {
+            lat: 23.0,
+            lon: 116.0,
+        };
+        let neighbour = GeoPoint {
+            lat: 23.002,
+            lon: 116.0,
+        }; // 223 m
+        let away = GeoPoint {
+            lat: 23.01,
+            lon: 116.0,
+        }; // 1.1 km
+        tracker.arm(TagId(7), home);
+        let heard_at = |tracker: &mut Tracker, place: GeoPoint, t: i64| {
+            let obs = Observation {
+                frame: frame(u32::try_from(t / 1000).unwrap_or(0)),
+                reader_position: Some(place),
+                detections: &[det(7, t)],
+            };
+            tracker.apply(obs, 0)
+        };
+        assert!(heard_at(&mut tracker, home, 1_000).is_empty());
+        assert!(
+            heard_at(&mut tracker, neighbour, 2_000).is_empty(),
+            "the overlap is home"
+        );
+        let moved = heard_at(&mut tracker, away, 200_000);
+        assert_eq!(
+            moved.iter().map(|a| a.kind).collect::<Vec<_>>(),
+            vec![AlertKind::ArmedMoved]
+        );
+        assert!(
+            heard_at(&mut tracker, away, 201_000).is_empty(),
+            "same visit"
+        );
+        tracker.command(Command::Disarmed { tag: TagId(7) });
+        assert!(heard_at(&mut tracker, away, 900_000).is_empty(), "disarmed");
     }
 
     #[test]
