@@ -33,13 +33,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Prepares the coming days' storage and drops visits past retention, at start and hourly.
-async fn maintain(store: Store, retention_days: u32, shutdown: CancellationToken) {
+async fn maintain(
+    store: Store,
+    retention_days: u32,
+    limits: Arc<tagwatch_api::limits::Limits>,
+    shutdown: CancellationToken,
+) {
     let mut every = tokio::time::interval(MAINTENANCE_EVERY);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
+        limits.forget_idle();
         let now = tagwatch_model::time::now_ms();
         if let Err(error) = store.prepare(now).await {
             tracing::warn!(%error, "preparing storage ahead failed; retrying in an hour");
@@ -200,6 +206,7 @@ impl Server {
             },
             shutdown.clone(),
         ));
+        let limits = Arc::new(tagwatch_api::limits::Limits::default());
         let api = tagwatch_api::app(ApiState {
             store: store.clone(),
             keys,
@@ -209,10 +216,12 @@ impl Server {
             admin_token: TokenHash::of(&admin_token.0),
             registry: Arc::new(registry),
             health,
+            limits: limits.clone(),
         });
         let maintenance = tokio::spawn(maintain(
             store.clone(),
             config.retention_days,
+            limits.clone(),
             shutdown.clone(),
         ));
         let http_shutdown = shutdown.clone();

@@ -37,6 +37,7 @@ pub async fn login(
     body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(login) = body?;
+    state.limits.login(login.username.trim())?;
     let user = state.store.user_by_name(login.username.trim()).await?;
     let phc = user
         .as_ref()

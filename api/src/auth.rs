@@ -96,6 +96,7 @@ pub async fn authenticate(
             token_hash: hash,
         }
     };
+    state.limits.call(&hash)?;
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }

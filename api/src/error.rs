@@ -24,6 +24,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("wrong username or password")]
     BadLogin,
+    #[error("too many requests: retry in {} s", crate::limits::retry_after_secs(*.0))]
+    TooManyRequests(std::time::Duration),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -50,6 +52,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadLogin => (StatusCode::UNAUTHORIZED, "bad_login"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -69,6 +72,12 @@ impl IntoResponse for ApiError {
             error["field"] = json!(field);
         }
         let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
+        if let ApiError::TooManyRequests(wait) = &self {
+            let seconds = crate::limits::retry_after_secs(*wait).to_string();
+            if let Ok(value) = header::HeaderValue::from_str(&seconds) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

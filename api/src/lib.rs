@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod error;
+pub mod limits;
 pub mod live;
 pub mod routes;
 pub mod spatial;
@@ -88,6 +89,7 @@ pub struct ApiState {
     pub admin_token: TokenHash,
     pub registry: Arc<Registry>,
     pub health: Arc<Health>,
+    pub limits: Arc<limits::Limits>,
 }
 
 /// The whole router.

@@ -562,3 +562,53 @@ async fn an_armed_vehicle_that_moves_alerts_its_owner_even_after_a_restart() {
         "disarmed: nothing new"
     );
 }
+
+#[tokio::test]
+async fn a_token_calling_too_fast_is_told_to_wait_and_others_are_not() {
+    let (server, alice, bob, _) = city().await;
+    let mut limited = None;
+    for _ in 0..400 {
+        let response = client()
+            .get(server.url("/api/v1/me"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .expect("request");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(response);
+            break;
+        }
+    }
+    let response = limited.expect("a burst of 400 calls is limited");
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!(retry >= 1);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(
+        get(&server, "/api/v1/me", &bob).await.0,
+        200,
+        "bob has his own quota"
+    );
+}
+
+#[tokio::test]
+async fn guessing_a_password_is_held_back() {
+    let (server, _, _, _) = city().await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let response = client()
+            .post(server.url("/api/v1/login"))
+            .json(&json!({"username": "bob", "password": "guess-guess-guess"}))
+            .send()
+            .await
+            .expect("login");
+        statuses.push(response.status().as_u16());
+    }
+    // The city fixture logged bob in once already: 9 more guesses, then held back.
+    assert_eq!(&statuses[..9], &[401; 9]);
+    assert!(statuses[9..].iter().all(|&s| s == 429), "{statuses:?}");
+}

@@ -1,0 +1,101 @@
+//! # Rate limits: per bearer token on every call, per username on login.
+//!
+//! A token that calls faster than its quota gets 429 with `Retry-After`; a username tried
+//! too often at login is held back the same way, which slows password guessing to a crawl.
+
+use crate::error::ApiError;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// Calls per second a token may sustain, and the burst it may make.
+const CALLS_PER_SECOND: u32 = 50;
+const CALL_BURST: u32 = 200;
+/// Login attempts per minute for one username, and the burst.
+const LOGINS_PER_MINUTE: u32 = 6;
+const LOGIN_BURST: u32 = 10;
+
+/// The limiters of one server.
+#[derive(Debug)]
+pub struct Limits {
+    calls: DefaultKeyedRateLimiter<[u8; 32]>,
+    logins: DefaultKeyedRateLimiter<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(
+            Quota::per_second(nonzero(CALLS_PER_SECOND)).allow_burst(nonzero(CALL_BURST)),
+            Quota::per_minute(nonzero(LOGINS_PER_MINUTE)).allow_burst(nonzero(LOGIN_BURST)),
+        )
+    }
+}
+
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Limits {
+    pub fn new(calls: Quota, logins: Quota) -> Self {
+        Self {
+            calls: RateLimiter::keyed(calls),
+            logins: RateLimiter::keyed(logins),
+        }
+    }
+
+    /// Counts one call by the token with this hash.
+    pub fn call(&self, token_hash: &[u8; 32]) -> Result<(), ApiError> {
+        self.calls.check_key(token_hash).map_err(|not_until| {
+            ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
+        })
+    }
+
+    /// Counts one login attempt for a username.
+    pub fn login(&self, username: &str) -> Result<(), ApiError> {
+        self.logins
+            .check_key(&username.to_lowercase())
+            .map_err(|not_until| {
+                ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
+            })
+    }
+
+    /// Forgets keys idle long enough to be back at full quota (bounds memory).
+    pub fn forget_idle(&self) {
+        self.calls.retain_recent();
+        self.logins.retain_recent();
+    }
+}
+
+/// How long a caller should wait, rounded up to whole seconds for `Retry-After`.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_over_its_quota_waits_and_others_do_not() {
+        let quota = Quota::per_minute(nonzero(1)).allow_burst(nonzero(2));
+        let limits = Limits::new(quota, quota);
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        assert!(limits.call(&a).is_ok());
+        assert!(limits.call(&a).is_ok());
+        match limits.call(&a) {
+            Err(ApiError::TooManyRequests(wait)) => {
+                assert!(wait > Duration::from_secs(20), "{wait:?}");
+                assert!(retry_after_secs(wait) <= 60);
+            }
+            other => panic!("expected a wait, got {other:?}"),
+        }
+        assert!(limits.call(&b).is_ok(), "another token is not affected");
+        assert!(limits.login("Alice").is_ok());
+        assert!(limits.login("alice").is_ok());
+        assert!(
+            limits.login("ALICE").is_err(),
+            "usernames are limited case-blind"
+        );
+    }
+}
