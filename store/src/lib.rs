@@ -260,6 +260,14 @@ pub(crate) fn visit_from_row(row: VisitRow) -> Result<Visit> {
     })
 }
 
+pub(crate) fn placed_visit_from_row(row: PlacedVisitRow) -> Result<PlacedVisit> {
+    let (id, tag, station, first, last, rssi, reads, lat, lon) = row;
+    Ok(PlacedVisit {
+        visit: visit_from_row((id, tag, station, first, last, rssi, reads))?,
+        position: GeoPoint { lat, lon },
+    })
+}
+
 pub(crate) fn alert_from_row(row: AlertRow) -> Result<Alert> {
     let (seq, id, kind, tag, station, lat, lon, seen_at_ms, raised_at_ms) = row;
     Ok(Alert {

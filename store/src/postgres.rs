@@ -8,9 +8,9 @@
 //! tables go in with `UNNEST` arrays. Everything of a flush commits in one transaction.
 
 use crate::{
-    alert_from_row, audit_from_row, is_unique_violation, to_u32, user_from_row, visit_from_row,
-    AlertRow, AuditRow, Batch, Error, Location, PlacedVisit, PlacedVisitRow, Result, UserRow,
-    VisitRow,
+    alert_from_row, audit_from_row, is_unique_violation, placed_visit_from_row, to_u32,
+    user_from_row, visit_from_row, AlertRow, AuditRow, Batch, Error, Location, PlacedVisit,
+    PlacedVisitRow, Result, UserRow, VisitRow,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgConnection, Postgres, Transaction};
@@ -741,14 +741,7 @@ impl PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(|(id, tag, station, first, last, rssi, reads, lat, lon)| {
-                Ok(PlacedVisit {
-                    visit: visit_from_row((id, tag, station, first, last, rssi, reads))?,
-                    position: GeoPoint { lat, lon },
-                })
-            })
-            .collect()
+        rows.into_iter().map(placed_visit_from_row).collect()
     }
 
     /// The visits of `tag` at `station` overlapping `[from_ms, to_ms]`.
@@ -797,14 +790,7 @@ impl PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(|(id, tag, station, first, last, rssi, reads, lat, lon)| {
-                Ok(PlacedVisit {
-                    visit: visit_from_row((id, tag, station, first, last, rssi, reads))?,
-                    position: GeoPoint { lat, lon },
-                })
-            })
-            .collect()
+        rows.into_iter().map(placed_visit_from_row).collect()
     }
 
     pub async fn all_visits(&self) -> Result<Vec<Visit>> {

@@ -4,9 +4,9 @@
 //! connection; readers run beside it.
 
 use crate::{
-    alert_from_row, audit_from_row, is_unique_violation, to_u32, user_from_row, visit_from_row,
-    AlertRow, AuditRow, Batch, Error, Location, PlacedVisit, PlacedVisitRow, Result, UserRow,
-    VisitRow, ROWS_PER_STATEMENT,
+    alert_from_row, audit_from_row, is_unique_violation, placed_visit_from_row, to_u32,
+    user_from_row, visit_from_row, AlertRow, AuditRow, Batch, Error, Location, PlacedVisit,
+    PlacedVisitRow, Result, UserRow, VisitRow, ROWS_PER_STATEMENT,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -677,14 +677,7 @@ impl SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(|(id, tag, station, first, last, rssi, reads, lat, lon)| {
-                Ok(PlacedVisit {
-                    visit: visit_from_row((id, tag, station, first, last, rssi, reads))?,
-                    position: GeoPoint { lat, lon },
-                })
-            })
-            .collect()
+        rows.into_iter().map(placed_visit_from_row).collect()
     }
 
     /// The visits of `tag` at `station` overlapping `[from_ms, to_ms]` (late data merges into
@@ -734,14 +727,7 @@ impl SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.into_iter()
-            .map(|(id, tag, station, first, last, rssi, reads, lat, lon)| {
-                Ok(PlacedVisit {
-                    visit: visit_from_row((id, tag, station, first, last, rssi, reads))?,
-                    position: GeoPoint { lat, lon },
-                })
-            })
-            .collect()
+        rows.into_iter().map(placed_visit_from_row).collect()
     }
 
     /// Every visit, in id order (tests and exports).

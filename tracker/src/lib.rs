@@ -498,6 +498,15 @@ mod tests {
         }
     }
 
+    /// A station on the meridian 116° E at latitude `lat`.
+    fn station_at(id: u32, lat: f64) -> Station {
+        Station {
+            id: StationId(id),
+            name: String::new(),
+            position: GeoPoint { lat, lon: 116.0 },
+        }
+    }
+
     fn frame(seq: u32) -> FrameKey {
         FrameKey {
             station: StationId(1),
@@ -671,15 +680,10 @@ mod tests {
     #[test]
     fn impossible_travel_suggests_a_cloned_tag_and_normal_driving_does_not() {
         let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
-        let place = |id: u32, lat: f64| Station {
-            id: StationId(id),
-            name: String::new(),
-            position: GeoPoint { lat, lon: 116.0 },
-        };
-        tracker.set_station(&place(1, 23.0));
-        tracker.set_station(&place(2, 23.002)); // 223 m: a neighbour
-        tracker.set_station(&place(3, 23.05)); // 5.6 km away
-                                               // One frame from `station` with one detection of tag 7 at `t`.
+        tracker.set_station(&station_at(1, 23.0));
+        tracker.set_station(&station_at(2, 23.002)); // 223 m: a neighbour
+        tracker.set_station(&station_at(3, 23.05)); // 5.6 km away
+                                                    // One frame from `station` with one detection of tag 7 at `t`.
         fn heard(tracker: &mut Tracker, station: u32, t: i64) -> Vec<Alert> {
             let detection = Detection {
                 station: StationId(station),
@@ -718,14 +722,9 @@ mod tests {
     #[test]
     fn tags_near_a_point_are_found_through_their_stations() {
         let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
-        let place = |id: u32, lat: f64| Station {
-            id: StationId(id),
-            name: String::new(),
-            position: GeoPoint { lat, lon: 116.0 },
-        };
-        tracker.set_station(&place(1, 23.0));
-        tracker.set_station(&place(2, 23.002)); // ~223 m north
-        tracker.set_station(&place(3, 23.02)); // ~2.2 km north
+        tracker.set_station(&station_at(1, 23.0));
+        tracker.set_station(&station_at(2, 23.002)); // ~223 m north
+        tracker.set_station(&station_at(3, 23.02)); // ~2.2 km north
         let at = |tag: u32, station: u32, t: i64| Detection {
             station: StationId(station),
             ..det(tag, t)
