@@ -101,7 +101,10 @@ pub fn app(state: ApiState) -> Router {
         .route("/users", post(accounts::create_user))
         .route("/users/{username}/revoke", post(accounts::revoke_user))
         .route("/audit", get(accounts::audit))
-        .route("/stations", post(routes::create_station))
+        .route(
+            "/stations",
+            post(routes::create_station).get(routes::list_stations),
+        )
         .route("/vehicles", post(routes::create_vehicle))
         .route("/vehicles/{tag}/theft", post(routes::report_theft))
         .route("/vehicles/{tag}/recovered", post(routes::recovered))

@@ -105,6 +105,44 @@ pub async fn create_station(
     ))
 }
 
+/// A station that has not sent a heartbeat (every 30 s) for this long is reported silent.
+const SILENT_AFTER_MS: i64 = 90_000;
+
+/// `GET /api/v1/stations` (police): every station with its health from its last heartbeat.
+pub async fn list_stations(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Officer, Role::Dispatcher, Role::Admin])?;
+    let now = now_ms();
+    let stations = state.store.stations_health().await?;
+    Ok(Json(json!({
+        "stations": stations.iter().map(|(station, status)| {
+            let health = status.map(|s| json!({
+                "last_status_at": to_rfc3339(s.received_at_ms),
+                "backlog": s.backlog,
+                "uptime_s": s.uptime_s,
+                "fw_version": s.fw_version,
+                "temp_c": s.temp_c,
+                "power": match s.power & 0x7f { 0 => "mains", 1 => "battery", 2 => "solar", _ => "unknown" },
+                "power_fault": s.power & 0x80 != 0,
+                "tags_in_range": s.tags_in_range,
+                // Positive: the station's clock is behind ours (network delay included).
+                "clock_skew_ms": s.received_at_ms - s.station_time_ms,
+            }));
+            let silent = status.is_none_or(|s| now - s.received_at_ms > SILENT_AFTER_MS);
+            json!({
+                "id": station.id.0,
+                "name": station.name,
+                "lat": station.position.lat,
+                "lon": station.position.lon,
+                "silent": silent,
+                "health": health,
+            })
+        }).collect::<Vec<_>>()
+    })))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewVehicle {

@@ -171,6 +171,8 @@ impl Store {
     }
 
     delegate! {
+        /// Every station with its last heartbeat, if it sent one.
+        pub async fn stations_health(&self) -> Result<Vec<(Station, Option<StationStatus>)>>;
         /// Arms a vehicle where it is parked (replacing an earlier arming).
         pub async fn arm(&self, tag: TagId, armed_at_ms: i64, station: StationId, at: GeoPoint) -> Result<()>;
         /// Disarms a vehicle; false if it was not armed.

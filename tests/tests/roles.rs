@@ -612,3 +612,51 @@ async fn guessing_a_password_is_held_back() {
     assert_eq!(&statuses[..9], &[401; 9]);
     assert!(statuses[9..].iter().all(|&s| s == 429), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn police_see_each_stations_health_from_its_heartbeats() {
+    let (server, alice, bob, _) = city().await;
+    provision(&server, 1010, 602).await; // never sends a heartbeat
+    let station = TestStation::udp(1001, 3, server.udp()).await;
+    let now = tagwatch_model::time::now_ms();
+    let status = tagwatch_gateway::wire::Frame {
+        station: tagwatch_model::StationId(1001),
+        session: tagwatch_model::SessionId(3),
+        seq: 1,
+        time_ms: u64::try_from(now - 5_000).expect("positive"),
+        position: None,
+        body: tagwatch_gateway::wire::Body::Status(tagwatch_gateway::wire::Status {
+            uptime_s: 3_600,
+            backlog: 12,
+            fw_version: 0x0102,
+            temp_c: -3,
+            power: 0x81, // battery, with a power fault
+            tags_in_range: 40,
+        }),
+    };
+    assert_eq!(station.exchange(&status).await, AckStatus::Accepted);
+    assert_eq!(get(&server, "/api/v1/stations", &alice).await.0, 403);
+    let (status, body) = get(&server, "/api/v1/stations", &bob).await;
+    assert_eq!(status, 200, "{body}");
+    let stations = body["stations"].as_array().expect("list");
+    assert_eq!(stations.len(), 2);
+    let (heard, quiet) = (&stations[0], &stations[1]);
+    assert_eq!(
+        (heard["id"].clone(), heard["silent"].clone()),
+        (json!(1001), json!(false))
+    );
+    let health = &heard["health"];
+    assert_eq!(health["backlog"], 12);
+    assert_eq!(health["temp_c"], -3);
+    assert_eq!(
+        (health["power"].clone(), health["power_fault"].clone()),
+        (json!("battery"), json!(true))
+    );
+    let skew = health["clock_skew_ms"].as_i64().expect("skew");
+    assert!((5_000..6_000).contains(&skew), "{skew}");
+    assert_eq!(
+        (quiet["id"].clone(), quiet["silent"].clone()),
+        (json!(1010), json!(true))
+    );
+    assert_eq!(quiet["health"], Value::Null);
+}
