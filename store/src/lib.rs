@@ -262,6 +262,46 @@ pub(crate) fn visit_from_row(row: VisitRow) -> Result<Visit> {
     })
 }
 
+/// The same on both backends (no parameters to spell differently).
+pub(crate) const STATIONS_HEALTH_SQL: &str =
+    "SELECT s.id, s.name, s.lat, s.lon, h.received_at, h.station_time, h.uptime_s, \
+     h.backlog, h.fw_version, h.temp_c, h.power, h.tags_in_range \
+     FROM stations s LEFT JOIN station_status h ON h.station = s.id ORDER BY s.id";
+
+pub(crate) type StationHealthRow = (
+    i64,
+    String,
+    f64,
+    f64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+pub(crate) fn station_health_from_row(
+    row: StationHealthRow,
+) -> Result<(Station, Option<StationStatus>)> {
+    let (id, name, lat, lon, received, time, uptime, backlog, fw, temp, power, tags) = row;
+    let id = StationId(to_u32(id)?);
+    let station = Station {
+        id,
+        name,
+        position: GeoPoint { lat, lon },
+    };
+    let status = match (received, time, uptime, backlog, fw, temp, power, tags) {
+        (Some(r), Some(t), Some(u), Some(b), Some(f), Some(c), Some(p), Some(g)) => {
+            Some(status_from_row(id, (r, t, u, b, f, c, p, g))?)
+        }
+        _ => None,
+    };
+    Ok((station, status))
+}
+
 pub(crate) fn placed_visit_from_row(row: PlacedVisitRow) -> Result<PlacedVisit> {
     let (id, tag, station, first, last, rssi, reads, lat, lon) = row;
     Ok(PlacedVisit {

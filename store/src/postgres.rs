@@ -640,52 +640,11 @@ impl PgStore {
 
     /// Every station with its last heartbeat, if it sent one.
     pub async fn stations_health(&self) -> Result<Vec<(Station, Option<StationStatus>)>> {
-        type Row = (
-            i64,
-            String,
-            f64,
-            f64,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT s.id, s.name, s.lat, s.lon, h.received_at, h.station_time, h.uptime_s, \
-             h.backlog, h.fw_version, h.temp_c, h.power, h.tags_in_range \
-             FROM stations s LEFT JOIN station_status h ON h.station = s.id ORDER BY s.id",
-        )
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<crate::StationHealthRow> = sqlx::query_as(crate::STATIONS_HEALTH_SQL)
+            .fetch_all(&self.reader)
+            .await?;
         rows.into_iter()
-            .map(
-                |(id, name, lat, lon, received, time, uptime, backlog, fw, temp, power, tags)| {
-                    let id = StationId(to_u32(id)?);
-                    let station = Station {
-                        id,
-                        name,
-                        position: GeoPoint { lat, lon },
-                    };
-                    let status = match (received, time, uptime, backlog, fw, temp, power, tags) {
-                        (
-                            Some(r),
-                            Some(t),
-                            Some(u),
-                            Some(b),
-                            Some(f),
-                            Some(c),
-                            Some(p),
-                            Some(g),
-                        ) => Some(crate::status_from_row(id, (r, t, u, b, f, c, p, g))?),
-                        _ => None,
-                    };
-                    Ok((station, status))
-                },
-            )
+            .map(crate::station_health_from_row)
             .collect()
     }
 
