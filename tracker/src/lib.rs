@@ -278,25 +278,15 @@ impl Tracker {
             self.armed_rule(obs.frame, d, visit.id, position, now_ms, &mut alerts);
             if let Some(stolen) = self.stolen.get_mut(&d.tag) {
                 if stolen.alerted.insert(visit.id) {
-                    let FrameKey {
-                        station,
-                        session,
-                        seq,
-                    } = obs.frame;
-                    alerts.push(Alert {
-                        seq: self.next_alert_seq,
-                        id: AlertId(format!(
-                            "stolen_sighting-{}-{}-{station}-{session}-{seq}",
-                            stolen.case.0, d.tag
-                        )),
-                        kind: AlertKind::StolenSighting,
-                        tag: d.tag,
-                        station: d.station,
+                    alerts.push(raise(
+                        &mut self.next_alert_seq,
+                        AlertKind::StolenSighting,
+                        &format!("stolen_sighting-{}", stolen.case.0),
+                        obs.frame,
+                        d,
                         position,
-                        seen_at_ms: d.seen_at_ms,
-                        raised_at_ms: now_ms,
-                    });
-                    self.next_alert_seq += 1;
+                        now_ms,
+                    ));
                 }
             }
         }
@@ -322,22 +312,15 @@ impl Tracker {
             return;
         }
         guard.alerted = Some(visit);
-        let FrameKey {
-            station,
-            session,
-            seq,
-        } = frame;
-        alerts.push(Alert {
-            seq: self.next_alert_seq,
-            id: AlertId(format!("armed_moved-{}-{station}-{session}-{seq}", d.tag)),
-            kind: AlertKind::ArmedMoved,
-            tag: d.tag,
-            station: d.station,
+        alerts.push(raise(
+            &mut self.next_alert_seq,
+            AlertKind::ArmedMoved,
+            "armed_moved",
+            frame,
+            d,
             position,
-            seen_at_ms: d.seen_at_ms,
-            raised_at_ms: now_ms,
-        });
-        self.next_alert_seq += 1;
+            now_ms,
+        ));
     }
 
     /// `clone_suspected`: heard here, and at `previous` too far away for the time between.
@@ -366,25 +349,15 @@ impl Tracker {
         if self.clone_alerted.insert(d.tag, visit) == Some(visit) {
             return;
         }
-        let FrameKey {
-            station,
-            session,
-            seq,
-        } = frame;
-        alerts.push(Alert {
-            seq: self.next_alert_seq,
-            id: AlertId(format!(
-                "clone_suspected-{}-{station}-{session}-{seq}",
-                d.tag
-            )),
-            kind: AlertKind::CloneSuspected,
-            tag: d.tag,
-            station: d.station,
+        alerts.push(raise(
+            &mut self.next_alert_seq,
+            AlertKind::CloneSuspected,
+            "clone_suspected",
+            frame,
+            d,
             position,
-            seen_at_ms: d.seen_at_ms,
-            raised_at_ms: now_ms,
-        });
-        self.next_alert_seq += 1;
+            now_ms,
+        ));
     }
 
     /// `tag_tamper`, `panic` and `low_battery`: raised from the tag's own flags, once per flag
@@ -414,22 +387,15 @@ impl Tracker {
         for (bit, kind) in RULES {
             if raised & bit != 0 && entry.1 & bit == 0 {
                 entry.1 |= bit;
-                let FrameKey {
-                    station,
-                    session,
-                    seq,
-                } = frame;
-                alerts.push(Alert {
-                    seq: self.next_alert_seq,
-                    id: AlertId(format!("{kind}-{}-{station}-{session}-{seq}", d.tag)),
+                alerts.push(raise(
+                    &mut self.next_alert_seq,
                     kind,
-                    tag: d.tag,
-                    station: d.station,
+                    kind.as_str(),
+                    frame,
+                    d,
                     position,
-                    seen_at_ms: d.seen_at_ms,
-                    raised_at_ms: now_ms,
-                });
-                self.next_alert_seq += 1;
+                    now_ms,
+                ));
             }
         }
     }
@@ -480,6 +446,37 @@ impl Tracker {
     pub fn visits_in_memory(&self) -> usize {
         self.visits.len()
     }
+}
+
+/// Builds an alert raised by `d` in `frame`, taking the next sequence number. Its id is
+/// `{scope}-{tag}-{station}-{session}-{seq}`: deterministic, so the same frame applied again
+/// (after a crash) yields the same id and the store keeps one alert.
+fn raise(
+    next_seq: &mut i64,
+    kind: AlertKind,
+    scope: &str,
+    frame: FrameKey,
+    d: &Detection,
+    position: GeoPoint,
+    now_ms: i64,
+) -> Alert {
+    let FrameKey {
+        station,
+        session,
+        seq,
+    } = frame;
+    let alert = Alert {
+        seq: *next_seq,
+        id: AlertId(format!("{scope}-{}-{station}-{session}-{seq}", d.tag)),
+        kind,
+        tag: d.tag,
+        station: d.station,
+        position,
+        seen_at_ms: d.seen_at_ms,
+        raised_at_ms: now_ms,
+    };
+    *next_seq += 1;
+    alert
 }
 
 #[cfg(test)]
