@@ -48,6 +48,12 @@ pub struct Config {
     /// How long visits stay in the tracker's memory after their last detection, seconds; later
     /// data for them is merged with the stored visit.
     pub hot_window_s: u64,
+    /// How far back the tracker's in-memory trajectory index reaches, seconds; questions about
+    /// older times are answered from the store.
+    pub index_window_s: u64,
+    /// A station with no frame (detections or STATUS) for this long raises `station_silent`,
+    /// seconds.
+    pub station_silent_s: u64,
     /// Visits older than this are dropped (except those of vehicles with an open theft case).
     pub retention_days: u32,
 }
@@ -67,6 +73,8 @@ impl Default for Config {
             visit_gap_s: 30,
             clock_skew_limit_s: 120,
             hot_window_s: 3_600,
+            index_window_s: 86_400,
+            station_silent_s: 90,
             retention_days: 90,
         }
     }
@@ -134,6 +142,12 @@ impl Config {
         }
         if self.visit_gap_s == 0 {
             return invalid("visit_gap_s", "must be positive");
+        }
+        if self.station_silent_s == 0 {
+            return invalid("station_silent_s", "must be positive");
+        }
+        if self.index_window_s < 3_600 {
+            return invalid("index_window_s", "must be at least 3600 (one hour)");
         }
         if self.hot_window_s < 2 * self.visit_gap_s {
             return invalid("hot_window_s", "must be at least twice visit_gap_s");

@@ -77,6 +77,12 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
         tcp: "127.0.0.1:0".parse()?,
         http: options.http,
         admin_token: Some(Secret(token.clone())),
+        // The simulated stations' clocks run at the simulation's speed, ahead of real time.
+        clock_skew_limit_s: if options.speed.is_some_and(|s| s <= 1.0) {
+            Config::default().clock_skew_limit_s
+        } else {
+            365 * 86_400
+        },
         ..Config::default()
     };
     provision(&config.database, &city).await?;

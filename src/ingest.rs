@@ -86,12 +86,22 @@ pub async fn run_ingest(
     let mut building = Building::default();
     let mut ticker = tokio::time::interval(config.flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Time-driven rules (a station gone silent) are checked once a second.
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut inbox = Vec::with_capacity(256);
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            Some(command) = parts.commands.recv() => tracker.command(command),
+            Some(command) = parts.commands.recv() => {
+                let alerts = tracker.command(command, now_ms());
+                raised(alerts, &mut building, &parts);
+            }
+            _ = clock.tick() => {
+                let alerts = tracker.tick(now_ms());
+                raised(alerts, &mut building, &parts);
+            }
             Some(Query(ask)) = parts.queries.recv() => ask(&tracker),
             Some(keys) = parts.committed.recv() => {
                 dedupe.committed(keys);
@@ -102,7 +112,7 @@ pub async fn run_ingest(
             _ = ticker.tick() => {
                 // A batch goes only when the writer can take it; while it is busy the
                 // batch keeps growing, and repeated detections of a visit merge into one row.
-                if !building.acks.is_empty()
+                if !(building.acks.is_empty() && building.alerts.is_empty())
                     && !flush(&mut tracker, &dedupe, &mut building, &parts, Wait::No).await
                 {
                     break;
@@ -126,7 +136,7 @@ pub async fn run_ingest(
         }
     }
     // What was applied is flushed; frames still queued were never applied and will be resent.
-    if !building.acks.is_empty() {
+    if !(building.acks.is_empty() && building.alerts.is_empty()) {
         flush(&mut tracker, &dedupe, &mut building, &parts, Wait::Yes).await;
     }
 }
@@ -195,21 +205,22 @@ async fn handle(
                 .and_then(|p| GeoPoint::from_e7(p.lat_e7, p.lon_e7).ok());
             let observation = Observation {
                 frame: key,
+                sent_at_ms: time_ms,
                 reader_position,
                 detections: &detections,
             };
-            for alert in tracker.apply(observation, now_ms()) {
-                parts.metrics.alerts.inc();
-                tracing::info!(alert = %alert.id.0, tag = %alert.tag, station = %alert.station, "alert raised");
-                parts.bus.publish(alert.clone());
-                building.alerts.push(alert);
-            }
+            let alerts = tracker.apply(observation, now_ms());
+            raised(alerts, building, parts);
             parts
                 .metrics
                 .detections_applied
                 .inc_by(detections.len() as u64);
         }
         Body::Status(s) => {
+            let mut alerts = Vec::new();
+            let fresh = s.backlog == 0;
+            tracker.heard_from(key, time_ms, now_ms(), fresh, &mut alerts);
+            raised(alerts, building, parts);
             building.statuses.insert(
                 frame.station,
                 StationStatus {
@@ -236,6 +247,17 @@ async fn handle(
         key,
         received_at: inbound.received_at,
     });
+}
+
+/// Alerts just raised: published at once, and stored with the next flush.
+fn raised(alerts: Vec<tagwatch_model::Alert>, building: &mut Building, parts: &IngestParts) {
+    for alert in alerts {
+        parts.metrics.alerts.inc();
+        let tag = alert.tag.map(|t| t.0);
+        tracing::info!(alert = %alert.id.0, ?tag, station = %alert.station, "alert raised");
+        parts.bus.publish(alert.clone());
+        building.alerts.push(alert);
+    }
 }
 
 /// Whether a flush may wait for the writer.

@@ -99,6 +99,10 @@ impl Server {
         let tracker_config = TrackerConfig {
             visit_gap_ms: seconds(config.visit_gap_s),
             hot_window_ms: seconds(config.hot_window_s),
+            index_window_ms: seconds(config.index_window_s),
+            station_silent_ms: seconds(config.station_silent_s),
+            clock_skew_limit_ms: seconds(config.clock_skew_limit_s),
+            ..TrackerConfig::default()
         };
         let (next_visit, next_alert) = store.next_ids().await?;
         let mut tracker = Tracker::new(tracker_config, next_visit, next_alert);

@@ -106,11 +106,12 @@ mod tests {
             seq,
             id: AlertId(format!("a{seq}")),
             kind: AlertKind::StolenSighting,
-            tag: TagId(1),
+            tag: Some(TagId(1)),
             station: StationId(1),
             position: GeoPoint { lat: 0.0, lon: 0.0 },
             seen_at_ms: 0,
             raised_at_ms: 0,
+            detail: Default::default(),
         }
     }
 

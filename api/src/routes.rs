@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use tagwatch_model::time::{from_rfc3339, now_ms, to_rfc3339};
 use tagwatch_model::{AuditEntry, GeoPoint, Role, Station, StationId, StationKey, TagId, Vehicle};
-use tagwatch_tracker::Command;
+use tagwatch_tracker::{Command, LastSeen};
 
 /// Longest free-text field (names, plates, notes).
 const MAX_TEXT: usize = 200;
@@ -205,6 +205,12 @@ pub async fn create_vehicle(
 pub struct TheftReport {
     #[serde(default)]
     note: Option<String>,
+    /// When the owner last saw the vehicle (RFC 3339): sightings since then are searched at once.
+    #[serde(default)]
+    last_seen_at: Option<String>,
+    /// Where the owner last saw it, in their words.
+    #[serde(default)]
+    last_seen_place: Option<String>,
 }
 
 /// `POST /api/v1/vehicles/{tag}/theft`: opens a case; from now on every sighting alerts.
@@ -223,13 +229,50 @@ pub async fn report_theft(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadBody(format!("invalid theft report: {e}")))?
     };
-    let note = match report.note {
+    let mut note = match report.note {
         Some(note) if !note.trim().is_empty() => text("note", note)?,
         _ => String::new(),
     };
+    if let Some(place) = report.last_seen_place.filter(|p| !p.trim().is_empty()) {
+        let place = text("last_seen_place", place)?;
+        note = format!(
+            "{note}{}last seen at: {place}",
+            if note.is_empty() { "" } else { "\n" }
+        );
+    }
     let opened_at = now_ms();
+    let since_ms = time_param("last_seen_at", report.last_seen_at.as_deref())?;
+    if since_ms.is_some_and(|since| since > opened_at) {
+        return Err(ApiError::field(
+            "last_seen_at",
+            "last_seen_at is in the future",
+        ));
+    }
+    // The look-back reaches into the store for sightings older than the tracker's memory.
+    let stored = match since_ms {
+        Some(since) => state
+            .store
+            .last_location(tag)
+            .await?
+            .filter(|l| l.seen_at_ms >= since)
+            .map(|l| LastSeen {
+                station: l.station,
+                position: l.position,
+                seen_at_ms: l.seen_at_ms,
+            }),
+        None => None,
+    };
     let case = state.store.open_case(tag, opened_at, &note).await?;
-    tell_tracker(&state, Command::Stolen { tag, case }).await?;
+    tell_tracker(
+        &state,
+        Command::Stolen {
+            tag,
+            case,
+            since_ms,
+            stored,
+        },
+    )
+    .await?;
     tracing::info!(%tag, case = case.0, "theft reported");
     Ok((
         StatusCode::CREATED,

@@ -95,7 +95,7 @@ pub fn alert_json(alert: &Alert) -> serde_json::Value {
         "id": alert.id.0,
         "seq": alert.seq,
         "kind": alert.kind.as_str(),
-        "tag": alert.tag.0,
+        "tag": alert.tag.map(|t| t.0),
         "station": alert.station.0,
         "lat": alert.position.lat,
         "lon": alert.position.lon,
@@ -103,6 +103,7 @@ pub fn alert_json(alert: &Alert) -> serde_json::Value {
         "raised_at": to_rfc3339(alert.raised_at_ms),
         "late": delay_ms > LATE_AFTER_MS,
         "delay_s": delay_ms / 1000,
+        "detail": alert.detail,
     })
 }
 
@@ -137,7 +138,7 @@ impl Client<'_> {
         if self
             .only
             .as_ref()
-            .is_none_or(|tags| tags.contains(&alert.tag))
+            .is_none_or(|tags| alert.tag.is_some_and(|t| tags.contains(&t)))
         {
             self.tx
                 .send(event(alert))

@@ -61,6 +61,7 @@ fn tracker(c: &mut Criterion) {
             next += 1;
             let obs = Observation {
                 frame: *key,
+                sent_at_ms: 0,
                 reader_position: None,
                 detections,
             };

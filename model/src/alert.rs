@@ -20,7 +20,29 @@ pub enum AlertKind {
     CloneSuspected,
     /// Its owner armed it while parked, and it is heard away from that place.
     ArmedMoved,
+    /// A tag on a geofence's watch list entered or left the fenced area.
+    Geofence,
+    /// A tag paired with a companion (a carer's card, the owner's key) heard without it.
+    CompanionMissing,
+    /// No frame from a station for longer than the configured time.
+    StationSilent,
+    /// A station's clock is far from the server's.
+    StationClockSkew,
 }
+
+/// Every kind, for parsing and listing.
+const KINDS: [AlertKind; 10] = [
+    AlertKind::StolenSighting,
+    AlertKind::TagTamper,
+    AlertKind::Panic,
+    AlertKind::LowBattery,
+    AlertKind::CloneSuspected,
+    AlertKind::ArmedMoved,
+    AlertKind::Geofence,
+    AlertKind::CompanionMissing,
+    AlertKind::StationSilent,
+    AlertKind::StationClockSkew,
+];
 
 impl AlertKind {
     pub fn as_str(self) -> &'static str {
@@ -31,19 +53,15 @@ impl AlertKind {
             AlertKind::LowBattery => "low_battery",
             AlertKind::CloneSuspected => "clone_suspected",
             AlertKind::ArmedMoved => "armed_moved",
+            AlertKind::Geofence => "geofence",
+            AlertKind::CompanionMissing => "companion_missing",
+            AlertKind::StationSilent => "station_silent",
+            AlertKind::StationClockSkew => "station_clock_skew",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "stolen_sighting" => Some(AlertKind::StolenSighting),
-            "tag_tamper" => Some(AlertKind::TagTamper),
-            "panic" => Some(AlertKind::Panic),
-            "low_battery" => Some(AlertKind::LowBattery),
-            "clone_suspected" => Some(AlertKind::CloneSuspected),
-            "armed_moved" => Some(AlertKind::ArmedMoved),
-            _ => None,
-        }
+        KINDS.into_iter().find(|k| k.as_str() == text)
     }
 }
 
@@ -66,11 +84,66 @@ pub struct Alert {
     pub seq: i64,
     pub id: AlertId,
     pub kind: AlertKind,
-    pub tag: TagId,
+    /// The tag it is about; `None` for alerts about a station.
+    pub tag: Option<TagId>,
     pub station: StationId,
     pub position: GeoPoint,
     /// When the tag was heard (station clock).
     pub seen_at_ms: i64,
     /// When the server raised the alert.
     pub raised_at_ms: i64,
+    /// What an officer needs to act on it, by kind.
+    pub detail: AlertDetail,
+}
+
+/// An alert's context. Only the fields its kind uses are set (and serialized).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertDetail {
+    /// The theft case (`stolen_sighting`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<i64>,
+    /// Direction of travel, degrees clockwise from north, from the tag's last two stations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading_deg: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_mps: Option<f64>,
+    /// Where the tag is likely to be heard next (`stolen_sighting`), most likely first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intercept: Vec<Intercept>,
+    /// Raised by the look-back of a theft report, about a sighting from before the report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub look_back: bool,
+    /// The fence crossed (`geofence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<FenceCrossing>,
+    /// The companion that was not heard (`companion_missing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub companion: Option<TagId>,
+    /// Station clock minus server clock, seconds (`station_clock_skew`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_s: Option<f64>,
+    /// Seconds since the station's last frame (`station_silent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_s: Option<i64>,
+}
+
+/// A predicted next station of a moving tag.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Intercept {
+    pub station: StationId,
+    pub lat: f64,
+    pub lon: f64,
+    /// Share of the tags seen making this move that went to this station.
+    pub probability: f64,
+    /// Typical seconds from the sighting to arrival there.
+    pub eta_s: f64,
+}
+
+/// Which fence a tag crossed, and which way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceCrossing {
+    pub fence: i64,
+    pub name: String,
+    /// True when it entered the area, false when it left it.
+    pub entered: bool,
 }

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod alert;
+pub mod fence;
 pub mod geo;
 pub mod ids;
 pub mod key;
@@ -13,7 +14,8 @@ pub mod time;
 pub mod visit;
 
 pub use account::{AuditEntry, Role, User, UserId};
-pub use alert::{Alert, AlertId, AlertKind};
+pub use alert::{Alert, AlertDetail, AlertId, AlertKind, FenceCrossing, Intercept};
+pub use fence::Geofence;
 pub use geo::{GeoBox, GeoPoint};
 pub use ids::{FrameKey, SessionId, StationId, TagId};
 pub use key::StationKey;

@@ -111,7 +111,7 @@ pub(crate) type VisitRow = (i64, i64, i64, i64, i64, i64, i64);
 pub(crate) type PlacedVisitRow = (i64, i64, i64, i64, i64, i64, i64, f64, f64);
 pub(crate) type UserRow = (i64, String, String, String);
 pub(crate) type AuditRow = (i64, i64, String, String, String, String, String);
-pub(crate) type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64);
+pub(crate) type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64, String);
 
 /// Writes each `Store` method as a call to the same method of whichever backend is open.
 macro_rules! delegate {
@@ -310,14 +310,28 @@ pub(crate) fn placed_visit_from_row(row: PlacedVisitRow) -> Result<PlacedVisit> 
     })
 }
 
+/// The `tag` column of an alert: 0 for alerts about a station.
+pub(crate) fn alert_tag_column(alert: &Alert) -> i64 {
+    alert.tag.map_or(0, |t| i64::from(t.0))
+}
+
+/// The `detail` column of an alert, as JSON text.
+pub(crate) fn alert_detail_column(alert: &Alert) -> String {
+    // A struct of plain fields always serializes.
+    serde_json::to_string(&alert.detail).unwrap_or_else(|_| "{}".into())
+}
+
 pub(crate) fn alert_from_row(row: AlertRow) -> Result<Alert> {
-    let (seq, id, kind, tag, station, lat, lon, seen_at_ms, raised_at_ms) = row;
+    let (seq, id, kind, tag, station, lat, lon, seen_at_ms, raised_at_ms, detail) = row;
     Ok(Alert {
         seq,
+        detail: serde_json::from_str(&detail)
+            .map_err(|e| Error::Corrupt(format!("alert {id} detail: {e}")))?,
         id: AlertId(id),
         kind: AlertKind::parse(&kind)
             .ok_or_else(|| Error::Corrupt(format!("alert kind {kind}")))?,
-        tag: TagId(to_u32(tag)?),
+        // Alerts about a station store tag 0, which no tag can have on the wire.
+        tag: (tag != 0).then(|| to_u32(tag).map(TagId)).transpose()?,
         station: StationId(to_u32(station)?),
         position: GeoPoint { lat, lon },
         seen_at_ms,

@@ -8,9 +8,9 @@
 //! tables go in with `UNNEST` arrays. Everything of a flush commits in one transaction.
 
 use crate::{
-    alert_from_row, audit_from_row, is_unique_violation, placed_visit_from_row, to_u32,
-    user_from_row, visit_from_row, AlertRow, AuditRow, Batch, Error, Location, PlacedVisit,
-    PlacedVisitRow, Result, UserRow, VisitRow,
+    alert_detail_column, alert_from_row, alert_tag_column, audit_from_row, is_unique_violation,
+    placed_visit_from_row, to_u32, user_from_row, visit_from_row, AlertRow, AuditRow, Batch, Error,
+    Location, PlacedVisit, PlacedVisitRow, Result, UserRow, VisitRow,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgConnection, Postgres, Transaction};
@@ -349,20 +349,21 @@ impl PgStore {
             let a = &batch.alerts;
             // The id is deterministic: a frame applied again after a crash finds its alert here.
             sqlx::query(
-                "INSERT INTO alerts (seq, id, kind, tag, station, lat, lon, seen_at, raised_at) \
+                "INSERT INTO alerts (seq, id, kind, tag, station, lat, lon, seen_at, raised_at, detail) \
                  SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
-                 $5::bigint[], $6::float8[], $7::float8[], $8::bigint[], $9::bigint[]) \
+                 $5::bigint[], $6::float8[], $7::float8[], $8::bigint[], $9::bigint[], $10::text[]) \
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(a.iter().map(|a| a.seq).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.id.0.clone()).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>())
-            .bind(a.iter().map(|a| i64::from(a.tag.0)).collect::<Vec<_>>())
+            .bind(a.iter().map(alert_tag_column).collect::<Vec<_>>())
             .bind(a.iter().map(|a| i64::from(a.station.0)).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.position.lat).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.position.lon).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.seen_at_ms).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.raised_at_ms).collect::<Vec<_>>())
+            .bind(a.iter().map(alert_detail_column).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }
@@ -816,7 +817,7 @@ impl PgStore {
     /// The latest alerts about one tag, newest first.
     pub async fn alerts_for_tag(&self, tag: TagId, limit: u32) -> Result<Vec<Alert>> {
         let rows: Vec<AlertRow> = sqlx::query_as(
-            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at FROM alerts \
+            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at, detail FROM alerts \
              WHERE tag = $1 ORDER BY seq DESC LIMIT $2",
         )
         .bind(i64::from(tag.0))
@@ -828,7 +829,7 @@ impl PgStore {
 
     pub async fn alerts_after(&self, after: i64, limit: u32) -> Result<Vec<Alert>> {
         let rows: Vec<AlertRow> = sqlx::query_as(
-            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at FROM alerts \
+            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at, detail FROM alerts \
              WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(after)

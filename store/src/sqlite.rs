@@ -4,9 +4,9 @@
 //! connection; readers run beside it.
 
 use crate::{
-    alert_from_row, audit_from_row, is_unique_violation, placed_visit_from_row, to_u32,
-    user_from_row, visit_from_row, AlertRow, AuditRow, Batch, Error, Location, PlacedVisit,
-    PlacedVisitRow, Result, UserRow, VisitRow, ROWS_PER_STATEMENT,
+    alert_detail_column, alert_from_row, alert_tag_column, audit_from_row, is_unique_violation,
+    placed_visit_from_row, to_u32, user_from_row, visit_from_row, AlertRow, AuditRow, Batch, Error,
+    Location, PlacedVisit, PlacedVisitRow, Result, UserRow, VisitRow, ROWS_PER_STATEMENT,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -285,18 +285,19 @@ impl SqliteStore {
         }
         for chunk in batch.alerts.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO alerts (seq, id, kind, tag, station, lat, lon, seen_at, raised_at) ",
+                "INSERT INTO alerts (seq, id, kind, tag, station, lat, lon, seen_at, raised_at, detail) ",
             );
             q.push_values(chunk, |mut row, a| {
                 row.push_bind(a.seq)
                     .push_bind(a.id.0.as_str())
                     .push_bind(a.kind.as_str())
-                    .push_bind(i64::from(a.tag.0))
+                    .push_bind(alert_tag_column(a))
                     .push_bind(i64::from(a.station.0))
                     .push_bind(a.position.lat)
                     .push_bind(a.position.lon)
                     .push_bind(a.seen_at_ms)
-                    .push_bind(a.raised_at_ms);
+                    .push_bind(a.raised_at_ms)
+                    .push_bind(alert_detail_column(a));
             });
             // The id is deterministic: a frame applied again after a crash finds its alert here.
             q.push(" ON CONFLICT (id) DO NOTHING");
@@ -755,7 +756,7 @@ impl SqliteStore {
     /// The latest alerts about one tag, newest first.
     pub async fn alerts_for_tag(&self, tag: TagId, limit: u32) -> Result<Vec<Alert>> {
         let rows: Vec<AlertRow> = sqlx::query_as(
-            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at FROM alerts \
+            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at, detail FROM alerts \
              WHERE tag = ? ORDER BY seq DESC LIMIT ?",
         )
         .bind(i64::from(tag.0))
@@ -767,7 +768,7 @@ impl SqliteStore {
 
     pub async fn alerts_after(&self, after: i64, limit: u32) -> Result<Vec<Alert>> {
         let rows: Vec<AlertRow> = sqlx::query_as(
-            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at FROM alerts \
+            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at, detail FROM alerts \
              WHERE seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(after)

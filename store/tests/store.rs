@@ -1,8 +1,8 @@
 //! The store suite: what the rest of TagWatch relies on the database for.
 
 use tagwatch_model::{
-    Alert, AlertId, AlertKind, CaseId, GeoPoint, SessionId, Station, StationId, StationKey,
-    StationStatus, TagId, Vehicle, Visit, VisitId, Watermark,
+    Alert, AlertDetail, AlertId, AlertKind, CaseId, GeoPoint, Intercept, SessionId, Station,
+    StationId, StationKey, StationStatus, TagId, Vehicle, Visit, VisitId, Watermark,
 };
 use tagwatch_store::{Batch, Error, Store};
 
@@ -52,11 +52,41 @@ fn alert(seq: i64, id: &str) -> Alert {
         seq,
         id: AlertId(id.into()),
         kind: AlertKind::StolenSighting,
-        tag: TagId(7),
+        tag: Some(TagId(7)),
         station: StationId(1),
         position: GeoPoint { lat: 1.0, lon: 2.0 },
         seen_at_ms: 10,
         raised_at_ms: 11,
+        detail: AlertDetail {
+            case: Some(3),
+            heading_deg: Some(90.5),
+            intercept: vec![Intercept {
+                station: StationId(2),
+                lat: 1.5,
+                lon: 2.5,
+                probability: 0.75,
+                eta_s: 21.0,
+            }],
+            ..AlertDetail::default()
+        },
+    }
+}
+
+/// An alert about a station rather than a tag.
+fn station_alert(seq: i64) -> Alert {
+    Alert {
+        seq,
+        id: AlertId(format!("station_silent-1-{seq}")),
+        kind: AlertKind::StationSilent,
+        tag: None,
+        station: StationId(1),
+        position: GeoPoint { lat: 1.0, lon: 2.0 },
+        seen_at_ms: 10,
+        raised_at_ms: 100_010,
+        detail: AlertDetail {
+            silent_s: Some(100),
+            ..AlertDetail::default()
+        },
     }
 }
 
@@ -162,7 +192,7 @@ async fn a_batch_commits_visits_alerts_watermarks_and_status_together() {
         };
         let batch = Batch {
             visits: vec![visit(1, 7, 1, 1_000, 2_000), visit(2, 7, 1, 50_000, 60_000)],
-            alerts: vec![alert(1, "a")],
+            alerts: vec![alert(1, "a"), station_alert(2)],
             watermarks: vec![watermark.clone()],
             statuses: vec![status],
             ..Batch::default()
@@ -170,7 +200,7 @@ async fn a_batch_commits_visits_alerts_watermarks_and_status_together() {
         store.commit(&batch).await.expect("commit");
         // The same alert id again (a frame re-applied after a crash) is kept once.
         let mut again = Batch {
-            alerts: vec![alert(2, "a")],
+            alerts: vec![alert(3, "a")],
             ..Batch::default()
         };
         // A visit grows and another is merged away.
@@ -184,7 +214,8 @@ async fn a_batch_commits_visits_alerts_watermarks_and_status_together() {
         );
         assert_eq!(
             store.alerts_after(0, 10).await.expect("alerts"),
-            vec![alert(1, "a")]
+            vec![alert(1, "a"), station_alert(2)],
+            "the detail and a station alert's missing tag survive the round trip"
         );
         assert_eq!(
             store.watermarks().await.expect("watermarks"),
@@ -194,7 +225,7 @@ async fn a_batch_commits_visits_alerts_watermarks_and_status_together() {
             store.station_status(StationId(1)).await.expect("status"),
             Some(status)
         );
-        assert_eq!(store.next_ids().await.expect("ids"), (2, 2));
+        assert_eq!(store.next_ids().await.expect("ids"), (2, 3));
     }
 }
 

@@ -181,7 +181,7 @@ async fn crash_run(database: String) {
         let visit = stored
             .iter()
             .find(|v| {
-                v.tag == alert.tag
+                Some(v.tag) == alert.tag
                     && v.station == alert.station
                     && v.first_seen_ms <= alert.seen_at_ms
                     && alert.seen_at_ms <= v.last_seen_ms

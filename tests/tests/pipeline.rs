@@ -147,8 +147,17 @@ async fn run_city(transport: Transport) {
 
     // Nothing is stolen, no tag raises a flag, and vehicles drive at most 14 m/s between
     // overlapping stations: any alert (a clone suspected, say) would be a false one.
-    let alerts = server.store().alerts_after(0, 10).await.expect("alerts");
-    assert!(alerts.is_empty(), "false alerts: {alerts:?}");
+    // Only the stations' clocks are off: the simulation runs faster than real time.
+    let alerts = server
+        .store()
+        .alerts_after(0, 10_000)
+        .await
+        .expect("alerts");
+    let false_alerts: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind != tagwatch_model::AlertKind::StationClockSkew)
+        .collect();
+    assert!(false_alerts.is_empty(), "false alerts: {false_alerts:?}");
     server.stop().await;
 }
 

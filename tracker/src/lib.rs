@@ -1,24 +1,38 @@
 //! # TagWatch tracker
 //!
-//! The second stage of the pipeline: verified frames in; visits, last locations and alerts out.
-//! Pure state with no I/O, owned by exactly one task (the ingest loop), which feeds it frames and
-//! flushes its changes to the store.
+//! The second stage of the pipeline: verified frames in; visits, placements, trajectories and
+//! alerts out. Pure state with no I/O, owned by exactly one task (the ingest loop), which feeds it
+//! frames and flushes its changes to the store; the API asks it questions through that task.
 //!
 //! ## Layout
-//! - [`visits`]: detections → visits, robust to reordering and late data.
-//! - [`spatial`]: stations in an R-tree and the tags last heard at each, for "near me" queries.
-//! - [`Tracker`]: stations, the stolen-tag hotlist, each tag's last location, and the watch rule
-//!   that raises `stolen_sighting`.
+//! - [`visits`]: detections → visits (per tag and station), robust to gaps, reordering, late data.
+//! - [`placement`]: where each tag is now, one station at a time, without ping-pong.
+//! - [`spatial`]: stations in a 2-D R-tree, and the tags placed at each.
+//! - [`trajectory`]: closed visits and the moves between them in 3-D (x, y, t) R-trees per hour.
+//! - [`transitions`]: moves between stations learned online, to predict where a tag goes next.
+//! - [`fences`], [`station_watch`] and [`rules`]: the watch rules that raise alerts.
+//! - [`queries`]: what investigators ask (track, area, near, convoy, fencing dens).
 
+pub mod fences;
+pub mod placement;
+pub mod queries;
+pub mod rules;
 pub mod spatial;
+pub mod station_watch;
+pub mod trajectory;
+pub mod transitions;
 pub mod visits;
 
+use placement::{Step, TagPlace};
 // FxHash: keys are small integers that come only from authenticated stations,
 // and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
+pub use queries::{Area, Companion, Den, Location, Passage, TrackPoint};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use tagwatch_model::{
-    tag_flags, Alert, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Station,
-    StationId, TagId, VisitId,
+    Alert, AlertDetail, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Geofence,
+    Station, StationId, TagId, VisitId,
 };
 pub use visits::{VisitBook, VisitChanges};
 
@@ -32,6 +46,14 @@ pub const CLONE_MAX_SPEED_MPS: f64 = 70.0;
 /// overlap of neighbouring stations, so a parked vehicle heard by the next station is not one.
 pub const ARMED_RADIUS_M: f64 = 300.0;
 
+/// A companion heard at a station within this distance counts as with its tag.
+pub const COMPANION_RADIUS_M: f64 = 300.0;
+
+/// How often (in detection time) closed visits move into the trajectory index.
+const CLOSE_STEP_MS: i64 = 10_000;
+/// How often the trajectory index seals and drops buckets.
+const MAINTAIN_STEP_MS: i64 = 60_000;
+
 /// Tuning of the tracker.
 #[derive(Debug, Clone, Copy)]
 pub struct TrackerConfig {
@@ -39,6 +61,15 @@ pub struct TrackerConfig {
     pub visit_gap_ms: i64,
     /// How long visits stay in memory after their last detection (for late data to merge into).
     pub hot_window_ms: i64,
+    /// How far back the trajectory index reaches; older questions go to the store.
+    pub index_window_ms: i64,
+    /// Time span of one R-tree of the trajectory index.
+    pub bucket_ms: i64,
+    /// A station with no frame for this long raises `station_silent`.
+    pub station_silent_ms: i64,
+    /// A frame whose clock differs from the server's by more than this raises
+    /// `station_clock_skew`.
+    pub clock_skew_limit_ms: i64,
 }
 
 impl Default for TrackerConfig {
@@ -46,6 +77,10 @@ impl Default for TrackerConfig {
         Self {
             visit_gap_ms: 30_000,
             hot_window_ms: 3_600_000,
+            index_window_ms: 86_400_000,
+            bucket_ms: 3_600_000,
+            station_silent_ms: 90_000,
+            clock_skew_limit_ms: 120_000,
         }
     }
 }
@@ -66,17 +101,45 @@ impl std::fmt::Debug for Query {
 pub enum Command {
     /// A station was provisioned (its position places its detections).
     Station(Station),
-    /// A theft was reported: the tag joins the hotlist.
-    Stolen { tag: TagId, case: CaseId },
+    /// A theft was reported: the tag joins the hotlist. With `since_ms` (when the owner last saw
+    /// it), its latest sighting since then is alerted at once: from memory, or `stored` (the
+    /// latest one in the store) when memory does not reach back that far.
+    Stolen {
+        tag: TagId,
+        case: CaseId,
+        since_ms: Option<i64>,
+        stored: Option<LastSeen>,
+    },
     /// The vehicle was recovered: the tag leaves the hotlist at once.
-    Recovered { tag: TagId },
+    Recovered {
+        tag: TagId,
+    },
     /// Its owner armed it, parked at `position` (where it was last heard).
-    Armed { tag: TagId, position: GeoPoint },
+    Armed {
+        tag: TagId,
+        position: GeoPoint,
+    },
     /// Its owner disarmed it.
-    Disarmed { tag: TagId },
+    Disarmed {
+        tag: TagId,
+    },
+    /// A geofence was created or changed.
+    Geofence(Geofence),
+    RemoveGeofence {
+        id: i64,
+    },
+    /// `tag` must be heard with `companion` (a person and a carer's card, a vehicle and its
+    /// owner's key).
+    Pair {
+        tag: TagId,
+        companion: TagId,
+    },
+    Unpair {
+        tag: TagId,
+    },
 }
 
-/// Where a tag was last heard.
+/// Where a tag was last placed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LastSeen {
     pub station: StationId,
@@ -97,10 +160,23 @@ struct Stolen {
     alerted: HashSet<VisitId>,
 }
 
+/// A paired tag heard at the start of a visit: is its companion heard too, by `due_ms`?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct CompanionCheck {
+    due_ms: i64,
+    tag: TagId,
+    companion: TagId,
+    frame: FrameKey,
+    seen_at_ms: i64,
+    station: StationId,
+}
+
 /// One frame's worth of detections, with where they were heard.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
     pub frame: FrameKey,
+    /// The frame's own time by the station's clock.
+    pub sent_at_ms: i64,
     /// The reader's own position (mobile readers); fixed stations use their surveyed one.
     pub reader_position: Option<GeoPoint>,
     pub detections: &'a [Detection],
@@ -113,7 +189,11 @@ pub struct Tracker {
     stations: HashMap<StationId, GeoPoint>,
     spatial: spatial::Spatial,
     visits: VisitBook,
-    last_seen: HashMap<TagId, LastSeen>,
+    places: HashMap<TagId, TagPlace>,
+    /// Open visits at each fixed station: they join the trajectory index when they close.
+    open: HashMap<StationId, HashSet<(TagId, VisitId)>>,
+    trajectories: trajectory::Trajectories,
+    transitions: transitions::Transitions,
     stolen: HashMap<TagId, Stolen>,
     /// Per tag, the visit of its latest flag alert and the flag bits already alerted in it:
     /// a held panic button raises one alert per visit, not one per frame.
@@ -122,10 +202,18 @@ pub struct Tracker {
     clone_alerted: HashMap<TagId, VisitId>,
     /// Armed vehicles: where they were armed, and the visit of their latest alert.
     armed: HashMap<TagId, Guard>,
+    fences: fences::Fences,
+    companions: HashMap<TagId, TagId>,
+    companion_checks: BinaryHeap<Reverse<CompanionCheck>>,
+    station_watch: station_watch::StationWatch,
     next_alert_seq: i64,
     /// The latest detection time seen: the tracker's notion of "now", in station time, so that
     /// replays and simulations at any speed age out the hot window consistently.
     high_water_ms: i64,
+    /// The first detection time seen since start: the trajectory index is complete after it.
+    started_ms: Option<i64>,
+    closed_up_to_ms: i64,
+    maintained_up_to_ms: i64,
 }
 
 impl Tracker {
@@ -136,27 +224,67 @@ impl Tracker {
             stations: HashMap::default(),
             spatial: spatial::Spatial::default(),
             visits: VisitBook::new(config.visit_gap_ms, next_visit_id),
-            last_seen: HashMap::default(),
+            places: HashMap::default(),
+            open: HashMap::default(),
+            trajectories: trajectory::Trajectories::new(config.bucket_ms),
+            transitions: transitions::Transitions::default(),
             stolen: HashMap::default(),
             flags_alerted: HashMap::default(),
             clone_alerted: HashMap::default(),
             armed: HashMap::default(),
+            fences: fences::Fences::default(),
+            companions: HashMap::default(),
+            companion_checks: BinaryHeap::new(),
+            station_watch: station_watch::StationWatch::new(
+                config.station_silent_ms,
+                config.clock_skew_limit_ms,
+            ),
             next_alert_seq,
             high_water_ms: i64::MIN,
+            started_ms: None,
+            closed_up_to_ms: i64::MIN,
+            maintained_up_to_ms: i64::MIN,
         }
     }
 
-    /// Applies a change of reference data.
-    pub fn command(&mut self, command: Command) {
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// Applies a change of reference data; returns the alerts it raises (a theft report's
+    /// look-back).
+    pub fn command(&mut self, command: Command, now_ms: i64) -> Vec<Alert> {
         match command {
             Command::Station(station) => self.set_station(&station),
-            Command::Stolen { tag, case } => self.report_stolen(tag, case),
+            Command::Stolen {
+                tag,
+                case,
+                since_ms,
+                stored,
+            } => {
+                self.report_stolen(tag, case);
+                if let Some(since) = since_ms {
+                    return self
+                        .look_back(tag, case, since, stored, now_ms)
+                        .into_iter()
+                        .collect();
+                }
+            }
             Command::Recovered { tag } => self.recovered(tag),
             Command::Armed { tag, position } => self.arm(tag, position),
             Command::Disarmed { tag } => {
                 self.armed.remove(&tag);
             }
+            Command::Geofence(fence) => self.fences.set(fence),
+            Command::RemoveGeofence { id } => self.fences.remove(id),
+            Command::Pair { tag, companion } => {
+                self.companions.insert(tag, companion);
+            }
+            Command::Unpair { tag } => {
+                self.companions.remove(&tag);
+            }
         }
+        Vec::new()
     }
 
     pub fn set_station(&mut self, station: &Station) {
@@ -197,6 +325,12 @@ impl Tracker {
     /// Puts back an open visit loaded from the store after a restart.
     pub fn restore_visit(&mut self, visit: tagwatch_model::Visit) {
         self.high_water_ms = self.high_water_ms.max(visit.last_seen_ms);
+        if self.stations.contains_key(&visit.station) {
+            self.open
+                .entry(visit.station)
+                .or_default()
+                .insert((visit.tag, visit.id));
+        }
         self.visits.restore(visit);
     }
 
@@ -220,13 +354,13 @@ impl Tracker {
     /// After a restart: `alert` was raised before, so the visit it was raised in (if restored)
     /// must not raise another.
     pub fn restore_alert(&mut self, alert: &Alert) {
-        let Some(visit) = self
-            .visits
-            .visit_at(alert.tag, alert.station, alert.seen_at_ms)
-        else {
+        let Some(tag) = alert.tag else {
             return;
         };
-        if let Some(stolen) = self.stolen.get_mut(&alert.tag) {
+        let Some(visit) = self.visits.visit_at(tag, alert.station, alert.seen_at_ms) else {
+            return;
+        };
+        if let Some(stolen) = self.stolen.get_mut(&tag) {
             stolen.alerted.insert(visit);
         }
     }
@@ -235,6 +369,7 @@ impl Tracker {
     pub fn apply(&mut self, obs: Observation<'_>, now_ms: i64) -> Vec<Alert> {
         self.visits.set_clock(now_ms);
         let mut alerts = Vec::new();
+        self.heard_from(obs.frame, obs.sent_at_ms, now_ms, false, &mut alerts);
         let Some(position) = obs
             .reader_position
             .or_else(|| self.stations.get(&obs.frame.station).copied())
@@ -245,56 +380,44 @@ impl Tracker {
             }
             return alerts;
         };
+        let xy = self.spatial.project(position);
         for d in obs.detections {
             self.high_water_ms = self.high_water_ms.max(d.seen_at_ms);
-            let (visit, _new) = self.visits.add(d);
-            if let Some(previous) = self.last_seen.get(&d.tag).copied() {
-                self.clone_rule(
-                    obs.frame,
-                    d,
-                    visit.id,
-                    position,
-                    previous,
-                    now_ms,
-                    &mut alerts,
-                );
+            self.started_ms.get_or_insert(d.seen_at_ms);
+            let (visit, new) = self.visits.add(d);
+            match obs.reader_position {
+                Some(_) => self.trajectories.fix(d.tag, xy, d.seen_at_ms),
+                None if new => {
+                    self.open
+                        .entry(d.station)
+                        .or_default()
+                        .insert((d.tag, visit.id));
+                }
+                None => {}
             }
-            let last = self.last_seen.entry(d.tag).or_insert(LastSeen {
-                station: d.station,
-                position,
-                seen_at_ms: d.seen_at_ms,
-            });
-            if d.seen_at_ms >= last.seen_at_ms {
-                let before = (last.seen_at_ms != d.seen_at_ms || last.station != d.station)
-                    .then_some(last.station);
-                self.spatial.moved(d.tag, before, d.station);
-                *last = LastSeen {
-                    station: d.station,
-                    position,
-                    seen_at_ms: d.seen_at_ms,
-                };
-            }
-            self.flag_rules(obs.frame, d, visit.id, position, now_ms, &mut alerts);
-            self.armed_rule(obs.frame, d, visit.id, position, now_ms, &mut alerts);
-            if let Some(stolen) = self.stolen.get_mut(&d.tag) {
-                if stolen.alerted.insert(visit.id) {
-                    alerts.push(raise(
-                        &mut self.next_alert_seq,
-                        AlertKind::StolenSighting,
-                        &format!("stolen_sighting-{}", stolen.case.0),
-                        obs.frame,
-                        d,
-                        position,
-                        now_ms,
-                    ));
+            if new {
+                if let Some(&companion) = self.companions.get(&d.tag) {
+                    self.companion_checks.push(Reverse(CompanionCheck {
+                        due_ms: d.seen_at_ms + self.config.visit_gap_ms,
+                        tag: d.tag,
+                        companion,
+                        frame: obs.frame,
+                        seen_at_ms: d.seen_at_ms,
+                        station: d.station,
+                    }));
                 }
             }
+            self.place(obs.frame, d, visit.id, position, now_ms, &mut alerts);
+            self.flag_rules(obs.frame, d, visit.id, position, now_ms, &mut alerts);
+            self.armed_rule(obs.frame, d, visit.id, position, now_ms, &mut alerts);
+            self.stolen_rule(obs.frame, d, visit.id, position, now_ms, &mut alerts);
         }
+        self.companion_rule(now_ms, &mut alerts);
         alerts
     }
 
-    /// `armed_moved`: an armed vehicle heard away from where it was armed, once per visit.
-    fn armed_rule(
+    /// Moves the tag's placement with this detection, and runs the rules that watch moves.
+    fn place(
         &mut self,
         frame: FrameKey,
         d: &Detection,
@@ -303,177 +426,180 @@ impl Tracker {
         now_ms: i64,
         alerts: &mut Vec<Alert>,
     ) {
-        let Some(guard) = self.armed.get_mut(&d.tag) else {
+        let Some(place) = self.places.get_mut(&d.tag) else {
+            self.places.insert(
+                d.tag,
+                TagPlace::new(d.station, position, d.seen_at_ms, d.rssi),
+            );
+            self.spatial.moved(d.tag, None, d.station);
             return;
         };
-        if spatial::distance_m(guard.position, position) <= ARMED_RADIUS_M
-            || guard.alerted == Some(visit)
-        {
-            return;
-        }
-        guard.alerted = Some(visit);
-        alerts.push(raise(
-            &mut self.next_alert_seq,
-            AlertKind::ArmedMoved,
-            "armed_moved",
-            frame,
-            d,
-            position,
-            now_ms,
-        ));
-    }
-
-    /// `clone_suspected`: heard here, and at `previous` too far away for the time between.
-    #[allow(clippy::too_many_arguments)]
-    fn clone_rule(
-        &mut self,
-        frame: FrameKey,
-        d: &Detection,
-        visit: VisitId,
-        position: GeoPoint,
-        previous: LastSeen,
-        now_ms: i64,
-        alerts: &mut Vec<Alert>,
-    ) {
-        if previous.station == d.station {
-            return;
-        }
-        let distance = spatial::distance_m(previous.position, position);
-        if distance <= CLONE_MIN_DISTANCE_M {
-            return;
-        }
-        let seconds = (d.seen_at_ms - previous.seen_at_ms).unsigned_abs() as f64 / 1000.0;
-        if distance <= CLONE_MAX_SPEED_MPS * seconds {
-            return;
-        }
-        if self.clone_alerted.insert(d.tag, visit) == Some(visit) {
-            return;
-        }
-        alerts.push(raise(
-            &mut self.next_alert_seq,
-            AlertKind::CloneSuspected,
-            "clone_suspected",
-            frame,
-            d,
-            position,
-            now_ms,
-        ));
-    }
-
-    /// `tag_tamper`, `panic` and `low_battery`: raised from the tag's own flags, once per flag
-    /// per visit.
-    fn flag_rules(
-        &mut self,
-        frame: FrameKey,
-        d: &Detection,
-        visit: VisitId,
-        position: GeoPoint,
-        now_ms: i64,
-        alerts: &mut Vec<Alert>,
-    ) {
-        const RULES: [(u8, AlertKind); 3] = [
-            (tag_flags::PANIC, AlertKind::Panic),
-            (tag_flags::TAMPER, AlertKind::TagTamper),
-            (tag_flags::LOW_BATTERY, AlertKind::LowBattery),
-        ];
-        let raised = d.tag_flags & (tag_flags::PANIC | tag_flags::TAMPER | tag_flags::LOW_BATTERY);
-        if raised == 0 {
-            return;
-        }
-        let entry = self.flags_alerted.entry(d.tag).or_insert((visit, 0));
-        if entry.0 != visit {
-            *entry = (visit, 0);
-        }
-        for (bit, kind) in RULES {
-            if raised & bit != 0 && entry.1 & bit == 0 {
-                entry.1 |= bit;
-                alerts.push(raise(
-                    &mut self.next_alert_seq,
-                    kind,
-                    kind.as_str(),
-                    frame,
-                    d,
-                    position,
-                    now_ms,
-                ));
+        let latest = place.latest;
+        let step = place.observe(d.station, position, d.seen_at_ms, d.rssi);
+        let (current, before) = (place.current, place.before);
+        self.clone_rule(frame, d, visit, position, latest, now_ms, alerts);
+        match step {
+            Step::Moved(from) => {
+                self.spatial
+                    .moved(d.tag, Some(from.station), current.station);
+                self.transitions.learn(
+                    before,
+                    from.station,
+                    current.station,
+                    current.since_ms - from.since_ms,
+                );
+                self.fence_rule(frame, d, from.position, current.position, now_ms, alerts);
             }
+            // A mobile reader carried the tag along: fences watch its position too.
+            Step::Stayed if latest.position != position && latest.station == d.station => {
+                self.fence_rule(frame, d, latest.position, position, now_ms, alerts);
+            }
+            Step::First | Step::Stayed | Step::Challenged | Step::Late => {}
         }
     }
 
-    /// The visit rows to write in the next flush.
+    /// A frame from `frame.station` sent at `sent_at_ms` (its clock) reached the server at
+    /// `now_ms`: the station is alive; a clock off by more than the limit raises an alert.
+    /// `fresh`: the frame was built just before it was sent (a STATUS with an empty backlog).
+    pub fn heard_from(
+        &mut self,
+        frame: FrameKey,
+        sent_at_ms: i64,
+        now_ms: i64,
+        fresh: bool,
+        alerts: &mut Vec<Alert>,
+    ) {
+        if let Some(finding) = self
+            .station_watch
+            .heard(frame.station, sent_at_ms, now_ms, fresh)
+        {
+            let alert = self.station_alert(finding, Some(frame), now_ms);
+            alerts.push(alert);
+        }
+    }
+
+    /// Runs the time-driven rules (stations gone silent) at server time `now_ms`; called about
+    /// once a second by the owning task.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Alert> {
+        for &station in self.stations.keys() {
+            self.station_watch.watch(station, now_ms);
+        }
+        self.station_watch
+            .tick(now_ms)
+            .into_iter()
+            .map(|finding| self.station_alert(finding, None, now_ms))
+            .collect()
+    }
+
+    /// The visit rows to write in the next flush. Also moves closed visits into the trajectory
+    /// index and ages the index.
     pub fn take_changes(&mut self) -> VisitChanges {
+        if self.high_water_ms.saturating_sub(self.closed_up_to_ms) >= CLOSE_STEP_MS {
+            self.closed_up_to_ms = self.high_water_ms;
+            self.close_visits();
+        }
+        if self.high_water_ms.saturating_sub(self.maintained_up_to_ms) >= MAINTAIN_STEP_MS {
+            self.maintained_up_to_ms = self.high_water_ms;
+            let closed_before = self
+                .high_water_ms
+                .saturating_sub(self.config.visit_gap_ms + 2 * CLOSE_STEP_MS);
+            let keep_after = self
+                .high_water_ms
+                .saturating_sub(self.config.index_window_ms);
+            self.trajectories.maintain(closed_before, keep_after);
+        }
         let keep_after = self.high_water_ms.saturating_sub(self.config.hot_window_ms);
         self.visits.take_changes(keep_after)
     }
 
-    /// Tags last heard within `radius_m` of `center` at or after `since_ms`, nearest first (by
-    /// their station), at most `limit`.
-    pub fn tags_near(
-        &self,
-        center: GeoPoint,
-        radius_m: f64,
-        since_ms: i64,
-        limit: usize,
-    ) -> Vec<(TagId, LastSeen, f64)> {
-        let mut found = Vec::new();
-        for (station, distance) in self.spatial.stations_within(center, radius_m) {
-            let mut here: Vec<(TagId, LastSeen, f64)> = self
-                .spatial
-                .tags_at(station)
-                .filter_map(|tag| self.last_seen.get(&tag).map(|l| (tag, *l, distance)))
-                .filter(|(_, l, _)| l.station == station && l.seen_at_ms >= since_ms)
-                .collect();
-            here.sort_by_key(|(tag, l, _)| (std::cmp::Reverse(l.seen_at_ms), *tag));
-            found.extend(here);
-            if found.len() >= limit {
-                found.truncate(limit);
-                break;
-            }
+    /// Visits not heard for a gap are closed: they leave the open lists for the index.
+    fn close_visits(&mut self) {
+        let cut = self.high_water_ms.saturating_sub(self.config.visit_gap_ms);
+        let (visits, trajectories, spatial) = (&self.visits, &mut self.trajectories, &self.spatial);
+        for (station, open) in &mut self.open {
+            let Some(xy) = self
+                .stations
+                .get(station)
+                .and_then(|p| spatial.projected(*p))
+            else {
+                continue;
+            };
+            open.retain(|&(tag, id)| {
+                let Some(v) = visits.get(tag, *station, id) else {
+                    return false; // merged into another visit, or aged out
+                };
+                if v.last_seen_ms >= cut {
+                    return true;
+                }
+                trajectories.close(
+                    tag,
+                    trajectory::Stay {
+                        visit: v.id,
+                        station: v.station,
+                        xy,
+                        first_ms: v.first_seen_ms,
+                        last_ms: v.last_seen_ms,
+                        best_rssi: v.best_rssi,
+                        reads: v.reads,
+                    },
+                );
+                false
+            });
         }
-        found
     }
 
-    pub fn last_seen(&self, tag: TagId) -> Option<LastSeen> {
-        self.last_seen.get(&tag).copied()
-    }
-
-    /// Tags with a known last location.
+    /// Tags with a known place.
     pub fn tags_tracked(&self) -> usize {
-        self.last_seen.len()
+        self.places.len()
     }
 
     /// Visits held in memory (the hot window).
     pub fn visits_in_memory(&self) -> usize {
         self.visits.len()
     }
+
+    /// Entries in the trajectory index.
+    pub fn index_entries(&self) -> usize {
+        self.trajectories.len()
+    }
 }
 
-/// Builds an alert raised by `d` in `frame`, taking the next sequence number. Its id is
-/// `{scope}-{tag}-{station}-{session}-{seq}`: deterministic, so the same frame applied again
-/// (after a crash) yields the same id and the store keeps one alert.
-fn raise(
-    next_seq: &mut i64,
+/// An alert about to be raised: everything but its place in the stream.
+#[derive(Debug)]
+struct Draft {
     kind: AlertKind,
-    scope: &str,
-    frame: FrameKey,
-    d: &Detection,
+    id: String,
+    tag: Option<TagId>,
+    station: StationId,
     position: GeoPoint,
-    now_ms: i64,
-) -> Alert {
+    seen_at_ms: i64,
+    detail: AlertDetail,
+}
+
+/// The deterministic id of an alert raised by `tag` in `frame`:
+/// `{scope}-{tag}-{station}-{session}-{seq}`, so the same frame applied again (after a crash)
+/// yields the same id and the store keeps one alert.
+fn frame_alert_id(scope: &str, tag: TagId, frame: FrameKey) -> String {
     let FrameKey {
         station,
         session,
         seq,
     } = frame;
+    format!("{scope}-{tag}-{station}-{session}-{seq}")
+}
+
+/// Gives a draft the next sequence number.
+fn raise(next_seq: &mut i64, draft: Draft, now_ms: i64) -> Alert {
     let alert = Alert {
         seq: *next_seq,
-        id: AlertId(format!("{scope}-{}-{station}-{session}-{seq}", d.tag)),
-        kind,
-        tag: d.tag,
-        station: d.station,
-        position,
-        seen_at_ms: d.seen_at_ms,
+        id: AlertId(draft.id),
+        kind: draft.kind,
+        tag: draft.tag,
+        station: draft.station,
+        position: draft.position,
+        seen_at_ms: draft.seen_at_ms,
         raised_at_ms: now_ms,
+        detail: draft.detail,
     };
     *next_seq += 1;
     alert
@@ -482,7 +608,7 @@ fn raise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tagwatch_model::SessionId;
+    use tagwatch_model::{tag_flags, SessionId};
 
     fn station() -> Station {
         Station {
@@ -526,6 +652,7 @@ mod tests {
     fn apply(tracker: &mut Tracker, seq: u32, detections: &[Detection]) -> Vec<Alert> {
         let obs = Observation {
             frame: frame(seq),
+            sent_at_ms: 0,
             reader_position: None,
             detections,
         };
@@ -546,7 +673,8 @@ mod tests {
         let alert = &alerts[0];
         assert_eq!(alert.seq, 41);
         assert_eq!(alert.id.0, "stolen_sighting-5-7-1-3-2");
-        assert_eq!((alert.tag, alert.station), (TagId(7), StationId(1)));
+        assert_eq!((alert.tag, alert.station), (Some(TagId(7)), StationId(1)));
+        assert_eq!(alert.detail.case, Some(5));
         assert_eq!(alert.position, station().position);
         assert_eq!(alert.seen_at_ms, 2_000);
         // Same visit: no second alert. A new visit much later: a new one.
@@ -651,6 +779,7 @@ mod tests {
         let heard_at = |tracker: &mut Tracker, place: GeoPoint, t: i64| {
             let obs = Observation {
                 frame: frame(u32::try_from(t / 1000).unwrap_or(0)),
+                sent_at_ms: 0,
                 reader_position: Some(place),
                 detections: &[det(7, t)],
             };
@@ -670,7 +799,7 @@ mod tests {
             heard_at(&mut tracker, away, 201_000).is_empty(),
             "same visit"
         );
-        tracker.command(Command::Disarmed { tag: TagId(7) });
+        tracker.command(Command::Disarmed { tag: TagId(7) }, 0);
         assert!(heard_at(&mut tracker, away, 900_000).is_empty(), "disarmed");
     }
 
@@ -693,6 +822,7 @@ mod tests {
             };
             let obs = Observation {
                 frame,
+                sent_at_ms: 0,
                 reader_position: None,
                 detections: &[detection],
             };
@@ -729,6 +859,7 @@ mod tests {
         fn obs(detections: &[Detection]) -> Observation<'_> {
             Observation {
                 frame: frame(1),
+                sent_at_ms: 0,
                 reader_position: None,
                 detections,
             }
@@ -738,7 +869,8 @@ mod tests {
             0,
         );
         tracker.apply(obs(&[at(13, 2, 100)]), 0); // heard long ago
-        tracker.apply(obs(&[at(10, 2, 2_000)]), 0); // tag 10 moved to station 2
+                                                  // Tag 10 moved to station 2: no longer heard at 1 for longer than the switch silence.
+        tracker.apply(obs(&[at(10, 2, 20_000)]), 0);
         let center = GeoPoint {
             lat: 23.0,
             lon: 116.0,
@@ -771,6 +903,7 @@ mod tests {
         let here = GeoPoint { lat: 1.0, lon: 2.0 };
         let obs = Observation {
             frame: frame(1),
+            sent_at_ms: 0,
             reader_position: Some(here),
             detections: &[det(7, 1)],
         };

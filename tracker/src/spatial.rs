@@ -24,9 +24,35 @@ pub struct Spatial {
 }
 
 impl Spatial {
-    fn project(&mut self, p: GeoPoint) -> [f64; 2] {
+    /// `p` on the local plane, which is centred on the first point ever projected.
+    pub fn project(&mut self, p: GeoPoint) -> [f64; 2] {
         let lat0 = *self.reference_lat.get_or_insert(p.lat);
         project(lat0, p)
+    }
+
+    /// `p` on the local plane, if there is one yet.
+    pub fn projected(&self, p: GeoPoint) -> Option<[f64; 2]> {
+        self.reference_lat.map(|lat0| project(lat0, p))
+    }
+
+    /// Back from the local plane to degrees.
+    pub fn unproject(&self, xy: [f64; 2]) -> Option<GeoPoint> {
+        let lat0 = self.reference_lat?;
+        Some(GeoPoint {
+            lat: xy[1] / METRES_PER_DEGREE,
+            lon: xy[0] / (METRES_PER_DEGREE * lat0.to_radians().cos()),
+        })
+    }
+
+    /// Stations inside the box `[lo, hi]` on the local plane.
+    pub fn stations_in(
+        &self,
+        lo: [f64; 2],
+        hi: [f64; 2],
+    ) -> impl Iterator<Item = (StationId, [f64; 2])> + '_ {
+        self.stations
+            .locate_in_envelope(&rstar::AABB::from_corners(lo, hi))
+            .map(|s| (s.data, *s.geom()))
     }
 
     /// Adds (or moves) a station. An R-tree entry must never change in place: removed, then

@@ -104,6 +104,15 @@ impl VisitBook {
             .map(|v| v.id)
     }
 
+    /// The visit `id` of `tag` at `station`, if still in memory.
+    pub fn get(&self, tag: TagId, station: StationId, id: VisitId) -> Option<Visit> {
+        self.by_pair
+            .get(&(tag, station))?
+            .iter()
+            .find(|v| v.id == id)
+            .copied()
+    }
+
     /// Adds one detection and returns the visit it now belongs to, and whether that visit is new.
     pub fn add(&mut self, d: &Detection) -> (Visit, bool) {
         let gap = self.gap_ms;

@@ -1,0 +1,442 @@
+//! # Queries: what investigators ask the tracker, answered from memory.
+//!
+//! Each answers for the time the tracker's index covers ([`Tracker::covers`]); the API sends
+//! older questions to the store. All distances are metres, all times milliseconds.
+
+use crate::trajectory::PieceKind;
+use crate::{spatial, LastSeen, Tracker};
+use geo::{Coord, Dbscan, Intersects, Line, LineString, Point, Polygon};
+use rustc_hash::FxHashMap as HashMap;
+use tagwatch_model::{GeoBox, GeoPoint, StationId, TagId, VisitId};
+
+/// Entries up to this far apart in time count as "together" in a convoy by default.
+pub const CONVOY_WITHIN_MS: i64 = 60_000;
+
+/// An area on the map.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Area {
+    Box(GeoBox),
+    /// An outline in order, closed implicitly.
+    Polygon(Vec<GeoPoint>),
+}
+
+impl Area {
+    fn outline(&self) -> Vec<GeoPoint> {
+        match self {
+            Area::Box(b) => vec![
+                GeoPoint {
+                    lat: b.south,
+                    lon: b.west,
+                },
+                GeoPoint {
+                    lat: b.south,
+                    lon: b.east,
+                },
+                GeoPoint {
+                    lat: b.north,
+                    lon: b.east,
+                },
+                GeoPoint {
+                    lat: b.north,
+                    lon: b.west,
+                },
+            ],
+            Area::Polygon(points) => points.clone(),
+        }
+    }
+}
+
+/// A tag's last place, with its movement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Location {
+    pub station: StationId,
+    pub position: GeoPoint,
+    pub seen_at_ms: i64,
+    /// Placed at this station since.
+    pub since_ms: i64,
+    /// Degrees clockwise from north, from the previous station to this one.
+    pub heading_deg: Option<f64>,
+    pub speed_mps: Option<f64>,
+}
+
+/// One stay of a cleaned track.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackPoint {
+    pub visit: VisitId,
+    pub station: StationId,
+    pub position: GeoPoint,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+/// A tag that passed through an area: when it was first and last there within the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passage {
+    pub tag: TagId,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+/// A tag seen travelling with another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Companion {
+    pub tag: TagId,
+    /// The stations where both were seen together, in the order the watched tag passed them.
+    pub stations: Vec<StationId>,
+}
+
+/// A cluster of places where stolen tags went dark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Den {
+    pub center: GeoPoint,
+    pub tags: Vec<(TagId, LastSeen)>,
+}
+
+/// Speeds above this from two stations' entry times are noise (overlapping stations).
+const MAX_PLAUSIBLE_SPEED_MPS: f64 = 90.0;
+
+impl Tracker {
+    /// Whether questions about times from `from_ms` on can be answered from memory.
+    pub fn covers(&self, from_ms: i64) -> bool {
+        match self.started_ms {
+            Some(started) => {
+                from_ms >= started
+                    && from_ms
+                        >= self
+                            .high_water_ms
+                            .saturating_sub(self.config.index_window_ms)
+            }
+            None => false,
+        }
+    }
+
+    pub fn last_seen(&self, tag: TagId) -> Option<LastSeen> {
+        self.places.get(&tag).map(|p| LastSeen {
+            station: p.current.station,
+            position: p.current.position,
+            seen_at_ms: p.current.seen_at_ms,
+        })
+    }
+
+    /// Where the tag is, and its heading and speed from the station it came from (entry to
+    /// entry, so both are measured the same way).
+    pub fn location(&self, tag: TagId) -> Option<Location> {
+        let place = self.places.get(&tag)?;
+        let current = place.current;
+        let mut location = Location {
+            station: current.station,
+            position: current.position,
+            seen_at_ms: current.seen_at_ms,
+            since_ms: current.since_ms,
+            heading_deg: None,
+            speed_mps: None,
+        };
+        if let Some(previous) = place.previous {
+            let seconds = (current.since_ms - previous.since_ms) as f64 / 1000.0;
+            let metres = spatial::distance_m(previous.position, current.position);
+            let speed = metres / seconds;
+            if seconds > 0.0
+                && seconds <= crate::trajectory::MAX_TRANSIT_MS as f64 / 1000.0
+                && speed <= MAX_PLAUSIBLE_SPEED_MPS
+            {
+                location.speed_mps = Some(speed);
+                location.heading_deg = Some(bearing(previous.position, current.position));
+            }
+        }
+        Some(location)
+    }
+
+    /// The tag's track between two times: its visits in time order. Two overlap in time where
+    /// neighbouring stations heard it at once (its placement, in [`Tracker::location`], is one
+    /// station at a time).
+    pub fn track(&self, tag: TagId, from_ms: i64, to_ms: i64) -> Vec<TrackPoint> {
+        let mut points: Vec<TrackPoint> = self
+            .trajectories
+            .stays(tag, from_ms, to_ms)
+            .into_iter()
+            .filter_map(|s| {
+                Some(TrackPoint {
+                    visit: s.visit,
+                    station: s.station,
+                    position: *self.stations.get(&s.station)?,
+                    first_ms: s.first_ms,
+                    last_ms: s.last_ms,
+                })
+            })
+            .collect();
+        for (station, open) in &self.open {
+            for &(t, id) in open {
+                if t != tag {
+                    continue;
+                }
+                let (Some(v), Some(position)) = (
+                    self.visits.get(tag, *station, id),
+                    self.stations.get(station),
+                ) else {
+                    continue;
+                };
+                if v.last_seen_ms >= from_ms && v.first_seen_ms <= to_ms {
+                    points.push(TrackPoint {
+                        visit: v.id,
+                        station: v.station,
+                        position: *position,
+                        first_ms: v.first_seen_ms,
+                        last_ms: v.last_seen_ms,
+                    });
+                }
+            }
+        }
+        points.sort_by_key(|p| (p.first_ms, p.visit));
+        points.dedup_by_key(|p| p.visit);
+        points
+    }
+
+    /// Tags that were inside `area` at some time in `[from_ms, to_ms]` (at a station inside it,
+    /// or moving through it between stations), at most `limit`, by tag.
+    pub fn tags_through(
+        &self,
+        area: &Area,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Vec<Passage> {
+        let outline: Vec<Coord<f64>> = area
+            .outline()
+            .into_iter()
+            .filter_map(|p| self.spatial.projected(p))
+            .map(|[x, y]| Coord { x, y })
+            .collect();
+        if outline.len() < 3 {
+            return Vec::new();
+        }
+        let polygon = Polygon::new(LineString::from(outline.clone()), Vec::new());
+        let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+        for c in &outline {
+            lo = [lo[0].min(c.x), lo[1].min(c.y)];
+            hi = [hi[0].max(c.x), hi[1].max(c.y)];
+        }
+        let mut found: HashMap<TagId, (i64, i64)> = HashMap::default();
+        let mut note = |tag: TagId, first: i64, last: i64| {
+            let e = found.entry(tag).or_insert((first, last));
+            *e = (e.0.min(first), e.1.max(last));
+        };
+        let (from, to) = (from_ms as f64, to_ms as f64);
+        for s in self
+            .trajectories
+            .segments_in([lo[0], lo[1], from], [hi[0], hi[1], to])
+        {
+            let Some((p, q)) = s.clip(from, to) else {
+                continue;
+            };
+            let inside = match s.kind {
+                PieceKind::Stay => polygon.intersects(&Point::new(p[0], p[1])),
+                PieceKind::Transit { .. } => polygon.intersects(&Line::new(
+                    Coord { x: p[0], y: p[1] },
+                    Coord { x: q[0], y: q[1] },
+                )),
+            };
+            if !inside {
+                continue;
+            }
+            match s.kind {
+                PieceKind::Stay => note(s.tag, s.a[2].max(from) as i64, s.b[2].min(to) as i64),
+                // A move's time in the area: the part of it inside the area's bounding box.
+                PieceKind::Transit { .. } => {
+                    let (t0, t1) = (s.a[2].max(from), s.b[2].min(to));
+                    if let Some((f0, f1)) = clip_to_box(p, q, lo, hi) {
+                        note(
+                            s.tag,
+                            (t0 + f0 * (t1 - t0)) as i64,
+                            (t0 + f1 * (t1 - t0)) as i64,
+                        );
+                    }
+                }
+            }
+        }
+        // Visits still open at stations inside the area.
+        for (station, xy) in self.spatial.stations_in(lo, hi) {
+            if !polygon.intersects(&Point::new(xy[0], xy[1])) {
+                continue;
+            }
+            for &(tag, id) in self.open.get(&station).into_iter().flatten() {
+                if let Some(v) = self.visits.get(tag, station, id) {
+                    if v.last_seen_ms >= from_ms && v.first_seen_ms <= to_ms {
+                        note(tag, v.first_seen_ms.max(from_ms), v.last_seen_ms.min(to_ms));
+                    }
+                }
+            }
+        }
+        let mut passages: Vec<Passage> = found
+            .into_iter()
+            .map(|(tag, (first_ms, last_ms))| Passage {
+                tag,
+                first_ms,
+                last_ms,
+            })
+            .collect();
+        passages.sort_by_key(|p| p.tag);
+        passages.truncate(limit);
+        passages
+    }
+
+    /// Tags seen arriving at the same stations as `tag`, within `within_ms` of it, at `min_times`
+    /// or more of its stations in `[from_ms, to_ms]`: accomplices, or a convoy. Most often first.
+    pub fn travelling_with(
+        &self,
+        tag: TagId,
+        from_ms: i64,
+        to_ms: i64,
+        within_ms: i64,
+        min_times: usize,
+        limit: usize,
+    ) -> Vec<Companion> {
+        let mut together: HashMap<TagId, Vec<StationId>> = HashMap::default();
+        for stop in self.track(tag, from_ms, to_ms) {
+            let Some([x, y]) = self.spatial.projected(stop.position) else {
+                continue;
+            };
+            let (t0, t1) = (stop.first_ms - within_ms, stop.first_ms + within_ms);
+            let mut here: Vec<TagId> = self
+                .trajectories
+                .segments_in([x - 1.0, y - 1.0, t0 as f64], [x + 1.0, y + 1.0, t1 as f64])
+                .into_iter()
+                .filter(|s| {
+                    s.kind == PieceKind::Stay && (s.a[2] as i64) >= t0 && (s.a[2] as i64) <= t1
+                })
+                .map(|s| s.tag)
+                .collect();
+            for &(other, id) in self.open.get(&stop.station).into_iter().flatten() {
+                if let Some(v) = self.visits.get(other, stop.station, id) {
+                    if (t0..=t1).contains(&v.first_seen_ms) {
+                        here.push(other);
+                    }
+                }
+            }
+            here.sort_unstable();
+            here.dedup();
+            for other in here.into_iter().filter(|&o| o != tag) {
+                together.entry(other).or_default().push(stop.station);
+            }
+        }
+        let mut companions: Vec<Companion> = together
+            .into_iter()
+            .filter(|(_, stations)| stations.len() >= min_times)
+            .map(|(tag, stations)| Companion { tag, stations })
+            .collect();
+        companions.sort_by(|a, b| {
+            b.stations
+                .len()
+                .cmp(&a.stations.len())
+                .then(a.tag.cmp(&b.tag))
+        });
+        companions.truncate(limit);
+        companions
+    }
+
+    /// Where stolen tags go dark: the last places of stolen tags not heard for `dark_for_ms`,
+    /// clustered (DBSCAN) with neighbours within `radius_m`, clusters of at least `min_tags`,
+    /// largest first.
+    pub fn dens(&self, dark_for_ms: i64, radius_m: f64, min_tags: usize) -> Vec<Den> {
+        let dark: Vec<(TagId, LastSeen)> = self
+            .stolen
+            .keys()
+            .filter_map(|&tag| Some((tag, self.last_seen(tag)?)))
+            .filter(|(_, l)| l.seen_at_ms <= self.high_water_ms.saturating_sub(dark_for_ms))
+            .collect();
+        let points: Vec<Point<f64>> = dark
+            .iter()
+            .filter_map(|(_, l)| self.spatial.projected(l.position))
+            .map(|[x, y]| Point::new(x, y))
+            .collect();
+        if points.len() != dark.len() || points.is_empty() {
+            return Vec::new();
+        }
+        let labels = points.as_slice().dbscan(radius_m, min_tags.max(1));
+        let mut clusters: HashMap<usize, Vec<usize>> = HashMap::default();
+        for (i, label) in labels.into_iter().enumerate() {
+            if let Some(c) = label {
+                clusters.entry(c).or_default().push(i);
+            }
+        }
+        let mut dens: Vec<Den> = clusters
+            .into_values()
+            .filter_map(|members| {
+                let n = members.len() as f64;
+                let x = members.iter().map(|&i| points[i].x()).sum::<f64>() / n;
+                let y = members.iter().map(|&i| points[i].y()).sum::<f64>() / n;
+                let mut tags: Vec<(TagId, LastSeen)> = members.iter().map(|&i| dark[i]).collect();
+                tags.sort_by_key(|(t, _)| *t);
+                Some(Den {
+                    center: self.spatial.unproject([x, y])?,
+                    tags,
+                })
+            })
+            .collect();
+        dens.sort_by(|a, b| {
+            b.tags
+                .len()
+                .cmp(&a.tags.len())
+                .then(a.tags[0].0.cmp(&b.tags[0].0))
+        });
+        dens
+    }
+
+    /// Tags placed within `radius_m` of `center` at or after `since_ms`, nearest first (by
+    /// their station), at most `limit`.
+    pub fn tags_near(
+        &self,
+        center: GeoPoint,
+        radius_m: f64,
+        since_ms: i64,
+        limit: usize,
+    ) -> Vec<(TagId, LastSeen, f64)> {
+        let mut found = Vec::new();
+        for (station, distance) in self.spatial.stations_within(center, radius_m) {
+            let mut here: Vec<(TagId, LastSeen, f64)> = self
+                .spatial
+                .tags_at(station)
+                .filter_map(|tag| self.last_seen(tag).map(|l| (tag, l, distance)))
+                .filter(|(_, l, _)| l.station == station && l.seen_at_ms >= since_ms)
+                .collect();
+            here.sort_by_key(|(tag, l, _)| (std::cmp::Reverse(l.seen_at_ms), *tag));
+            found.extend(here);
+            if found.len() >= limit {
+                found.truncate(limit);
+                break;
+            }
+        }
+        found
+    }
+}
+
+/// The fractions of the way from `p` to `q` between which the segment is inside the box
+/// `[lo, hi]` (Liang–Barsky), if it enters it at all.
+fn clip_to_box(p: [f64; 2], q: [f64; 2], lo: [f64; 2], hi: [f64; 2]) -> Option<(f64, f64)> {
+    let (mut f0, mut f1) = (0.0f64, 1.0f64);
+    for axis in 0..2 {
+        let d = q[axis] - p[axis];
+        for (edge, inward) in [(lo[axis], 1.0), (hi[axis], -1.0)] {
+            let gap = (p[axis] - edge) * inward;
+            let along = d * inward;
+            if along == 0.0 {
+                if gap < 0.0 {
+                    return None;
+                }
+            } else {
+                let f = -gap / along;
+                if along > 0.0 {
+                    f0 = f0.max(f);
+                } else {
+                    f1 = f1.min(f);
+                }
+            }
+        }
+    }
+    (f0 <= f1).then_some((f0, f1))
+}
+
+/// Initial bearing from `a` to `b`, degrees clockwise from north.
+fn bearing(a: GeoPoint, b: GeoPoint) -> f64 {
+    use geo::{Bearing, Haversine};
+    Haversine.bearing(Point::new(a.lon, a.lat), Point::new(b.lon, b.lat))
+}

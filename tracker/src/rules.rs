@@ -1,0 +1,382 @@
+//! # Watch rules: each turns what the tracker just learned into alerts.
+//!
+//! Every alert gets a deterministic id from what raised it (the frame, or the station and time),
+//! so a frame applied again after a crash yields the same alert and the store keeps one; and one
+//! alert per visit (or per crossing, per silence), not one per detection.
+
+use crate::placement::Heard;
+use crate::station_watch::Finding;
+use crate::{
+    frame_alert_id, raise, spatial, CompanionCheck, Draft, LastSeen, Tracker, ARMED_RADIUS_M,
+    CLONE_MAX_SPEED_MPS, CLONE_MIN_DISTANCE_M, COMPANION_RADIUS_M,
+};
+use std::cmp::Reverse;
+use tagwatch_model::{
+    tag_flags, Alert, AlertDetail, AlertKind, CaseId, Detection, FenceCrossing, FrameKey, GeoPoint,
+    Intercept, TagId, VisitId,
+};
+
+/// Next stations attached to a stolen-tag alert.
+const INTERCEPT_STATIONS: usize = 3;
+
+impl Tracker {
+    fn issue(&mut self, draft: Draft, now_ms: i64) -> Alert {
+        raise(&mut self.next_alert_seq, draft, now_ms)
+    }
+
+    /// A draft about detection `d` in `frame`.
+    fn draft(
+        kind: AlertKind,
+        scope: &str,
+        frame: FrameKey,
+        d: &Detection,
+        position: GeoPoint,
+    ) -> Draft {
+        Draft {
+            kind,
+            id: frame_alert_id(scope, d.tag, frame),
+            tag: Some(d.tag),
+            station: d.station,
+            position,
+            seen_at_ms: d.seen_at_ms,
+            detail: AlertDetail::default(),
+        }
+    }
+
+    /// `stolen_sighting`: a reported-stolen tag heard, once per visit, with where it is heading.
+    pub(crate) fn stolen_rule(
+        &mut self,
+        frame: FrameKey,
+        d: &Detection,
+        visit: VisitId,
+        position: GeoPoint,
+        now_ms: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let Some(stolen) = self.stolen.get_mut(&d.tag) else {
+            return;
+        };
+        if !stolen.alerted.insert(visit) {
+            return;
+        }
+        let case = stolen.case;
+        let mut draft = Self::draft(
+            AlertKind::StolenSighting,
+            &format!("stolen_sighting-{}", case.0),
+            frame,
+            d,
+            position,
+        );
+        draft.detail = self.movement_detail(d.tag, d.station, case);
+        alerts.push(self.issue(draft, now_ms));
+    }
+
+    /// Case, heading, speed and the likely next stations of a tag just heard at `station`.
+    fn movement_detail(
+        &self,
+        tag: TagId,
+        station: tagwatch_model::StationId,
+        case: CaseId,
+    ) -> AlertDetail {
+        let mut detail = AlertDetail {
+            case: Some(case.0),
+            ..AlertDetail::default()
+        };
+        if let Some(location) = self.location(tag) {
+            detail.heading_deg = location.heading_deg;
+            detail.speed_mps = location.speed_mps;
+        }
+        // The direction it came from: where it is placed, if it is only arriving here.
+        let came_from = self.places.get(&tag).and_then(|p| {
+            if p.current.station != station {
+                Some(p.current.station)
+            } else {
+                p.previous.map(|prev| prev.station)
+            }
+        });
+        detail.intercept = self
+            .transitions
+            .predict(came_from, station, INTERCEPT_STATIONS)
+            .into_iter()
+            .filter_map(|p| {
+                let at = self.stations.get(&p.station)?;
+                Some(Intercept {
+                    station: p.station,
+                    lat: at.lat,
+                    lon: at.lon,
+                    probability: p.probability,
+                    eta_s: p.eta_s,
+                })
+            })
+            .collect();
+        detail
+    }
+
+    /// A theft reported late: its latest sighting since the owner last saw it is alerted now.
+    pub(crate) fn look_back(
+        &mut self,
+        tag: TagId,
+        case: CaseId,
+        since_ms: i64,
+        stored: Option<LastSeen>,
+        now_ms: i64,
+    ) -> Option<Alert> {
+        let in_memory = self.last_seen(tag);
+        let latest = [in_memory, stored]
+            .into_iter()
+            .flatten()
+            .filter(|s| s.seen_at_ms >= since_ms)
+            .max_by_key(|s| s.seen_at_ms)?;
+        // The visit it belongs to counts as alerted: its next detection does not alert again.
+        if let Some(visit) = self.visits.visit_at(tag, latest.station, latest.seen_at_ms) {
+            if let Some(stolen) = self.stolen.get_mut(&tag) {
+                stolen.alerted.insert(visit);
+            }
+        }
+        let mut detail = self.movement_detail(tag, latest.station, case);
+        detail.look_back = true;
+        let draft = Draft {
+            kind: AlertKind::StolenSighting,
+            id: format!(
+                "stolen_lookback-{}-{tag}-{}-{}",
+                case.0, latest.station, latest.seen_at_ms
+            ),
+            tag: Some(tag),
+            station: latest.station,
+            position: latest.position,
+            seen_at_ms: latest.seen_at_ms,
+            detail,
+        };
+        Some(self.issue(draft, now_ms))
+    }
+
+    /// `armed_moved`: an armed vehicle heard away from where it was armed, once per visit.
+    pub(crate) fn armed_rule(
+        &mut self,
+        frame: FrameKey,
+        d: &Detection,
+        visit: VisitId,
+        position: GeoPoint,
+        now_ms: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let Some(guard) = self.armed.get_mut(&d.tag) else {
+            return;
+        };
+        if spatial::distance_m(guard.position, position) <= ARMED_RADIUS_M
+            || guard.alerted == Some(visit)
+        {
+            return;
+        }
+        guard.alerted = Some(visit);
+        let draft = Self::draft(AlertKind::ArmedMoved, "armed_moved", frame, d, position);
+        alerts.push(self.issue(draft, now_ms));
+    }
+
+    /// `clone_suspected`: heard here, and at `previous` too far away for the time between.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn clone_rule(
+        &mut self,
+        frame: FrameKey,
+        d: &Detection,
+        visit: VisitId,
+        position: GeoPoint,
+        previous: Heard,
+        now_ms: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
+        if previous.station == d.station {
+            return;
+        }
+        let distance = spatial::distance_m(previous.position, position);
+        if distance <= CLONE_MIN_DISTANCE_M {
+            return;
+        }
+        let seconds = (d.seen_at_ms - previous.at_ms).unsigned_abs() as f64 / 1000.0;
+        if distance <= CLONE_MAX_SPEED_MPS * seconds {
+            return;
+        }
+        if self.clone_alerted.insert(d.tag, visit) == Some(visit) {
+            return;
+        }
+        let draft = Self::draft(
+            AlertKind::CloneSuspected,
+            "clone_suspected",
+            frame,
+            d,
+            position,
+        );
+        alerts.push(self.issue(draft, now_ms));
+    }
+
+    /// `tag_tamper`, `panic` and `low_battery`: raised from the tag's own flags, once per flag
+    /// per visit.
+    pub(crate) fn flag_rules(
+        &mut self,
+        frame: FrameKey,
+        d: &Detection,
+        visit: VisitId,
+        position: GeoPoint,
+        now_ms: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
+        const RULES: [(u8, AlertKind); 3] = [
+            (tag_flags::PANIC, AlertKind::Panic),
+            (tag_flags::TAMPER, AlertKind::TagTamper),
+            (tag_flags::LOW_BATTERY, AlertKind::LowBattery),
+        ];
+        let raised = d.tag_flags & (tag_flags::PANIC | tag_flags::TAMPER | tag_flags::LOW_BATTERY);
+        if raised == 0 {
+            return;
+        }
+        let entry = self.flags_alerted.entry(d.tag).or_insert((visit, 0));
+        if entry.0 != visit {
+            *entry = (visit, 0);
+        }
+        let fresh = raised & !entry.1;
+        entry.1 |= raised;
+        for (bit, kind) in RULES {
+            if fresh & bit != 0 {
+                let draft = Self::draft(kind, kind.as_str(), frame, d, position);
+                alerts.push(self.issue(draft, now_ms));
+            }
+        }
+    }
+
+    /// `geofence`: the tag moved from `from` to `to` across fences watching it.
+    pub(crate) fn fence_rule(
+        &mut self,
+        frame: FrameKey,
+        d: &Detection,
+        from: GeoPoint,
+        to: GeoPoint,
+        now_ms: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
+        if !self.fences.watches(d.tag) {
+            return;
+        }
+        let crossings: Vec<FenceCrossing> = self
+            .fences
+            .crossed(d.tag, from, to)
+            .into_iter()
+            .map(|c| FenceCrossing {
+                fence: c.fence.id,
+                name: c.fence.name.clone(),
+                entered: c.entered,
+            })
+            .collect();
+        for crossing in crossings {
+            let way = if crossing.entered { "enter" } else { "leave" };
+            let mut draft = Self::draft(
+                AlertKind::Geofence,
+                &format!("geofence-{}-{way}", crossing.fence),
+                frame,
+                d,
+                to,
+            );
+            draft.detail.fence = Some(crossing);
+            alerts.push(self.issue(draft, now_ms));
+        }
+    }
+
+    /// `companion_missing`: checks whose time has come (the companion had a visit gap to be
+    /// heard nearby), once per visit of the paired tag.
+    pub(crate) fn companion_rule(&mut self, now_ms: i64, alerts: &mut Vec<Alert>) {
+        while let Some(Reverse(check)) = self.companion_checks.peek().copied() {
+            if check.due_ms > self.high_water_ms {
+                break;
+            }
+            self.companion_checks.pop();
+            // Unpaired (or re-paired) since: the check is moot.
+            if self.companions.get(&check.tag) != Some(&check.companion) {
+                continue;
+            }
+            if let Some(alert) = self.companion_missing(check, now_ms) {
+                alerts.push(alert);
+            }
+        }
+    }
+
+    fn companion_missing(&mut self, check: CompanionCheck, now_ms: i64) -> Option<Alert> {
+        let position = self.stations.get(&check.station).copied()?;
+        let mut nearby: Vec<_> = self
+            .spatial
+            .stations_within(position, COMPANION_RADIUS_M)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        nearby.push(check.station);
+        let with_it = nearby.iter().any(|&s| {
+            self.visits
+                .visit_at(check.companion, s, check.seen_at_ms)
+                .is_some()
+        });
+        if with_it {
+            return None;
+        }
+        let draft = Draft {
+            kind: AlertKind::CompanionMissing,
+            id: frame_alert_id("companion_missing", check.tag, check.frame),
+            tag: Some(check.tag),
+            station: check.station,
+            position,
+            seen_at_ms: check.seen_at_ms,
+            detail: AlertDetail {
+                companion: Some(check.companion),
+                ..AlertDetail::default()
+            },
+        };
+        Some(self.issue(draft, now_ms))
+    }
+
+    /// `station_silent` and `station_clock_skew`.
+    pub(crate) fn station_alert(
+        &mut self,
+        finding: Finding,
+        frame: Option<FrameKey>,
+        now_ms: i64,
+    ) -> Alert {
+        let draft = match finding {
+            Finding::Silent {
+                station,
+                last_frame_ms,
+            } => Draft {
+                kind: AlertKind::StationSilent,
+                id: format!("station_silent-{station}-{last_frame_ms}"),
+                tag: None,
+                station,
+                position: self
+                    .stations
+                    .get(&station)
+                    .copied()
+                    .unwrap_or(GeoPoint { lat: 0.0, lon: 0.0 }),
+                seen_at_ms: last_frame_ms,
+                detail: AlertDetail {
+                    silent_s: Some((now_ms - last_frame_ms) / 1000),
+                    ..AlertDetail::default()
+                },
+            },
+            Finding::Skewed { station, skew_ms } => Draft {
+                kind: AlertKind::StationClockSkew,
+                id: match frame {
+                    Some(f) => format!("station_clock_skew-{station}-{}-{}", f.session, f.seq),
+                    None => format!("station_clock_skew-{station}-{now_ms}"),
+                },
+                tag: None,
+                station,
+                position: self
+                    .stations
+                    .get(&station)
+                    .copied()
+                    .unwrap_or(GeoPoint { lat: 0.0, lon: 0.0 }),
+                seen_at_ms: now_ms,
+                detail: AlertDetail {
+                    clock_skew_s: Some(skew_ms as f64 / 1000.0),
+                    ..AlertDetail::default()
+                },
+            },
+        };
+        self.issue(draft, now_ms)
+    }
+}
