@@ -59,6 +59,13 @@ struct Building {
     statuses: HashMap<StationId, StationStatus>,
 }
 
+impl Building {
+    /// Frames waiting for their ACK, or alerts (from a command or a tick) waiting to be stored.
+    fn has_work(&self) -> bool {
+        !self.acks.is_empty() || !self.alerts.is_empty()
+    }
+}
+
 /// The channels and shared parts the ingest task works with.
 #[derive(Debug)]
 pub struct IngestParts {
@@ -112,7 +119,7 @@ pub async fn run_ingest(
             _ = ticker.tick() => {
                 // A batch goes only when the writer can take it; while it is busy the
                 // batch keeps growing, and repeated detections of a visit merge into one row.
-                if !(building.acks.is_empty() && building.alerts.is_empty())
+                if building.has_work()
                     && !flush(&mut tracker, &dedupe, &mut building, &parts, Wait::No).await
                 {
                     break;
@@ -136,7 +143,7 @@ pub async fn run_ingest(
         }
     }
     // What was applied is flushed; frames still queued were never applied and will be resent.
-    if !(building.acks.is_empty() && building.alerts.is_empty()) {
+    if building.has_work() {
         flush(&mut tracker, &dedupe, &mut building, &parts, Wait::Yes).await;
     }
 }

@@ -125,7 +125,8 @@ async fn crash_run(database: String) {
         city,
         start_ms: 1_800_000_000_000,
         duration_ms: Some(15 * 60_000),
-        speed: None,
+        // Paced (9 s of real time), so every kill lands mid-run however fast the machine is.
+        speed: Some(100.0),
         transport: Transport::Udp,
         loss: 0.02,
         resend_after: Duration::from_millis(150),
