@@ -139,7 +139,9 @@ fn queries(c: &mut Criterion) {
         north: centre.lat + half_km,
         east: centre.lon + half_km / 23f64.to_radians().cos(),
     });
-    let (hour_from, hour_to) = (START + 12 * 3_600_000, START + 13 * 3_600_000);
+    // The hour of the fourth round of moves.
+    let hour_from = START + 3 * DAY_MS / MOVES;
+    let hour_to = hour_from + 3_600_000;
     let through = tracker.tags_through(&square, hour_from, hour_to, 1_000_000);
     let tag = near.first().map_or(TagId(1), |n| n.0);
     eprintln!(
@@ -154,6 +156,11 @@ fn queries(c: &mut Criterion) {
     group.measurement_time(std::time::Duration::from_secs(3));
     group.bench_function("tags_near_500m", |b| {
         b.iter(|| black_box(tracker.tags_near(centre, 500.0, START, 100_000)))
+    });
+    let near_2000 = tracker.tags_near(centre, 285.0, START, 100_000).len();
+    eprintln!("radius 285 m: {near_2000} tags");
+    group.bench_function("tags_near_285m", |b| {
+        b.iter(|| black_box(tracker.tags_near(centre, 285.0, START, 100_000)))
     });
     group.bench_function("tags_through_1km2_1h", |b| {
         b.iter(|| black_box(tracker.tags_through(&square, hour_from, hour_to, 1_000_000)))
