@@ -92,6 +92,23 @@ pub struct ApiState {
     pub limits: Arc<limits::Limits>,
 }
 
+/// Asks the task that owns the tracker a question, and waits for the answer.
+pub(crate) async fn ask_tracker<T: Send + 'static>(
+    state: &ApiState,
+    question: impl FnOnce(&tagwatch_tracker::Tracker) -> T + Send + 'static,
+) -> Result<T, error::ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let ask = move |tracker: &tagwatch_tracker::Tracker| {
+        let _ = tx.send(question(tracker));
+    };
+    state
+        .queries
+        .send(Query(Box::new(ask)))
+        .await
+        .map_err(|_| error::ApiError::Unavailable)?;
+    rx.await.map_err(|_| error::ApiError::Unavailable)
+}
+
 /// The whole router.
 pub fn app(state: ApiState) -> Router {
     let api = Router::new()
@@ -115,6 +132,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/tags/through", get(spatial::tags_through))
         .route("/vehicles/{tag}/location", get(routes::location))
         .route("/vehicles/{tag}/track", get(routes::track))
+        .route("/vehicles/{tag}/companions", get(spatial::travelling_with))
+        .route("/dens", get(spatial::dens))
         .route("/alerts/stream", get(sse::stream))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -47,7 +47,7 @@ fn id_u32(field: &'static str, value: i64) -> Result<u32, ApiError> {
         .ok_or_else(|| ApiError::field(field, format!("{field} must be in 1..=4294967295")))
 }
 
-fn tag_from_path(tag: &str) -> Result<TagId, ApiError> {
+pub(crate) fn tag_from_path(tag: &str) -> Result<TagId, ApiError> {
     tag.parse::<i64>()
         .map_err(|_| ApiError::field("tag", format!("tag {tag:?} is not a number")))
         .and_then(|t| id_u32("tag", t))
@@ -344,18 +344,8 @@ pub async fn arm(
 ) -> Result<Json<Value>, ApiError> {
     let tag = tag_from_path(&tag)?;
     accessible_vehicle(&state, &caller, tag).await?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let ask = move |tracker: &tagwatch_tracker::Tracker| {
-        let _ = tx.send(tracker.last_seen(tag));
-    };
-    state
-        .queries
-        .send(tagwatch_tracker::Query(Box::new(ask)))
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    let place = rx
-        .await
-        .map_err(|_| ApiError::Unavailable)?
+    let place = crate::ask_tracker(&state, move |tracker| tracker.last_seen(tag))
+        .await?
         .ok_or_else(|| {
             ApiError::Conflict(format!(
                 "tag {tag} has not been heard yet: arm it where a station can hear it"
@@ -499,6 +489,20 @@ pub async fn location(
         query.purpose.as_deref(),
     )
     .await?;
+    // The tracker knows where it is placed now and how it is moving; after a restart, before
+    // it is heard again, the store knows where it was last.
+    if let Some(now) = crate::ask_tracker(&state, move |tracker| tracker.location(tag)).await? {
+        return Ok(Json(json!({
+            "tag": tag.0,
+            "station": now.station.0,
+            "lat": now.position.lat,
+            "lon": now.position.lon,
+            "seen_at": to_rfc3339(now.seen_at_ms),
+            "placed_since": to_rfc3339(now.since_ms),
+            "heading_deg": now.heading_deg.map(|h| (h * 10.0).round() / 10.0),
+            "speed_mps": now.speed_mps.map(|v| (v * 10.0).round() / 10.0),
+        })));
+    }
     let location = state
         .store
         .last_location(tag)
@@ -510,6 +514,9 @@ pub async fn location(
         "lat": location.position.lat,
         "lon": location.position.lon,
         "seen_at": to_rfc3339(location.seen_at_ms),
+        "placed_since": null,
+        "heading_deg": null,
+        "speed_mps": null,
     })))
 }
 

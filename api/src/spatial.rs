@@ -1,6 +1,9 @@
-//! # Spatial queries for police: tags near a point now, and tags through an area in a window.
+//! # Spatial queries for police: tags near a point now, tags through an area in a window, tags
+//! travelling with a tag, and where stolen tags go dark.
 //!
-//! Both reveal who was where, so both need a purpose and are audited, like a vehicle's track.
+//! All reveal who was where, so all need a purpose and are audited, like a vehicle's track. They
+//! are answered by the tracker's in-memory indexes for the time they cover; "through" falls back
+//! to the store for older windows.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -12,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::{GeoBox, GeoPoint, Role};
-use tokio::sync::oneshot;
+use tagwatch_tracker::Area;
 
 /// Largest radius of a "near" query.
 const MAX_RADIUS_M: f64 = 5_000.0;
@@ -88,17 +91,11 @@ pub async fn tags_near(
     let target = format!("near {:.6},{:.6} r={}m", center.lat, center.lon, q.radius_m);
     audit(&state, &caller, "tags.near", target, q.purpose.as_deref()).await?;
     let since = now_ms() - i64::from(minutes) * 60_000;
-    let (tx, rx) = oneshot::channel();
     let radius = q.radius_m;
-    let ask = move |tracker: &tagwatch_tracker::Tracker| {
-        let _ = tx.send(tracker.tags_near(center, radius, since, limit as usize));
-    };
-    state
-        .queries
-        .send(tagwatch_tracker::Query(Box::new(ask)))
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    let found = rx.await.map_err(|_| ApiError::Unavailable)?;
+    let found = crate::ask_tracker(&state, move |tracker| {
+        tracker.tags_near(center, radius, since, limit as usize)
+    })
+    .await?;
     Ok(Json(json!({
         "tags": found.iter().map(|(tag, last, distance)| json!({
             "tag": tag.0,
@@ -124,8 +121,10 @@ pub struct ThroughQuery {
     purpose: Option<String>,
 }
 
-/// `GET /api/v1/tags/through?south=&west=&north=&east=&from=&to=&limit=&purpose=`: the visits of
-/// every tag at a station inside the box during the window, in time order.
+/// `GET /api/v1/tags/through?south=&west=&north=&east=&from=&to=&limit=&purpose=`: every tag that
+/// was in the box during the window (at a station inside it, or, from memory, passing through it
+/// between stations), with when it was first and last there, by tag. `source` says whether the
+/// tracker's memory or the store answered.
 pub async fn tags_through(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -171,29 +170,196 @@ pub async fn tags_through(
         q.purpose.as_deref(),
     )
     .await?;
-    let visits = state
-        .store
-        .visits_in_box(
-            GeoBox {
-                south: sw.lat,
-                west: sw.lon,
-                north: ne.lat,
-                east: ne.lon,
-            },
-            from,
-            to,
-            limit,
-        )
-        .await?;
+    let area = GeoBox {
+        south: sw.lat,
+        west: sw.lon,
+        north: ne.lat,
+        east: ne.lon,
+    };
+    let from_memory = crate::ask_tracker(&state, move |tracker| {
+        tracker
+            .covers(from)
+            .then(|| tracker.tags_through(&Area::Box(area), from, to, limit as usize))
+    })
+    .await?;
+    let (source, passages) = match from_memory {
+        Some(found) => (
+            "memory",
+            found
+                .iter()
+                .map(|p| (p.tag.0, p.first_ms, p.last_ms))
+                .collect::<Vec<_>>(),
+        ),
+        None => {
+            // Visits, grouped by tag; the store caps the visits, so the answer may be cut short.
+            let visits = state.store.visits_in_box(area, from, to, MAX_ROWS).await?;
+            let mut by_tag: std::collections::BTreeMap<u32, (i64, i64)> = Default::default();
+            for p in &visits {
+                let (first, last) = (
+                    p.visit.first_seen_ms.max(from),
+                    p.visit.last_seen_ms.min(to),
+                );
+                let e = by_tag.entry(p.visit.tag.0).or_insert((first, last));
+                *e = (e.0.min(first), e.1.max(last));
+            }
+            let found: Vec<_> = by_tag.into_iter().map(|(t, (f, l))| (t, f, l)).collect();
+            ("store", found)
+        }
+    };
+    let truncated = passages.len() >= limit as usize;
     Ok(Json(json!({
-        "truncated": visits.len() == limit as usize,
-        "visits": visits.iter().map(|p| json!({
-            "tag": p.visit.tag.0,
-            "station": p.visit.station.0,
-            "lat": p.position.lat,
-            "lon": p.position.lon,
-            "first_seen": to_rfc3339(p.visit.first_seen_ms),
-            "last_seen": to_rfc3339(p.visit.last_seen_ms),
+        "source": source,
+        "truncated": truncated,
+        "tags": passages.iter().take(limit as usize).map(|(tag, first, last)| json!({
+            "tag": tag,
+            "first_seen": to_rfc3339(*first),
+            "last_seen": to_rfc3339(*last),
+        })).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompanionsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    within_s: Option<u32>,
+    min_times: Option<u32>,
+    limit: Option<u32>,
+    purpose: Option<String>,
+}
+
+/// Widest "arrived together" gap.
+const MAX_WITHIN_S: u32 = 600;
+
+/// `GET /api/v1/vehicles/{tag}/companions?from=&to=&within_s=&min_times=&limit=&purpose=`: tags
+/// that arrived at the same stations as this one, within `within_s` (default 60) of it, at
+/// `min_times` (default 3) or more of them: accomplices, or a convoy. Answered from memory; by
+/// default over as much of the last 24 hours as memory holds.
+pub async fn travelling_with(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Path(tag): axum::extract::Path<String>,
+    query: Result<Query<CompanionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&POLICE)?;
+    let tag = crate::routes::tag_from_path(&tag)?;
+    let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let now = now_ms();
+    let to = time_param("to", q.to.as_deref())?.unwrap_or(now);
+    let from = time_param("from", q.from.as_deref())?;
+    if from.is_some_and(|from| from > to) {
+        return Err(ApiError::field("from", "from is after to"));
+    }
+    let within_s = q.within_s.unwrap_or(60);
+    if !(1..=MAX_WITHIN_S).contains(&within_s) {
+        return Err(ApiError::field(
+            "within_s",
+            format!("within_s must be 1..={MAX_WITHIN_S}"),
+        ));
+    }
+    let min_times = q.min_times.unwrap_or(3);
+    if !(1..=100).contains(&min_times) {
+        return Err(ApiError::field("min_times", "min_times must be 1..=100"));
+    }
+    let limit = limit(q.limit)?;
+    audit(
+        &state,
+        &caller,
+        "vehicle.companions",
+        format!("tag {tag}"),
+        q.purpose.as_deref(),
+    )
+    .await?;
+    let found = crate::ask_tracker(&state, move |tracker| {
+        // By default, as far back as memory reaches (at most 24 hours).
+        let from = from.or_else(|| Some(tracker.covered_from()?.max(to - MAX_WINDOW_MS)))?;
+        tracker.covers(from).then(|| {
+            tracker.travelling_with(
+                tag,
+                from,
+                to,
+                i64::from(within_s) * 1_000,
+                min_times as usize,
+                limit as usize,
+            )
+        })
+    })
+    .await?
+    .ok_or_else(|| {
+        ApiError::field(
+            "from",
+            "this question is answered from the tracker's memory, which does not reach back to from",
+        )
+    })?;
+    Ok(Json(json!({
+        "tag": tag.0,
+        "companions": found.iter().map(|c| json!({
+            "tag": c.tag.0,
+            "times": c.stations.len(),
+            "stations": c.stations.iter().map(|s| s.0).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DensQuery {
+    dark_minutes: Option<u32>,
+    radius_m: Option<f64>,
+    min_tags: Option<u32>,
+    purpose: Option<String>,
+}
+
+/// `GET /api/v1/dens?dark_minutes=&radius_m=&min_tags=&purpose=`: where stolen tags go dark:
+/// clusters (within `radius_m`, default 300) of at least `min_tags` (default 2) last places of
+/// stolen vehicles not heard for `dark_minutes` (default 30), largest first.
+pub async fn dens(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<DensQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&POLICE)?;
+    let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let dark_minutes = q.dark_minutes.unwrap_or(30);
+    if !(1..=MAX_MINUTES).contains(&dark_minutes) {
+        return Err(ApiError::field(
+            "dark_minutes",
+            format!("dark_minutes must be 1..={MAX_MINUTES}"),
+        ));
+    }
+    let radius = q.radius_m.unwrap_or(300.0);
+    if !(radius > 0.0 && radius <= MAX_RADIUS_M) {
+        return Err(ApiError::field(
+            "radius_m",
+            format!("radius_m must be more than 0 and at most {MAX_RADIUS_M}"),
+        ));
+    }
+    let min_tags = q.min_tags.unwrap_or(2);
+    if !(1..=1_000).contains(&min_tags) {
+        return Err(ApiError::field("min_tags", "min_tags must be 1..=1000"));
+    }
+    audit(
+        &state,
+        &caller,
+        "dens",
+        format!("dark {dark_minutes} min, r={radius} m"),
+        q.purpose.as_deref(),
+    )
+    .await?;
+    let found = crate::ask_tracker(&state, move |tracker| {
+        tracker.dens(i64::from(dark_minutes) * 60_000, radius, min_tags as usize)
+    })
+    .await?;
+    Ok(Json(json!({
+        "dens": found.iter().map(|d| json!({
+            "lat": d.center.lat,
+            "lon": d.center.lon,
+            "tags": d.tags.iter().map(|(tag, last)| json!({
+                "tag": tag.0,
+                "station": last.station.0,
+                "last_seen": to_rfc3339(last.seen_at_ms),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>()
     })))
 }

@@ -229,6 +229,22 @@ async fn location_and_track_answer_from_the_visits() {
         location["lat"].as_f64(),
         Some(support::station(1002).position.lat)
     );
+    // From 1001 to 1002 in 90 s: the movement the tracker estimates.
+    let (p, q) = (
+        support::station(1001).position,
+        support::station(1002).position,
+    );
+    let metres =
+        ((q.lat - p.lat) * 111_320.0).hypot((q.lon - p.lon) * 111_320.0 * p.lat.to_radians().cos());
+    let speed = location["speed_mps"].as_f64().expect("speed");
+    assert!((speed - metres / 90.0).abs() < 0.2, "{location}");
+    assert!(location["heading_deg"]
+        .as_f64()
+        .is_some_and(|h| (0.0..360.0).contains(&h)));
+    assert_eq!(
+        location["placed_since"],
+        tagwatch_model::time::to_rfc3339(t0 + 90_000)
+    );
 
     let response = client()
         .get(server.url("/api/v1/vehicles/42/track?purpose=case-1"))

@@ -92,25 +92,34 @@ async fn tags_near_a_point_are_those_heard_recently_within_the_radius() {
 }
 
 #[tokio::test]
-async fn tags_through_an_area_come_from_the_stored_visits() {
+async fn tags_through_an_area_come_from_memory_or_for_older_windows_from_the_store() {
     let (server, now) = scene().await;
     let p = support::station(1100).position;
-    let (from, to) = (
-        tagwatch_model::time::to_rfc3339(now - 60_000),
-        tagwatch_model::time::to_rfc3339(now + 60_000),
-    );
-    let path = format!(
-        "/api/v1/tags/through?south={}&west={}&north={}&east={}&from={from}&to={to}&purpose=burglary%20on%20Elm%20St",
-        p.lat - 0.001, p.lon - 0.001, p.lat + 0.001, p.lon + 0.001
-    );
-    let (status, body) = get(&server, &path, TOKEN).await;
+    let through = |from_ms: i64| {
+        let (from, to) = (
+            tagwatch_model::time::to_rfc3339(from_ms),
+            tagwatch_model::time::to_rfc3339(now + 60_000),
+        );
+        format!(
+            "/api/v1/tags/through?south={}&west={}&north={}&east={}&from={from}&to={to}&purpose=burglary%20on%20Elm%20St",
+            p.lat - 0.001, p.lon - 0.001, p.lat + 0.001, p.lon + 0.001
+        )
+    };
+    let (status, body) = get(&server, &through(now - 60_000), TOKEN).await;
     assert_eq!(status, 200, "{body}");
-    let visits = body["visits"].as_array().expect("visits");
-    assert_eq!(visits.len(), 1);
+    assert_eq!(body["source"], "memory");
+    let tags = body["tags"].as_array().expect("tags");
+    assert_eq!(tags.len(), 1, "{body}");
+    assert_eq!(tags[0]["tag"], json!(4));
     assert_eq!(
-        (visits[0]["tag"].clone(), visits[0]["station"].clone()),
-        (json!(4), json!(1100))
+        tags[0]["first_seen"],
+        json!(tagwatch_model::time::to_rfc3339(now))
     );
+    // Before the tracker's first detection (30 minutes ago): the stored visits answer.
+    let (status, body) = get(&server, &through(now - 7_200_000), TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["source"], "store");
+    assert_eq!(body["tags"][0]["tag"], json!(4), "{body}");
     let (_, audit) = get(&server, "/api/v1/audit", TOKEN).await;
     let last = audit["entries"]
         .as_array()
@@ -120,6 +129,101 @@ async fn tags_through_an_area_come_from_the_stored_visits() {
         (last["action"].clone(), last["purpose"].clone()),
         (json!("tags.through"), json!("burglary on Elm St"))
     );
+}
+
+#[tokio::test]
+async fn tags_arriving_together_are_companions_and_the_query_is_audited() {
+    let (server, _) = scene().await;
+    let path = "/api/v1/vehicles/1/companions?min_times=1&purpose=case%2012";
+    let (status, body) = get(&server, path, TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["companions"],
+        json!([{"tag": 2, "times": 1, "stations": [1001]}]),
+        "tag 2 arrived with it; tag 5 was there 30 minutes before"
+    );
+    let (_, body) = get(
+        &server,
+        "/api/v1/vehicles/1/companions?purpose=case%2012",
+        TOKEN,
+    )
+    .await;
+    assert_eq!(body["companions"], json!([]), "three times by default");
+    for (path, field) in [
+        (
+            "/api/v1/vehicles/1/companions?within_s=0&purpose=case%2012",
+            "within_s",
+        ),
+        (
+            "/api/v1/vehicles/1/companions?min_times=0&purpose=case%2012",
+            "min_times",
+        ),
+        (
+            "/api/v1/vehicles/1/companions?from=2020-01-01T00:00:00Z&purpose=case%2012",
+            "from",
+        ),
+        ("/api/v1/vehicles/1/companions", "purpose"),
+        ("/api/v1/dens?radius_m=-1&purpose=case%2012", "radius_m"),
+        (
+            "/api/v1/dens?dark_minutes=0&purpose=case%2012",
+            "dark_minutes",
+        ),
+        ("/api/v1/dens", "purpose"),
+    ] {
+        let (status, error) = get(&server, path, TOKEN).await;
+        assert_eq!(
+            (status, error["error"]["field"].clone()),
+            (StatusCode::BAD_REQUEST, json!(field)),
+            "{path}"
+        );
+    }
+    let (_, audit) = get(&server, "/api/v1/audit", TOKEN).await;
+    let actions: Vec<_> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].clone())
+        .collect();
+    assert_eq!(actions.first(), Some(&json!("vehicle.companions")));
+}
+
+#[tokio::test]
+async fn a_stolen_vehicle_gone_dark_shows_as_a_den() {
+    let (server, _) = scene().await;
+    // Tag 5, heard at 1001 half an hour ago, is registered and reported stolen.
+    let created = client()
+        .post(server.url("/api/v1/vehicles"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"tag": 5, "plate": "P-5", "owner_name": "Li", "owner_phone": "+86 5"}))
+        .send()
+        .await
+        .expect("vehicle");
+    assert_eq!(created.status(), 201);
+    let reported = client()
+        .post(server.url("/api/v1/vehicles/5/theft"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("theft");
+    assert_eq!(reported.status(), 201);
+    let (status, body) = get(
+        &server,
+        "/api/v1/dens?dark_minutes=20&min_tags=1&purpose=case%2012",
+        TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let dens = body["dens"].as_array().expect("dens");
+    assert_eq!(dens.len(), 1, "{body}");
+    assert_eq!(dens[0]["tags"][0]["tag"], json!(5));
+    assert_eq!(dens[0]["tags"][0]["station"], json!(1001));
+    let (_, body) = get(
+        &server,
+        "/api/v1/dens?dark_minutes=40&min_tags=1&purpose=case%2012",
+        TOKEN,
+    )
+    .await;
+    assert_eq!(body["dens"], json!([]), "not dark for 40 minutes yet");
 }
 
 #[tokio::test]

@@ -192,6 +192,8 @@ pub struct Tracker {
     places: HashMap<TagId, TagPlace>,
     /// Open visits at each fixed station: they join the trajectory index when they close.
     open: HashMap<StationId, HashSet<(TagId, VisitId)>>,
+    /// The same open visits by tag, for a tag's track.
+    open_of_tag: HashMap<TagId, Vec<(StationId, VisitId)>>,
     trajectories: trajectory::Trajectories,
     transitions: transitions::Transitions,
     stolen: HashMap<TagId, Stolen>,
@@ -226,6 +228,7 @@ impl Tracker {
             visits: VisitBook::new(config.visit_gap_ms, next_visit_id),
             places: HashMap::default(),
             open: HashMap::default(),
+            open_of_tag: HashMap::default(),
             trajectories: trajectory::Trajectories::new(config.bucket_ms),
             transitions: transitions::Transitions::default(),
             stolen: HashMap::default(),
@@ -326,10 +329,7 @@ impl Tracker {
     pub fn restore_visit(&mut self, visit: tagwatch_model::Visit) {
         self.high_water_ms = self.high_water_ms.max(visit.last_seen_ms);
         if self.stations.contains_key(&visit.station) {
-            self.open
-                .entry(visit.station)
-                .or_default()
-                .insert((visit.tag, visit.id));
+            self.opened(visit.tag, visit.station, visit.id);
         }
         self.visits.restore(visit);
     }
@@ -387,12 +387,7 @@ impl Tracker {
             let (visit, new) = self.visits.add(d);
             match obs.reader_position {
                 Some(_) => self.trajectories.fix(d.tag, xy, d.seen_at_ms),
-                None if new => {
-                    self.open
-                        .entry(d.station)
-                        .or_default()
-                        .insert((d.tag, visit.id));
-                }
+                None if new => self.opened(d.tag, d.station, visit.id),
                 None => {}
             }
             if new {
@@ -427,21 +422,34 @@ impl Tracker {
         alerts: &mut Vec<Alert>,
     ) {
         let Some(place) = self.places.get_mut(&d.tag) else {
-            self.places.insert(
-                d.tag,
-                TagPlace::new(d.station, position, d.seen_at_ms, d.rssi),
-            );
-            self.spatial.moved(d.tag, None, d.station);
+            let mut place = TagPlace::new(d.station, position, d.seen_at_ms, d.rssi);
+            place.slot = self.spatial.arrive(d.station, d.tag, d.seen_at_ms);
+            self.places.insert(d.tag, place);
             return;
         };
         let latest = place.latest;
         let step = place.observe(d.station, position, d.seen_at_ms, d.rssi);
-        let (current, before) = (place.current, place.before);
+        let (current, before, slot) = (place.current, place.before, place.slot);
+        match step {
+            Step::Stayed => {
+                self.spatial
+                    .touch(current.station, slot, d.tag, current.seen_at_ms);
+            }
+            Step::Moved(from) => {
+                place.slot = self
+                    .spatial
+                    .arrive(current.station, d.tag, current.seen_at_ms);
+                if let Some(swapped) = self.spatial.leave(from.station, slot) {
+                    if let Some(other) = self.places.get_mut(&swapped) {
+                        other.slot = slot;
+                    }
+                }
+            }
+            Step::First | Step::Challenged | Step::Late => {}
+        }
         self.clone_rule(frame, d, visit, position, latest, now_ms, alerts);
         match step {
             Step::Moved(from) => {
-                self.spatial
-                    .moved(d.tag, Some(from.station), current.station);
                 self.transitions.learn(
                     before,
                     from.station,
@@ -512,9 +520,17 @@ impl Tracker {
         self.visits.take_changes(keep_after)
     }
 
+    /// A visit opened at a fixed station.
+    fn opened(&mut self, tag: TagId, station: StationId, id: VisitId) {
+        if self.open.entry(station).or_default().insert((tag, id)) {
+            self.open_of_tag.entry(tag).or_default().push((station, id));
+        }
+    }
+
     /// Visits not heard for a gap are closed: they leave the open lists for the index.
     fn close_visits(&mut self) {
         let cut = self.high_water_ms.saturating_sub(self.config.visit_gap_ms);
+        let mut closed: Vec<(TagId, StationId, VisitId)> = Vec::new();
         let (visits, trajectories, spatial) = (&self.visits, &mut self.trajectories, &self.spatial);
         for (station, open) in &mut self.open {
             let Some(xy) = self
@@ -526,11 +542,13 @@ impl Tracker {
             };
             open.retain(|&(tag, id)| {
                 let Some(v) = visits.get(tag, *station, id) else {
+                    closed.push((tag, *station, id));
                     return false; // merged into another visit, or aged out
                 };
                 if v.last_seen_ms >= cut {
                     return true;
                 }
+                closed.push((tag, *station, id));
                 trajectories.close(
                     tag,
                     trajectory::Stay {
@@ -545,6 +563,14 @@ impl Tracker {
                 );
                 false
             });
+        }
+        for (tag, station, id) in closed {
+            if let Some(list) = self.open_of_tag.get_mut(&tag) {
+                list.retain(|&entry| entry != (station, id));
+                if list.is_empty() {
+                    self.open_of_tag.remove(&tag);
+                }
+            }
         }
     }
 
@@ -909,5 +935,45 @@ mod tests {
         };
         let alerts = tracker.apply(obs, 0);
         assert_eq!(alerts[0].position, here);
+    }
+
+    proptest::proptest! {
+        /// However tags move, each station's list holds exactly the tags placed there, with their
+        /// latest time: the slots stay in step with the placements.
+        #[test]
+        fn station_lists_match_the_placements(
+            heard in proptest::collection::vec((1u32..40, 1u32..8, 0i64..600, -90i8..-40), 1..400)
+        ) {
+            let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+            for s in 1..8 {
+                tracker.set_station(&station_at(s, 23.0 + f64::from(s) * 0.002));
+            }
+            for (i, &(tag, station, second, rssi)) in heard.iter().enumerate() {
+                let d = Detection {
+                    station: StationId(station),
+                    rssi,
+                    ..det(tag, second * 1_000 + i as i64)
+                };
+                let frame = FrameKey { station: StationId(station), session: SessionId(1), seq: i as u32 + 1 };
+                tracker.apply(Observation { frame, sent_at_ms: 0, reader_position: None, detections: &[d] }, 0);
+            }
+            for s in 1..8 {
+                let mut listed: Vec<(u32, i64)> = tracker
+                    .spatial
+                    .present_at(StationId(s))
+                    .iter()
+                    .map(|p| (p.tag.0, p.seen_at_ms))
+                    .collect();
+                listed.sort_unstable();
+                let mut placed: Vec<(u32, i64)> = tracker
+                    .places
+                    .iter()
+                    .filter(|(_, p)| p.current.station == StationId(s))
+                    .map(|(t, p)| (t.0, p.current.seen_at_ms))
+                    .collect();
+                placed.sort_unstable();
+                proptest::prop_assert_eq!(listed, placed);
+            }
+        }
     }
 }

@@ -78,6 +78,8 @@ pub struct TagPlace {
     pub before: Option<StationId>,
     /// Its latest detection anywhere (placed or not): what impossible travel is measured from.
     pub latest: Heard,
+    /// Its slot among the tags placed at its station (kept by the tracker's spatial index).
+    pub slot: u32,
     rival: Option<Place>,
 }
 
@@ -100,6 +102,7 @@ impl TagPlace {
                 position,
                 at_ms: t,
             },
+            slot: 0,
             rival: None,
         }
     }

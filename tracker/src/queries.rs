@@ -96,18 +96,18 @@ pub struct Den {
 const MAX_PLAUSIBLE_SPEED_MPS: f64 = 90.0;
 
 impl Tracker {
+    /// The earliest time memory answers questions from: the later of the tracker's first
+    /// detection and the start of the index window. None before the first detection.
+    pub fn covered_from(&self) -> Option<i64> {
+        let window = self
+            .high_water_ms
+            .saturating_sub(self.config.index_window_ms);
+        self.started_ms.map(|started| started.max(window))
+    }
+
     /// Whether questions about times from `from_ms` on can be answered from memory.
     pub fn covers(&self, from_ms: i64) -> bool {
-        match self.started_ms {
-            Some(started) => {
-                from_ms >= started
-                    && from_ms
-                        >= self
-                            .high_water_ms
-                            .saturating_sub(self.config.index_window_ms)
-            }
-            None => false,
-        }
+        self.covered_from().is_some_and(|c| from_ms >= c)
     }
 
     pub fn last_seen(&self, tag: TagId) -> Option<LastSeen> {
@@ -164,26 +164,21 @@ impl Tracker {
                 })
             })
             .collect();
-        for (station, open) in &self.open {
-            for &(t, id) in open {
-                if t != tag {
-                    continue;
-                }
-                let (Some(v), Some(position)) = (
-                    self.visits.get(tag, *station, id),
-                    self.stations.get(station),
-                ) else {
-                    continue;
-                };
-                if v.last_seen_ms >= from_ms && v.first_seen_ms <= to_ms {
-                    points.push(TrackPoint {
-                        visit: v.id,
-                        station: v.station,
-                        position: *position,
-                        first_ms: v.first_seen_ms,
-                        last_ms: v.last_seen_ms,
-                    });
-                }
+        for &(station, id) in self.open_of_tag.get(&tag).into_iter().flatten() {
+            let (Some(v), Some(position)) = (
+                self.visits.get(tag, station, id),
+                self.stations.get(&station),
+            ) else {
+                continue;
+            };
+            if v.last_seen_ms >= from_ms && v.first_seen_ms <= to_ms {
+                points.push(TrackPoint {
+                    visit: v.id,
+                    station: v.station,
+                    position: *position,
+                    first_ms: v.first_seen_ms,
+                    last_ms: v.last_seen_ms,
+                });
             }
         }
         points.sort_by_key(|p| (p.first_ms, p.visit));
@@ -392,14 +387,26 @@ impl Tracker {
     ) -> Vec<(TagId, LastSeen, f64)> {
         let mut found = Vec::new();
         for (station, distance) in self.spatial.stations_within(center, radius_m) {
-            let mut here: Vec<(TagId, LastSeen, f64)> = self
-                .spatial
-                .tags_at(station)
-                .filter_map(|tag| self.last_seen(tag).map(|l| (tag, l, distance)))
-                .filter(|(_, l, _)| l.station == station && l.seen_at_ms >= since_ms)
-                .collect();
-            here.sort_by_key(|(tag, l, _)| (std::cmp::Reverse(l.seen_at_ms), *tag));
-            found.extend(here);
+            let Some(&position) = self.stations.get(&station) else {
+                continue;
+            };
+            let start = found.len();
+            found.extend(
+                self.spatial
+                    .present_at(station)
+                    .iter()
+                    .filter(|p| p.seen_at_ms >= since_ms)
+                    .map(|p| {
+                        let seen = LastSeen {
+                            station,
+                            position,
+                            seen_at_ms: p.seen_at_ms,
+                        };
+                        (p.tag, seen, distance)
+                    }),
+            );
+            found[start..]
+                .sort_unstable_by_key(|(tag, l, _)| (std::cmp::Reverse(l.seen_at_ms), *tag));
             if found.len() >= limit {
                 found.truncate(limit);
                 break;

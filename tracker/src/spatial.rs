@@ -1,4 +1,8 @@
-//! # Where tags are now: stations in a 2-D R-tree, and the tags last heard at each station.
+//! # Where tags are now: stations in a 2-D R-tree, and the tags placed at each station.
+//!
+//! Each station keeps its tags in a plain vector with their latest time, so "tags near a point"
+//! reads a few contiguous arrays instead of looking every tag up; a tag remembers its slot (in its
+//! placement), so a detection updates its time without a search, and a move is a swap-remove.
 //!
 //! Positions are projected to metres on a local plane (equirectangular about the first station's
 //! latitude): exact to well under a metre over a city, and it lets the R-tree answer radius
@@ -6,7 +10,7 @@
 
 use rstar::primitives::GeomWithData;
 use rstar::RTree;
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 use tagwatch_model::{GeoPoint, StationId, TagId};
 
 const METRES_PER_DEGREE: f64 = 111_320.0;
@@ -19,8 +23,15 @@ pub struct Spatial {
     /// Latitude the projection is centred on (cosine of it scales longitudes).
     reference_lat: Option<f64>,
     stations: RTree<StationPoint>,
-    /// Tags whose latest detection was at the station.
-    tags_at: HashMap<StationId, HashSet<TagId>>,
+    /// Tags placed at each station.
+    present: HashMap<StationId, Vec<Present>>,
+}
+
+/// A tag placed at a station, and when it was last heard there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Present {
+    pub tag: TagId,
+    pub seen_at_ms: i64,
 }
 
 impl Spatial {
@@ -71,17 +82,35 @@ impl Spatial {
         self.stations.insert(GeomWithData::new(xy, id));
     }
 
-    /// The tag's latest detection moved from `from` (if any) to `to`.
-    pub fn moved(&mut self, tag: TagId, from: Option<StationId>, to: StationId) {
-        if from == Some(to) {
-            return;
+    /// `tag` is now placed at `station`; returns its slot there.
+    pub fn arrive(&mut self, station: StationId, tag: TagId, seen_at_ms: i64) -> u32 {
+        let list = self.present.entry(station).or_default();
+        list.push(Present { tag, seen_at_ms });
+        u32::try_from(list.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// `tag`, in `slot` at `station`, was heard again.
+    pub fn touch(&mut self, station: StationId, slot: u32, tag: TagId, seen_at_ms: i64) {
+        if let Some(p) = self
+            .present
+            .get_mut(&station)
+            .and_then(|list| list.get_mut(slot as usize))
+            .filter(|p| p.tag == tag)
+        {
+            p.seen_at_ms = p.seen_at_ms.max(seen_at_ms);
         }
-        if let Some(from) = from {
-            if let Some(set) = self.tags_at.get_mut(&from) {
-                set.remove(&tag);
-            }
+    }
+
+    /// The tag in `slot` left `station`. Returns the tag moved into that slot in its place, whose
+    /// slot is now `slot`.
+    pub fn leave(&mut self, station: StationId, slot: u32) -> Option<TagId> {
+        let list = self.present.get_mut(&station)?;
+        let slot = slot as usize;
+        if slot >= list.len() {
+            return None;
         }
-        self.tags_at.entry(to).or_default().insert(tag);
+        list.swap_remove(slot);
+        list.get(slot).map(|p| p.tag)
     }
 
     /// Stations within `radius_m` of `center`, with their distance in metres, nearest first.
@@ -102,9 +131,9 @@ impl Spatial {
         found
     }
 
-    /// Tags whose latest detection was at `station`.
-    pub fn tags_at(&self, station: StationId) -> impl Iterator<Item = TagId> + '_ {
-        self.tags_at.get(&station).into_iter().flatten().copied()
+    /// Tags placed at `station`.
+    pub fn present_at(&self, station: StationId) -> &[Present] {
+        self.present.get(&station).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -150,11 +179,28 @@ mod tests {
     }
 
     #[test]
-    fn a_tag_is_at_one_station_at_a_time() {
+    fn tags_arrive_are_touched_and_leave_by_slot() {
         let mut s = Spatial::default();
-        s.moved(TagId(9), None, StationId(1));
-        s.moved(TagId(9), Some(StationId(1)), StationId(2));
-        assert_eq!(s.tags_at(StationId(1)).count(), 0);
-        assert_eq!(s.tags_at(StationId(2)).collect::<Vec<_>>(), vec![TagId(9)]);
+        let (a, b) = (StationId(1), StationId(2));
+        let slots: Vec<u32> = (1..=3).map(|t| s.arrive(a, TagId(t), 10)).collect();
+        assert_eq!(slots, vec![0, 1, 2]);
+        s.touch(a, 1, TagId(2), 50);
+        s.touch(a, 1, TagId(3), 99); // wrong tag for the slot: ignored
+        assert_eq!(
+            s.present_at(a)[1],
+            Present {
+                tag: TagId(2),
+                seen_at_ms: 50
+            }
+        );
+        // Tag 1 leaves: tag 3 takes its slot 0.
+        assert_eq!(s.leave(a, 0), Some(TagId(3)));
+        assert_eq!(s.arrive(b, TagId(1), 60), 0);
+        let at_a: Vec<u32> = s.present_at(a).iter().map(|p| p.tag.0).collect();
+        assert_eq!(at_a, vec![3, 2]);
+        // The last slot leaving moves nobody.
+        assert_eq!(s.leave(a, 1), None);
+        assert_eq!(s.present_at(a).len(), 1);
+        assert!(s.present_at(StationId(7)).is_empty());
     }
 }
