@@ -8,7 +8,8 @@
 //! - [`visits`]: detections → visits (per tag and station), robust to gaps, reordering, late data.
 //! - [`placement`]: where each tag is now, one station at a time, without ping-pong.
 //! - [`spatial`]: stations in a 2-D R-tree, and the tags placed at each.
-//! - [`trajectory`]: closed visits and the moves between them in 3-D (x, y, t) R-trees per hour.
+//! - [`trajectory`]: closed visits and the moves between them in 3-D (x, y, t) R-trees, one per
+//!   ten minutes.
 //! - [`transitions`]: moves between stations learned online, to predict where a tag goes next.
 //! - [`fences`], [`station_watch`] and [`rules`]: the watch rules that raise alerts.
 //! - [`queries`]: what investigators ask (track, area, near, convoy, fencing dens).
@@ -29,7 +30,7 @@ use placement::{Step, TagPlace};
 pub use queries::{Area, Companion, Den, Location, Passage, TrackPoint};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use tagwatch_model::{
     Alert, AlertDetail, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Geofence,
     Station, StationId, TagId, VisitId,
@@ -78,7 +79,7 @@ impl Default for TrackerConfig {
             visit_gap_ms: 30_000,
             hot_window_ms: 3_600_000,
             index_window_ms: 86_400_000,
-            bucket_ms: 3_600_000,
+            bucket_ms: 600_000,
             station_silent_ms: 90_000,
             clock_skew_limit_ms: 120_000,
         }
@@ -194,6 +195,10 @@ pub struct Tracker {
     open: HashMap<StationId, HashSet<(TagId, VisitId)>>,
     /// The same open visits by tag, for a tag's track.
     open_of_tag: HashMap<TagId, Vec<(StationId, VisitId)>>,
+    /// The same open visits by the second they may close (their last detection when queued,
+    /// which only grows): a calendar queue, so closing looks at those due, not at every open
+    /// visit, and queueing is an append.
+    closing: BTreeMap<i64, Vec<(TagId, StationId, VisitId)>>,
     trajectories: trajectory::Trajectories,
     transitions: transitions::Transitions,
     stolen: HashMap<TagId, Stolen>,
@@ -229,6 +234,7 @@ impl Tracker {
             places: HashMap::default(),
             open: HashMap::default(),
             open_of_tag: HashMap::default(),
+            closing: BTreeMap::new(),
             trajectories: trajectory::Trajectories::new(config.bucket_ms),
             transitions: transitions::Transitions::default(),
             stolen: HashMap::default(),
@@ -329,7 +335,7 @@ impl Tracker {
     pub fn restore_visit(&mut self, visit: tagwatch_model::Visit) {
         self.high_water_ms = self.high_water_ms.max(visit.last_seen_ms);
         if self.stations.contains_key(&visit.station) {
-            self.opened(visit.tag, visit.station, visit.id);
+            self.opened(visit.tag, visit.station, visit.id, visit.last_seen_ms);
         }
         self.visits.restore(visit);
     }
@@ -387,7 +393,7 @@ impl Tracker {
             let (visit, new) = self.visits.add(d);
             match obs.reader_position {
                 Some(_) => self.trajectories.fix(d.tag, xy, d.seen_at_ms),
-                None if new => self.opened(d.tag, d.station, visit.id),
+                None if new => self.opened(d.tag, d.station, visit.id, visit.last_seen_ms),
                 None => {}
             }
             if new {
@@ -521,57 +527,74 @@ impl Tracker {
     }
 
     /// A visit opened at a fixed station.
-    fn opened(&mut self, tag: TagId, station: StationId, id: VisitId) {
+    fn opened(&mut self, tag: TagId, station: StationId, id: VisitId, last_seen_ms: i64) {
         if self.open.entry(station).or_default().insert((tag, id)) {
             self.open_of_tag.entry(tag).or_default().push((station, id));
+            self.queue_closing(last_seen_ms, (tag, station, id));
         }
     }
 
     /// Visits not heard for a gap are closed: they leave the open lists for the index.
+    fn queue_closing(&mut self, last_seen_ms: i64, visit: (TagId, StationId, VisitId)) {
+        self.closing
+            .entry(last_seen_ms.div_euclid(1_000))
+            .or_default()
+            .push(visit);
+    }
+
     fn close_visits(&mut self) {
         let cut = self.high_water_ms.saturating_sub(self.config.visit_gap_ms);
-        let mut closed: Vec<(TagId, StationId, VisitId)> = Vec::new();
-        let (visits, trajectories, spatial) = (&self.visits, &mut self.trajectories, &self.spatial);
-        for (station, open) in &mut self.open {
-            let Some(xy) = self
-                .stations
-                .get(station)
-                .and_then(|p| spatial.projected(*p))
-            else {
-                continue;
-            };
-            open.retain(|&(tag, id)| {
-                let Some(v) = visits.get(tag, *station, id) else {
-                    closed.push((tag, *station, id));
-                    return false; // merged into another visit, or aged out
-                };
-                if v.last_seen_ms >= cut {
-                    return true;
-                }
-                closed.push((tag, *station, id));
-                trajectories.close(
-                    tag,
-                    trajectory::Stay {
-                        visit: v.id,
-                        station: v.station,
-                        xy,
-                        first_ms: v.first_seen_ms,
-                        last_ms: v.last_seen_ms,
-                        best_rssi: v.best_rssi,
-                        reads: v.reads,
-                    },
-                );
-                false
-            });
-        }
-        for (tag, station, id) in closed {
-            if let Some(list) = self.open_of_tag.get_mut(&tag) {
-                list.retain(|&entry| entry != (station, id));
-                if list.is_empty() {
-                    self.open_of_tag.remove(&tag);
-                }
+        // Whole seconds before the cut-off's second: every visit in them was last heard before it.
+        while let Some(entry) = self.closing.first_entry() {
+            if *entry.key() >= cut.div_euclid(1_000) {
+                break;
+            }
+            for (tag, station, id) in entry.remove() {
+                self.close_visit(tag, station, id, cut);
             }
         }
+    }
+
+    /// Closes the open visit if it was last heard before `cut`; queues it again if not.
+    fn close_visit(&mut self, tag: TagId, station: StationId, id: VisitId, cut: i64) {
+        let visit = self.visits.get(tag, station, id);
+        if let Some(v) = visit.filter(|v| v.last_seen_ms >= cut) {
+            // Heard since it was queued: it closes a gap after its latest detection.
+            self.queue_closing(v.last_seen_ms, (tag, station, id));
+            return;
+        }
+        if let Some(set) = self.open.get_mut(&station) {
+            set.remove(&(tag, id));
+        }
+        if let Some(list) = self.open_of_tag.get_mut(&tag) {
+            list.retain(|&entry| entry != (station, id));
+            if list.is_empty() {
+                self.open_of_tag.remove(&tag);
+            }
+        }
+        // Gone from memory: merged into another visit, or aged out.
+        let Some(v) = visit else {
+            return;
+        };
+        let Some(xy) = self
+            .stations
+            .get(&station)
+            .and_then(|p| self.spatial.projected(*p))
+        else {
+            return;
+        };
+        self.trajectories.close(
+            tag,
+            trajectory::Stay {
+                visit: v.id,
+                station: v.station,
+                xy,
+                first_ms: v.first_seen_ms,
+                last_ms: v.last_seen_ms,
+                best_rssi: v.best_rssi,
+                reads: v.reads,
+            },
+        );
     }
 
     /// Tags with a known place.

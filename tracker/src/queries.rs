@@ -205,6 +205,7 @@ impl Tracker {
             return Vec::new();
         }
         let polygon = Polygon::new(LineString::from(outline.clone()), Vec::new());
+        let is_box = matches!(area, Area::Box(_));
         let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
         for c in &outline {
             lo = [lo[0].min(c.x), lo[1].min(c.y)];
@@ -223,9 +224,13 @@ impl Tracker {
             let Some((p, q)) = s.clip(from, to) else {
                 continue;
             };
-            let inside = match s.kind {
-                PieceKind::Stay => polygon.intersects(&Point::new(p[0], p[1])),
-                PieceKind::Transit { .. } => polygon.intersects(&Line::new(
+            // A box is its own bounding box: the R-tree already tested a stay's point, and a move
+            // is clipped against it below. Only a polygon needs the exact test.
+            let inside = match (s.kind, is_box) {
+                (PieceKind::Stay, true) => true,
+                (PieceKind::Stay, false) => polygon.intersects(&Point::new(p[0], p[1])),
+                (PieceKind::Transit { .. }, true) => clip_to_box(p, q, lo, hi).is_some(),
+                (PieceKind::Transit { .. }, false) => polygon.intersects(&Line::new(
                     Coord { x: p[0], y: p[1] },
                     Coord { x: q[0], y: q[1] },
                 )),
@@ -250,7 +255,7 @@ impl Tracker {
         }
         // Visits still open at stations inside the area.
         for (station, xy) in self.spatial.stations_in(lo, hi) {
-            if !polygon.intersects(&Point::new(xy[0], xy[1])) {
+            if !is_box && !polygon.intersects(&Point::new(xy[0], xy[1])) {
                 continue;
             }
             for &(tag, id) in self.open.get(&station).into_iter().flatten() {

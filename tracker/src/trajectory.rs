@@ -4,15 +4,16 @@
 //! the index as a *stay*: a vertical segment at its station from its first to its last detection,
 //! joined to the tag's previous stay by a *transit* segment. Tags heard by mobile readers add
 //! segments between the reader's GPS fixes instead. Segments live in one R-tree per time bucket
-//! (an hour by default): a bucket fills by insertion while it is current, is rebuilt in bulk (a
-//! better-packed tree) once it closes, and is dropped whole when it leaves the index window. The
+//! (ten minutes by default): while a bucket is current its segments are only appended to a list
+//! (an R-tree insertion costs microseconds, on the ingest path); once it closes it is built in
+//! bulk into a packed tree, and it is dropped whole when it leaves the index window. The
 //! tracker answers area, track and convoy questions from here for the window it covers; older
 //! questions go to the store.
 //!
 //! Coordinates are metres on the tracker's local plane and milliseconds.
 
 use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{RTree, RTreeObject, AABB};
+use rstar::{Envelope, RTree, RTreeObject, AABB};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeMap;
 use tagwatch_model::{StationId, TagId, VisitId};
@@ -102,9 +103,32 @@ impl Segment {
 
 #[derive(Debug, Default)]
 struct Bucket {
+    /// Built in bulk once the bucket has closed.
     tree: RTree<Entry>,
-    /// Rebuilt in bulk after it closed.
+    /// Entries not in the tree yet: all of them while the bucket is current (appending is far
+    /// cheaper than inserting into an R-tree, and a bucket holds minutes of data, so a scan is
+    /// short), and late ones after it was built.
+    pending: Vec<Entry>,
     sealed: bool,
+}
+
+/// Late entries a built bucket collects (and scans) before it is rebuilt with them: at least
+/// this many, and an eighth of the tree, so rebuilding costs O(log n) per entry over time. (A
+/// long visit closing now also lands in the buckets before the current one.)
+const MIN_LATE_ENTRIES: usize = 1_024;
+
+impl Bucket {
+    fn len(&self) -> usize {
+        self.tree.size() + self.pending.len()
+    }
+
+    /// Puts the pending entries into the tree, rebuilding it in bulk.
+    fn build(&mut self) {
+        let mut entries: Vec<Entry> = std::mem::take(&mut self.tree).into_iter().collect();
+        entries.append(&mut self.pending);
+        self.tree = RTree::bulk_load(entries);
+        self.sealed = true;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -149,8 +173,8 @@ impl Trajectories {
             self.buckets
                 .entry(bucket)
                 .or_default()
-                .tree
-                .insert(GeomWithData::new(rect, Piece { tag, kind }));
+                .pending
+                .push(GeomWithData::new(rect, Piece { tag, kind }));
             self.segments += 1;
             bucket += self.bucket_ms;
         }
@@ -238,7 +262,15 @@ impl Trajectories {
         let mut found = Vec::new();
         let (first, last) = (self.bucket_of(lo[2] as i64), self.bucket_of(hi[2] as i64));
         for (&start, bucket) in self.buckets.range(first..=last) {
-            for e in bucket.tree.locate_in_envelope_intersecting(&envelope) {
+            let pending = bucket
+                .pending
+                .iter()
+                .filter(|e| e.envelope().intersects(&envelope));
+            for e in bucket
+                .tree
+                .locate_in_envelope_intersecting(&envelope)
+                .chain(pending)
+            {
                 let segment = Segment::from_entry(e);
                 // A segment spanning buckets is in each: report it from the first one queried.
                 if segment.a[2] < start as f64 && start > first {
@@ -276,14 +308,14 @@ impl Trajectories {
             .collect();
         for start in old {
             if let Some(bucket) = self.buckets.remove(&start) {
-                self.segments -= bucket.tree.size();
+                self.segments -= bucket.len();
             }
         }
         for (&start, bucket) in self.buckets.iter_mut() {
-            if !bucket.sealed && start + bucket_ms <= closed_before {
-                let entries: Vec<Entry> = std::mem::take(&mut bucket.tree).into_iter().collect();
-                bucket.tree = RTree::bulk_load(entries);
-                bucket.sealed = true;
+            let closed = !bucket.sealed && start + bucket_ms <= closed_before;
+            let late = bucket.pending.len();
+            if closed || (bucket.sealed && late > MIN_LATE_ENTRIES.max(bucket.tree.size() / 8)) {
+                bucket.build();
             }
         }
         self.stays.retain(|_, list| {
