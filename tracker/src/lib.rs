@@ -408,25 +408,25 @@ impl Tracker {
                     }));
                 }
             }
-            self.place(obs.frame, d, visit.id, position, now_ms, &mut alerts);
-            self.flag_rules(obs.frame, d, visit.id, position, now_ms, &mut alerts);
-            self.armed_rule(obs.frame, d, visit.id, position, now_ms, &mut alerts);
-            self.stolen_rule(obs.frame, d, visit.id, position, now_ms, &mut alerts);
+            let sighting = Sighting {
+                frame: obs.frame,
+                d,
+                visit: visit.id,
+                position,
+                now_ms,
+            };
+            self.place(sighting, &mut alerts);
+            self.flag_rules(sighting, &mut alerts);
+            self.armed_rule(sighting, &mut alerts);
+            self.stolen_rule(sighting, &mut alerts);
         }
         self.companion_rule(now_ms, &mut alerts);
         alerts
     }
 
     /// Moves the tag's placement with this detection, and runs the rules that watch moves.
-    fn place(
-        &mut self,
-        frame: FrameKey,
-        d: &Detection,
-        visit: VisitId,
-        position: GeoPoint,
-        now_ms: i64,
-        alerts: &mut Vec<Alert>,
-    ) {
+    fn place(&mut self, s: Sighting<'_>, alerts: &mut Vec<Alert>) {
+        let (d, position) = (s.d, s.position);
         let Some(place) = self.places.get_mut(&d.tag) else {
             let mut place = TagPlace::new(d.station, position, d.seen_at_ms, d.rssi);
             place.slot = self.spatial.arrive(d.station, d.tag, d.seen_at_ms);
@@ -453,7 +453,7 @@ impl Tracker {
             }
             Step::First | Step::Challenged | Step::Late => {}
         }
-        self.clone_rule(frame, d, visit, position, latest, now_ms, alerts);
+        self.clone_rule(s, latest, alerts);
         match step {
             Step::Moved(from) => {
                 self.transitions.learn(
@@ -462,11 +462,11 @@ impl Tracker {
                     current.station,
                     current.since_ms - from.since_ms,
                 );
-                self.fence_rule(frame, d, from.position, current.position, now_ms, alerts);
+                self.fence_rule(s, from.position, current.position, alerts);
             }
             // A mobile reader carried the tag along: fences watch its position too.
             Step::Stayed if latest.position != position && latest.station == d.station => {
-                self.fence_rule(frame, d, latest.position, position, now_ms, alerts);
+                self.fence_rule(s, latest.position, position, alerts);
             }
             Step::First | Step::Stayed | Step::Challenged | Step::Late => {}
         }
@@ -611,6 +611,17 @@ impl Tracker {
     pub fn index_entries(&self) -> usize {
         self.trajectories.len()
     }
+}
+
+/// One detection as the watch rules see it: the frame it came in, the visit it joined, where it
+/// was heard, and the server time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sighting<'a> {
+    frame: FrameKey,
+    d: &'a Detection,
+    visit: VisitId,
+    position: GeoPoint,
+    now_ms: i64,
 }
 
 /// An alert about to be raised: everything but its place in the stream.

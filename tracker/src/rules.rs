@@ -7,13 +7,13 @@
 use crate::placement::Heard;
 use crate::station_watch::Finding;
 use crate::{
-    frame_alert_id, raise, spatial, CompanionCheck, Draft, LastSeen, Tracker, ARMED_RADIUS_M,
-    CLONE_MAX_SPEED_MPS, CLONE_MIN_DISTANCE_M, COMPANION_RADIUS_M,
+    frame_alert_id, raise, spatial, CompanionCheck, Draft, LastSeen, Sighting, Tracker,
+    ARMED_RADIUS_M, CLONE_MAX_SPEED_MPS, CLONE_MIN_DISTANCE_M, COMPANION_RADIUS_M,
 };
 use std::cmp::Reverse;
 use tagwatch_model::{
-    tag_flags, Alert, AlertDetail, AlertKind, CaseId, Detection, FenceCrossing, FrameKey, GeoPoint,
-    Intercept, TagId, VisitId,
+    tag_flags, Alert, AlertDetail, AlertKind, CaseId, FenceCrossing, FrameKey, GeoPoint, Intercept,
+    TagId,
 };
 
 /// Next stations attached to a stolen-tag alert.
@@ -24,51 +24,32 @@ impl Tracker {
         raise(&mut self.next_alert_seq, draft, now_ms)
     }
 
-    /// A draft about detection `d` in `frame`.
-    fn draft(
-        kind: AlertKind,
-        scope: &str,
-        frame: FrameKey,
-        d: &Detection,
-        position: GeoPoint,
-    ) -> Draft {
+    /// A draft about a sighting.
+    fn draft(kind: AlertKind, scope: &str, s: Sighting<'_>) -> Draft {
         Draft {
             kind,
-            id: frame_alert_id(scope, d.tag, frame),
-            tag: Some(d.tag),
-            station: d.station,
-            position,
-            seen_at_ms: d.seen_at_ms,
+            id: frame_alert_id(scope, s.d.tag, s.frame),
+            tag: Some(s.d.tag),
+            station: s.d.station,
+            position: s.position,
+            seen_at_ms: s.d.seen_at_ms,
             detail: AlertDetail::default(),
         }
     }
 
     /// `stolen_sighting`: a reported-stolen tag heard, once per visit, with where it is heading.
-    pub(crate) fn stolen_rule(
-        &mut self,
-        frame: FrameKey,
-        d: &Detection,
-        visit: VisitId,
-        position: GeoPoint,
-        now_ms: i64,
-        alerts: &mut Vec<Alert>,
-    ) {
-        let Some(stolen) = self.stolen.get_mut(&d.tag) else {
+    pub(crate) fn stolen_rule(&mut self, s: Sighting<'_>, alerts: &mut Vec<Alert>) {
+        let Some(stolen) = self.stolen.get_mut(&s.d.tag) else {
             return;
         };
-        if !stolen.alerted.insert(visit) {
+        if !stolen.alerted.insert(s.visit) {
             return;
         }
         let case = stolen.case;
-        let mut draft = Self::draft(
-            AlertKind::StolenSighting,
-            &format!("stolen_sighting-{}", case.0),
-            frame,
-            d,
-            position,
-        );
-        draft.detail = self.movement_detail(d.tag, d.station, case);
-        alerts.push(self.issue(draft, now_ms));
+        let scope = format!("stolen_sighting-{}", case.0);
+        let mut draft = Self::draft(AlertKind::StolenSighting, &scope, s);
+        draft.detail = self.movement_detail(s.d.tag, s.d.station, case);
+        alerts.push(self.issue(draft, s.now_ms));
     }
 
     /// Case, heading, speed and the likely next stations of a tag just heard at `station`.
@@ -151,94 +132,63 @@ impl Tracker {
     }
 
     /// `armed_moved`: an armed vehicle heard away from where it was armed, once per visit.
-    pub(crate) fn armed_rule(
-        &mut self,
-        frame: FrameKey,
-        d: &Detection,
-        visit: VisitId,
-        position: GeoPoint,
-        now_ms: i64,
-        alerts: &mut Vec<Alert>,
-    ) {
-        let Some(guard) = self.armed.get_mut(&d.tag) else {
+    pub(crate) fn armed_rule(&mut self, s: Sighting<'_>, alerts: &mut Vec<Alert>) {
+        let Some(guard) = self.armed.get_mut(&s.d.tag) else {
             return;
         };
-        if spatial::distance_m(guard.position, position) <= ARMED_RADIUS_M
-            || guard.alerted == Some(visit)
+        if spatial::distance_m(guard.position, s.position) <= ARMED_RADIUS_M
+            || guard.alerted == Some(s.visit)
         {
             return;
         }
-        guard.alerted = Some(visit);
-        let draft = Self::draft(AlertKind::ArmedMoved, "armed_moved", frame, d, position);
-        alerts.push(self.issue(draft, now_ms));
+        guard.alerted = Some(s.visit);
+        let draft = Self::draft(AlertKind::ArmedMoved, "armed_moved", s);
+        alerts.push(self.issue(draft, s.now_ms));
     }
 
     /// `clone_suspected`: heard here, and at `previous` too far away for the time between.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn clone_rule(
-        &mut self,
-        frame: FrameKey,
-        d: &Detection,
-        visit: VisitId,
-        position: GeoPoint,
-        previous: Heard,
-        now_ms: i64,
-        alerts: &mut Vec<Alert>,
-    ) {
-        if previous.station == d.station {
+    pub(crate) fn clone_rule(&mut self, s: Sighting<'_>, previous: Heard, alerts: &mut Vec<Alert>) {
+        if previous.station == s.d.station {
             return;
         }
-        let distance = spatial::distance_m(previous.position, position);
+        let distance = spatial::distance_m(previous.position, s.position);
         if distance <= CLONE_MIN_DISTANCE_M {
             return;
         }
-        let seconds = (d.seen_at_ms - previous.at_ms).unsigned_abs() as f64 / 1000.0;
+        let seconds = (s.d.seen_at_ms - previous.at_ms).unsigned_abs() as f64 / 1000.0;
         if distance <= CLONE_MAX_SPEED_MPS * seconds {
             return;
         }
-        if self.clone_alerted.insert(d.tag, visit) == Some(visit) {
+        if self.clone_alerted.insert(s.d.tag, s.visit) == Some(s.visit) {
             return;
         }
-        let draft = Self::draft(
-            AlertKind::CloneSuspected,
-            "clone_suspected",
-            frame,
-            d,
-            position,
-        );
-        alerts.push(self.issue(draft, now_ms));
+        let draft = Self::draft(AlertKind::CloneSuspected, "clone_suspected", s);
+        alerts.push(self.issue(draft, s.now_ms));
     }
 
     /// `tag_tamper`, `panic` and `low_battery`: raised from the tag's own flags, once per flag
     /// per visit.
-    pub(crate) fn flag_rules(
-        &mut self,
-        frame: FrameKey,
-        d: &Detection,
-        visit: VisitId,
-        position: GeoPoint,
-        now_ms: i64,
-        alerts: &mut Vec<Alert>,
-    ) {
+    pub(crate) fn flag_rules(&mut self, s: Sighting<'_>, alerts: &mut Vec<Alert>) {
         const RULES: [(u8, AlertKind); 3] = [
             (tag_flags::PANIC, AlertKind::Panic),
             (tag_flags::TAMPER, AlertKind::TagTamper),
             (tag_flags::LOW_BATTERY, AlertKind::LowBattery),
         ];
-        let raised = d.tag_flags & (tag_flags::PANIC | tag_flags::TAMPER | tag_flags::LOW_BATTERY);
+        let raised =
+            s.d.tag_flags & (tag_flags::PANIC | tag_flags::TAMPER | tag_flags::LOW_BATTERY);
         if raised == 0 {
             return;
         }
-        let entry = self.flags_alerted.entry(d.tag).or_insert((visit, 0));
-        if entry.0 != visit {
-            *entry = (visit, 0);
+        let entry = self.flags_alerted.entry(s.d.tag).or_insert((s.visit, 0));
+        if entry.0 != s.visit {
+            *entry = (s.visit, 0);
         }
         let fresh = raised & !entry.1;
         entry.1 |= raised;
         for (bit, kind) in RULES {
             if fresh & bit != 0 {
-                let draft = Self::draft(kind, kind.as_str(), frame, d, position);
-                alerts.push(self.issue(draft, now_ms));
+                let draft = Self::draft(kind, kind.as_str(), s);
+                alerts.push(self.issue(draft, s.now_ms));
             }
         }
     }
@@ -246,19 +196,17 @@ impl Tracker {
     /// `geofence`: the tag moved from `from` to `to` across fences watching it.
     pub(crate) fn fence_rule(
         &mut self,
-        frame: FrameKey,
-        d: &Detection,
+        s: Sighting<'_>,
         from: GeoPoint,
         to: GeoPoint,
-        now_ms: i64,
         alerts: &mut Vec<Alert>,
     ) {
-        if !self.fences.watches(d.tag) {
+        if !self.fences.watches(s.d.tag) {
             return;
         }
         let crossings: Vec<FenceCrossing> = self
             .fences
-            .crossed(d.tag, from, to)
+            .crossed(s.d.tag, from, to)
             .into_iter()
             .map(|c| FenceCrossing {
                 fence: c.fence.id,
@@ -268,15 +216,11 @@ impl Tracker {
             .collect();
         for crossing in crossings {
             let way = if crossing.entered { "enter" } else { "leave" };
-            let mut draft = Self::draft(
-                AlertKind::Geofence,
-                &format!("geofence-{}-{way}", crossing.fence),
-                frame,
-                d,
-                to,
-            );
+            let scope = format!("geofence-{}-{way}", crossing.fence);
+            let mut draft = Self::draft(AlertKind::Geofence, &scope, s);
+            draft.position = to;
             draft.detail.fence = Some(crossing);
-            alerts.push(self.issue(draft, now_ms));
+            alerts.push(self.issue(draft, s.now_ms));
         }
     }
 
