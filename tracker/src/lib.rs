@@ -521,6 +521,8 @@ impl Tracker {
                 .high_water_ms
                 .saturating_sub(self.config.index_window_ms);
             self.trajectories.maintain(closed_before, keep_after);
+        } else {
+            self.trajectories.take_merged();
         }
         let keep_after = self.high_water_ms.saturating_sub(self.config.hot_window_ms);
         self.visits.take_changes(keep_after)
@@ -610,6 +612,12 @@ impl Tracker {
     /// Entries in the trajectory index.
     pub fn index_entries(&self) -> usize {
         self.trajectories.len()
+    }
+
+    /// Waits for the trajectory index's background merges to land (benchmarks and tests that
+    /// want its settled shape; the server never waits).
+    pub fn settle_index(&mut self) {
+        self.trajectories.settle();
     }
 }
 

@@ -211,48 +211,48 @@ impl Tracker {
             lo = [lo[0].min(c.x), lo[1].min(c.y)];
             hi = [hi[0].max(c.x), hi[1].max(c.y)];
         }
-        let mut found: HashMap<TagId, (i64, i64)> = HashMap::default();
+        let mut found: HashMap<TagId, (i64, i64)> =
+            HashMap::with_capacity_and_hasher(4_096, Default::default());
         let mut note = |tag: TagId, first: i64, last: i64| {
             let e = found.entry(tag).or_insert((first, last));
             *e = (e.0.min(first), e.1.max(last));
         };
         let (from, to) = (from_ms as f64, to_ms as f64);
-        for s in self
-            .trajectories
-            .segments_in([lo[0], lo[1], from], [hi[0], hi[1], to])
-        {
-            let Some((p, q)) = s.clip(from, to) else {
-                continue;
-            };
-            // A box is its own bounding box: the R-tree already tested a stay's point, and a move
-            // is clipped against it below. Only a polygon needs the exact test.
-            let inside = match (s.kind, is_box) {
-                (PieceKind::Stay, true) => true,
-                (PieceKind::Stay, false) => polygon.intersects(&Point::new(p[0], p[1])),
-                (PieceKind::Transit { .. }, true) => clip_to_box(p, q, lo, hi).is_some(),
-                (PieceKind::Transit { .. }, false) => polygon.intersects(&Line::new(
-                    Coord { x: p[0], y: p[1] },
-                    Coord { x: q[0], y: q[1] },
-                )),
-            };
-            if !inside {
-                continue;
-            }
-            match s.kind {
-                PieceKind::Stay => note(s.tag, s.a[2].max(from) as i64, s.b[2].min(to) as i64),
-                // A move's time in the area: the part of it inside the area's bounding box.
-                PieceKind::Transit { .. } => {
-                    let (t0, t1) = (s.a[2].max(from), s.b[2].min(to));
-                    if let Some((f0, f1)) = clip_to_box(p, q, lo, hi) {
-                        note(
-                            s.tag,
-                            (t0 + f0 * (t1 - t0)) as i64,
-                            (t0 + f1 * (t1 - t0)) as i64,
-                        );
+        let window = ([lo[0], lo[1], from], [hi[0], hi[1], to]);
+        self.trajectories
+            .for_each_segment_in(window.0, window.1, |s| {
+                let Some((p, q)) = s.clip(from, to) else {
+                    return;
+                };
+                // A box is its own bounding box: the R-tree already tested a stay's point, and a move
+                // is clipped against it below. Only a polygon needs the exact test.
+                let inside = match (s.kind, is_box) {
+                    (PieceKind::Stay, true) => true,
+                    (PieceKind::Stay, false) => polygon.intersects(&Point::new(p[0], p[1])),
+                    (PieceKind::Transit { .. }, true) => clip_to_box(p, q, lo, hi).is_some(),
+                    (PieceKind::Transit { .. }, false) => polygon.intersects(&Line::new(
+                        Coord { x: p[0], y: p[1] },
+                        Coord { x: q[0], y: q[1] },
+                    )),
+                };
+                if !inside {
+                    return;
+                }
+                match s.kind {
+                    PieceKind::Stay => note(s.tag, s.a[2].max(from) as i64, s.b[2].min(to) as i64),
+                    // A move's time in the area: the part of it inside the area's bounding box.
+                    PieceKind::Transit { .. } => {
+                        let (t0, t1) = (s.a[2].max(from), s.b[2].min(to));
+                        if let Some((f0, f1)) = clip_to_box(p, q, lo, hi) {
+                            note(
+                                s.tag,
+                                (t0 + f0 * (t1 - t0)) as i64,
+                                (t0 + f1 * (t1 - t0)) as i64,
+                            );
+                        }
                     }
                 }
-            }
-        }
+            });
         // Visits still open at stations inside the area.
         for (station, xy) in self.spatial.stations_in(lo, hi) {
             if !is_box && !polygon.intersects(&Point::new(xy[0], xy[1])) {
@@ -274,7 +274,7 @@ impl Tracker {
                 last_ms,
             })
             .collect();
-        passages.sort_by_key(|p| p.tag);
+        passages.sort_unstable_by_key(|p| p.tag);
         passages.truncate(limit);
         passages
     }

@@ -4,18 +4,25 @@
 //! the index as a *stay*: a vertical segment at its station from its first to its last detection,
 //! joined to the tag's previous stay by a *transit* segment. Tags heard by mobile readers add
 //! segments between the reader's GPS fixes instead. Segments live in one R-tree per time bucket
-//! (ten minutes by default): while a bucket is current its segments are only appended to a list
-//! (an R-tree insertion costs microseconds, on the ingest path); once it closes it is built in
-//! bulk into a packed tree, and it is dropped whole when it leaves the index window. The
-//! tracker answers area, track and convoy questions from here for the window it covers; older
-//! questions go to the store.
+//! (ten minutes by default), dropped whole when the bucket leaves the index window.
 //!
-//! Coordinates are metres on the tracker's local plane and milliseconds.
+//! Nothing here may stall the ingest path, and a question about the last minutes must be as fast
+//! as one about yesterday. So a bucket grows in chunks: appended segments are built in bulk into
+//! a small tree every [`CHUNK`] entries (milliseconds), and once the bucket has closed a builder
+//! thread merges its chunks into one packed tree (seconds, for a busy city's ten minutes) while
+//! queries keep using the chunks. The tracker answers area, track and convoy questions from here
+//! for the window it covers; older questions go to the store.
+//!
+//! Coordinates are metres on the tracker's local plane and milliseconds. Entries hold `f32`
+//! (half the memory of `f64`) with time relative to their bucket's start: a day's milliseconds
+//! then keep a precision of 8 ms or better, and a city's metres a few millimetres.
 
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{Envelope, RTree, RTreeObject, AABB};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::Arc;
 use tagwatch_model::{StationId, TagId, VisitId};
 
 /// Transit segments longer than this in time are not drawn: the tag went somewhere unseen.
@@ -23,6 +30,9 @@ pub const MAX_TRANSIT_MS: i64 = 600_000;
 /// A mobile reader's fixes of one tag closer than this (in time and space) add no segment.
 const FIX_MIN_STEP_MS: i64 = 15_000;
 const FIX_MIN_STEP_M: f64 = 25.0;
+/// Appended entries are built into a tree this many at a time: a few milliseconds of work, and
+/// the most a query ever scans linearly in one bucket.
+pub const CHUNK: usize = 16_384;
 
 /// A closed visit: the tag stayed in range of `station` from `first_ms` to `last_ms`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,7 +62,9 @@ pub struct Piece {
     pub kind: PieceKind,
 }
 
-type Entry = GeomWithData<Rectangle<[f64; 3]>, Piece>;
+/// A segment's box in (x, y, time since its bucket's start): 32 bytes with its payload.
+type Entry = GeomWithData<Rectangle<[f32; 3]>, Piece>;
+type Tree = Arc<RTree<Entry>>;
 
 /// A segment of a trajectory: from `a` to `b`, each `[x, y, t]`, with `a[2] <= b[2]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,9 +76,16 @@ pub struct Segment {
 }
 
 impl Segment {
-    fn from_entry(e: &Entry) -> Self {
+    fn from_entry(e: &Entry, origin: i64) -> Self {
         let env = e.geom().envelope();
-        let (lo, hi) = (env.lower(), env.upper());
+        let widen = |p: [f32; 3]| {
+            [
+                f64::from(p[0]),
+                f64::from(p[1]),
+                f64::from(p[2]) + origin as f64,
+            ]
+        };
+        let (lo, hi) = (widen(env.lower()), widen(env.upper()));
         let (mut a, mut b) = (lo, hi);
         if let PieceKind::Transit { east, north } = e.data.kind {
             if !east {
@@ -101,33 +120,105 @@ impl Segment {
     }
 }
 
-#[derive(Debug, Default)]
-struct Bucket {
-    /// Built in bulk once the bucket has closed.
-    tree: RTree<Entry>,
-    /// Entries not in the tree yet: all of them while the bucket is current (appending is far
-    /// cheaper than inserting into an R-tree, and a bucket holds minutes of data, so a scan is
-    /// short), and late ones after it was built.
-    pending: Vec<Entry>,
-    sealed: bool,
+/// A box in bucket-local `f32` coordinates that contains the `f64` box `[lo, hi]`: rounded
+/// outwards, so the R-tree never misses an entry on the edge (callers test exactly after).
+fn local_box(lo: [f64; 3], hi: [f64; 3], origin: i64) -> ([f32; 3], [f32; 3]) {
+    let down = |v: f64| (v as f32).next_down();
+    let up = |v: f64| (v as f32).next_up();
+    let o = origin as f64;
+    (
+        [down(lo[0]), down(lo[1]), down(lo[2] - o)],
+        [up(hi[0]), up(hi[1]), up(hi[2] - o)],
+    )
 }
 
-/// Late entries a built bucket collects (and scans) before it is rebuilt with them: at least
-/// this many, and an eighth of the tree, so rebuilding costs O(log n) per entry over time. (A
-/// long visit closing now also lands in the buckets before the current one.)
-const MIN_LATE_ENTRIES: usize = 1_024;
+#[derive(Debug, Default)]
+struct Bucket {
+    /// Trees built from the bucket's entries: chunks of [`CHUNK`] while it is current, merged
+    /// into one by the builder thread once it has closed.
+    trees: Vec<Tree>,
+    /// Entries not in a tree yet (fewer than [`CHUNK`]).
+    pending: Vec<Entry>,
+    /// No more entries are expected, except late ones.
+    closed: bool,
+    /// A merge of the first this-many trees is with the builder.
+    merging: usize,
+}
 
 impl Bucket {
     fn len(&self) -> usize {
-        self.tree.size() + self.pending.len()
+        self.trees.iter().map(|t| t.size()).sum::<usize>() + self.pending.len()
     }
 
-    /// Puts the pending entries into the tree, rebuilding it in bulk.
-    fn build(&mut self) {
-        let mut entries: Vec<Entry> = std::mem::take(&mut self.tree).into_iter().collect();
-        entries.append(&mut self.pending);
-        self.tree = RTree::bulk_load(entries);
-        self.sealed = true;
+    fn push(&mut self, entry: Entry) {
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(CHUNK);
+        }
+        self.pending.push(entry);
+        if self.pending.len() >= CHUNK {
+            self.build_chunk();
+        }
+    }
+
+    /// Builds the pending entries into a tree of their own.
+    fn build_chunk(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let entries = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        self.trees.push(Arc::new(RTree::bulk_load(entries)));
+    }
+
+    /// Whether the builder should merge this bucket's trees now.
+    fn wants_merge(&self) -> bool {
+        self.closed && self.merging == 0 && self.trees.len() > 1
+    }
+}
+
+/// A request to the builder thread: merge these trees of the bucket starting at `start`.
+struct MergeJob {
+    start: i64,
+    trees: Vec<Tree>,
+}
+
+/// The builder's answer: the first `merged` trees of bucket `start`, as one.
+struct Merged {
+    start: i64,
+    merged: usize,
+    tree: RTree<Entry>,
+}
+
+/// The thread that merges closed buckets' chunks, so a bulk build of millions of entries never
+/// runs on the ingest path. It ends when the index is dropped.
+#[derive(Debug)]
+struct Builder {
+    jobs: mpsc::Sender<MergeJob>,
+    done: mpsc::Receiver<Merged>,
+}
+
+impl Builder {
+    fn spawn() -> Self {
+        let (jobs, job_rx) = mpsc::channel::<MergeJob>();
+        let (done_tx, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("trajectory-builder".into())
+            .spawn(move || {
+                for job in job_rx {
+                    let entries: Vec<Entry> =
+                        job.trees.iter().flat_map(|t| t.iter().copied()).collect();
+                    let merged = Merged {
+                        start: job.start,
+                        merged: job.trees.len(),
+                        tree: RTree::bulk_load(entries),
+                    };
+                    drop(job.trees);
+                    if done_tx.send(merged).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawn the trajectory builder thread");
+        Self { jobs, done }
     }
 }
 
@@ -147,6 +238,7 @@ pub struct Trajectories {
     /// Each tag's latest mobile fix that went into the index.
     fixes: HashMap<TagId, Fix>,
     segments: usize,
+    builder: Builder,
 }
 
 impl Trajectories {
@@ -157,6 +249,7 @@ impl Trajectories {
             stays: HashMap::default(),
             fixes: HashMap::default(),
             segments: 0,
+            builder: Builder::spawn(),
         }
     }
 
@@ -166,14 +259,14 @@ impl Trajectories {
 
     /// Inserts a segment into every bucket its time span touches.
     fn insert(&mut self, tag: TagId, a: [f64; 3], b: [f64; 3], kind: PieceKind) {
-        let rect = Rectangle::from_corners(a, b);
         let (first, last) = (a[2].min(b[2]) as i64, a[2].max(b[2]) as i64);
         let mut bucket = self.bucket_of(first);
         while bucket <= last {
+            let local = |p: [f64; 3]| [p[0] as f32, p[1] as f32, (p[2] - bucket as f64) as f32];
+            let rect = Rectangle::from_corners(local(a), local(b));
             self.buckets
                 .entry(bucket)
                 .or_default()
-                .pending
                 .push(GeomWithData::new(rect, Piece { tag, kind }));
             self.segments += 1;
             bucket += self.bucket_ms;
@@ -258,28 +351,35 @@ impl Trajectories {
 
     /// Segments whose box meets `[lo, hi]` (x, y, t), each once.
     pub fn segments_in(&self, lo: [f64; 3], hi: [f64; 3]) -> Vec<Segment> {
-        let envelope = AABB::from_corners(lo, hi);
         let mut found = Vec::new();
+        self.for_each_segment_in(lo, hi, |s| found.push(s));
+        found
+    }
+
+    /// Calls `f` with each segment whose box meets `[lo, hi]` (x, y, t), once each, without
+    /// collecting them first.
+    pub fn for_each_segment_in(&self, lo: [f64; 3], hi: [f64; 3], mut f: impl FnMut(Segment)) {
         let (first, last) = (self.bucket_of(lo[2] as i64), self.bucket_of(hi[2] as i64));
         for (&start, bucket) in self.buckets.range(first..=last) {
+            let (l, h) = local_box(lo, hi, start);
+            let envelope = AABB::from_corners(l, h);
             let pending = bucket
                 .pending
                 .iter()
                 .filter(|e| e.envelope().intersects(&envelope));
             for e in bucket
-                .tree
-                .locate_in_envelope_intersecting(&envelope)
+                .trees
+                .iter()
+                .flat_map(|t| t.locate_in_envelope_intersecting(&envelope))
                 .chain(pending)
             {
-                let segment = Segment::from_entry(e);
                 // A segment spanning buckets is in each: report it from the first one queried.
-                if segment.a[2] < start as f64 && start > first {
+                if e.geom().envelope().lower()[2] < 0.0 && start > first {
                     continue;
                 }
-                found.push(segment);
+                f(Segment::from_entry(e, start));
             }
         }
-        found
     }
 
     /// The tag's closed stays overlapping `[from, to]`, in time order.
@@ -296,8 +396,9 @@ impl Trajectories {
         found
     }
 
-    /// Seals buckets that ended before `closed_before` (rebuilt in bulk) and drops those that
-    /// ended before `keep_after`, with the stays that ended before it.
+    /// Closes buckets that ended before `closed_before` (their chunks go to the builder to be
+    /// merged), takes in merged trees, and drops buckets that ended before `keep_after`, with
+    /// the stays that ended before it.
     pub fn maintain(&mut self, closed_before: i64, keep_after: i64) {
         let bucket_ms = self.bucket_ms;
         let old: Vec<i64> = self
@@ -311,11 +412,21 @@ impl Trajectories {
                 self.segments -= bucket.len();
             }
         }
+        self.take_merged();
         for (&start, bucket) in self.buckets.iter_mut() {
-            let closed = !bucket.sealed && start + bucket_ms <= closed_before;
-            let late = bucket.pending.len();
-            if closed || (bucket.sealed && late > MIN_LATE_ENTRIES.max(bucket.tree.size() / 8)) {
-                bucket.build();
+            if !bucket.closed && start + bucket_ms <= closed_before {
+                bucket.closed = true;
+                bucket.build_chunk();
+            }
+            if bucket.wants_merge() {
+                bucket.merging = bucket.trees.len();
+                let job = MergeJob {
+                    start,
+                    trees: bucket.trees.clone(),
+                };
+                if self.builder.jobs.send(job).is_err() {
+                    bucket.merging = 0;
+                }
             }
         }
         self.stays.retain(|_, list| {
@@ -323,6 +434,35 @@ impl Trajectories {
             !list.is_empty()
         });
         self.fixes.retain(|_, f| f.t >= keep_after);
+    }
+
+    /// Puts the builder's merged trees in place of the chunks they were built from. Cheap when
+    /// there are none: called on every flush.
+    pub fn take_merged(&mut self) {
+        while let Ok(merged) = self.builder.done.try_recv() {
+            self.put_merged(merged);
+        }
+    }
+
+    fn put_merged(&mut self, merged: Merged) {
+        // A bucket dropped meanwhile has nothing to replace.
+        if let Some(bucket) = self.buckets.get_mut(&merged.start) {
+            bucket
+                .trees
+                .splice(..merged.merged, [Arc::new(merged.tree)]);
+            bucket.merging = 0;
+        }
+    }
+
+    /// Waits until every merge sent to the builder is back in place (for tests and benches
+    /// that want the final shape of the index).
+    pub fn settle(&mut self) {
+        while self.buckets.values().any(|b| b.merging > 0) {
+            match self.builder.done.recv() {
+                Ok(merged) => self.put_merged(merged),
+                Err(_) => break,
+            }
+        }
     }
 
     /// Index entries held (a segment spanning buckets counts once per bucket).
@@ -334,12 +474,17 @@ impl Trajectories {
         self.segments == 0
     }
 
-    /// Buckets held, and how many are sealed.
+    /// Buckets held, and how many are closed.
     pub fn buckets(&self) -> (usize, usize) {
         (
             self.buckets.len(),
-            self.buckets.values().filter(|b| b.sealed).count(),
+            self.buckets.values().filter(|b| b.closed).count(),
         )
+    }
+
+    /// Trees held over all buckets: one per closed bucket once merged.
+    pub fn trees(&self) -> usize {
+        self.buckets.values().map(|b| b.trees.len()).sum()
     }
 }
 
@@ -406,6 +551,43 @@ mod tests {
         index.maintain(10_000, 5_000);
         assert!(index.is_empty());
         assert!(index.stays(TagId(1), 0, 10_000).is_empty());
+    }
+
+    #[test]
+    fn a_busy_bucket_grows_in_chunks_and_is_merged_into_one_tree_once_closed() {
+        let mut index = Trajectories::new(600_000);
+        let n = 3 * CHUNK + 100;
+        for i in 0..n {
+            let x = (i % 1_000) as f64 * 10.0;
+            let t = (i as i64 * 500_000) / n as i64;
+            index.close(TagId(i as u32), stay(i as i64, 1, x, t, t + 1_000));
+        }
+        let query = |index: &Trajectories| {
+            let mut tags: Vec<u32> = index
+                .segments_in([95.0, -1.0, 100_000.0], [205.0, 1.0, 200_000.0])
+                .iter()
+                .map(|s| s.tag.0)
+                .collect();
+            tags.sort_unstable();
+            tags
+        };
+        assert_eq!(
+            index.trees(),
+            3,
+            "three full chunks built, 100 entries pending"
+        );
+        let before = query(&index);
+        // Stays at x = 100 or 200 (i % 1000 in 10..=20) with t in the window: about 1 in 90.
+        assert!(before.len() > 100, "{}", before.len());
+        index.maintain(600_000, 0);
+        index.settle();
+        assert_eq!(index.trees(), 1, "merged by the builder");
+        assert_eq!(index.len(), n);
+        assert_eq!(
+            query(&index),
+            before,
+            "same answer from chunks and merged tree"
+        );
     }
 
     #[test]

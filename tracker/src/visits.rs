@@ -8,6 +8,7 @@
 // FxHash: keys are small integers that come only from authenticated stations,
 // and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
 use rustc_hash::FxHashMap as HashMap;
+use smallvec::SmallVec;
 use tagwatch_model::{Detection, StationId, TagId, Visit, VisitId};
 
 /// What a flush must write: every visit changed since the last flush, and the ids merged away.
@@ -36,12 +37,25 @@ enum Change {
     Full,
 }
 
+/// A visit in memory, and how it changed since the last flush.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    visit: Visit,
+    change: Option<Change>,
+}
+
+/// The visits of one (tag, station) in time order. Almost always one within the hot window, so
+/// it is kept inline in the map: a detection then touches one cache line, not two.
+type Visits = SmallVec<[Slot; 1]>;
+
 /// The recent visits of every (tag, station), in time order.
 #[derive(Debug)]
 pub struct VisitBook {
     gap_ms: i64,
-    by_pair: HashMap<(TagId, StationId), Vec<Visit>>,
-    dirty: HashMap<(TagId, StationId, VisitId), Change>,
+    by_pair: HashMap<(TagId, StationId), Visits>,
+    /// Pairs with a changed visit, in order of first change (a pair may be listed twice; the
+    /// flush takes each changed visit once). A list, not a set: appending costs no lookup.
+    dirty: Vec<(TagId, StationId)>,
     deleted: Vec<VisitId>,
     next_id: i64,
     /// The cut-off of the last sweep of old visits. Sweeping walks every pair, so it runs when
@@ -58,7 +72,7 @@ impl VisitBook {
         Self {
             gap_ms,
             by_pair: HashMap::default(),
-            dirty: HashMap::default(),
+            dirty: Vec::new(),
             deleted: Vec::new(),
             next_id,
             pruned_up_to: i64::MIN,
@@ -76,11 +90,17 @@ impl VisitBook {
     pub fn restore(&mut self, visit: Visit) {
         self.next_id = self.next_id.max(visit.id.0 + 1);
         let list = self.by_pair.entry((visit.tag, visit.station)).or_default();
-        if list.iter().any(|v| v.id == visit.id) {
+        if list.iter().any(|s| s.visit.id == visit.id) {
             return;
         }
-        let at = list.partition_point(|v| v.first_seen_ms < visit.first_seen_ms);
-        list.insert(at, visit);
+        let at = list.partition_point(|s| s.visit.first_seen_ms < visit.first_seen_ms);
+        list.insert(
+            at,
+            Slot {
+                visit,
+                change: None,
+            },
+        );
     }
 
     /// Whether a detection at `t` may belong with visits already dropped from memory: they
@@ -100,6 +120,7 @@ impl VisitBook {
         self.by_pair
             .get(&(tag, station))?
             .iter()
+            .map(|s| &s.visit)
             .find(|v| v.first_seen_ms - gap <= t && t <= v.last_seen_ms + gap)
             .map(|v| v.id)
     }
@@ -109,16 +130,17 @@ impl VisitBook {
         self.by_pair
             .get(&(tag, station))?
             .iter()
-            .find(|v| v.id == id)
-            .copied()
+            .find(|s| s.visit.id == id)
+            .map(|s| s.visit)
     }
 
     /// Adds one detection and returns the visit it now belongs to, and whether that visit is new.
     pub fn add(&mut self, d: &Detection) -> (Visit, bool) {
         let gap = self.gap_ms;
-        let list = self.by_pair.entry((d.tag, d.station)).or_default();
+        let key = (d.tag, d.station);
+        let list = self.by_pair.entry(key).or_default();
         let t = d.seen_at_ms;
-        let near = |v: &Visit| v.first_seen_ms - gap <= t && t <= v.last_seen_ms + gap;
+        let near = |s: &Slot| s.visit.first_seen_ms - gap <= t && t <= s.visit.last_seen_ms + gap;
         let Some(i) = list.iter().position(near) else {
             let visit = Visit {
                 id: VisitId(self.next_id),
@@ -130,13 +152,22 @@ impl VisitBook {
                 reads: u32::from(d.reads),
             };
             self.next_id += 1;
-            let at = list.partition_point(|v| v.first_seen_ms < t);
-            list.insert(at, visit);
-            self.dirty
-                .insert((d.tag, d.station, visit.id), Change::Full);
+            let at = list.partition_point(|s| s.visit.first_seen_ms < t);
+            let listed = list.iter().any(|s| s.change.is_some());
+            list.insert(
+                at,
+                Slot {
+                    visit,
+                    change: Some(Change::Full),
+                },
+            );
+            if !listed {
+                self.dirty.push(key);
+            }
             return (visit, true);
         };
-        let v = &mut list[i];
+        let listed = list.iter().any(|s| s.change.is_some());
+        let v = &mut list[i].visit;
         let mut change = if t < v.first_seen_ms {
             Change::Full
         } else {
@@ -147,29 +178,28 @@ impl VisitBook {
         v.best_rssi = v.best_rssi.max(d.rssi);
         v.reads = v.reads.saturating_add(u32::from(d.reads));
         // The detection may have closed the gap to the next visit: merge it into this one.
-        if let Some(next) = list.get(i + 1).copied() {
-            if next.first_seen_ms - gap <= list[i].last_seen_ms {
-                let v = &mut list[i];
+        if let Some(next) = list.get(i + 1).map(|s| s.visit) {
+            if next.first_seen_ms - gap <= list[i].visit.last_seen_ms {
+                let v = &mut list[i].visit;
                 v.last_seen_ms = v.last_seen_ms.max(next.last_seen_ms);
                 v.best_rssi = v.best_rssi.max(next.best_rssi);
                 v.reads = v.reads.saturating_add(next.reads);
                 list.remove(i + 1);
-                self.dirty.remove(&(d.tag, d.station, next.id));
                 self.deleted.push(next.id);
                 change = Change::Full;
             }
         }
         // Only the visit after `i` can newly overlap: `i` was the first one near `t`, so the one
         // before it ends more than a gap before `t`, and extending `i` backwards to `t` keeps that.
-        let visit = list[i];
-        let entry = self
-            .dirty
-            .entry((d.tag, d.station, visit.id))
-            .or_insert(change);
-        if change == Change::Full {
-            *entry = Change::Full;
+        let slot = &mut list[i];
+        slot.change = match (slot.change, change) {
+            (Some(Change::Full), _) | (_, Change::Full) => Some(Change::Full),
+            _ => Some(Change::Extended),
+        };
+        if !listed {
+            self.dirty.push(key);
         }
-        (visit, false)
+        (slot.visit, false)
     }
 
     /// Takes what changed since the last call, and forgets visits that ended before `keep_after_ms`
@@ -177,15 +207,15 @@ impl VisitBook {
     pub fn take_changes(&mut self, keep_after_ms: i64) -> VisitChanges {
         let mut upserts = Vec::new();
         let mut extended = Vec::with_capacity(self.dirty.len());
-        for ((tag, station, id), change) in self.dirty.drain() {
-            if let Some(v) = self
-                .by_pair
-                .get(&(tag, station))
-                .and_then(|list| list.iter().find(|v| v.id == id))
-            {
-                match change {
-                    Change::Full => upserts.push(*v),
-                    Change::Extended => extended.push(*v),
+        for key in self.dirty.drain(..) {
+            let Some(list) = self.by_pair.get_mut(&key) else {
+                continue;
+            };
+            for slot in list.iter_mut() {
+                match slot.change.take() {
+                    Some(Change::Full) => upserts.push(slot.visit),
+                    Some(Change::Extended) => extended.push(slot.visit),
+                    None => {}
                 }
             }
         }
@@ -194,7 +224,7 @@ impl VisitBook {
         if keep_after_ms.saturating_sub(self.pruned_up_to) >= PRUNE_STEP_MS {
             self.pruned_up_to = keep_after_ms;
             self.by_pair.retain(|_, list| {
-                list.retain(|v| v.last_seen_ms >= keep_after_ms);
+                list.retain(|s| s.visit.last_seen_ms >= keep_after_ms);
                 !list.is_empty()
             });
         }
@@ -207,7 +237,7 @@ impl VisitBook {
 
     /// Visits held in memory.
     pub fn len(&self) -> usize {
-        self.by_pair.values().map(Vec::len).sum()
+        self.by_pair.values().map(SmallVec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -236,7 +266,7 @@ mod tests {
             .by_pair
             .values()
             .flatten()
-            .map(|v| (v.first_seen_ms, v.last_seen_ms, v.reads))
+            .map(|s| (s.visit.first_seen_ms, s.visit.last_seen_ms, s.visit.reads))
             .collect();
         all.sort_unstable();
         all
