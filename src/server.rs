@@ -122,6 +122,12 @@ impl Server {
         for (tag, _, position) in store.guards().await? {
             tracker.arm(tag, position);
         }
+        for fence in store.geofences().await? {
+            tracker.command(tagwatch_tracker::Command::Geofence(fence), 0);
+        }
+        for (tag, companion) in store.pairs().await? {
+            tracker.command(tagwatch_tracker::Command::Pair { tag, companion }, 0);
+        }
         // A stolen tag's visit that was alerted before the restart stays alerted.
         for &(tag, _) in &open_cases {
             for alert in store.alerts_for_tag(tag, 1_000).await? {

@@ -20,10 +20,11 @@ pub mod live;
 pub mod routes;
 pub mod spatial;
 pub mod sse;
+pub mod watch;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use error::ApiError;
 use prometheus_client::registry::Registry;
@@ -134,6 +135,15 @@ pub fn app(state: ApiState) -> Router {
         .route("/vehicles/{tag}/track", get(routes::track))
         .route("/vehicles/{tag}/companions", get(spatial::travelling_with))
         .route("/dens", get(spatial::dens))
+        .route(
+            "/geofences",
+            post(watch::create_geofence).get(watch::list_geofences),
+        )
+        .route("/geofences/{id}", delete(watch::delete_geofence))
+        .route(
+            "/vehicles/{tag}/pair",
+            get(watch::get_pair).put(watch::pair).delete(watch::unpair),
+        )
         .route("/alerts/stream", get(sse::stream))
         .layer(middleware::from_fn_with_state(
             state.clone(),

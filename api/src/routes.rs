@@ -24,9 +24,9 @@ const DEFAULT_TRACK_WINDOW_MS: i64 = 24 * 3_600_000;
 /// Most visits in one track answer.
 const MAX_TRACK_VISITS: u32 = 10_000;
 
-type Body<T> = Result<Json<T>, JsonRejection>;
+pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
 
-fn text(field: &'static str, value: String) -> Result<String, ApiError> {
+pub(crate) fn text(field: &'static str, value: String) -> Result<String, ApiError> {
     let value = value.trim().to_owned();
     if value.is_empty() {
         return Err(ApiError::field(field, format!("{field} must not be empty")));
@@ -40,7 +40,7 @@ fn text(field: &'static str, value: String) -> Result<String, ApiError> {
     Ok(value)
 }
 
-fn id_u32(field: &'static str, value: i64) -> Result<u32, ApiError> {
+pub(crate) fn id_u32(field: &'static str, value: i64) -> Result<u32, ApiError> {
     u32::try_from(value)
         .ok()
         .filter(|v| *v != 0)
@@ -54,7 +54,7 @@ pub(crate) fn tag_from_path(tag: &str) -> Result<TagId, ApiError> {
         .map(TagId)
 }
 
-async fn tell_tracker(state: &ApiState, command: Command) -> Result<(), ApiError> {
+pub(crate) async fn tell_tracker(state: &ApiState, command: Command) -> Result<(), ApiError> {
     state
         .tracker
         .send(command)
@@ -405,7 +405,11 @@ pub async fn recovered(
 
 /// A vehicle the caller may act on: any for police, their own for an owner. An owner asking
 /// for someone else's vehicle learns nothing, not even that it exists.
-async fn accessible_vehicle(state: &ApiState, caller: &Caller, tag: TagId) -> Result<(), ApiError> {
+pub(crate) async fn accessible_vehicle(
+    state: &ApiState,
+    caller: &Caller,
+    tag: TagId,
+) -> Result<(), ApiError> {
     let owner = state.store.vehicle_owner(tag).await?;
     match (owner, caller.role) {
         (None, _) => Err(ApiError::NotFound(format!("no vehicle with tag {tag}"))),

@@ -41,7 +41,7 @@ pub struct NearQuery {
     purpose: Option<String>,
 }
 
-fn point(lat: f64, lon: f64) -> Result<GeoPoint, ApiError> {
+pub(crate) fn point(lat: f64, lon: f64) -> Result<GeoPoint, ApiError> {
     GeoPoint::new(lat, lon).map_err(|e| {
         let field = if e.to_string().starts_with("lat") {
             "lat"

@@ -17,6 +17,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod watch;
 
 use tagwatch_model::{
     Alert, AlertId, AlertKind, AuditEntry, CaseId, GeoBox, GeoPoint, Role, Station, StationId,

@@ -31,7 +31,7 @@ pub const OPEN_VISIT_SCAN_DAYS: i64 = 7;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     /// One connection: flushes commit in order, and its staging table lives with it.
-    writer: PgPool,
+    pub(crate) writer: PgPool,
     reader: PgPool,
 }
 

@@ -22,7 +22,7 @@ use tagwatch_model::{
 /// A SQLite database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    pub(crate) writer: SqlitePool,
     reader: SqlitePool,
 }
 

@@ -503,3 +503,91 @@ async fn the_audit_log_is_append_only() {
         assert_eq!(entries, vec![tagwatch_model::AuditEntry { id, ..entry }]);
     }
 }
+
+#[tokio::test]
+async fn geofences_and_companion_pairs_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.path().join("w.sqlite").display()
+    )];
+    urls.extend(tagwatch_store::testing::fresh_postgres().await);
+    let admin = tagwatch_model::UserId(1);
+    let fence = tagwatch_model::Geofence {
+        id: 0,
+        name: "school".into(),
+        area: vec![
+            GeoPoint {
+                lat: 23.0,
+                lon: 116.0,
+            },
+            GeoPoint {
+                lat: 23.01,
+                lon: 116.0,
+            },
+            GeoPoint {
+                lat: 23.01,
+                lon: 116.01,
+            },
+        ],
+        tags: vec![TagId(5), TagId(6)],
+        on_enter: false,
+        on_leave: true,
+    };
+    for url in urls {
+        let store = Store::open(&url).await.expect("open");
+        let first = store
+            .insert_geofence(&fence, admin, 10)
+            .await
+            .expect("insert");
+        let second = store
+            .insert_geofence(&fence, admin, 11)
+            .await
+            .expect("insert");
+        assert_ne!(first.id, second.id, "{url}: each fence gets its own id");
+        assert_eq!(
+            first,
+            tagwatch_model::Geofence {
+                id: first.id,
+                ..fence.clone()
+            }
+        );
+        store
+            .pair(TagId(5), TagId(50), admin, 12)
+            .await
+            .expect("pair");
+        store
+            .pair(TagId(6), TagId(60), admin, 12)
+            .await
+            .expect("pair");
+        store
+            .pair(TagId(5), TagId(51), admin, 13)
+            .await
+            .expect("re-pair replaces");
+        assert!(store.delete_geofence(second.id).await.expect("delete"));
+        assert!(!store
+            .delete_geofence(second.id)
+            .await
+            .expect("delete again"));
+        assert!(store.unpair(TagId(6)).await.expect("unpair"));
+        assert!(!store.unpair(TagId(6)).await.expect("unpair again"));
+        store.close().await;
+
+        let store = Store::open(&url).await.expect("reopen");
+        assert_eq!(
+            store.geofences().await.expect("fences"),
+            vec![first.clone()],
+            "{url}"
+        );
+        assert_eq!(
+            store.pairs().await.expect("pairs"),
+            vec![(TagId(5), TagId(51))],
+            "{url}"
+        );
+        assert_eq!(
+            store.companion_of(TagId(5)).await.expect("of"),
+            Some(TagId(51))
+        );
+        assert_eq!(store.companion_of(TagId(6)).await.expect("of"), None);
+    }
+}

@@ -9,34 +9,8 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{client, provision, TestServer, TestStation, TOKEN};
+use support::{client, create_user, get, login, post, provision, TestServer, TestStation, TOKEN};
 use tagwatch_gateway::wire::AckStatus;
-
-async fn call(
-    server: &TestServer,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = client()
-        .request(method, server.url(path))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(server: &TestServer, path: &str, token: &str) -> (StatusCode, Value) {
-    call(server, reqwest::Method::GET, path, token, None).await
-}
-
-async fn post(server: &TestServer, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-    call(server, reqwest::Method::POST, path, token, Some(body)).await
-}
 
 type Events = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<eventsource_stream::Event, String>> + Send>,
@@ -73,25 +47,6 @@ async fn alert_tags(stream: &mut Events, n: usize) -> Vec<i64> {
         }
     }
     tags
-}
-
-async fn create_user(server: &TestServer, username: &str, role: &str) {
-    let body =
-        json!({"username": username, "password": format!("{username}-password"), "role": role});
-    let (status, answer) = post(server, "/api/v1/users", TOKEN, body).await;
-    assert_eq!(status, 201, "{answer}");
-}
-
-async fn login(server: &TestServer, username: &str) -> String {
-    let response = client()
-        .post(server.url("/api/v1/login"))
-        .json(&json!({"username": username, "password": format!("{username}-password")}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("json");
-    body["token"].as_str().expect("token").to_owned()
 }
 
 /// A server with an owner (alice, owning tag 500), an officer (bob) and a dispatcher (carol);

@@ -118,6 +118,66 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// One API call with a bearer token; the answer's status and JSON body (null if none).
+pub async fn call(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut request = client()
+        .request(method, server.url(path))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
+}
+
+pub async fn get(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    call(server, reqwest::Method::GET, path, token, None).await
+}
+
+pub async fn post(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    call(server, reqwest::Method::POST, path, token, Some(body)).await
+}
+
+/// Creates an account (as the admin) whose password is `{username}-password`.
+pub async fn create_user(server: &TestServer, username: &str, role: &str) {
+    let body = serde_json::json!({
+        "username": username, "password": format!("{username}-password"), "role": role,
+    });
+    let (status, answer) = post(server, "/api/v1/users", TOKEN, body).await;
+    assert_eq!(status, 201, "{answer}");
+}
+
+/// Logs in as a user made by [`create_user`]; returns the token.
+pub async fn login(server: &TestServer, username: &str) -> String {
+    let response = client()
+        .post(server.url("/api/v1/login"))
+        .json(&serde_json::json!({
+            "username": username, "password": format!("{username}-password"),
+        }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
 pub fn station(id: u32) -> Station {
     Station {
         id: StationId(id),

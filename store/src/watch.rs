@@ -1,0 +1,146 @@
+//! # Watch lists: geofences and companion pairs.
+//!
+//! The tracker holds these in memory and checks every detection against them; the store keeps
+//! them so they survive a restart (the server loads them into the tracker at start). They change
+//! rarely, through the admin and owner API, so each backend runs the same SQL.
+
+use crate::{to_u32, Error, Result, Store};
+use tagwatch_model::{Geofence, TagId, UserId};
+
+/// Runs `$body` on whichever backend is open, with `$pool` its writer and `$sql` turning
+/// Postgres-style `$1` placeholders into SQLite's `?1`.
+macro_rules! on_backend {
+    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let $pool = &s.writer;
+                let $sql = |q: &str| q.replace('$', "?");
+                $body
+            }
+            Store::Postgres(s) => {
+                let $pool = &s.writer;
+                let $sql = |q: &str| q.to_owned();
+                $body
+            }
+        }
+    };
+}
+
+/// What is stored of a fence: everything but its id, which is the row's.
+fn definition(fence: &Geofence) -> Result<String> {
+    serde_json::to_string(&Geofence {
+        id: 0,
+        ..fence.clone()
+    })
+    .map_err(|e| Error::Corrupt(format!("geofence does not serialise: {e}")))
+}
+
+fn fence_from_row((id, json): (i64, String)) -> Result<Geofence> {
+    let fence: Geofence =
+        serde_json::from_str(&json).map_err(|e| Error::Corrupt(format!("geofence {id}: {e}")))?;
+    Ok(Geofence { id, ..fence })
+}
+
+impl Store {
+    /// Stores a new geofence; returns it with its id.
+    pub async fn insert_geofence(
+        &self,
+        fence: &Geofence,
+        by: UserId,
+        now_ms: i64,
+    ) -> Result<Geofence> {
+        let json = definition(fence)?;
+        let id: i64 = on_backend!(self, |pool, sql| {
+            sqlx::query_scalar(&sql(
+                "INSERT INTO geofences (definition, created_by, created_at) \
+                 VALUES ($1, $2, $3) RETURNING id",
+            ))
+            .bind(&json)
+            .bind(by.0)
+            .bind(now_ms)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(Geofence {
+            id,
+            ..fence.clone()
+        })
+    }
+
+    /// Deletes a geofence; false if there was none with that id.
+    pub async fn delete_geofence(&self, id: i64) -> Result<bool> {
+        let done = on_backend!(self, |pool, sql| {
+            sqlx::query(&sql("DELETE FROM geofences WHERE id = $1"))
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Every geofence, by id.
+    pub async fn geofences(&self) -> Result<Vec<Geofence>> {
+        let rows: Vec<(i64, String)> = on_backend!(self, |pool, sql| {
+            sqlx::query_as(&sql("SELECT id, definition FROM geofences ORDER BY id"))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(fence_from_row).collect()
+    }
+
+    /// Pairs `tag` with `companion` (replacing an earlier companion).
+    pub async fn pair(&self, tag: TagId, companion: TagId, by: UserId, now_ms: i64) -> Result<()> {
+        on_backend!(self, |pool, sql| {
+            sqlx::query(&sql(
+                "INSERT INTO companions (tag, companion, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (tag) DO UPDATE SET \
+                 companion = excluded.companion, created_by = excluded.created_by, \
+                 created_at = excluded.created_at",
+            ))
+            .bind(i64::from(tag.0))
+            .bind(i64::from(companion.0))
+            .bind(by.0)
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Removes the pairing of `tag`; false if it had none.
+    pub async fn unpair(&self, tag: TagId) -> Result<bool> {
+        let done = on_backend!(self, |pool, sql| {
+            sqlx::query(&sql("DELETE FROM companions WHERE tag = $1"))
+                .bind(i64::from(tag.0))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// The companion `tag` is paired with, if any.
+    pub async fn companion_of(&self, tag: TagId) -> Result<Option<TagId>> {
+        let row: Option<i64> = on_backend!(self, |pool, sql| {
+            sqlx::query_scalar(&sql("SELECT companion FROM companions WHERE tag = $1"))
+                .bind(i64::from(tag.0))
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|c| to_u32(c).map(TagId)).transpose()
+    }
+
+    /// Every pair (tag, companion), by tag.
+    pub async fn pairs(&self) -> Result<Vec<(TagId, TagId)>> {
+        let rows: Vec<(i64, i64)> = on_backend!(self, |pool, sql| {
+            sqlx::query_as(&sql("SELECT tag, companion FROM companions ORDER BY tag"))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(t, c)| Ok((TagId(to_u32(t)?), TagId(to_u32(c)?))))
+            .collect()
+    }
+}
