@@ -17,6 +17,7 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod live;
+pub mod response;
 pub mod routes;
 pub mod spatial;
 pub mod sse;
@@ -129,6 +130,12 @@ pub fn app(state: ApiState) -> Router {
         .route("/vehicles/{tag}/arm", post(routes::arm))
         .route("/vehicles/{tag}/disarm", post(routes::disarm))
         .route("/alerts", get(routes::list_alerts))
+        .route("/alerts/{seq}", get(response::alert))
+        .route("/alerts/{seq}/accept", post(response::accept))
+        .route("/alerts/{seq}/reject", post(response::reject))
+        .route("/alerts/{seq}/dispatch", post(response::dispatch))
+        .route("/patrol/position", post(response::report_position))
+        .route("/patrol/units", get(response::units))
         .route("/tags/near", get(spatial::tags_near))
         .route("/tags/through", get(spatial::tags_through))
         .route("/vehicles/{tag}/location", get(routes::location))

@@ -10,6 +10,7 @@ pub mod fence;
 pub mod geo;
 pub mod ids;
 pub mod key;
+pub mod response;
 pub mod time;
 pub mod visit;
 
@@ -19,6 +20,7 @@ pub use fence::Geofence;
 pub use geo::{GeoBox, GeoPoint};
 pub use ids::{FrameKey, SessionId, StationId, TagId};
 pub use key::StationKey;
+pub use response::{ActionKind, AlertAction, PatrolUnit};
 pub use visit::{Visit, VisitId};
 
 /// Bits of a detection's `tag_flags` (`PROTOCOL.md`).

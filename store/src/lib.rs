@@ -15,7 +15,28 @@
 //! One writer: all batches go through one connection, so they commit in order and never contend;
 //! readers use their own connections.
 
+/// Runs `$body` on whichever backend is open, with `$pool` its writer and `$sql` turning
+/// Postgres-style `$1` placeholders into SQLite's `?1`.
+/// (For the rarely-called functions whose SQL is the same on both backends.)
+macro_rules! on_backend {
+    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let $pool = &s.writer;
+                let $sql = |q: &str| q.replace('$', "?");
+                $body
+            }
+            Store::Postgres(s) => {
+                let $pool = &s.writer;
+                let $sql = |q: &str| q.to_owned();
+                $body
+            }
+        }
+    };
+}
+
 pub mod postgres;
+mod response;
 pub mod sqlite;
 mod watch;
 

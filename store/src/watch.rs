@@ -7,25 +7,6 @@
 use crate::{to_u32, Error, Result, Store};
 use tagwatch_model::{Geofence, TagId, UserId};
 
-/// Runs `$body` on whichever backend is open, with `$pool` its writer and `$sql` turning
-/// Postgres-style `$1` placeholders into SQLite's `?1`.
-macro_rules! on_backend {
-    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $pool = &s.writer;
-                let $sql = |q: &str| q.replace('$', "?");
-                $body
-            }
-            Store::Postgres(s) => {
-                let $pool = &s.writer;
-                let $sql = |q: &str| q.to_owned();
-                $body
-            }
-        }
-    };
-}
-
 /// What is stored of a fence: everything but its id, which is the row's.
 fn definition(fence: &Geofence) -> Result<String> {
     serde_json::to_string(&Geofence {

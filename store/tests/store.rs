@@ -591,3 +591,63 @@ async fn geofences_and_companion_pairs_survive_reopening() {
         assert_eq!(store.companion_of(TagId(6)).await.expect("of"), None);
     }
 }
+
+#[tokio::test]
+async fn alert_decisions_are_kept_in_order_and_units_report_their_place() {
+    for store in backends().await {
+        let a = alert(1, "stolen-1");
+        let batch = Batch {
+            alerts: vec![a.clone()],
+            ..Batch::default()
+        };
+        store.commit(&batch).await.expect("commit");
+        assert_eq!(store.alert(1).await.expect("read"), Some(a));
+        assert_eq!(store.alert(2).await.expect("read"), None);
+        let action = |kind, unit: Option<&str>| tagwatch_model::AlertAction {
+            id: 0,
+            alert_seq: 1,
+            action: kind,
+            unit: unit.map(str::to_owned),
+            reason: "why".into(),
+            actor: "bob".into(),
+            at_ms: 5,
+        };
+        use tagwatch_model::ActionKind::{Accepted, Dispatched};
+        let first = store
+            .add_alert_action(&action(Accepted, None))
+            .await
+            .expect("add");
+        let second = store
+            .add_alert_action(&action(Dispatched, Some("P-1")))
+            .await
+            .expect("add");
+        assert!(second.id > first.id);
+        assert_eq!(
+            store.alert_actions(1).await.expect("read"),
+            vec![first, second]
+        );
+        assert!(store.alert_actions(2).await.expect("read").is_empty());
+
+        let mut unit = tagwatch_model::PatrolUnit {
+            unit: "P-1".into(),
+            officer: "bob".into(),
+            position: GeoPoint {
+                lat: 23.0,
+                lon: 116.0,
+            },
+            available: true,
+            reported_at_ms: 10,
+        };
+        store.report_unit(&unit).await.expect("report");
+        unit.position.lat = 23.5;
+        unit.reported_at_ms = 20;
+        store.report_unit(&unit).await.expect("report again");
+        assert!(store.set_unit_available("P-1", false).await.expect("busy"));
+        assert!(!store
+            .set_unit_available("P-2", false)
+            .await
+            .expect("unknown"));
+        unit.available = false;
+        assert_eq!(store.units().await.expect("units"), vec![unit]);
+    }
+}
