@@ -56,6 +56,8 @@ pub struct Config {
     pub station_silent_s: u64,
     /// Visits older than this are dropped (except those of vehicles with an open theft case).
     pub retention_days: u32,
+    /// Map tile URL template (`{z}/{x}/{y}`) for the web map; none: a plain background.
+    pub tile_url: Option<String>,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             index_window_s: 86_400,
             station_silent_s: 90,
             retention_days: 90,
+            tile_url: None,
         }
     }
 }
@@ -142,6 +145,15 @@ impl Config {
         }
         if self.visit_gap_s == 0 {
             return invalid("visit_gap_s", "must be positive");
+        }
+        if let Some(url) = &self.tile_url {
+            let template = ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p));
+            if !(url.starts_with("https://") || url.starts_with("http://")) || !template {
+                return invalid(
+                    "tile_url",
+                    "must be an http(s) URL template with {z}, {x} and {y}",
+                );
+            }
         }
         if self.station_silent_s == 0 {
             return invalid("station_silent_s", "must be positive");

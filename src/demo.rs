@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tagwatch_model::{time::now_ms, Station, TagId, Vehicle};
+use tagwatch_model::{time::now_ms, Role, Station, TagId, Vehicle};
 use tagwatch_sim::{CityConfig, SimConfig, Transport};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +29,10 @@ pub struct DemoOptions {
     pub steal_after: Duration,
     pub run_for: Option<Duration>,
     pub seed: u64,
+    /// Password of the demo's `officer` and `dispatcher` accounts (random when not given).
+    pub password: Option<String>,
+    /// Map tile URL template for the web page (none: a plain background).
+    pub tile_url: Option<String>,
 }
 
 /// What the demo saw, for tests and the closing summary.
@@ -83,12 +87,23 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
         } else {
             365 * 86_400
         },
+        tile_url: options.tile_url.clone(),
         ..Config::default()
     };
-    provision(&config.database, &city).await?;
+    let password = match &options.password {
+        Some(p) => p.clone(),
+        None => random_hex(8)?,
+    };
+    provision(&config.database, &city, &password).await?;
     let server = Server::start(&config).await?;
     let api = format!("http://{}", server.http_addr);
     line(out, format_args!("TagWatch is running."));
+    line(
+        out,
+        format_args!(
+            "  map:          {api}/  (log in as officer or dispatcher, password {password})"
+        ),
+    );
     line(out, format_args!("  API:          {api}"));
     line(out, format_args!("  admin token:  {token}"));
     line(
@@ -200,10 +215,17 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
     Ok(summary)
 }
 
-/// Registers the city's stations (with the simulator's keys) and one vehicle per tag.
-async fn provision(database: &str, city: &CityConfig) -> anyhow::Result<()> {
+/// Registers the city's stations (with the simulator's keys), one vehicle per tag, and the
+/// accounts `officer` and `dispatcher` with `password`.
+async fn provision(database: &str, city: &CityConfig, password: &str) -> anyhow::Result<()> {
     let store = tagwatch_store::Store::open(database).await?;
     let now = now_ms();
+    for (username, role) in [("officer", Role::Officer), ("dispatcher", Role::Dispatcher)] {
+        let hash = tagwatch_api::auth::hash_password(password.to_owned())
+            .await
+            .map_err(|e| anyhow::anyhow!("hashing the demo password: {e}"))?;
+        store.insert_user(username, &hash, role, now).await?;
+    }
     for (station, key) in tagwatch_sim::stations(city) {
         let station = Station {
             id: station.id,

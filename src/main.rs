@@ -81,6 +81,10 @@ struct ServeArgs {
     /// Detections of a tag at one station closer than this are one visit, s [default: 30]
     #[arg(long, env = "TAGWATCH_VISIT_GAP_S")]
     visit_gap_s: Option<u64>,
+    /// Map tile URL template for the web map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png
+    /// [default: none, a plain background that works offline]
+    #[arg(long, env = "TAGWATCH_TILE_URL")]
+    tile_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -110,6 +114,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.visit_gap_s {
             config.visit_gap_s = v;
+        }
+        if let Some(v) = self.tile_url {
+            config.tile_url = Some(v);
         }
         config.validate()?;
         Ok(config)
@@ -144,6 +151,12 @@ struct DemoArgs {
     seconds: Option<u64>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Password of the demo's `officer` and `dispatcher` web map accounts [default: random, printed]
+    #[arg(long, env = "TAGWATCH_DEMO_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Map tile URL template for the web map [default: none, a plain background]
+    #[arg(long, env = "TAGWATCH_TILE_URL")]
+    tile_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -200,6 +213,8 @@ async fn main() -> anyhow::Result<()> {
                 steal_after: std::time::Duration::from_secs(args.steal_after),
                 run_for: args.seconds.map(std::time::Duration::from_secs),
                 seed: args.seed,
+                password: args.password,
+                tile_url: args.tile_url,
             };
             demo::run(options, &mut std::io::stdout()).await.map(|_| ())
         }

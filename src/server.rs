@@ -227,6 +227,7 @@ impl Server {
             registry: Arc::new(registry),
             health,
             limits: limits.clone(),
+            tile_url: config.tile_url.clone(),
         });
         let maintenance = tokio::spawn(maintain(
             store.clone(),

@@ -22,6 +22,7 @@ pub mod routes;
 pub mod spatial;
 pub mod sse;
 pub mod watch;
+pub mod web;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
@@ -92,6 +93,8 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     pub health: Arc<Health>,
     pub limits: Arc<limits::Limits>,
+    /// Map tile URL template for the web page; `None`: a plain background.
+    pub tile_url: Option<String>,
 }
 
 /// Asks the task that owns the tracker a question, and waits for the answer.
@@ -158,7 +161,13 @@ pub fn app(state: ApiState) -> Router {
         ))
         // Login is the one API call without a token.
         .route("/login", post(accounts::login));
-    Router::new()
+    let mut router = Router::new();
+    for path in web::paths() {
+        let page = web::asset(path);
+        router = router.route(path, get(move || async move { page }));
+    }
+    router
+        .route("/config.json", get(web::config))
         .nest("/api/v1", api)
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))

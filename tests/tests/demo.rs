@@ -18,6 +18,8 @@ async fn the_demo_reports_a_theft_and_prints_its_alert() {
         steal_after: Duration::from_secs(2),
         run_for: Some(Duration::from_secs(8)),
         seed: 3,
+        password: None,
+        tile_url: None,
     };
     let mut out = Vec::new();
     let summary = run(options, &mut out).await.expect("demo runs");
