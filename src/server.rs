@@ -11,6 +11,7 @@ use crate::metrics::PipelineMetrics;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tagwatch_api::live::{AlertBus, DEFAULT_RING};
@@ -35,7 +36,7 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 /// Prepares the coming days' storage and drops visits past retention, at start and hourly.
 async fn maintain(
     store: Store,
-    retention_days: u32,
+    retention_days: Arc<AtomicU32>,
     limits: Arc<tagwatch_api::limits::Limits>,
     shutdown: CancellationToken,
 ) {
@@ -50,6 +51,7 @@ async fn maintain(
         if let Err(error) = store.prepare(now).await {
             tracing::warn!(%error, "preparing storage ahead failed; retrying in an hour");
         }
+        let retention_days = retention_days.load(Ordering::Relaxed);
         let cutoff = now - i64::from(retention_days) * 86_400_000;
         match store.retain(cutoff).await {
             Ok(0) => {}
@@ -111,6 +113,12 @@ impl Server {
             tracker.set_station(&station);
             keys.insert(station.id, key);
         }
+        // An administrator's retention setting outlives the configuration file's.
+        let retention_days = match store.setting(tagwatch_api::admin::RETENTION_KEY).await? {
+            Some(days) => days.parse().unwrap_or(config.retention_days),
+            None => config.retention_days,
+        };
+        let retention_days = Arc::new(AtomicU32::new(retention_days));
         let open_cases = store.open_cases().await?;
         for &(tag, case) in &open_cases {
             tracker.report_stolen(tag, case);
@@ -228,10 +236,11 @@ impl Server {
             health,
             limits: limits.clone(),
             tile_url: config.tile_url.clone(),
+            retention_days: retention_days.clone(),
         });
         let maintenance = tokio::spawn(maintain(
             store.clone(),
-            config.retention_days,
+            retention_days,
             limits.clone(),
             shutdown.clone(),
         ));

@@ -13,6 +13,7 @@
 //! - [`live`]: the alert bus. [`error`]: the one JSON error shape.
 
 pub mod accounts;
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod limits;
@@ -32,7 +33,7 @@ use error::ApiError;
 use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize};
 use std::sync::Arc;
 use tagwatch_gateway::StationKeys;
 use tagwatch_store::Store;
@@ -95,6 +96,8 @@ pub struct ApiState {
     pub limits: Arc<limits::Limits>,
     /// Map tile URL template for the web page; `None`: a plain background.
     pub tile_url: Option<String>,
+    /// Days of visits kept; the hourly maintenance reads it, admins change it.
+    pub retention_days: Arc<AtomicU32>,
 }
 
 /// Asks the task that owns the tracker a question, and waits for the answer.
@@ -120,14 +123,21 @@ pub fn app(state: ApiState) -> Router {
         .route("/logout", post(accounts::logout))
         .route("/me", get(accounts::me))
         .route("/me/vehicles", get(accounts::my_vehicles))
-        .route("/users", post(accounts::create_user))
+        .route("/users", post(accounts::create_user).get(admin::users))
+        .route(
+            "/settings/retention",
+            get(admin::retention).put(admin::set_retention),
+        )
         .route("/users/{username}/revoke", post(accounts::revoke_user))
         .route("/audit", get(accounts::audit))
         .route(
             "/stations",
             post(routes::create_station).get(routes::list_stations),
         )
-        .route("/vehicles", post(routes::create_vehicle))
+        .route(
+            "/vehicles",
+            post(routes::create_vehicle).get(admin::vehicles),
+        )
         .route("/vehicles/{tag}/theft", post(routes::report_theft))
         .route("/vehicles/{tag}/recovered", post(routes::recovered))
         .route("/vehicles/{tag}/arm", post(routes::arm))

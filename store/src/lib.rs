@@ -35,10 +35,13 @@ macro_rules! on_backend {
     };
 }
 
+mod admin;
 pub mod postgres;
 mod response;
 pub mod sqlite;
 mod watch;
+
+pub use admin::{Account, VehicleRow};
 
 use tagwatch_model::{
     Alert, AlertId, AlertKind, AuditEntry, CaseId, GeoBox, GeoPoint, Role, Station, StationId,

@@ -651,3 +651,64 @@ async fn alert_decisions_are_kept_in_order_and_units_report_their_place() {
         assert_eq!(store.units().await.expect("units"), vec![unit]);
     }
 }
+
+#[tokio::test]
+async fn admin_lists_and_settings_read_back_on_both_backends() {
+    for store in backends().await {
+        let alice = store
+            .insert_user("alice", "hash", tagwatch_model::Role::Owner, 1)
+            .await
+            .expect("user");
+        store
+            .insert_token(&[7; 32], alice, 1, 100)
+            .await
+            .expect("token");
+        store
+            .insert_vehicle(&vehicle(5, "P-5"), 1)
+            .await
+            .expect("vehicle");
+        store
+            .insert_vehicle(&vehicle(6, "P-6"), 1)
+            .await
+            .expect("vehicle");
+        store
+            .set_vehicle_owner(TagId(6), alice)
+            .await
+            .expect("owner");
+        store.open_case(TagId(6), 2, "gone").await.expect("case");
+        let accounts = store.accounts(50).await.expect("accounts");
+        assert_eq!(accounts.len(), 1);
+        assert_eq!(
+            (accounts[0].username.as_str(), accounts[0].live_tokens),
+            ("alice", 1)
+        );
+        assert_eq!(
+            store.accounts(150).await.expect("later")[0].live_tokens,
+            0,
+            "expired"
+        );
+        let page = store.vehicles_page(TagId(5), 10).await.expect("page");
+        assert_eq!(page.len(), 1);
+        assert_eq!(
+            (
+                page[0].vehicle.tag,
+                page[0].owner.as_deref(),
+                page[0].stolen
+            ),
+            (TagId(6), Some("alice"), true)
+        );
+        assert_eq!(store.setting("retention_days").await.expect("unset"), None);
+        store
+            .set_setting("retention_days", "30", "root", 3)
+            .await
+            .expect("set");
+        store
+            .set_setting("retention_days", "31", "root", 4)
+            .await
+            .expect("set again");
+        assert_eq!(
+            store.setting("retention_days").await.expect("set"),
+            Some("31".into())
+        );
+    }
+}
