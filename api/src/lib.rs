@@ -18,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod live;
+pub mod openapi;
 pub mod response;
 pub mod routes;
 pub mod spatial;
@@ -169,8 +170,9 @@ pub fn app(state: ApiState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
-        // Login is the one API call without a token.
-        .route("/login", post(accounts::login));
+        // Login and this API's description are the calls without a token.
+        .route("/login", post(accounts::login))
+        .route("/openapi.json", get(openapi::serve));
     let mut router = Router::new();
     for path in web::paths() {
         let page = web::asset(path);

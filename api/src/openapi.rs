@@ -1,0 +1,496 @@
+//! # The OpenAPI 3.1 document, served at `GET /api/v1/openapi.json`.
+//!
+//! Built from one table, [`ENDPOINTS`]: method, path, who may call it, what it does, and its
+//! query and body fields. The API tests check the table against the router both ways (every
+//! route documented, every documented route answered), so the document cannot drift.
+
+use serde_json::{json, Map, Value};
+
+/// A query or body field.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    /// A JSON Schema type: `string`, `integer`, `number`, `boolean`, `array`.
+    pub kind: &'static str,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+/// One documented endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    pub method: &'static str,
+    /// Relative to `/api/v1`, with `{param}` path parameters.
+    pub path: &'static str,
+    /// Roles allowed, or `anyone`.
+    pub who: &'static str,
+    pub summary: &'static str,
+    pub query: &'static [Field],
+    pub body: &'static [Field],
+}
+
+const fn req(name: &'static str, kind: &'static str, doc: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        required: true,
+        doc,
+    }
+}
+
+const fn opt(name: &'static str, kind: &'static str, doc: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        required: false,
+        doc,
+    }
+}
+
+const PURPOSE: Field = opt(
+    "purpose",
+    "string",
+    "why (a case number or a reason, 3-200 characters); required of police, audited",
+);
+const FROM: Field = opt("from", "string", "RFC 3339 start of the window");
+const TO: Field = opt("to", "string", "RFC 3339 end of the window (default: now)");
+const LIMIT: Field = opt("limit", "integer", "most rows in the answer");
+const NONE: &[Field] = &[];
+
+const fn get(path: &'static str, who: &'static str, summary: &'static str) -> Endpoint {
+    Endpoint {
+        method: "get",
+        path,
+        who,
+        summary,
+        query: NONE,
+        body: NONE,
+    }
+}
+
+const fn with_query(mut e: Endpoint, query: &'static [Field]) -> Endpoint {
+    e.query = query;
+    e
+}
+
+const fn call(
+    method: &'static str,
+    path: &'static str,
+    who: &'static str,
+    summary: &'static str,
+    body: &'static [Field],
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        who,
+        summary,
+        query: NONE,
+        body,
+    }
+}
+
+const POLICE: &str = "officer, dispatcher, admin";
+const OWNER_OR_POLICE: &str = "police; owner for their own vehicle";
+
+/// Every endpoint under `/api/v1`.
+pub const ENDPOINTS: &[Endpoint] = &[
+    call(
+        "post",
+        "/login",
+        "anyone",
+        "Sign in: a bearer token valid for 12 hours",
+        &[
+            req("username", "string", "account name"),
+            req("password", "string", "password"),
+        ],
+    ),
+    call(
+        "post",
+        "/logout",
+        "any account",
+        "Revoke the token used",
+        NONE,
+    ),
+    get("/me", "any", "Who the token belongs to"),
+    get("/me/vehicles", "owner", "The caller's vehicles"),
+    call(
+        "post",
+        "/users",
+        "admin",
+        "Create an account",
+        &[
+            req("username", "string", "3-64 characters"),
+            req("password", "string", "at least 10 characters"),
+            req("role", "string", "owner, officer, dispatcher or admin"),
+        ],
+    ),
+    get(
+        "/users",
+        "admin",
+        "Every account with its role and live tokens",
+    ),
+    call(
+        "post",
+        "/users/{username}/revoke",
+        "admin",
+        "Revoke every token of a user",
+        NONE,
+    ),
+    with_query(
+        get(
+            "/audit",
+            "admin",
+            "The audit log of movement queries, oldest first",
+        ),
+        &[opt("after", "integer", "entries after this id"), LIMIT],
+    ),
+    get("/settings/retention", "admin", "The retention period"),
+    call(
+        "put",
+        "/settings/retention",
+        "admin",
+        "Set the retention period",
+        &[req("retention_days", "integer", "1-3650")],
+    ),
+    get("/stations", POLICE, "Every station with its health"),
+    call(
+        "post",
+        "/stations",
+        "admin",
+        "Provision a station (its key is never shown again)",
+        &[
+            req("id", "integer", "station id"),
+            req("name", "string", "name"),
+            req("lat", "number", "latitude"),
+            req("lon", "number", "longitude"),
+            req("key", "string", "64 hex characters"),
+        ],
+    ),
+    call(
+        "post",
+        "/vehicles",
+        "admin",
+        "Register a vehicle",
+        &[
+            req("tag", "integer", "tag id"),
+            req("plate", "string", "licence plate"),
+            req("owner_name", "string", "owner's name"),
+            req("owner_phone", "string", "owner's phone"),
+            opt("owner", "string", "the owner's account"),
+        ],
+    ),
+    with_query(
+        get("/vehicles", "admin", "Registered vehicles by tag"),
+        &[opt("after", "integer", "tags after this one"), LIMIT],
+    ),
+    call(
+        "post",
+        "/vehicles/{tag}/theft",
+        OWNER_OR_POLICE,
+        "Report a theft",
+        &[
+            opt("note", "string", "what happened"),
+            opt(
+                "last_seen_at",
+                "string",
+                "RFC 3339: when the owner last saw it",
+            ),
+            opt("last_seen_place", "string", "where"),
+        ],
+    ),
+    call(
+        "post",
+        "/vehicles/{tag}/recovered",
+        OWNER_OR_POLICE,
+        "Close the theft case",
+        NONE,
+    ),
+    call(
+        "post",
+        "/vehicles/{tag}/arm",
+        OWNER_OR_POLICE,
+        "Guard mode while parked",
+        NONE,
+    ),
+    call(
+        "post",
+        "/vehicles/{tag}/disarm",
+        OWNER_OR_POLICE,
+        "End guard mode",
+        NONE,
+    ),
+    with_query(
+        get(
+            "/vehicles/{tag}/location",
+            OWNER_OR_POLICE,
+            "Last location, heading and speed",
+        ),
+        &[PURPOSE],
+    ),
+    with_query(
+        get("/vehicles/{tag}/track", OWNER_OR_POLICE, "Track as GeoJSON"),
+        &[FROM, TO, PURPOSE],
+    ),
+    with_query(
+        get(
+            "/vehicles/{tag}/companions",
+            POLICE,
+            "Tags travelling with this one",
+        ),
+        &[
+            FROM,
+            TO,
+            opt("within_s", "integer", "arrival gap, seconds (default 60)"),
+            opt("min_times", "integer", "stations in common (default 3)"),
+            LIMIT,
+            PURPOSE,
+        ],
+    ),
+    get(
+        "/vehicles/{tag}/pair",
+        "owner (their own), admin",
+        "The tag's companion",
+    ),
+    call(
+        "put",
+        "/vehicles/{tag}/pair",
+        "owner (both tags theirs), admin",
+        "Pair with a companion tag",
+        &[req("companion", "integer", "the companion's tag")],
+    ),
+    call(
+        "delete",
+        "/vehicles/{tag}/pair",
+        "owner (their own), admin",
+        "Unpair",
+        NONE,
+    ),
+    with_query(
+        get(
+            "/alerts",
+            "police: all; owner: their vehicles'",
+            "Stored alerts",
+        ),
+        &[
+            opt(
+                "after",
+                "integer",
+                "alerts after this sequence number, oldest first",
+            ),
+            LIMIT,
+            opt("tag", "integer", "one tag's alerts, newest first"),
+        ],
+    ),
+    with_query(
+        get(
+            "/alerts/stream",
+            "police: all; owner: their vehicles'",
+            "Live alerts (SSE); Last-Event-ID resumes",
+        ),
+        &[opt(
+            "after",
+            "integer",
+            "replay alerts after this sequence number first",
+        )],
+    ),
+    get(
+        "/alerts/{seq}",
+        POLICE,
+        "An alert, its decisions and the nearest available units",
+    ),
+    call(
+        "post",
+        "/alerts/{seq}/accept",
+        POLICE,
+        "A true hit",
+        &[req("reason", "string", "why")],
+    ),
+    call(
+        "post",
+        "/alerts/{seq}/reject",
+        POLICE,
+        "A false hit",
+        &[req("reason", "string", "why")],
+    ),
+    call(
+        "post",
+        "/alerts/{seq}/dispatch",
+        "dispatcher, admin",
+        "Send an available unit",
+        &[
+            req("unit", "string", "call sign"),
+            opt("note", "string", "instructions"),
+        ],
+    ),
+    call(
+        "post",
+        "/patrol/position",
+        "officer, dispatcher",
+        "A patrol unit's position",
+        &[
+            req("unit", "string", "call sign"),
+            req("lat", "number", "latitude"),
+            req("lon", "number", "longitude"),
+            opt("available", "boolean", "free to take a job (default true)"),
+        ],
+    ),
+    get(
+        "/patrol/units",
+        POLICE,
+        "Every patrol unit and its last report",
+    ),
+    with_query(
+        get(
+            "/tags/near",
+            POLICE,
+            "Tags last heard near a point, nearest first",
+        ),
+        &[
+            req("lat", "number", "latitude"),
+            req("lon", "number", "longitude"),
+            req("radius_m", "number", "up to 5000"),
+            opt("minutes", "integer", "how far back (default 15)"),
+            LIMIT,
+            PURPOSE,
+        ],
+    ),
+    with_query(
+        get(
+            "/tags/through",
+            POLICE,
+            "Tags that passed through a box in a window",
+        ),
+        &[
+            req("south", "number", "box"),
+            req("west", "number", "box"),
+            req("north", "number", "box"),
+            req("east", "number", "box"),
+            req("from", "string", "RFC 3339"),
+            req("to", "string", "RFC 3339 (window up to 24 h)"),
+            LIMIT,
+            PURPOSE,
+        ],
+    ),
+    with_query(
+        get("/dens", POLICE, "Where stolen tags go dark"),
+        &[
+            opt(
+                "dark_minutes",
+                "integer",
+                "not heard for this long (default 30)",
+            ),
+            opt("radius_m", "number", "cluster radius (default 300)"),
+            opt("min_tags", "integer", "smallest cluster (default 2)"),
+            PURPOSE,
+        ],
+    ),
+    get("/geofences", POLICE, "Every geofence"),
+    call(
+        "post",
+        "/geofences",
+        "admin",
+        "Watch tags entering or leaving an area",
+        &[
+            req("name", "string", "name"),
+            req("area", "array", "[[lat, lon], ...], 3-256 vertices"),
+            req("tags", "array", "tags to watch"),
+            opt("on_enter", "boolean", "alert on entering"),
+            opt("on_leave", "boolean", "alert on leaving"),
+        ],
+    ),
+    call(
+        "delete",
+        "/geofences/{id}",
+        "admin",
+        "Remove a geofence",
+        NONE,
+    ),
+    get("/openapi.json", "anyone", "This document"),
+];
+
+fn schema(fields: &[Field]) -> Value {
+    let mut properties = Map::new();
+    for f in fields {
+        properties.insert(
+            f.name.into(),
+            json!({ "type": f.kind, "description": f.doc }),
+        );
+    }
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
+}
+
+fn operation(e: &Endpoint) -> Value {
+    let mut parameters: Vec<Value> = e
+        .path
+        .split('/')
+        .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect();
+    parameters.extend(e.query.iter().map(|f| {
+        json!({ "name": f.name, "in": "query", "required": f.required, "description": f.doc,
+                "schema": { "type": f.kind } })
+    }));
+    let mut op = json!({
+        "summary": e.summary,
+        "description": format!("Who: {}.", e.who),
+        "parameters": parameters,
+        "responses": {
+            "200": { "description": "OK (201 for a creation, 204 for a deletion)" },
+            "4XX": { "description": "A client error naming the field",
+                     "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+        },
+    });
+    if !e.body.is_empty() {
+        op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema(e.body) } } });
+    }
+    if e.who == "anyone" {
+        op["security"] = json!([]);
+    }
+    op
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for e in ENDPOINTS {
+        let item = paths
+            .entry(format!("/api/v1{}", e.path))
+            .or_insert_with(|| json!({}));
+        item[e.method] = operation(e);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "TagWatch API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Stolen-vehicle tracking: stations, vehicles, alerts, tracks and spatial queries. \
+                            Every movement query states a purpose and is audited.",
+        },
+        "security": [{ "bearer": [] }],
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": { "error": { "type": "object", "properties": {
+                        "code": { "type": "string" },
+                        "field": { "type": "string" },
+                        "message": { "type": "string" },
+                    }, "required": ["code", "message"] } },
+                },
+            },
+        },
+        "paths": paths,
+    })
+}
+
+/// `GET /api/v1/openapi.json`
+pub async fn serve() -> axum::Json<Value> {
+    axum::Json(document())
+}
