@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alert_filter;
 pub mod auth;
 pub mod error;
 pub mod limits;
@@ -161,6 +162,10 @@ pub fn app(state: ApiState) -> Router {
             post(watch::create_geofence).get(watch::list_geofences),
         )
         .route("/geofences/{id}", delete(watch::delete_geofence))
+        .route(
+            "/precincts",
+            post(alert_filter::create_precinct).get(alert_filter::precincts),
+        )
         .route(
             "/vehicles/{tag}/pair",
             get(watch::get_pair).put(watch::pair).delete(watch::unpair),

@@ -56,6 +56,18 @@ const FROM: Field = opt("from", "string", "RFC 3339 start of the window");
 const TO: Field = opt("to", "string", "RFC 3339 end of the window (default: now)");
 const LIMIT: Field = opt("limit", "integer", "most rows in the answer");
 const NONE: &[Field] = &[];
+const FILTERS: [Field; 6] = [
+    opt("precinct", "integer", "only alerts inside this precinct"),
+    opt(
+        "south",
+        "number",
+        "only alerts inside the box (with west, north, east)",
+    ),
+    opt("west", "number", "box"),
+    opt("north", "number", "box"),
+    opt("east", "number", "box"),
+    opt("kinds", "string", "comma-separated alert kinds"),
+];
 
 const fn get(path: &'static str, who: &'static str, summary: &'static str) -> Endpoint {
     Endpoint {
@@ -280,6 +292,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
             ),
             LIMIT,
             opt("tag", "integer", "one tag's alerts, newest first"),
+            FILTERS[0],
+            FILTERS[1],
+            FILTERS[2],
+            FILTERS[3],
+            FILTERS[4],
+            FILTERS[5],
         ],
     ),
     with_query(
@@ -288,11 +306,19 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "police: all; owner: their vehicles'",
             "Live alerts (SSE); Last-Event-ID resumes",
         ),
-        &[opt(
-            "after",
-            "integer",
-            "replay alerts after this sequence number first",
-        )],
+        &[
+            opt(
+                "after",
+                "integer",
+                "replay alerts after this sequence number first",
+            ),
+            FILTERS[0],
+            FILTERS[1],
+            FILTERS[2],
+            FILTERS[3],
+            FILTERS[4],
+            FILTERS[5],
+        ],
     ),
     get(
         "/alerts/{seq}",
@@ -405,6 +431,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "admin",
         "Remove a geofence",
         NONE,
+    ),
+    get("/precincts", POLICE, "Every precinct"),
+    call(
+        "post",
+        "/precincts",
+        "admin",
+        "A police district to filter alerts by",
+        &[
+            req("name", "string", "unique name"),
+            req("area", "array", "[[lat, lon], ...], 3-256 vertices"),
+        ],
     ),
     get("/openapi.json", "anyone", "This document"),
 ];

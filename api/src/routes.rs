@@ -286,13 +286,20 @@ pub struct AlertQuery {
     after: Option<i64>,
     limit: Option<u32>,
     tag: Option<String>,
+    precinct: Option<i64>,
+    south: Option<f64>,
+    west: Option<f64>,
+    north: Option<f64>,
+    east: Option<f64>,
+    kinds: Option<String>,
 }
 
 /// Most alerts in one answer.
 const MAX_ALERT_PAGE: u32 = 1_000;
 
-/// `GET /api/v1/alerts?after=&limit=&tag=`: stored alerts. Police: all, oldest first after
-/// `after`, or one tag's newest first. Owners: their own vehicles' only.
+/// `GET /api/v1/alerts?after=&limit=&tag=&precinct=|south=&west=&north=&east=&kinds=`: stored
+/// alerts. Police: all, oldest first after `after`, or one tag's newest first. Owners: their own
+/// vehicles' only. The area and kind filters apply to the page read (`limit` alerts scanned).
 pub async fn list_alerts(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -311,7 +318,20 @@ pub async fn list_alerts(
         return Err(ApiError::field("after", "after must be 0 or more"));
     }
     let tag = query.tag.as_deref().map(tag_from_path).transpose()?;
-    let alerts = if caller.role.is_police() {
+    let filter = crate::alert_filter::AlertFilter::new(
+        &state,
+        &caller,
+        crate::alert_filter::FilterParams {
+            precinct: query.precinct,
+            south: query.south,
+            west: query.west,
+            north: query.north,
+            east: query.east,
+            kinds: query.kinds,
+        },
+    )
+    .await?;
+    let mut alerts = if caller.role.is_police() {
         match tag {
             Some(tag) => state.store.alerts_for_tag(tag, limit).await?,
             None => state.store.alerts_after(after, limit).await?,
@@ -330,6 +350,7 @@ pub async fn list_alerts(
         mine.truncate(limit as usize);
         mine
     };
+    alerts.retain(|a| filter.admits(a));
     Ok(Json(json!({
         "alerts": alerts.iter().map(crate::sse::alert_json).collect::<Vec<_>>()
     })))

@@ -5,6 +5,7 @@
 //! store and then the bus's ring, and goes on live without a gap or a repeat. A client that falls
 //! behind the broadcast is re-synchronised from the same sources rather than dropped.
 
+use crate::alert_filter::{AlertFilter, FilterParams};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ApiState;
@@ -15,11 +16,9 @@ use axum::Extension;
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashSet;
 use std::convert::Infallible;
 use tagwatch_model::time::to_rfc3339;
 use tagwatch_model::Alert;
-use tagwatch_model::TagId;
 use tokio::sync::{broadcast, mpsc};
 
 /// Alerts fetched from the store per page while replaying.
@@ -29,6 +28,12 @@ const REPLAY_PAGE: u32 = 500;
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     after: Option<String>,
+    precinct: Option<i64>,
+    south: Option<f64>,
+    west: Option<f64>,
+    north: Option<f64>,
+    east: Option<f64>,
+    kinds: Option<String>,
 }
 
 fn parse_seq(field: &'static str, text: &str) -> Result<i64, ApiError> {
@@ -62,22 +67,19 @@ pub async fn stream(
             .map(|t| parse_seq("after", t))
             .transpose()?,
     };
-    // Police see every alert; an owner only those about their own vehicles.
-    let only: Option<HashSet<TagId>> = match (caller.role.is_police(), caller.user) {
-        (true, _) => None,
-        (false, Some(owner)) => Some(
-            state
-                .store
-                .vehicles_of(owner)
-                .await?
-                .into_iter()
-                .map(|v| v.tag)
-                .collect(),
-        ),
-        (false, None) => Some(HashSet::new()),
+    // Police see every alert; an owner only those about their own vehicles; either may narrow
+    // the stream to an area and to some kinds.
+    let params = FilterParams {
+        precinct: query.precinct,
+        south: query.south,
+        west: query.west,
+        north: query.north,
+        east: query.east,
+        kinds: query.kinds,
     };
+    let filter = AlertFilter::new(&state, &caller, params).await?;
     let (tx, rx) = mpsc::channel::<Event>(256);
-    tokio::spawn(feed(state, after, only, tx));
+    tokio::spawn(feed(state, after, filter, tx));
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
@@ -125,8 +127,8 @@ struct Client<'a> {
     tx: &'a mpsc::Sender<Event>,
     /// The newest seq passed (sent, or skipped as not the client's to see).
     last: Option<i64>,
-    /// `Some`: only alerts about these tags (an owner's vehicles).
-    only: Option<HashSet<TagId>>,
+    /// Which alerts the client gets.
+    filter: AlertFilter,
 }
 
 impl Client<'_> {
@@ -135,11 +137,7 @@ impl Client<'_> {
         if self.last.is_some_and(|l| alert.seq <= l) {
             return Ok(());
         }
-        if self
-            .only
-            .as_ref()
-            .is_none_or(|tags| alert.tag.is_some_and(|t| tags.contains(&t)))
-        {
+        if self.filter.admits(alert) {
             self.tx
                 .send(event(alert))
                 .await
@@ -150,16 +148,11 @@ impl Client<'_> {
     }
 }
 
-async fn feed(
-    state: ApiState,
-    after: Option<i64>,
-    only: Option<HashSet<TagId>>,
-    tx: mpsc::Sender<Event>,
-) {
+async fn feed(state: ApiState, after: Option<i64>, filter: AlertFilter, tx: mpsc::Sender<Event>) {
     let mut client = Client {
         tx: &tx,
         last: after,
-        only,
+        filter,
     };
     if let Err(Stop::Failed(cause)) = run_feed(&state, after.is_some(), &mut client).await {
         tracing::error!(%cause, "alert stream failed");

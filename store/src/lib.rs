@@ -42,6 +42,7 @@ pub mod sqlite;
 mod watch;
 
 pub use admin::{Account, VehicleRow};
+pub use watch::Precinct;
 
 use tagwatch_model::{
     Alert, AlertId, AlertKind, AuditEntry, CaseId, GeoBox, GeoPoint, Role, Station, StationId,

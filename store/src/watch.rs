@@ -5,7 +5,7 @@
 //! rarely, through the admin and owner API, so each backend runs the same SQL.
 
 use crate::{to_u32, Error, Result, Store};
-use tagwatch_model::{Geofence, TagId, UserId};
+use tagwatch_model::{GeoPoint, Geofence, TagId, UserId};
 
 /// What is stored of a fence: everything but its id, which is the row's.
 fn definition(fence: &Geofence) -> Result<String> {
@@ -123,5 +123,62 @@ impl Store {
         rows.into_iter()
             .map(|(t, c)| Ok((TagId(to_u32(t)?), TagId(to_u32(c)?))))
             .collect()
+    }
+}
+
+/// A police district: a named area officers filter their alerts by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Precinct {
+    pub id: i64,
+    pub name: String,
+    pub area: Vec<GeoPoint>,
+}
+
+fn precinct_from_row((id, name, json): (i64, String, String)) -> Result<Precinct> {
+    let area =
+        serde_json::from_str(&json).map_err(|e| Error::Corrupt(format!("precinct {id}: {e}")))?;
+    Ok(Precinct { id, name, area })
+}
+
+impl Store {
+    /// Stores a new precinct; returns its id. A name already taken is a conflict.
+    pub async fn insert_precinct(&self, name: &str, area: &[GeoPoint], now_ms: i64) -> Result<i64> {
+        let json = serde_json::to_string(area)
+            .map_err(|e| Error::Corrupt(format!("precinct outline: {e}")))?;
+        let inserted: std::result::Result<i64, sqlx::Error> = on_backend!(self, |pool, sql| {
+            sqlx::query_scalar(&sql(
+                "INSERT INTO precincts (name, area, created_at) VALUES ($1, $2, $3) RETURNING id",
+            ))
+            .bind(name)
+            .bind(&json)
+            .bind(now_ms)
+            .fetch_one(pool)
+            .await
+        });
+        inserted.map_err(|e| match crate::is_unique_violation(&e) {
+            true => Error::Conflict(format!("precinct {name:?} already exists")),
+            false => e.into(),
+        })
+    }
+
+    /// The precinct with this id, if any.
+    pub async fn precinct(&self, id: i64) -> Result<Option<Precinct>> {
+        let row: Option<(i64, String, String)> = on_backend!(self, |pool, sql| {
+            sqlx::query_as(&sql("SELECT id, name, area FROM precincts WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(precinct_from_row).transpose()
+    }
+
+    /// Every precinct, by id.
+    pub async fn precincts(&self) -> Result<Vec<Precinct>> {
+        let rows: Vec<(i64, String, String)> = on_backend!(self, |pool, sql| {
+            sqlx::query_as(&sql("SELECT id, name, area FROM precincts ORDER BY id"))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(precinct_from_row).collect()
     }
 }

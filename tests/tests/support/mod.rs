@@ -388,3 +388,42 @@ pub fn expected_visits(report: &tagwatch_sim::SimReport, gap_ms: i64) -> Vec<Vis
     visits.sort_unstable();
     visits
 }
+
+/// A live SSE stream of parsed events.
+pub type Events = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<eventsource_stream::Event, String>> + Send>,
+>;
+
+/// Opens `path` (an SSE endpoint) with `token`.
+pub async fn open_events(server: &TestServer, path: &str, token: &str) -> Events {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    let response = client()
+        .get(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(response.status(), 200, "{path}");
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.map_err(|e| e.to_string())),
+    )
+}
+
+/// The next `alert` event's JSON within `wait`, or None.
+pub async fn next_alert_within(events: &mut Events, wait: Duration) -> Option<serde_json::Value> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .ok()??;
+        let event = event.expect("well-formed event");
+        if event.event == "alert" {
+            return Some(serde_json::from_str(&event.data).expect("alert json"));
+        }
+    }
+}
