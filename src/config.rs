@@ -58,6 +58,9 @@ pub struct Config {
     pub retention_days: u32,
     /// Map tile URL template (`{z}/{x}/{y}`) for the web map; none: a plain background.
     pub tile_url: Option<String>,
+    /// API calls per second one token may sustain, and the burst it may make.
+    pub token_calls_per_s: u32,
+    pub token_call_burst: u32,
 }
 
 impl Default for Config {
@@ -79,6 +82,8 @@ impl Default for Config {
             station_silent_s: 90,
             retention_days: 90,
             tile_url: None,
+            token_calls_per_s: tagwatch_api::limits::CALLS_PER_SECOND,
+            token_call_burst: tagwatch_api::limits::CALL_BURST,
         }
     }
 }
@@ -145,6 +150,9 @@ impl Config {
         }
         if self.visit_gap_s == 0 {
             return invalid("visit_gap_s", "must be positive");
+        }
+        if self.token_calls_per_s == 0 || self.token_call_burst == 0 {
+            return invalid("token_calls_per_s", "rate limits must be positive");
         }
         if let Some(url) = &self.tile_url {
             let template = ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p));

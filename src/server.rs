@@ -224,7 +224,10 @@ impl Server {
             },
             shutdown.clone(),
         ));
-        let limits = Arc::new(tagwatch_api::limits::Limits::default());
+        let limits = Arc::new(tagwatch_api::limits::Limits::per_token(
+            config.token_calls_per_s,
+            config.token_call_burst,
+        ));
         let api = tagwatch_api::app(ApiState {
             store: store.clone(),
             keys,

@@ -9,9 +9,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-/// Calls per second a token may sustain, and the burst it may make.
-const CALLS_PER_SECOND: u32 = 50;
-const CALL_BURST: u32 = 200;
+/// Calls per second a token may sustain, and the burst it may make (defaults of the server's
+/// `token_calls_per_s` and `token_call_burst`).
+pub const CALLS_PER_SECOND: u32 = 50;
+pub const CALL_BURST: u32 = 200;
 /// Login attempts per minute for one username, and the burst.
 const LOGINS_PER_MINUTE: u32 = 6;
 const LOGIN_BURST: u32 = 10;
@@ -25,10 +26,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self::new(
-            Quota::per_second(nonzero(CALLS_PER_SECOND)).allow_burst(nonzero(CALL_BURST)),
-            Quota::per_minute(nonzero(LOGINS_PER_MINUTE)).allow_burst(nonzero(LOGIN_BURST)),
-        )
+        Self::per_token(CALLS_PER_SECOND, CALL_BURST)
     }
 }
 
@@ -37,6 +35,14 @@ fn nonzero(n: u32) -> NonZeroU32 {
 }
 
 impl Limits {
+    /// `calls_per_second` sustained per token, bursts of `burst`; the login limits as default.
+    pub fn per_token(calls_per_second: u32, burst: u32) -> Self {
+        Self::new(
+            Quota::per_second(nonzero(calls_per_second)).allow_burst(nonzero(burst)),
+            Quota::per_minute(nonzero(LOGINS_PER_MINUTE)).allow_burst(nonzero(LOGIN_BURST)),
+        )
+    }
+
     pub fn new(calls: Quota, logins: Quota) -> Self {
         Self {
             calls: RateLimiter::keyed(calls),
