@@ -176,7 +176,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
             req("name", "string", "name"),
             req("lat", "number", "latitude"),
             req("lon", "number", "longitude"),
-            req("key", "string", "64 hex characters"),
+            opt(
+                "key",
+                "string",
+                "64 hex characters; when absent one is generated and shown in the answer, once",
+            ),
         ],
     ),
     call(

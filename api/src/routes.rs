@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use tagwatch_model::time::{from_rfc3339, now_ms, to_rfc3339};
-use tagwatch_model::{AuditEntry, GeoPoint, Role, Station, StationId, StationKey, TagId, Vehicle};
+use tagwatch_model::{AuditEntry, Role, Station, StationId, StationKey, TagId, Vehicle};
 use tagwatch_tracker::{Command, LastSeen};
 
 /// Longest free-text field (names, plates, notes).
@@ -69,7 +69,8 @@ pub struct NewStation {
     name: String,
     lat: f64,
     lon: f64,
-    key: String,
+    /// 64 hex characters; generated (and shown in the answer, once) when absent.
+    key: Option<String>,
 }
 
 /// `POST /api/v1/stations`
@@ -82,27 +83,34 @@ pub async fn create_station(
     let Json(new) = body?;
     let id = StationId(id_u32("id", new.id)?);
     let name = text("name", new.name)?;
-    let position = GeoPoint::new(new.lat, new.lon).map_err(|e| {
-        let field = if e.to_string().starts_with("lat") {
-            "lat"
-        } else {
-            "lon"
-        };
-        ApiError::field(field, e.to_string())
-    })?;
-    let key = StationKey::from_hex(&new.key).map_err(|e| ApiError::field("key", e.to_string()))?;
+    let position = crate::spatial::point(new.lat, new.lon)?;
+    let (key, generated) = match new.key.as_deref() {
+        Some(hex) => (
+            StationKey::from_hex(hex).map_err(|e| ApiError::field("key", e.to_string()))?,
+            false,
+        ),
+        None => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| ApiError::Internal(format!("randomness: {e}")))?;
+            (StationKey(bytes), true)
+        }
+    };
     let station = Station { id, name, position };
     state.store.insert_station(&station, &key, now_ms()).await?;
     // The tracker learns the position before the gateway accepts the station's frames.
     tell_tracker(&state, Command::Station(station.clone())).await?;
+    // Shown once, in this answer, when the server made it.
+    let shown = generated.then(|| key.to_hex());
     state.keys.insert(id, key);
     tracing::info!(station = %id, "station provisioned");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": id.0, "name": station.name, "lat": position.lat, "lon": position.lon
-        })),
-    ))
+    let mut answer = json!({
+        "id": id.0, "name": station.name, "lat": position.lat, "lon": position.lon
+    });
+    if let Some(hex) = shown {
+        answer["key"] = json!(hex);
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// A station that has not sent a heartbeat (every 30 s) for this long is reported silent.
@@ -116,8 +124,15 @@ pub async fn list_stations(
     caller.require(&[Role::Officer, Role::Dispatcher, Role::Admin])?;
     let now = now_ms();
     let stations = state.store.stations_health().await?;
+    let ids: Vec<StationId> = stations.iter().map(|(s, _)| s.id).collect();
+    let last_frames: Vec<Option<i64>> = crate::ask_tracker(&state, move |tracker| {
+        ids.iter()
+            .map(|&id| tracker.station_last_frame(id))
+            .collect()
+    })
+    .await?;
     Ok(Json(json!({
-        "stations": stations.iter().map(|(station, status)| {
+        "stations": stations.iter().zip(last_frames).map(|((station, status), last_frame)| {
             let health = status.map(|s| json!({
                 "last_status_at": to_rfc3339(s.received_at_ms),
                 "backlog": s.backlog,
@@ -137,6 +152,7 @@ pub async fn list_stations(
                 "lat": station.position.lat,
                 "lon": station.position.lon,
                 "silent": silent,
+                "last_frame_at": last_frame.map(to_rfc3339),
                 "health": health,
             })
         }).collect::<Vec<_>>()

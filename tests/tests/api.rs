@@ -111,6 +111,33 @@ async fn a_station_is_created_once() {
 }
 
 #[tokio::test]
+async fn a_station_without_a_key_gets_one_shown_once_that_its_frames_verify_with() {
+    let server = TestServer::start().await;
+    let mut body = station_body();
+    body.as_object_mut().expect("object").remove("key");
+    let (status, created) = post(&server, "/api/v1/stations", body).await;
+    assert_eq!(status, 201, "{created}");
+    let hex = created["key"].as_str().expect("the generated key, once");
+    let key = tagwatch_model::StationKey::from_hex(hex).expect("64 hex characters");
+    let (_, listed) = get(&server, "/api/v1/stations").await;
+    assert!(!listed.to_string().contains(hex), "never shown again");
+    assert_eq!(
+        listed["stations"][0]["last_frame_at"],
+        json!(null),
+        "not heard yet"
+    );
+    let mut station = TestStation::udp(1001, 1, server.udp()).await;
+    station.key = key;
+    let frame = station.detections(1, tagwatch_model::time::now_ms(), &[]);
+    assert_eq!(station.exchange(&frame).await, AckStatus::Accepted);
+    let (_, listed) = get(&server, "/api/v1/stations").await;
+    assert!(
+        listed["stations"][0]["last_frame_at"].is_string(),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
 async fn a_new_station_is_heard_at_once_without_a_restart() {
     let server = TestServer::start().await;
     provision(&server, 1001, 5).await;

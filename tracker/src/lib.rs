@@ -599,6 +599,11 @@ impl Tracker {
         );
     }
 
+    /// Server time of the latest frame from `station` since the server started, if any.
+    pub fn station_last_frame(&self, station: StationId) -> Option<i64> {
+        self.station_watch.last_frame(station)
+    }
+
     /// Tags with a known place.
     pub fn tags_tracked(&self) -> usize {
         self.places.len()

@@ -15,6 +15,8 @@ use tagwatch_model::StationId;
 struct Clock {
     /// Server time of the station's latest frame (or of the watch starting).
     last_frame_ms: i64,
+    /// A frame has arrived since the server started.
+    heard: bool,
     silent_alerted: bool,
     skewed: bool,
 }
@@ -52,9 +54,18 @@ impl StationWatch {
     pub fn watch(&mut self, station: StationId, now_ms: i64) {
         self.clocks.entry(station).or_insert(Clock {
             last_frame_ms: now_ms,
+            heard: false,
             silent_alerted: false,
             skewed: false,
         });
+    }
+
+    /// Server time of the latest frame from `station` since the server started, if any.
+    pub fn last_frame(&self, station: StationId) -> Option<i64> {
+        self.clocks
+            .get(&station)
+            .filter(|c| c.heard)
+            .map(|c| c.last_frame_ms)
     }
 
     /// A frame from `station`, sent at `sent_at_ms` by its clock, arrived at `now_ms`; `fresh`
@@ -68,10 +79,12 @@ impl StationWatch {
     ) -> Option<Finding> {
         let clock = self.clocks.entry(station).or_insert(Clock {
             last_frame_ms: now_ms,
+            heard: true,
             silent_alerted: false,
             skewed: false,
         });
         clock.last_frame_ms = clock.last_frame_ms.max(now_ms);
+        clock.heard = true;
         clock.silent_alerted = false;
         let skew_ms = sent_at_ms.saturating_sub(now_ms);
         if skew_ms < 0 && !fresh {
