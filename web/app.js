@@ -337,13 +337,27 @@ function listResults(rows) {
   }));
 }
 
+/** Where the officer is: the device's position when the browser gives it, else the map centre. */
+function here() {
+  const centre = map.getCenter();
+  if (!navigator.geolocation) return Promise.resolve(centre);
+  return new Promise((resolve) => {
+    navigator.geolocation.getCurrentPosition(
+      (p) => resolve(L.latLng(p.coords.latitude, p.coords.longitude)),
+      () => resolve(centre),
+      { timeout: 3000, maximumAge: 60_000 },
+    );
+  });
+}
+
 $("near").addEventListener("click", async () => {
   try {
-    const c = map.getCenter();
+    const c = await here();
     const r = await api(`/tags/near?lat=${c.lat}&lon=${c.lng}&radius_m=500&purpose=${purpose()}`);
     areaLayer.clearLayers();
     L.circle(c, { radius: 500, color: "#805ad5", fill: false }).addTo(areaLayer);
     for (const t of r.tags) L.circleMarker([t.lat, t.lon], { radius: 3, color: "#805ad5" }).addTo(areaLayer);
+    map.panTo(c);
     listResults([`${r.tags.length} tags within 500 m`, ...r.tags.slice(0, 50).map((t) => `tag ${t.tag}: ${t.distance_m} m, ${when(t.seen_at)}`)]);
   } catch (error) {
     say(error.message);

@@ -73,6 +73,11 @@ try {
   if (!at.startsWith(`1/${visits}`)) throw new Error(`replay: ${at}`);
   step(`replay at ${at}`);
 
+  // "Near me" (no geolocation here: the map centre), with the purpose the track query set.
+  await page.click("#near");
+  await page.waitForFunction(() => /tags within 500 m/.test(document.querySelector("#area-results").textContent));
+  step(`near: ${await page.textContent("#area-results li")}`);
+
   await page.screenshot({ path: args.screenshot });
   step(`screenshot ${args.screenshot}`);
   if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
