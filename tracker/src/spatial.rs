@@ -140,9 +140,10 @@ impl Spatial {
 /// Distance in metres between two points a city apart (equirectangular about their mean
 /// latitude: within 0.1 % up to tens of kilometres).
 pub fn distance_m(a: GeoPoint, b: GeoPoint) -> f64 {
-    let lat0 = (a.lat + b.lat) / 2.0;
-    let (pa, pb) = (project(lat0, a), project(lat0, b));
-    ((pa[0] - pb[0]).powi(2) + (pa[1] - pb[1]).powi(2)).sqrt()
+    // One cosine, not one per point: this runs whenever neighbouring stations share a tag.
+    let east = (a.lon - b.lon) * METRES_PER_DEGREE * ((a.lat + b.lat) / 2.0).to_radians().cos();
+    let north = (a.lat - b.lat) * METRES_PER_DEGREE;
+    (east * east + north * north).sqrt()
 }
 
 fn project(lat0: f64, p: GeoPoint) -> [f64; 2] {
