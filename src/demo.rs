@@ -226,6 +226,18 @@ async fn provision(database: &str, city: &CityConfig, password: &str) -> anyhow:
             .map_err(|e| anyhow::anyhow!("hashing the demo password: {e}"))?;
         store.insert_user(username, &hash, role, now).await?;
     }
+    provision_city(&store, city, now).await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Registers the simulated city's stations (with the simulator's keys) and one vehicle per tag
+/// (the demo, and the end-to-end bench).
+pub async fn provision_city(
+    store: &tagwatch_store::Store,
+    city: &CityConfig,
+    now: i64,
+) -> anyhow::Result<()> {
     for (station, key) in tagwatch_sim::stations(city) {
         let station = Station {
             id: station.id,
@@ -242,8 +254,9 @@ async fn provision(database: &str, city: &CityConfig, password: &str) -> anyhow:
             owner_phone: format!("+86 138 {:04} {:04}", i / 10_000, i % 10_000),
         })
         .collect();
-    store.insert_vehicles(&vehicles, now).await?;
-    store.close().await;
+    for chunk in vehicles.chunks(50_000) {
+        store.insert_vehicles(chunk, now).await?;
+    }
     Ok(())
 }
 

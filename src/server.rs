@@ -61,6 +61,32 @@ async fn maintain(
     }
 }
 
+/// Receive buffer asked of the kernel for the stations' UDP socket. A thousand stations sending
+/// their one-second frames at about the same moment arrive as a burst of over a megabyte; the
+/// default buffer (208 KiB on Linux) overflows and the kernel drops datagrams, which their
+/// stations then resend seconds later. The kernel caps it at `net.core.rmem_max`.
+const UDP_RECEIVE_BUFFER: usize = 8 << 20;
+
+/// Binds the stations' UDP socket with a receive buffer sized for bursts.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(error) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        tracing::warn!(%error, "could not enlarge the UDP receive buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let granted = socket.recv_buffer_size().unwrap_or(0);
+    if granted < UDP_RECEIVE_BUFFER {
+        tracing::info!(
+            granted,
+            wanted = UDP_RECEIVE_BUFFER,
+            "UDP receive buffer capped by net.core.rmem_max; raise it for large deployments"
+        );
+    }
+    UdpSocket::from_std(socket.into())
+}
+
 /// Waits for a task up to `limit`; gives the handle back if it is still running.
 async fn bounded(limit: Duration, mut task: JoinHandle<()>) -> Result<(), JoinHandle<()>> {
     match tokio::time::timeout(limit, &mut task).await {
@@ -168,11 +194,8 @@ impl Server {
         // One flush committing and one waiting: beyond that the ingest task waits.
         let (writer_tx, writer_rx) = mpsc::channel(1);
 
-        let udp = Arc::new(
-            UdpSocket::bind(config.udp)
-                .await
-                .with_context(|| format!("binding UDP {}", config.udp))?,
-        );
+        let udp =
+            Arc::new(bind_udp(config.udp).with_context(|| format!("binding UDP {}", config.udp))?);
         let tcp = TcpListener::bind(config.tcp)
             .await
             .with_context(|| format!("binding TCP {}", config.tcp))?;

@@ -1,0 +1,100 @@
+//! What the server says about itself: its Prometheus text at `/metrics`, read between steps.
+
+use std::collections::HashMap;
+
+/// One scrape: every sample by its series (name with labels).
+#[derive(Debug, Default, Clone)]
+pub struct Scrape(pub HashMap<String, f64>);
+
+impl Scrape {
+    pub async fn take(client: &reqwest::Client, api: &str) -> anyhow::Result<Self> {
+        let text = client
+            .get(format!("{api}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let mut samples = HashMap::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            if let Some((series, value)) = line.rsplit_once(' ') {
+                if let Ok(v) = value.parse::<f64>() {
+                    samples.insert(series.to_owned(), v);
+                }
+            }
+        }
+        Ok(Self(samples))
+    }
+
+    pub fn get(&self, series: &str) -> f64 {
+        self.0.get(series).copied().unwrap_or(0.0)
+    }
+
+    /// `series` grew by this much since `before`.
+    pub fn delta(&self, before: &Scrape, series: &str) -> f64 {
+        self.get(series) - before.get(series)
+    }
+
+    /// The `q` quantile of histogram `name` over the observations since `before`, as the upper
+    /// bound of the bucket it falls in (seconds).
+    pub fn quantile(&self, before: &Scrape, name: &str, q: f64) -> Option<f64> {
+        let prefix = format!("{name}_bucket{{le=\"");
+        let mut buckets: Vec<(f64, f64)> = self
+            .0
+            .keys()
+            .filter_map(|k| {
+                let le = k.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((bound, self.delta(before, k)))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total = buckets.last()?.1;
+        if total <= 0.0 {
+            return None;
+        }
+        buckets
+            .iter()
+            .find(|(_, count)| *count >= q * total)
+            .map(|(bound, _)| *bound)
+    }
+}
+
+/// This process's CPU time so far (user + system), seconds, and resident memory, MiB.
+pub fn process_usage() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the state field.
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0);
+    (cpu, rss)
+}
+
+/// Datagrams the kernel dropped for want of room in a UDP socket's receive buffer, machine-wide
+/// (`RcvbufErrors` in /proc/net/snmp); `None` where that file is missing.
+pub fn udp_receive_drops() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let column = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(column)?.parse().ok()
+}

@@ -1,0 +1,230 @@
+//! Each step's figures, where the server saturated and why, and the results file.
+
+use crate::metrics::Scrape;
+use serde_json::{json, Value};
+use tagwatch_sim::city::CityConfig;
+use tagwatch_sim::Transport;
+
+/// What a step measured, before the figures are derived.
+pub struct StepInput<'a> {
+    pub speed: f64,
+    pub offered_detections: f64,
+    pub offer_secs: f64,
+    pub drain_secs: f64,
+    pub unsettled_frames: usize,
+    pub overflow_frames: usize,
+    pub before: &'a Scrape,
+    pub after: &'a Scrape,
+    pub cpu_secs: f64,
+    pub rss_mib: f64,
+    pub alert_latencies_ms: &'a [f64],
+    pub udp_drops: Option<u64>,
+}
+
+/// One step's figures. ACK and flush latencies come from the server's histograms, so they are
+/// bucket upper bounds (powers of two from 0.5 ms).
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub speed: f64,
+    pub offered_per_s: f64,
+    pub applied_per_s: f64,
+    pub frames_acked_per_s: f64,
+    pub busy_frames: f64,
+    pub unsettled_frames: usize,
+    pub ack_p50_ms: Option<f64>,
+    pub ack_p99_ms: Option<f64>,
+    pub alerts: usize,
+    pub alert_p50_ms: Option<f64>,
+    pub alert_p99_ms: Option<f64>,
+    pub store_rows_per_s: f64,
+    pub flush_p99_ms: Option<f64>,
+    pub cpu_percent: f64,
+    pub rss_mib: f64,
+    /// Datagrams the kernel dropped at full UDP receive buffers during the step.
+    pub udp_drops: Option<u64>,
+    /// Every offered detection applied, every frame settled, nothing refused BUSY.
+    pub sustained: bool,
+    /// When not sustained: the stage that limits, from the server's metrics.
+    pub limit: Option<&'static str>,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    Some(sorted[((sorted.len() - 1) as f64 * q).round() as usize])
+}
+
+impl Step {
+    pub fn measure(i: StepInput<'_>) -> Self {
+        let (b, a) = (i.before, i.after);
+        let secs = i.offer_secs.max(0.001);
+        let applied = a.delta(b, "tagwatch_detections_applied_total");
+        let busy = a.delta(b, "tagwatch_frames_rejected_total{reason=\"busy\"}");
+        let ms = |s: Option<f64>| s.map(|v| v * 1_000.0);
+        let flush_p99_ms = ms(a.quantile(b, "tagwatch_store_flush_seconds", 0.99));
+        let ack_p99_ms = ms(a.quantile(b, "tagwatch_ack_latency_seconds", 0.99));
+        // An ACK slower than the stations' resend timeout (3 s) makes them send again.
+        let sustained = applied >= 0.99 * i.offered_detections
+            && i.unsettled_frames == 0
+            && i.overflow_frames == 0
+            && busy == 0.0
+            && ack_p99_ms.is_some_and(|p| p < 3_000.0);
+        let cpu_percent = 100.0 * i.cpu_secs / (secs + i.drain_secs);
+        let limit = (!sustained).then(|| {
+            if flush_p99_ms.is_some_and(|f| f >= 1_000.0) {
+                "store (flushes take a second or more)"
+            } else if ack_p99_ms.is_none_or(|p| p >= 3_000.0) {
+                "ACK latency above the stations' 3 s resend timeout"
+            } else if busy > 0.0 {
+                "tracker / ingest (its queue filled: BUSY)"
+            } else if i.overflow_frames > 0 || i.unsettled_frames > 0 {
+                "gateway / ACK (frames left unacknowledged)"
+            } else if cpu_percent > 190.0 {
+                "CPU (both cores busy, the load generator included)"
+            } else {
+                "unclear: applied fell behind offered"
+            }
+        });
+        Self {
+            speed: i.speed,
+            offered_per_s: i.offered_detections / secs,
+            applied_per_s: applied / secs,
+            frames_acked_per_s: a.delta(b, "tagwatch_acks_sent_total{status=\"accepted\"}") / secs,
+            busy_frames: busy,
+            unsettled_frames: i.unsettled_frames,
+            ack_p50_ms: ms(a.quantile(b, "tagwatch_ack_latency_seconds", 0.5)),
+            ack_p99_ms,
+            alerts: i.alert_latencies_ms.len(),
+            alert_p50_ms: percentile(i.alert_latencies_ms, 0.5),
+            alert_p99_ms: percentile(i.alert_latencies_ms, 0.99),
+            store_rows_per_s: a.delta(b, "tagwatch_store_flush_rows_sum") / secs,
+            flush_p99_ms,
+            cpu_percent,
+            rss_mib: i.rss_mib,
+            udp_drops: i.udp_drops,
+            sustained,
+            limit,
+        }
+    }
+
+    fn fmt_ms(v: Option<f64>) -> String {
+        v.map_or("-".into(), |v| format!("{v:.1}"))
+    }
+
+    pub fn print(&self) {
+        eprintln!(
+            "  ×{:<4} offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s  CPU {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
+            self.speed,
+            self.offered_per_s,
+            self.applied_per_s,
+            Self::fmt_ms(self.ack_p50_ms),
+            Self::fmt_ms(self.ack_p99_ms),
+            Self::fmt_ms(self.alert_p50_ms),
+            Self::fmt_ms(self.alert_p99_ms),
+            self.alerts,
+            self.store_rows_per_s,
+            self.cpu_percent,
+            self.rss_mib,
+            self.udp_drops.map_or("-".into(), |d| d.to_string()),
+            self.limit.unwrap_or("sustained"),
+        );
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "speed": self.speed,
+            "offered_detections_per_s": self.offered_per_s,
+            "applied_detections_per_s": self.applied_per_s,
+            "frames_acked_per_s": self.frames_acked_per_s,
+            "busy_frames": self.busy_frames,
+            "unsettled_frames": self.unsettled_frames,
+            "ack_latency_ms": { "p50_le": self.ack_p50_ms, "p99_le": self.ack_p99_ms },
+            "alert_latency_ms": { "count": self.alerts, "p50": self.alert_p50_ms, "p99": self.alert_p99_ms },
+            "store_rows_per_s": self.store_rows_per_s,
+            "store_flush_p99_ms_le": self.flush_p99_ms,
+            "cpu_percent": self.cpu_percent,
+            "rss_mib": self.rss_mib,
+            "udp_receive_buffer_drops": self.udp_drops,
+            "sustained": self.sustained,
+            "limited_by": self.limit,
+        })
+    }
+}
+
+/// One store × transport run.
+pub struct Run {
+    pub store: String,
+    pub transport: Transport,
+    pub steps: Vec<Step>,
+}
+
+impl Run {
+    pub fn new(store: &str, transport: Transport, steps: Vec<Step>) -> Self {
+        Self {
+            store: store.to_owned(),
+            transport,
+            steps,
+        }
+    }
+
+    /// The highest step with everything applied and acknowledged.
+    pub fn best(&self) -> Option<&Step> {
+        self.steps
+            .iter()
+            .filter(|s| s.sustained)
+            .max_by(|a, b| a.applied_per_s.total_cmp(&b.applied_per_s))
+    }
+
+    fn name(&self) -> String {
+        format!("{} / {:?}", self.store, self.transport).to_lowercase()
+    }
+}
+
+pub fn write(
+    dir: &std::path::Path,
+    city: &CityConfig,
+    recording: &crate::stream::Recording,
+    runs: &[Run],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let doc = json!({
+        "machine": { "cpus": cpus, "os": std::env::consts::OS, "arch": std::env::consts::ARCH },
+        "city": {
+            "stations": city.grid_w * city.grid_h, "tags": city.tags,
+            "real_time_detections_per_s": recording.rate(),
+            "stolen_fraction": 1.0 / f64::from(crate::STOLEN_EVERY),
+        },
+        "runs": runs.iter().map(|r| json!({
+            "store": r.store,
+            "transport": format!("{:?}", r.transport).to_lowercase(),
+            "highest_sustained_detections_per_s": r.best().map(|s| s.applied_per_s),
+            "steps": r.steps.iter().map(Step::json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    let path = dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
+    eprintln!("Results: {}", path.display());
+    Ok(())
+}
+
+/// The closing summary: per run, the highest sustained rate and its latencies, and what
+/// stopped the next step.
+pub fn summary(runs: &[Run]) {
+    println!("| store / transport | highest sustained detections/s | ACK p99 | alert p99 | RSS | next step limited by |");
+    println!("|---|---|---|---|---|---|");
+    for run in runs {
+        let best = run.best();
+        let stopped = run.steps.iter().find(|s| !s.sustained);
+        println!(
+            "| {} | {} | {} ms | {} ms | {} MiB | {} |",
+            run.name(),
+            best.map_or("none".into(), |s| format!("{:.0}", s.applied_per_s)),
+            best.map_or("-".into(), |s| Step::fmt_ms(s.ack_p99_ms)),
+            best.map_or("-".into(), |s| Step::fmt_ms(s.alert_p99_ms)),
+            best.map_or("-".into(), |s| format!("{:.0}", s.rss_mib)),
+            stopped.and_then(|s| s.limit).unwrap_or("not reached"),
+        );
+    }
+}
