@@ -13,6 +13,7 @@
 //! `cargo run --release -p tagwatch-benches --bin tagwatch-e2e -- --help`
 
 mod metrics;
+mod plot;
 mod report;
 mod stream;
 
@@ -62,9 +63,12 @@ struct Args {
     /// every stolen tag already in the city raise a burst of alerts)
     #[arg(long, default_value_t = 10)]
     warmup_seconds: u64,
-    /// Where results.json goes
+    /// Where results.json and the plots go
     #[arg(long, default_value = "target/e2e")]
     out: std::path::PathBuf,
+    /// Only draw the plots of an earlier results.json
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 /// Hand-off times of frames that carry a stolen tag, by (station, seq), for alert latency.
@@ -79,6 +83,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(results) = &args.plot {
+        return plot::plot(results);
+    }
     let city = CityConfig {
         tags: args.tags,
         ..CityConfig::default()
@@ -111,7 +118,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             runs.push(run_one(&args, &city, &recording, store, &database, transport).await?);
         }
     }
-    report::write(&args.out, &city, &recording, &runs)?;
+    let results = report::write(&args.out, &city, &recording, &runs)?;
+    plot::plot(&results)?;
     report::summary(&runs);
     Ok(())
 }

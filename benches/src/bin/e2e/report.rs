@@ -186,7 +186,7 @@ pub fn write(
     city: &CityConfig,
     recording: &crate::stream::Recording,
     runs: &[Run],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<std::path::PathBuf> {
     std::fs::create_dir_all(dir)?;
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let doc = json!({
@@ -206,7 +206,7 @@ pub fn write(
     let path = dir.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
     eprintln!("Results: {}", path.display());
-    Ok(())
+    Ok(path)
 }
 
 /// The closing summary: per run, the highest sustained rate and its latencies, and what
