@@ -12,6 +12,7 @@
 //!
 //! `cargo run --release -p tagwatch-benches --bin tagwatch-e2e -- --help`
 
+mod loopback;
 mod metrics;
 mod plot;
 mod report;
@@ -341,6 +342,20 @@ async fn run_one(
         let _ = link.await;
     }
     listener.abort();
+    // The gateway alone against loopback UDP, with frames it has already applied (seq 1).
+    let loopback = match transport {
+        Transport::Udp => {
+            let datagrams: Vec<_> = recording.seconds[0]
+                .iter()
+                .filter_map(|s| {
+                    let frame = recording.frame(s, session, 1, sim_start);
+                    tagwatch_gateway::wire::encode(&frame, &keys[&frame.station]).ok()
+                })
+                .collect();
+            Some(loopback::compare(&client, &api, server.udp_addr, &datagrams).await?)
+        }
+        Transport::Tcp => None,
+    };
     server.shutdown().await;
-    Ok(Run::new(store, transport, steps))
+    Ok(Run::new(store, transport, steps, loopback))
 }

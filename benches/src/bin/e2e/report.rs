@@ -157,14 +157,22 @@ pub struct Run {
     pub store: String,
     pub transport: Transport,
     pub steps: Vec<Step>,
+    /// UDP runs: the gateway's frames/s against iperf3's loopback datagrams/s.
+    pub loopback: Option<Value>,
 }
 
 impl Run {
-    pub fn new(store: &str, transport: Transport, steps: Vec<Step>) -> Self {
+    pub fn new(
+        store: &str,
+        transport: Transport,
+        steps: Vec<Step>,
+        loopback: Option<Value>,
+    ) -> Self {
         Self {
             store: store.to_owned(),
             transport,
             steps,
+            loopback,
         }
     }
 
@@ -201,6 +209,7 @@ pub fn write(
             "transport": format!("{:?}", r.transport).to_lowercase(),
             "highest_sustained_detections_per_s": r.best().map(|s| s.applied_per_s),
             "steps": r.steps.iter().map(Step::json).collect::<Vec<_>>(),
+            "gateway_vs_loopback_udp": r.loopback,
         })).collect::<Vec<_>>(),
     });
     let path = dir.join("results.json");
