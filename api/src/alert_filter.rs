@@ -128,6 +128,11 @@ impl AlertFilter {
         Ok(Self { tags, area, kinds })
     }
 
+    /// `Some`: the only tags whose alerts the listener may see (an owner's vehicles).
+    pub fn owned_tags(&self) -> Option<&HashSet<TagId>> {
+        self.tags.as_ref()
+    }
+
     /// Whether the listener gets `alert`.
     pub fn admits(&self, alert: &Alert) -> bool {
         let tag_ok = self
@@ -149,6 +154,21 @@ pub struct NewPrecinct {
     area: Vec<[f64; 2]>,
 }
 
+/// An area's outline from `[lat, lon]` pairs: 3 to [`MAX_FENCE_VERTICES`] valid points, or a
+/// 400 naming `area`. (Geofences and precincts.)
+pub(crate) fn outline(pairs: &[[f64; 2]]) -> Result<Vec<GeoPoint>, ApiError> {
+    if !(3..=MAX_FENCE_VERTICES).contains(&pairs.len()) {
+        return Err(ApiError::field(
+            "area",
+            format!("area must have 3 to {MAX_FENCE_VERTICES} [lat, lon] vertices"),
+        ));
+    }
+    pairs
+        .iter()
+        .map(|&[lat, lon]| point(lat, lon).map_err(|e| ApiError::field("area", e.to_string())))
+        .collect()
+}
+
 /// `POST /api/v1/precincts` `{name, area}` (admin): a district to filter alerts by.
 pub async fn create_precinct(
     State(state): State<ApiState>,
@@ -158,17 +178,7 @@ pub async fn create_precinct(
     caller.require(&[Role::Admin])?;
     let Json(new) = body?;
     let name = crate::routes::text("name", new.name)?;
-    if !(3..=MAX_FENCE_VERTICES).contains(&new.area.len()) {
-        return Err(ApiError::field(
-            "area",
-            format!("area must have 3 to {MAX_FENCE_VERTICES} [lat, lon] vertices"),
-        ));
-    }
-    let area = new
-        .area
-        .iter()
-        .map(|&[lat, lon]| point(lat, lon).map_err(|e| ApiError::field("area", e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let area = outline(&new.area)?;
     let id = state.store.insert_precinct(&name, &area, now_ms()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id, "name": name }))))
 }

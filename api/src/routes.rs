@@ -353,13 +353,14 @@ pub async fn list_alerts(
             None => state.store.alerts_after(after, limit).await?,
         }
     } else {
-        let owner = caller
-            .user
-            .ok_or_else(|| ApiError::Forbidden("no account behind this token".into()))?;
+        if caller.user.is_none() {
+            return Err(ApiError::Forbidden("no account behind this token".into()));
+        }
+        // The filter already holds the owner's vehicles.
         let mut mine = Vec::new();
-        for vehicle in state.store.vehicles_of(owner).await? {
-            if tag.is_none_or(|t| t == vehicle.tag) {
-                mine.extend(state.store.alerts_for_tag(vehicle.tag, limit).await?);
+        for &own in filter.owned_tags().into_iter().flatten() {
+            if tag.is_none_or(|t| t == own) {
+                mine.extend(state.store.alerts_for_tag(own, limit).await?);
             }
         }
         mine.sort_by_key(|a| std::cmp::Reverse(a.seq));

@@ -6,7 +6,6 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::{accessible_vehicle, id_u32, tag_from_path, tell_tracker, text, Body};
-use crate::spatial::point;
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,7 +13,6 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tagwatch_model::fence::MAX_FENCE_VERTICES;
 use tagwatch_model::time::now_ms;
 use tagwatch_model::{Geofence, Role, TagId, UserId};
 use tagwatch_tracker::Command;
@@ -42,17 +40,7 @@ pub struct NewGeofence {
 
 fn geofence(new: NewGeofence) -> Result<Geofence, ApiError> {
     let name = text("name", new.name)?;
-    if !(3..=MAX_FENCE_VERTICES).contains(&new.area.len()) {
-        return Err(ApiError::field(
-            "area",
-            format!("area must have 3 to {MAX_FENCE_VERTICES} [lat, lon] vertices"),
-        ));
-    }
-    let area = new
-        .area
-        .iter()
-        .map(|&[lat, lon]| point(lat, lon).map_err(|e| ApiError::field("area", e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let area = crate::alert_filter::outline(&new.area)?;
     let span = |f: fn(&tagwatch_model::GeoPoint) -> f64| {
         let (lo, hi) = area
             .iter()
