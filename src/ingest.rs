@@ -1,12 +1,13 @@
 //! # Ingest: where gateway, tracker and store meet, exactly once.
 //!
 //! One task owns the [`Tracker`] and the [`Dedupe`] state. It takes verified frames from the
-//! gateway's bounded queue, drops duplicates, applies fresh frames (publishing any alert at once),
-//! and every `flush_interval` hands a [`Flush`] — the changed visits, new alerts and the watermarks
-//! of the frames applied — to the writer task. The writer commits it in one transaction and only
-//! then sends ACCEPTED for those frames. Only one flush waits for the writer at a time, so a slow
-//! store stops the ingest task, fills the gateway's queue, and stations are told BUSY: memory
-//! stays bounded and nothing is acknowledged that is not durable.
+//! gateway's bounded queue, drops duplicates, applies fresh frames (stations carrying a stolen tag
+//! first, see [`crate::hot_first`]; any alert is published at once), and every `flush_interval`
+//! hands a [`Flush`] — the changed visits, new alerts and the watermarks of the frames applied —
+//! to the writer task. The writer commits it in one transaction and only then sends ACCEPTED for
+//! those frames. Only one flush waits for the writer at a time, so a slow store stops the ingest
+//! task, fills the gateway's queue, and stations are told BUSY: memory stays bounded and nothing
+//! is acknowledged that is not durable.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use tagwatch_api::live::AlertBus;
 use tagwatch_api::Health;
 use tagwatch_gateway::dedupe::{Dedupe, Seen};
-use tagwatch_gateway::wire::{AckStatus, Body};
+use tagwatch_gateway::wire::{AckStatus, Body, Frame};
 use tagwatch_gateway::{AckPath, Inbound};
 use tagwatch_model::{
     time::now_ms, Detection, FrameKey, GeoPoint, SessionId, StationId, StationStatus,
@@ -25,6 +26,7 @@ use tagwatch_tracker::{Command, Observation, Query, Tracker};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::hot_first::hot_stations_first;
 use crate::metrics::PipelineMetrics;
 
 /// Batching of the ingest task.
@@ -82,6 +84,14 @@ pub struct IngestParts {
     pub metrics: Arc<PipelineMetrics>,
 }
 
+/// Frames taken from the gateway's queue at a time: a whole burst of a thousand stations' frames,
+/// so those carrying a stolen tag can go first (see [`hot_stations_first`]).
+const BATCH_FRAMES: usize = 1_024;
+
+fn carries_stolen(tracker: &Tracker, frame: &Frame) -> bool {
+    matches!(&frame.body, Body::Detections(records) if records.iter().any(|r| tracker.is_stolen(r.tag)))
+}
+
 /// Runs until `shutdown`, then flushes what it has applied and returns.
 pub async fn run_ingest(
     mut tracker: Tracker,
@@ -96,7 +106,7 @@ pub async fn run_ingest(
     // Time-driven rules (a station gone silent) are checked once a second.
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut inbox = Vec::with_capacity(256);
+    let mut inbox = Vec::with_capacity(BATCH_FRAMES);
     loop {
         tokio::select! {
             biased;
@@ -125,10 +135,17 @@ pub async fn run_ingest(
                     break;
                 }
             }
-            received = parts.frames.recv_many(&mut inbox, 256) => {
+            received = parts.frames.recv_many(&mut inbox, BATCH_FRAMES) => {
                 if received == 0 {
                     break;
                 }
+                // A stolen vehicle's sighting does not wait behind the rest of the burst.
+                let moved = hot_stations_first(
+                    &mut inbox,
+                    |i| i.frame.station,
+                    |i| carries_stolen(&tracker, &i.frame),
+                );
+                parts.metrics.hot_first.inc_by(moved as u64);
                 for inbound in inbox.drain(..) {
                     handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound).await;
                 }

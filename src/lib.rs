@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod hot_first;
 pub mod ingest;
 pub mod metrics;
 pub mod server;

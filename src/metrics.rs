@@ -11,6 +11,7 @@ pub struct PipelineMetrics {
     pub detections_applied: Counter,
     pub duplicates: Counter,
     pub resends_in_flight: Counter,
+    pub hot_first: Counter,
     pub too_far_ahead: Counter,
     pub alerts: Counter,
     pub store_errors: Counter,
@@ -28,6 +29,7 @@ impl Default for PipelineMetrics {
             detections_applied: Counter::default(),
             duplicates: Counter::default(),
             resends_in_flight: Counter::default(),
+            hot_first: Counter::default(),
             too_far_ahead: Counter::default(),
             alerts: Counter::default(),
             store_errors: Counter::default(),
@@ -62,6 +64,11 @@ impl PipelineMetrics {
             "tagwatch_frames_resent_in_flight",
             "Resends of frames whose flush had not committed yet (answered after the commit)",
             self.resends_in_flight.clone(),
+        );
+        registry.register(
+            "tagwatch_frames_hot_first",
+            "Frames applied ahead of their batch because their station's frames carry a stolen tag",
+            self.hot_first.clone(),
         );
         registry.register(
             "tagwatch_frames_too_far_ahead",

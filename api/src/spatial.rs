@@ -11,7 +11,7 @@ use crate::routes::{audit, time_param};
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::{GeoBox, GeoPoint, Role};
@@ -70,7 +70,7 @@ pub async fn tags_near(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<NearQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NearAnswer>, ApiError> {
     caller.require(&POLICE)?;
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     let center = point(q.lat, q.lon)?;
@@ -96,16 +96,48 @@ pub async fn tags_near(
         tracker.tags_near(center, radius, since, limit as usize)
     })
     .await?;
-    Ok(Json(json!({
-        "tags": found.iter().map(|(tag, last, distance)| json!({
-            "tag": tag.0,
-            "station": last.station.0,
-            "lat": last.position.lat,
-            "lon": last.position.lon,
-            "seen_at": to_rfc3339(last.seen_at_ms),
-            "distance_m": (distance * 10.0).round() / 10.0,
-        })).collect::<Vec<_>>()
-    })))
+    let tags = found
+        .iter()
+        .map(|(tag, last, distance)| NearTag {
+            tag: tag.0,
+            station: last.station.0,
+            lat: last.position.lat,
+            lon: last.position.lon,
+            seen_at: to_rfc3339(last.seen_at_ms),
+            distance_m: (distance * 10.0).round() / 10.0,
+        })
+        .collect();
+    Ok(Json(NearAnswer { tags }))
+}
+
+/// Answers of thousands of rows are serialised straight from these, not built as JSON trees.
+#[derive(Debug, Serialize)]
+pub struct NearAnswer {
+    tags: Vec<NearTag>,
+}
+
+#[derive(Debug, Serialize)]
+struct NearTag {
+    tag: u32,
+    station: u32,
+    lat: f64,
+    lon: f64,
+    seen_at: String,
+    distance_m: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThroughAnswer {
+    source: &'static str,
+    truncated: bool,
+    tags: Vec<Passage>,
+}
+
+#[derive(Debug, Serialize)]
+struct Passage {
+    tag: u32,
+    first_seen: String,
+    last_seen: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,7 +161,7 @@ pub async fn tags_through(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<ThroughQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ThroughAnswer>, ApiError> {
     caller.require(&POLICE)?;
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     let sw = point(q.south, q.west)?;
@@ -207,15 +239,20 @@ pub async fn tags_through(
         }
     };
     let truncated = passages.len() >= limit as usize;
-    Ok(Json(json!({
-        "source": source,
-        "truncated": truncated,
-        "tags": passages.iter().take(limit as usize).map(|(tag, first, last)| json!({
-            "tag": tag,
-            "first_seen": to_rfc3339(*first),
-            "last_seen": to_rfc3339(*last),
-        })).collect::<Vec<_>>()
-    })))
+    let tags = passages
+        .iter()
+        .take(limit as usize)
+        .map(|&(tag, first, last)| Passage {
+            tag,
+            first_seen: to_rfc3339(first),
+            last_seen: to_rfc3339(last),
+        })
+        .collect();
+    Ok(Json(ThroughAnswer {
+        source,
+        truncated,
+        tags,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

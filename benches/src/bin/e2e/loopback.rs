@@ -84,6 +84,27 @@ pub fn iperf3_rate(size: usize) -> anyhow::Result<f64> {
     Ok((packets - lost) / seconds)
 }
 
+/// Waits (at most a minute) until the server has committed every frame it took in, so a store
+/// still catching up with the last step does not share the CPU with the measurement.
+async fn quiesce(client: &reqwest::Client, api: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let health: Value = client
+            .get(format!("{api}/healthz"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if health["frames_in_flight"] == 0 && health["queue_depth"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The last flush's ACKs and the kernel's buffers.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
 /// Both, for datagrams of the run's own frames.
 pub async fn compare(
     client: &reqwest::Client,
@@ -92,6 +113,7 @@ pub async fn compare(
     datagrams: &[bytes::BytesMut],
 ) -> anyhow::Result<Value> {
     let size = datagrams.iter().map(|d| d.len()).sum::<usize>() / datagrams.len().max(1);
+    quiesce(client, api).await?;
     let gateway = gateway_rate(client, api, udp, datagrams).await?;
     let iperf = tokio::task::spawn_blocking(move || iperf3_rate(size)).await??;
     eprintln!(

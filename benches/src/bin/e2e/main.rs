@@ -1,34 +1,41 @@
-//! # `tagwatch-e2e`: how much city one server holds.
+//! # `tagwatch-e2e`: how much city one server holds, against the alternatives.
 //!
 //! Runs the real server on loopback, on SQLite and on Postgres, with its stations speaking UDP or
 //! TCP through the simulator's own uplink (at-least-once delivery, resends, ACK handling). The
 //! traffic is the simulator's reference city (1,024 stations, 300,000 tags; 1 % reported stolen),
-//! recorded once and replayed at rising speed: each step offers more detections per second, until
-//! the server no longer keeps up. For each step it reports the detections offered and applied,
-//! frames acknowledged, ACK latency, the latency from a frame's hand-off to its station's uplink
-//! to the stolen-vehicle alert on a live SSE client, CPU, resident memory and store rows per
-//! second, all read from the server's own metrics except the alert latency, which the SSE client
-//! measures. Results go to `target/e2e/results.json` with a summary on stdout.
+//! recorded once and replayed; each step offers a larger multiple of it, by default with that many
+//! copies of the city's vehicles (so 300,000 tags, 600,000, … into the millions), until the server
+//! no longer keeps up. For each step it reports the detections offered and applied, frames
+//! acknowledged, ACK latency, the latency from a frame's hand-off to its station's uplink to the
+//! stolen-vehicle alert on a live SSE client, CPU (this process and Postgres), resident memory
+//! and store rows per second, all read from the server's own metrics except the alert latency,
+//! which the SSE client measures, and the stage that stopped it. Side by side, in the same run:
+//! the gateway against `iperf3`'s loopback UDP, and (first Postgres run) the officers' spatial
+//! queries against PostGIS over the same visits and the store's writes against a plain `COPY`.
+//! Results go to `target/e2e/results.json` with plots beside it and a summary on stdout.
 //!
 //! `cargo run --release -p tagwatch-benches --bin tagwatch-e2e -- --help`
 
 mod loopback;
 mod metrics;
 mod plot;
+mod replay;
 mod report;
+mod side_by_side;
 mod stream;
 
 use anyhow::Context;
 use clap::Parser;
 use futures_util::StreamExt;
 use metrics::{process_usage, Scrape};
+use replay::{Handoffs, Replay};
 use report::{Run, Step};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tagwatch::{Config, Secret, Server};
-use tagwatch_model::{SessionId, TagId};
+use tagwatch_model::TagId;
 use tagwatch_sim::city::CityConfig;
 use tagwatch_sim::link::{run_link, LinkConfig};
 use tagwatch_sim::Transport;
@@ -39,31 +46,55 @@ const TOKEN: &str = "e2e-bench-admin-token-0123456789";
 /// Every this-many-th tag is reported stolen before the run.
 const STOLEN_EVERY: u32 = 100;
 
+/// What each step grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Grow {
+    /// More vehicles: step `n` carries `n` copies of the city's tags, in real time
+    Tags,
+    /// Faster time: step `n` replays the same city `n` times faster than real time
+    Speed,
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "End-to-end benchmark: the reference city against a real server, step by step")]
 struct Args {
     /// Offered load of each step, as multiples of the reference city's real-time traffic
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,12,16,24,32")]
-    speeds: Vec<f64>,
-    /// Seconds each step offers its load
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,6,8,12,16", value_parser = parse_load)]
+    loads: Vec<u32>,
+    /// Steps still run after the first one not sustained (the curve past saturation, and memory
+    /// with more tags)
+    #[arg(long, default_value_t = 2)]
+    beyond: usize,
+    /// How a step raises the load: more tags (up to millions) or faster time
+    #[arg(long, value_enum, default_value = "tags")]
+    grow: Grow,
+    /// Seconds each step offers its load, measured
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     step_seconds: u64,
+    /// Seconds of each step's load offered before its measurement starts (new tags arrive)
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=600))]
+    settle_seconds: u64,
     /// Stores to run on: sqlite, postgres
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     stores: Vec<String>,
     /// Station transports: udp, tcp
     #[arg(long, value_delimiter = ',', default_value = "udp,tcp")]
     transports: Vec<String>,
-    /// Tagged vehicles in the city
-    #[arg(long, default_value_t = 300_000)]
+    /// Tagged vehicles in the city (one copy)
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
     tags: u32,
-    /// Seconds of city traffic recorded and replayed
-    #[arg(long, default_value_t = 30)]
-    record_seconds: usize,
+    /// Seconds of city traffic recorded and replayed; by default the whole schedule's, so no
+    /// vehicle jumps back to where it was when the recording starts over (the stolen ones would
+    /// then raise no new sighting alerts, being still in their open visits)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(10..=1_800))]
+    record_seconds: Option<u64>,
     /// Seconds of real-time traffic before the first step, not reported (the first sightings of
     /// every stolen tag already in the city raise a burst of alerts)
     #[arg(long, default_value_t = 10)]
     warmup_seconds: u64,
+    /// Skip the side-by-side comparisons (PostGIS queries, plain COPY) of the first Postgres run
+    #[arg(long)]
+    no_side_by_side: bool,
     /// Where results.json and the plots go
     #[arg(long, default_value = "target/e2e")]
     out: std::path::PathBuf,
@@ -72,8 +103,32 @@ struct Args {
     plot: Option<std::path::PathBuf>,
 }
 
-/// Hand-off times of frames that carry a stolen tag, by (station, seq), for alert latency.
-type Handoffs = Arc<Mutex<HashMap<(u32, u32), Instant>>>;
+impl Args {
+    /// City seconds one run offers if every step is run: the warm-up, then each step's settling
+    /// and measured seconds at its speed.
+    fn city_seconds(&self) -> u64 {
+        let speed = |load: u32| match self.grow {
+            Grow::Tags => 1,
+            Grow::Speed => u64::from(load),
+        };
+        self.warmup_seconds
+            + self
+                .loads
+                .iter()
+                .map(|&l| (self.settle_seconds + self.step_seconds) * speed(l))
+                .sum::<u64>()
+    }
+}
+
+/// A step's load: a whole multiple of the reference city's traffic, 1 to 64.
+fn parse_load(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a load: a whole multiple of the city's traffic, 1 to 64"
+        )),
+    }
+}
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -91,37 +146,63 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tags: args.tags,
         ..CityConfig::default()
     };
+    let record_seconds = args
+        .record_seconds
+        .unwrap_or_else(|| args.city_seconds().min(1_800));
     eprintln!(
-        "Recording {} s of the city ({} stations, {} tags)…",
-        args.record_seconds,
+        "Recording {record_seconds} s of the city ({} stations, {} tags)…",
         city.grid_w * city.grid_h,
         city.tags
     );
-    let recording = Arc::new(stream::record(&city, args.record_seconds));
+    let recording = Arc::new(stream::record(&city, record_seconds as usize));
     eprintln!(
         "  {} detections, {:.0} per second of real time",
         recording.detections,
         recording.rate()
     );
+    let transports = args
+        .transports
+        .iter()
+        .map(|t| match t.as_str() {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            other => anyhow::bail!("unknown transport {other:?} (udp or tcp)"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(other) = args
+        .stores
+        .iter()
+        .find(|s| !matches!(s.as_str(), "sqlite" | "postgres"))
+    {
+        anyhow::bail!("unknown store {other:?} (sqlite or postgres)");
+    }
+    let side_by_side = !args.no_side_by_side && args.stores.iter().any(|s| s == "postgres");
+    if side_by_side {
+        // The setup step: PostGIS from Debian's package, before anything is measured.
+        side_by_side::install_postgis().await?;
+    }
     let mut runs = Vec::new();
+    let mut compared = None;
     for store in &args.stores {
-        for transport in &args.transports {
-            let transport = match transport.as_str() {
-                "udp" => Transport::Udp,
-                "tcp" => Transport::Tcp,
-                other => anyhow::bail!("unknown transport {other:?} (udp or tcp)"),
-            };
+        for &transport in &transports {
             let Some(database) = database(store).await? else {
                 eprintln!("Skipping {store}: TAGWATCH_TEST_POSTGRES_URL is not set");
                 continue;
             };
             eprintln!("== {store} over {transport:?}");
-            runs.push(run_one(&args, &city, &recording, store, &database, transport).await?);
+            let compare = side_by_side && store == "postgres" && compared.is_none();
+            let (run, side) = run_one(
+                &args, &city, &recording, store, &database, transport, compare,
+            )
+            .await?;
+            remove_database(store, &database).await?;
+            runs.push(run);
+            compared = compared.or(side);
         }
     }
-    let results = report::write(&args.out, &city, &recording, &runs)?;
+    let results = report::write(&args.out, &city, &recording, &runs, compared.as_ref())?;
     plot::plot(&results)?;
-    report::summary(&runs);
+    report::summary(&runs, compared.as_ref());
     Ok(())
 }
 
@@ -142,6 +223,33 @@ async fn database(store: &str) -> anyhow::Result<Option<String>> {
     }
 }
 
+/// Drops a run's database once its figures are taken: each Postgres run leaves over a million
+/// visits (and the PostGIS copies) behind otherwise.
+async fn remove_database(store: &str, database: &str) -> anyhow::Result<()> {
+    match store {
+        "postgres" => {
+            let admin = std::env::var(tagwatch_store::testing::POSTGRES_URL_VAR)?;
+            let name = database.rsplit_once('/').map_or(database, |(_, name)| name);
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
+            sqlx::Executor::execute(
+                &mut conn,
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+            )
+            .await?;
+        }
+        _ => {
+            let path = database.trim_start_matches("sqlite://");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn provision(database: &str, city: &CityConfig) -> anyhow::Result<()> {
     let store = tagwatch_store::Store::open(database).await?;
     let now = tagwatch_model::time::now_ms();
@@ -155,6 +263,9 @@ async fn provision(database: &str, city: &CityConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One store × transport run: the warm-up, the steps until one is not sustained, the gateway
+/// against loopback UDP (UDP runs), and, when `compare`, the side-by-side comparisons on the
+/// data the run stored.
 async fn run_one(
     args: &Args,
     city: &CityConfig,
@@ -162,7 +273,8 @@ async fn run_one(
     store: &str,
     database: &str,
     transport: Transport,
-) -> anyhow::Result<Run> {
+    compare: bool,
+) -> anyhow::Result<(Run, Option<serde_json::Value>)> {
     provision(database, city).await.context("provisioning")?;
     let config = Config {
         database: database.to_owned(),
@@ -172,51 +284,15 @@ async fn run_one(
         admin_token: Some(Secret(TOKEN.into())),
         // Replayed faster than real time, the stations' clocks run ahead on purpose.
         clock_skew_limit_s: 365 * 86_400,
+        // The side-by-side queries come back to back from one token.
+        token_calls_per_s: 10_000,
+        token_call_burst: 10_000,
         ..Config::default()
     };
     let server = Server::start(&config).await?;
     let api = format!("http://{}", server.http_addr);
     let client = reqwest::Client::new();
     let stop = CancellationToken::new();
-
-    // Live alerts: latency from the hand-off of the frame that raised each.
-    let handoffs: Handoffs = Arc::default();
-    let alert_latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
-    let sse = client
-        .get(format!("{api}/api/v1/alerts/stream?kinds=stolen_sighting"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?
-        .error_for_status()?;
-    let listener = {
-        let (handoffs, latencies) = (handoffs.clone(), alert_latencies.clone());
-        tokio::spawn(async move {
-            let mut events = eventsource_stream::Eventsource::eventsource(sse.bytes_stream());
-            while let Some(Ok(event)) = events.next().await {
-                if event.event != "alert" {
-                    continue;
-                }
-                let Ok(alert) = serde_json::from_str::<serde_json::Value>(&event.data) else {
-                    continue;
-                };
-                // Alert ids are `{scope}-{tag}-{station}-{session}-{seq}`.
-                let id = alert["id"].as_str().unwrap_or_default();
-                let mut parts = id.rsplit('-');
-                let seq = parts.next().and_then(|s| s.parse().ok());
-                let _session = parts.next();
-                let station = parts.next().and_then(|s| s.parse().ok());
-                if let (Some(station), Some(seq)) = (station, seq) {
-                    let sent = handoffs.lock().expect("lock").remove(&(station, seq));
-                    if let Some(sent) = sent {
-                        latencies
-                            .lock()
-                            .expect("lock")
-                            .push(sent.elapsed().as_secs_f64() * 1_000.0);
-                    }
-                }
-            }
-        })
-    };
 
     // One uplink per station, as the simulator's firmware has.
     let target = match transport {
@@ -249,91 +325,61 @@ async fn run_one(
         )));
         uplinks.push(tx);
     }
+    let mut replay = Replay::new(recording.clone(), uplinks, city.first_tag, STOLEN_EVERY);
+    let alert_latencies = listen_for_alerts(&client, &api, replay.handoffs.clone()).await?;
 
-    let session = SessionId(1);
-    let mut seqs = vec![0u32; recording.stations.len()];
-    let mut sim_second: i64 = 0;
-    let sim_start = tagwatch_model::time::now_ms() / 1_000 * 1_000;
+    if args.warmup_seconds > 0 {
+        replay.offer(args.warmup_seconds as i64, 1.0, 1).await;
+        settle(&unacked).await;
+        eprintln!("  warm-up done ({} s at real time)", args.warmup_seconds);
+    }
     let mut steps = Vec::new();
-    let warmup = (args.warmup_seconds > 0).then_some(0.0);
-    for speed in warmup.into_iter().chain(args.speeds.iter().copied()) {
-        // Speed 0 marks the warm-up: real time, for `warmup_seconds`, not reported.
-        let (speed, step_seconds, report) = match speed {
-            0.0 => (1.0, args.warmup_seconds, false),
-            s => (s, args.step_seconds, true),
+    for &load in &args.loads {
+        let (speed, copies) = match args.grow {
+            Grow::Tags => (1.0, load),
+            Grow::Speed => (f64::from(load), 1),
         };
+        // New tags arrive (or time speeds up) before the step is measured.
+        let city_seconds = |secs: u64| (secs as f64 * speed).round() as i64;
+        replay
+            .offer(city_seconds(args.settle_seconds), speed, copies)
+            .await;
         let before = Scrape::take(&client, &api).await?;
         let (cpu_before, _) = process_usage();
+        let postgres_before = metrics::postgres_cpu_secs();
         let drops_before = metrics::udp_receive_drops();
         alert_latencies.lock().expect("lock").clear();
-        let started = Instant::now();
-        let seconds = (step_seconds as f64 * speed).round() as i64;
-        let (mut offered, mut overflow) = (0usize, 0usize);
-        for k in 0..seconds {
-            let due = started + Duration::from_secs_f64(k as f64 / speed);
-            tokio::time::sleep_until(due.into()).await;
-            let recorded = &recording.seconds[(sim_second as usize) % recording.seconds.len()];
-            let sim_ms = sim_start + sim_second * 1_000;
-            sim_second += 1;
-            for s in recorded {
-                seqs[s.station] += 1;
-                let frame = recording.frame(s, session, seqs[s.station], sim_ms);
-                let carries_stolen = s
-                    .reads
-                    .iter()
-                    .any(|(tag, _, _)| (tag.0 - city.first_tag).is_multiple_of(STOLEN_EVERY));
-                if carries_stolen {
-                    handoffs
-                        .lock()
-                        .expect("lock")
-                        .insert((frame.station.0, frame.seq), Instant::now());
-                }
-                offered += s.reads.len();
-                if uplinks[s.station].try_send(frame).is_err() {
-                    overflow += 1;
-                }
-            }
-        }
-        // The step covers `seconds` of city time: its last second is offered, then it ends.
-        let offer_secs = seconds as f64 / speed;
-        tokio::time::sleep_until((started + Duration::from_secs_f64(offer_secs)).into()).await;
-        // Let what was offered settle (a server that keeps up settles at once).
-        let drain_started = Instant::now();
-        while unacked.load(Ordering::Relaxed) > 0
-            && drain_started.elapsed() < Duration::from_secs(10)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let drain_s = drain_started.elapsed().as_secs_f64();
+        let offered = replay
+            .offer(city_seconds(args.step_seconds), speed, copies)
+            .await;
+        let drain_secs = settle(&unacked).await;
         let after = Scrape::take(&client, &api).await?;
         let (cpu_after, rss_mib) = process_usage();
         let mut alerts = alert_latencies.lock().expect("lock").clone();
         alerts.sort_by(f64::total_cmp);
         let step = Step::measure(report::StepInput {
+            load,
             speed,
-            offered_detections: offered as f64,
-            offer_secs,
-            drain_secs: drain_s,
+            tags: u64::from(city.tags) * u64::from(copies),
+            offered_detections: offered.detections as f64,
+            offer_secs: offered.secs,
+            drain_secs,
             unsettled_frames: unacked.load(Ordering::Relaxed),
-            overflow_frames: overflow,
+            overflow_frames: offered.overflow_frames,
             before: &before,
             after: &after,
             cpu_secs: cpu_after - cpu_before,
+            postgres_cpu_secs: metrics::postgres_cpu_secs() - postgres_before,
             rss_mib,
             alert_latencies_ms: &alerts,
             udp_drops: metrics::udp_receive_drops()
                 .zip(drops_before)
                 .map(|(a, b)| a.saturating_sub(b)),
         });
-        handoffs.lock().expect("lock").clear();
-        if !report {
-            eprintln!("  warm-up done ({step_seconds} s at real time)");
-            continue;
-        }
+        replay.handoffs.lock().expect("lock").clear();
         step.print();
-        let sustained = step.sustained;
         steps.push(step);
-        if !sustained {
+        if steps.iter().filter(|s| !s.sustained).count() > args.beyond {
             break;
         }
     }
@@ -341,14 +387,23 @@ async fn run_one(
     for link in links {
         let _ = link.await;
     }
-    listener.abort();
     // The gateway alone against loopback UDP, with frames it has already applied (seq 1).
     let loopback = match transport {
         Transport::Udp => {
-            let datagrams: Vec<_> = recording.seconds[0]
-                .iter()
-                .filter_map(|s| {
-                    let frame = recording.frame(s, session, 1, sim_start);
+            let datagrams: Vec<_> = (0..recording.stations.len())
+                .filter_map(|station| {
+                    let mut seq = 0;
+                    let reads = &recording.seconds[0][station];
+                    let frame = recording
+                        .frames(
+                            station,
+                            reads,
+                            replay.session,
+                            &mut seq,
+                            replay.sim_start_ms,
+                        )
+                        .into_iter()
+                        .next()?;
                     tagwatch_gateway::wire::encode(&frame, &keys[&frame.station]).ok()
                 })
                 .collect();
@@ -356,6 +411,80 @@ async fn run_one(
         }
         Transport::Tcp => None,
     };
+    let side = if compare {
+        let window = (replay.sim_start_ms, replay.sim_now_ms());
+        let stations: Vec<_> = tagwatch_sim::stations(city)
+            .into_iter()
+            .map(|(s, _)| s.position)
+            .collect();
+        let tags = (city.first_tag, city.tags);
+        let steps_rows = steps
+            .iter()
+            .map(|s| s.store_rows_per_busy_s)
+            .fold(0.0, f64::max);
+        Some(
+            side_by_side::compare(
+                &client, &api, TOKEN, database, &stations, tags, window, steps_rows,
+            )
+            .await
+            .context("side-by-side comparisons")?,
+        )
+    } else {
+        None
+    };
     server.shutdown().await;
-    Ok(Run::new(store, transport, steps, loopback))
+    Ok((Run::new(store, transport, steps, loopback), side))
+}
+
+/// Waits until every offered frame is acknowledged, at most 10 s; returns the seconds waited.
+async fn settle(unacked: &AtomicUsize) -> f64 {
+    let started = Instant::now();
+    while unacked.load(Ordering::Relaxed) > 0 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// A live SSE client for stolen-vehicle alerts: each alert whose frame's hand-off is known adds
+/// its latency (ms) to the returned list.
+async fn listen_for_alerts(
+    client: &reqwest::Client,
+    api: &str,
+    handoffs: Handoffs,
+) -> anyhow::Result<Arc<Mutex<Vec<f64>>>> {
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let sse = client
+        .get(format!("{api}/api/v1/alerts/stream?kinds=stolen_sighting"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .error_for_status()?;
+    let found = latencies.clone();
+    tokio::spawn(async move {
+        let mut events = eventsource_stream::Eventsource::eventsource(sse.bytes_stream());
+        while let Some(Ok(event)) = events.next().await {
+            if event.event != "alert" {
+                continue;
+            }
+            let Ok(alert) = serde_json::from_str::<serde_json::Value>(&event.data) else {
+                continue;
+            };
+            // Alert ids are `{scope}-{tag}-{station}-{session}-{seq}`.
+            let id = alert["id"].as_str().unwrap_or_default();
+            let mut parts = id.rsplit('-');
+            let seq = parts.next().and_then(|s| s.parse().ok());
+            let _session = parts.next();
+            let station = parts.next().and_then(|s| s.parse().ok());
+            if let (Some(station), Some(seq)) = (station, seq) {
+                let sent = handoffs.lock().expect("lock").remove(&(station, seq));
+                if let Some(sent) = sent {
+                    found
+                        .lock()
+                        .expect("lock")
+                        .push(sent.elapsed().as_secs_f64() * 1_000.0);
+                }
+            }
+        }
+    });
+    Ok(latencies)
 }

@@ -98,3 +98,27 @@ pub fn udp_receive_drops() -> Option<u64> {
     let column = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
     values.split_whitespace().nth(column)?.parse().ok()
 }
+
+/// CPU time (user + system, seconds) of every process named `postgres` on this machine, for a
+/// server on the same machine; 0 where `/proc` is missing.
+pub fn postgres_cpu_secs() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut ticks = 0.0;
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        ticks += field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0);
+    }
+    ticks / 100.0
+}

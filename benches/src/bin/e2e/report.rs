@@ -7,7 +7,10 @@ use tagwatch_sim::Transport;
 
 /// What a step measured, before the figures are derived.
 pub struct StepInput<'a> {
+    /// Offered traffic as a multiple of the reference city's.
+    pub load: u32,
     pub speed: f64,
+    pub tags: u64,
     pub offered_detections: f64,
     pub offer_secs: f64,
     pub drain_secs: f64,
@@ -16,6 +19,7 @@ pub struct StepInput<'a> {
     pub before: &'a Scrape,
     pub after: &'a Scrape,
     pub cpu_secs: f64,
+    pub postgres_cpu_secs: f64,
     pub rss_mib: f64,
     pub alert_latencies_ms: &'a [f64],
     pub udp_drops: Option<u64>,
@@ -25,7 +29,10 @@ pub struct StepInput<'a> {
 /// bucket upper bounds (powers of two from 0.5 ms).
 #[derive(Debug, Clone)]
 pub struct Step {
+    pub load: u32,
     pub speed: f64,
+    /// Tags in the city during the step.
+    pub tags: u64,
     pub offered_per_s: f64,
     pub applied_per_s: f64,
     pub frames_acked_per_s: f64,
@@ -37,8 +44,13 @@ pub struct Step {
     pub alert_p50_ms: Option<f64>,
     pub alert_p99_ms: Option<f64>,
     pub store_rows_per_s: f64,
+    /// Visit rows per second of flush time: what the store writes while it is busy.
+    pub store_rows_per_busy_s: f64,
     pub flush_p99_ms: Option<f64>,
+    /// This process (server and load generator), percent of one core.
     pub cpu_percent: f64,
+    /// Every `postgres` process on the machine, percent of one core.
+    pub postgres_cpu_percent: f64,
     pub rss_mib: f64,
     /// Datagrams the kernel dropped at full UDP receive buffers during the step.
     pub udp_drops: Option<u64>,
@@ -48,7 +60,8 @@ pub struct Step {
     pub limit: Option<&'static str>,
 }
 
-fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+/// The `q` quantile of `sorted` (nearest rank); `None` when it is empty.
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -71,6 +84,9 @@ impl Step {
             && busy == 0.0
             && ack_p99_ms.is_some_and(|p| p < 3_000.0);
         let cpu_percent = 100.0 * i.cpu_secs / (secs + i.drain_secs);
+        let postgres_cpu_percent = 100.0 * i.postgres_cpu_secs / (secs + i.drain_secs);
+        let flush_rows = a.delta(b, "tagwatch_store_flush_rows_sum");
+        let flush_secs = a.delta(b, "tagwatch_store_flush_seconds_sum");
         let limit = (!sustained).then(|| {
             if flush_p99_ms.is_some_and(|f| f >= 1_000.0) {
                 "store (flushes take a second or more)"
@@ -80,14 +96,16 @@ impl Step {
                 "tracker / ingest (its queue filled: BUSY)"
             } else if i.overflow_frames > 0 || i.unsettled_frames > 0 {
                 "gateway / ACK (frames left unacknowledged)"
-            } else if cpu_percent > 190.0 {
-                "CPU (both cores busy, the load generator included)"
+            } else if cpu_percent + postgres_cpu_percent > 190.0 {
+                "CPU (both cores busy: server, load generator and Postgres)"
             } else {
                 "unclear: applied fell behind offered"
             }
         });
         Self {
+            load: i.load,
             speed: i.speed,
+            tags: i.tags,
             offered_per_s: i.offered_detections / secs,
             applied_per_s: applied / secs,
             frames_acked_per_s: a.delta(b, "tagwatch_acks_sent_total{status=\"accepted\"}") / secs,
@@ -98,9 +116,15 @@ impl Step {
             alerts: i.alert_latencies_ms.len(),
             alert_p50_ms: percentile(i.alert_latencies_ms, 0.5),
             alert_p99_ms: percentile(i.alert_latencies_ms, 0.99),
-            store_rows_per_s: a.delta(b, "tagwatch_store_flush_rows_sum") / secs,
+            store_rows_per_s: flush_rows / secs,
+            store_rows_per_busy_s: if flush_secs > 0.0 {
+                flush_rows / flush_secs
+            } else {
+                0.0
+            },
             flush_p99_ms,
             cpu_percent,
+            postgres_cpu_percent,
             rss_mib: i.rss_mib,
             udp_drops: i.udp_drops,
             sustained,
@@ -114,8 +138,9 @@ impl Step {
 
     pub fn print(&self) {
         eprintln!(
-            "  ×{:<4} offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s  CPU {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
-            self.speed,
+            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s ({:.0}/s busy)  CPU {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
+            self.load,
+            self.tags,
             self.offered_per_s,
             self.applied_per_s,
             Self::fmt_ms(self.ack_p50_ms),
@@ -124,7 +149,9 @@ impl Step {
             Self::fmt_ms(self.alert_p99_ms),
             self.alerts,
             self.store_rows_per_s,
+            self.store_rows_per_busy_s,
             self.cpu_percent,
+            self.postgres_cpu_percent,
             self.rss_mib,
             self.udp_drops.map_or("-".into(), |d| d.to_string()),
             self.limit.unwrap_or("sustained"),
@@ -133,7 +160,9 @@ impl Step {
 
     fn json(&self) -> Value {
         json!({
+            "load": self.load,
             "speed": self.speed,
+            "tags": self.tags,
             "offered_detections_per_s": self.offered_per_s,
             "applied_detections_per_s": self.applied_per_s,
             "frames_acked_per_s": self.frames_acked_per_s,
@@ -142,8 +171,10 @@ impl Step {
             "ack_latency_ms": { "p50_le": self.ack_p50_ms, "p99_le": self.ack_p99_ms },
             "alert_latency_ms": { "count": self.alerts, "p50": self.alert_p50_ms, "p99": self.alert_p99_ms },
             "store_rows_per_s": self.store_rows_per_s,
+            "store_rows_per_busy_s": self.store_rows_per_busy_s,
             "store_flush_p99_ms_le": self.flush_p99_ms,
             "cpu_percent": self.cpu_percent,
+            "postgres_cpu_percent": self.postgres_cpu_percent,
             "rss_mib": self.rss_mib,
             "udp_receive_buffer_drops": self.udp_drops,
             "sustained": self.sustained,
@@ -176,11 +207,12 @@ impl Run {
         }
     }
 
-    /// The highest step with everything applied and acknowledged.
+    /// The highest step with everything applied and acknowledged, below the first that was not.
     pub fn best(&self) -> Option<&Step> {
+        // Only steps below the first one that failed: one lucky step past it does not count.
         self.steps
             .iter()
-            .filter(|s| s.sustained)
+            .take_while(|s| s.sustained)
             .max_by(|a, b| a.applied_per_s.total_cmp(&b.applied_per_s))
     }
 
@@ -194,6 +226,7 @@ pub fn write(
     city: &CityConfig,
     recording: &crate::stream::Recording,
     runs: &[Run],
+    side_by_side: Option<&Value>,
 ) -> anyhow::Result<std::path::PathBuf> {
     std::fs::create_dir_all(dir)?;
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -211,6 +244,7 @@ pub fn write(
             "steps": r.steps.iter().map(Step::json).collect::<Vec<_>>(),
             "gateway_vs_loopback_udp": r.loopback,
         })).collect::<Vec<_>>(),
+        "side_by_side": side_by_side,
     });
     let path = dir.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&doc)?)?;
@@ -220,20 +254,24 @@ pub fn write(
 
 /// The closing summary: per run, the highest sustained rate and its latencies, and what
 /// stopped the next step.
-pub fn summary(runs: &[Run]) {
-    println!("| store / transport | highest sustained detections/s | ACK p99 | alert p99 | RSS | next step limited by |");
-    println!("|---|---|---|---|---|---|");
+pub fn summary(runs: &[Run], side_by_side: Option<&Value>) {
+    println!("| store / transport | highest sustained detections/s | tags | ACK p99 | alert p99 | RSS | next step limited by |");
+    println!("|---|---|---|---|---|---|---|");
     for run in runs {
         let best = run.best();
         let stopped = run.steps.iter().find(|s| !s.sustained);
         println!(
-            "| {} | {} | {} ms | {} ms | {} MiB | {} |",
+            "| {} | {} | {} | {} ms | {} ms | {} MiB | {} |",
             run.name(),
             best.map_or("none".into(), |s| format!("{:.0}", s.applied_per_s)),
+            best.map_or("-".into(), |s| s.tags.to_string()),
             best.map_or("-".into(), |s| Step::fmt_ms(s.ack_p99_ms)),
             best.map_or("-".into(), |s| Step::fmt_ms(s.alert_p99_ms)),
             best.map_or("-".into(), |s| format!("{:.0}", s.rss_mib)),
             stopped.and_then(|s| s.limit).unwrap_or("not reached"),
         );
+    }
+    if let Some(side) = side_by_side {
+        crate::side_by_side::summary(side);
     }
 }
