@@ -24,6 +24,7 @@ pub mod response;
 pub mod routes;
 pub mod spatial;
 pub mod sse;
+pub mod track;
 pub mod watch;
 pub mod web;
 
@@ -154,7 +155,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/tags/near", get(spatial::tags_near))
         .route("/tags/through", get(spatial::tags_through))
         .route("/vehicles/{tag}/location", get(routes::location))
-        .route("/vehicles/{tag}/track", get(routes::track))
+        .route("/vehicles/{tag}/track", get(track::track))
         .route("/vehicles/{tag}/companions", get(spatial::travelling_with))
         .route("/dens", get(spatial::dens))
         .route(

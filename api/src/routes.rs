@@ -17,12 +17,6 @@ use tagwatch_tracker::{Command, LastSeen};
 
 /// Longest free-text field (names, plates, notes).
 const MAX_TEXT: usize = 200;
-/// Widest track window one request may ask for.
-const MAX_TRACK_WINDOW_MS: i64 = 31 * 24 * 3_600_000;
-/// Default track window when `from` is not given.
-const DEFAULT_TRACK_WINDOW_MS: i64 = 24 * 3_600_000;
-/// Most visits in one track answer.
-const MAX_TRACK_VISITS: u32 = 10_000;
 
 pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
 
@@ -465,7 +459,7 @@ const MAX_PURPOSE: usize = 200;
 /// Every query of a vehicle's movements states why and is written to the audit log before it
 /// is answered (if the log cannot be written, nothing is answered). Owners looking at their own
 /// vehicle are logged too, with that as the purpose.
-async fn audit_movements(
+pub(crate) async fn audit_movements(
     state: &ApiState,
     caller: &Caller,
     action: &str,
@@ -562,14 +556,6 @@ pub async fn location(
     })))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrackQuery {
-    from: Option<String>,
-    to: Option<String>,
-    purpose: Option<String>,
-}
-
 pub(crate) fn time_param(
     field: &'static str,
     value: Option<&str>,
@@ -584,63 +570,6 @@ pub(crate) fn time_param(
             })
         })
         .transpose()
-}
-
-/// `GET /api/v1/vehicles/{tag}/track?from=&to=`: GeoJSON, one Point per visit, in time order.
-pub async fn track(
-    State(state): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    Path(tag): Path<String>,
-    query: Result<Query<TrackQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let tag = tag_from_path(&tag)?;
-    let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
-    let to = time_param("to", query.to.as_deref())?.unwrap_or_else(now_ms);
-    let from = time_param("from", query.from.as_deref())?.unwrap_or(to - DEFAULT_TRACK_WINDOW_MS);
-    if from > to {
-        return Err(ApiError::field("from", "from is after to"));
-    }
-    if to - from > MAX_TRACK_WINDOW_MS {
-        return Err(ApiError::field(
-            "from",
-            "the window from..to is longer than 31 days",
-        ));
-    }
-    accessible_vehicle(&state, &caller, tag).await?;
-    audit_movements(
-        &state,
-        &caller,
-        "vehicle.track",
-        tag,
-        query.purpose.as_deref(),
-    )
-    .await?;
-    let visits = state.store.track(tag, from, to, MAX_TRACK_VISITS).await?;
-    let features: Vec<Value> = visits
-        .iter()
-        .map(|p| {
-            json!({
-                "type": "Feature",
-                "geometry": { "type": "Point", "coordinates": [p.position.lon, p.position.lat] },
-                "properties": {
-                    "station": p.visit.station.0,
-                    "first_seen": to_rfc3339(p.visit.first_seen_ms),
-                    "last_seen": to_rfc3339(p.visit.last_seen_ms),
-                    "best_rssi": p.visit.best_rssi,
-                    "reads": p.visit.reads,
-                }
-            })
-        })
-        .collect();
-    let body = json!({
-        "type": "FeatureCollection",
-        "properties": {
-            "tag": tag.0, "from": to_rfc3339(from), "to": to_rfc3339(to),
-            "truncated": visits.len() == MAX_TRACK_VISITS as usize,
-        },
-        "features": features,
-    });
-    Ok(([(header::CONTENT_TYPE, "application/geo+json")], Json(body)))
 }
 
 /// `GET /healthz`: 200 while the store commits, 503 while it does not.

@@ -131,6 +131,39 @@ async fn a_stolen_tag_heard_raises_an_alert_live_and_on_resume() {
     );
 }
 
+/// The alert is published when the sighting is applied, the visit committed at the next flush:
+/// an officer opening the alert's track in between still sees the sighting (from memory).
+#[tokio::test]
+async fn a_new_alerts_track_shows_its_sighting_before_the_store_commits_it() {
+    // Flushes 10 s apart (the first at start): the whole test runs inside one gap.
+    let server = TestServer::start_with(|c| c.flush_interval_ms = 10_000).await;
+    provision(&server, 1001, 777).await;
+    let station = TestStation::udp(1001, 3, server.udp()).await;
+    let mut live = open_stream(&server, None).await;
+    report_theft(&server, 777).await;
+    let seen = tagwatch_model::time::now_ms();
+    station.send(&station.detections(1, seen, &[777])).await;
+    let alert = next_alert(&mut live).await;
+    assert!(alert.data.contains("stolen_sighting"), "{}", alert.data);
+    let stored = server.store().all_visits().await.expect("visits");
+    assert!(stored.is_empty(), "the flush came early: {stored:?}");
+
+    let (status, track) = support::get(
+        &server,
+        "/api/v1/vehicles/777/track?purpose=alert%20follow-up",
+        TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200, "{track}");
+    let features = track["features"].as_array().expect("features");
+    assert_eq!(features.len(), 1, "{track}");
+    let visit = &features[0]["properties"];
+    assert_eq!(visit["station"], 1001);
+    assert_eq!(visit["first_seen"], tagwatch_model::time::to_rfc3339(seen));
+    assert_eq!(visit["reads"], 2);
+    assert_eq!(track["properties"]["truncated"], false);
+}
+
 #[tokio::test]
 async fn a_bad_last_event_id_is_a_clear_400() {
     let server = TestServer::start().await;

@@ -67,6 +67,10 @@ pub struct TrackPoint {
     pub position: GeoPoint,
     pub first_ms: i64,
     pub last_ms: i64,
+    /// Strongest signal of the visit, dBm.
+    pub best_rssi: i8,
+    /// Raw reads merged into the visit.
+    pub reads: u32,
 }
 
 /// A tag that passed through an area: when it was first and last there within the window.
@@ -161,6 +165,8 @@ impl Tracker {
                     position: *self.stations.get(&s.station)?,
                     first_ms: s.first_ms,
                     last_ms: s.last_ms,
+                    best_rssi: s.best_rssi,
+                    reads: s.reads,
                 })
             })
             .collect();
@@ -178,6 +184,8 @@ impl Tracker {
                     position: *position,
                     first_ms: v.first_seen_ms,
                     last_ms: v.last_seen_ms,
+                    best_rssi: v.best_rssi,
+                    reads: v.reads,
                 });
             }
         }
