@@ -35,6 +35,9 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Longest a frame waits for its store flush.
     pub flush_interval_ms: u64,
+    /// How often a flush also writes the visits changed since the last one, each once, and drops
+    /// the frame journal that covered them until then; 0: every flush writes visits (no journal).
+    pub checkpoint_interval_ms: u64,
     /// Frames per flush before flushing early.
     pub max_batch_frames: usize,
     /// Frames queued between gateway and tracker; beyond it stations are told BUSY.
@@ -72,6 +75,7 @@ impl Default for Config {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
             flush_interval_ms: 20,
+            checkpoint_interval_ms: 30_000,
             max_batch_frames: 4096,
             queue_frames: 16_384,
             max_frame_body: 32 * 1024,
@@ -142,6 +146,12 @@ impl Config {
         if !(1..=10_000).contains(&self.flush_interval_ms) {
             return invalid("flush_interval_ms", "must be 1..=10000");
         }
+        if self.checkpoint_interval_ms > 300_000 {
+            return invalid(
+                "checkpoint_interval_ms",
+                "must be 0..=300000 (five minutes)",
+            );
+        }
         if self.max_batch_frames == 0 || self.queue_frames == 0 {
             return invalid("max_batch_frames", "batch and queue sizes must be positive");
         }
@@ -183,6 +193,10 @@ impl Config {
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms)
     }
+
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_millis(self.checkpoint_interval_ms)
+    }
 }
 
 #[cfg(test)]
@@ -221,6 +235,15 @@ mod tests {
             ..Config::default()
         };
         assert!(config.validate().is_err());
+        let config = Config {
+            checkpoint_interval_ms: 300_001,
+            ..Config::default()
+        };
+        let err = config.validate().expect_err("invalid");
+        assert!(
+            err.to_string().starts_with("checkpoint_interval_ms"),
+            "{err}"
+        );
         assert!(Config::default().validate().is_ok());
     }
 

@@ -21,12 +21,13 @@ use tagwatch_gateway::{AckPath, Inbound};
 use tagwatch_model::{
     time::now_ms, Detection, FrameKey, GeoPoint, SessionId, StationId, StationStatus,
 };
-use tagwatch_store::{Batch, Store};
-use tagwatch_tracker::{Command, Observation, Query, Tracker};
+use tagwatch_store::{Batch, JournalEntry, Store};
+use tagwatch_tracker::{Command, Observation, Query, Tracker, VisitChanges};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hot_first::hot_stations_first;
+use crate::journal::{Checkpoints, Replayed};
 use crate::metrics::PipelineMetrics;
 
 /// Batching of the ingest task.
@@ -36,6 +37,8 @@ pub struct IngestConfig {
     pub flush_interval: Duration,
     /// A flush starts early once this many frames are waiting for it.
     pub max_batch_frames: usize,
+    /// How often a flush writes the changed visits (see [`crate::journal`]); zero: every flush.
+    pub checkpoint_interval: Duration,
 }
 
 /// A frame applied and waiting for its flush to commit.
@@ -51,6 +54,14 @@ struct PendingAck {
 pub struct Flush {
     batch: Batch,
     acks: Vec<PendingAck>,
+    checkpoint: bool,
+}
+
+/// What the writer reports back once a flush is committed.
+#[derive(Debug)]
+pub struct Committed {
+    frames: Vec<FrameKey>,
+    checkpoint: bool,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +70,8 @@ struct Building {
     sessions: HashSet<(StationId, SessionId)>,
     alerts: Vec<tagwatch_model::Alert>,
     statuses: HashMap<StationId, StationStatus>,
+    /// The DETECTIONS frames applied, numbered at the flush.
+    journal: Vec<JournalEntry>,
 }
 
 impl Building {
@@ -77,7 +90,7 @@ pub struct IngestParts {
     pub commands: mpsc::Receiver<Command>,
     /// Questions from the API, answered from the live state between frames.
     pub queries: mpsc::Receiver<Query>,
-    pub committed: mpsc::UnboundedReceiver<Vec<FrameKey>>,
+    pub committed: mpsc::UnboundedReceiver<Committed>,
     pub writer: mpsc::Sender<Flush>,
     pub bus: Arc<AlertBus>,
     pub health: Arc<Health>,
@@ -98,9 +111,11 @@ pub async fn run_ingest(
     mut dedupe: Dedupe,
     mut parts: IngestParts,
     config: IngestConfig,
+    replayed: Replayed,
     shutdown: CancellationToken,
 ) {
     let mut building = Building::default();
+    let mut checkpoints = Checkpoints::new(config.checkpoint_interval, replayed);
     let mut ticker = tokio::time::interval(config.flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Time-driven rules (a station gone silent) are checked once a second.
@@ -120,8 +135,11 @@ pub async fn run_ingest(
                 raised(alerts, &mut building, &parts);
             }
             Some(Query(ask)) = parts.queries.recv() => ask(&tracker),
-            Some(keys) = parts.committed.recv() => {
-                dedupe.committed(keys);
+            Some(done) = parts.committed.recv() => {
+                dedupe.committed(done.frames);
+                if done.checkpoint {
+                    checkpoints.committed();
+                }
                 parts.health.frames_in_flight.store(dedupe.in_flight(), Ordering::Relaxed);
             }
             // The ticker before the frames: under steady load the frames branch is always
@@ -129,8 +147,8 @@ pub async fn run_ingest(
             _ = ticker.tick() => {
                 // A batch goes only when the writer can take it; while it is busy the
                 // batch keeps growing, and repeated detections of a visit merge into one row.
-                if building.has_work()
-                    && !flush(&mut tracker, &dedupe, &mut building, &parts, Wait::No).await
+                if (building.has_work() || checkpoints.overdue())
+                    && !flush(&mut tracker, &dedupe, &mut building, &parts, &mut checkpoints, Wait::No).await
                 {
                     break;
                 }
@@ -152,17 +170,24 @@ pub async fn run_ingest(
                 parts.health.queue_depth.store(parts.frames.len(), Ordering::Relaxed);
                 // A full batch waits for the writer: this is where backpressure starts.
                 if building.acks.len() >= config.max_batch_frames
-                    && !flush(&mut tracker, &dedupe, &mut building, &parts, Wait::Yes).await
+                    && !flush(&mut tracker, &dedupe, &mut building, &parts, &mut checkpoints, Wait::Yes).await
                 {
                     break;
                 }
             }
         }
     }
-    // What was applied is flushed; frames still queued were never applied and will be resent.
-    if building.has_work() {
-        flush(&mut tracker, &dedupe, &mut building, &parts, Wait::Yes).await;
-    }
+    // What was applied is flushed, with a checkpoint so that the next start has no journal to
+    // apply; frames still queued were never applied and will be resent.
+    flush(
+        &mut tracker,
+        &dedupe,
+        &mut building,
+        &parts,
+        &mut checkpoints,
+        Wait::Final,
+    )
+    .await;
 }
 
 async fn handle(
@@ -194,51 +219,36 @@ async fn handle(
     let frame = &inbound.frame;
     let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
     match &frame.body {
-        Body::Detections(records) => {
-            let detections: Vec<Detection> = records
-                .iter()
-                .map(|r| Detection {
-                    tag: r.tag,
-                    station: frame.station,
-                    seen_at_ms: time_ms.saturating_sub(i64::from(r.age_ms)),
-                    rssi: r.rssi,
-                    reads: r.reads,
-                    tag_flags: r.tag_flags,
-                })
-                .collect();
-            // A late backlog belongs next to visits that may have left memory: bring them back
-            // from the store first, so the backlog merges into them instead of splitting them.
-            let mut windows = tracker.history_needed(&detections);
-            windows.sort_unstable();
-            windows.dedup_by_key(|w| (w.0, w.1));
-            for (tag, station, from, to) in windows {
-                match parts.store.visits_near(tag, station, from, to).await {
-                    Ok(visits) => visits.into_iter().for_each(|v| tracker.restore_visit(v)),
-                    Err(error) => {
-                        // Without the history the frame would be applied wrongly: not now.
-                        tracing::warn!(%error, frame = %key, "cannot read history for a late frame");
-                        parts.metrics.store_errors.inc();
-                        inbound.ack.send(key, AckStatus::Busy);
-                        return;
-                    }
+        Body::Detections(_) => {
+            let applied_at_ms = now_ms();
+            let first_visit_id = match apply_detections(
+                tracker,
+                &parts.store,
+                &parts.metrics,
+                frame,
+                applied_at_ms,
+                None,
+            )
+            .await
+            {
+                Ok((first_visit_id, alerts)) => {
+                    raised(alerts, building, parts);
+                    first_visit_id
                 }
-                parts.metrics.history_lookups.inc();
-            }
-            let reader_position = frame
-                .position
-                .and_then(|p| GeoPoint::from_e7(p.lat_e7, p.lon_e7).ok());
-            let observation = Observation {
-                frame: key,
-                sent_at_ms: time_ms,
-                reader_position,
-                detections: &detections,
+                Err(error) => {
+                    // Without the history the frame would be applied wrongly: not now.
+                    tracing::warn!(%error, frame = %key, "cannot read history for a late frame");
+                    parts.metrics.store_errors.inc();
+                    inbound.ack.send(key, AckStatus::Busy);
+                    return;
+                }
             };
-            let alerts = tracker.apply(observation, now_ms());
-            raised(alerts, building, parts);
-            parts
-                .metrics
-                .detections_applied
-                .inc_by(detections.len() as u64);
+            building.journal.push(JournalEntry {
+                seq: 0,
+                applied_at_ms,
+                first_visit_id,
+                frame: inbound.raw,
+            });
         }
         Body::Status(s) => {
             let mut alerts = Vec::new();
@@ -273,6 +283,67 @@ async fn handle(
     });
 }
 
+/// Applies a DETECTIONS frame at server time `now_ms`; returns the tracker's next visit id
+/// before it was applied (journaled with it) and the alerts it raised. `resume_visit_id`: a
+/// journaled frame applied again continues the visit ids from where it first did.
+///
+/// A late backlog belongs next to visits that may have left memory: they are brought back from
+/// the store first, so the backlog merges into them instead of splitting them; if the store
+/// cannot be read the frame is not applied.
+pub(crate) async fn apply_detections(
+    tracker: &mut Tracker,
+    store: &Store,
+    metrics: &PipelineMetrics,
+    frame: &Frame,
+    now_ms: i64,
+    resume_visit_id: Option<i64>,
+) -> Result<(i64, Vec<tagwatch_model::Alert>), tagwatch_store::Error> {
+    let Body::Detections(records) = &frame.body else {
+        return Ok((tracker.next_visit_id(), Vec::new()));
+    };
+    let key = FrameKey {
+        station: frame.station,
+        session: frame.session,
+        seq: frame.seq,
+    };
+    let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
+    let detections: Vec<Detection> = records
+        .iter()
+        .map(|r| Detection {
+            tag: r.tag,
+            station: frame.station,
+            seen_at_ms: time_ms.saturating_sub(i64::from(r.age_ms)),
+            rssi: r.rssi,
+            reads: r.reads,
+            tag_flags: r.tag_flags,
+        })
+        .collect();
+    let mut windows = tracker.history_needed(&detections);
+    windows.sort_unstable();
+    windows.dedup_by_key(|w| (w.0, w.1));
+    for (tag, station, from, to) in windows {
+        let visits = store.visits_near(tag, station, from, to).await?;
+        visits.into_iter().for_each(|v| tracker.restore_visit(v));
+        metrics.history_lookups.inc();
+    }
+    if let Some(next) = resume_visit_id {
+        tracker.resume_visit_ids(next);
+    }
+    let first_visit_id = tracker.next_visit_id();
+    let reader_position = frame
+        .position
+        .and_then(|p| GeoPoint::from_e7(p.lat_e7, p.lon_e7).ok());
+    let observation = Observation {
+        frame: key,
+        sent_at_ms: time_ms,
+        reader_position,
+        detections: &detections,
+    };
+    let alerts = tracker.apply(observation, now_ms);
+    metrics.detections_applied.inc_by(detections.len() as u64);
+    Ok((first_visit_id, alerts))
+}
+
 /// Alerts just raised: published at once, and stored with the next flush.
 fn raised(alerts: Vec<tagwatch_model::Alert>, building: &mut Building, parts: &IngestParts) {
     for alert in alerts {
@@ -289,6 +360,8 @@ fn raised(alerts: Vec<tagwatch_model::Alert>, building: &mut Building, parts: &I
 enum Wait {
     Yes,
     No,
+    /// The last flush before stopping: waits, and is a checkpoint.
+    Final,
 }
 
 /// Hands the applied state to the writer; false if the writer is gone. With [`Wait::No`] it does
@@ -298,10 +371,11 @@ async fn flush(
     dedupe: &Dedupe,
     building: &mut Building,
     parts: &IngestParts,
+    checkpoints: &mut Checkpoints,
     wait: Wait,
 ) -> bool {
     let permit = match wait {
-        Wait::Yes => match parts.writer.reserve().await {
+        Wait::Yes | Wait::Final => match parts.writer.reserve().await {
             Ok(permit) => permit,
             Err(_) => return false,
         },
@@ -311,8 +385,29 @@ async fn flush(
             Err(mpsc::error::TrySendError::Closed(())) => return false,
         },
     };
-    let changes = tracker.take_changes();
-    let done = std::mem::take(building);
+    let mut done = std::mem::take(building);
+    let has_work = done.has_work();
+    let checkpoint = wait == Wait::Final || checkpoints.due();
+    let (changes, journal, journal_done_through) = if checkpoint {
+        // The visits cover this flush's frames too: they need no journal rows.
+        let changes = tracker.checkpoint(checkpoints.all_committed());
+        (changes, Vec::new(), checkpoints.start())
+    } else {
+        tracker.maintain();
+        checkpoints.number(&mut done.journal);
+        parts
+            .metrics
+            .frames_journaled
+            .inc_by(done.journal.len() as u64);
+        (VisitChanges::default(), done.journal, None)
+    };
+    if journal_done_through.is_none() && changes.is_empty() && !has_work {
+        // Nothing at all (a final flush with nothing applied since the last checkpoint).
+        return true;
+    }
+    if checkpoint {
+        parts.metrics.checkpoints.inc();
+    }
     let batch = Batch {
         visits: changes.upserts,
         extended_visits: changes.extended,
@@ -324,7 +419,13 @@ async fn flush(
             .map(|(station, session)| dedupe.watermark(station, session))
             .collect(),
         statuses: done.statuses.into_values().collect(),
+        journal,
+        journal_done_through,
     };
+    parts
+        .metrics
+        .journal_pending
+        .set(i64::try_from(checkpoints.pending()).unwrap_or(i64::MAX));
     parts
         .metrics
         .visits_in_memory
@@ -336,6 +437,7 @@ async fn flush(
     permit.send(Flush {
         batch,
         acks: done.acks,
+        checkpoint,
     });
     true
 }
@@ -344,7 +446,7 @@ async fn flush(
 pub async fn run_writer(
     store: Store,
     mut flushes: mpsc::Receiver<Flush>,
-    committed: mpsc::UnboundedSender<Vec<FrameKey>>,
+    committed: mpsc::UnboundedSender<Committed>,
     health: Arc<Health>,
     metrics: Arc<PipelineMetrics>,
     abandon: CancellationToken,
@@ -381,7 +483,11 @@ pub async fn run_writer(
                 .observe(ack.received_at.elapsed().as_secs_f64());
             keys.push(ack.key);
         }
-        if committed.send(keys).is_err() {
+        let done = Committed {
+            frames: keys,
+            checkpoint: flush.checkpoint,
+        };
+        if committed.send(done).is_err() {
             return;
         }
     }

@@ -14,6 +14,7 @@
 //! ## Layout
 //! - [`config`]: settings from file, environment and flags.
 //! - [`ingest`]: the exactly-once core: apply, flush, commit, then ACK.
+//! - [`journal`]: frames journaled at each flush, visits written at checkpoints, replay at start.
 //! - [`server`]: starts and stops the whole pipeline.
 //! - [`demo`]: the simulated city against a real server, in one process.
 //! - [`metrics`]: pipeline metrics.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod demo;
 pub mod hot_first;
 pub mod ingest;
+pub mod journal;
 pub mod metrics;
 pub mod server;
 

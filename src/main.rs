@@ -78,6 +78,10 @@ struct ServeArgs {
     /// Longest a frame waits for its store flush, ms [default: 20]
     #[arg(long, env = "TAGWATCH_FLUSH_INTERVAL_MS")]
     flush_interval_ms: Option<u64>,
+    /// How often a flush also writes the changed visits (frames are journaled in between), ms;
+    /// 0: every flush [default: 30000]
+    #[arg(long, env = "TAGWATCH_CHECKPOINT_INTERVAL_MS")]
+    checkpoint_interval_ms: Option<u64>,
     /// Detections of a tag at one station closer than this are one visit, s [default: 30]
     #[arg(long, env = "TAGWATCH_VISIT_GAP_S")]
     visit_gap_s: Option<u64>,
@@ -111,6 +115,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.flush_interval_ms {
             config.flush_interval_ms = v;
+        }
+        if let Some(v) = self.checkpoint_interval_ms {
+            config.checkpoint_interval_ms = v;
         }
         if let Some(v) = self.visit_gap_s {
             config.visit_gap_s = v;

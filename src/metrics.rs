@@ -16,6 +16,10 @@ pub struct PipelineMetrics {
     pub alerts: Counter,
     pub store_errors: Counter,
     pub history_lookups: Counter,
+    pub frames_journaled: Counter,
+    pub frames_replayed: Counter,
+    pub checkpoints: Counter,
+    pub journal_pending: Gauge,
     pub visits_in_memory: Gauge,
     pub ack_latency: Histogram,
     pub flush_rows: Histogram,
@@ -34,6 +38,10 @@ impl Default for PipelineMetrics {
             alerts: Counter::default(),
             store_errors: Counter::default(),
             history_lookups: Counter::default(),
+            frames_journaled: Counter::default(),
+            frames_replayed: Counter::default(),
+            checkpoints: Counter::default(),
+            journal_pending: Gauge::default(),
             visits_in_memory: Gauge::default(),
             // 0.5 ms .. ~16 s
             ack_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -89,6 +97,26 @@ impl PipelineMetrics {
             "tagwatch_history_lookups",
             "Store reads of visits for late data behind the tracker's hot window",
             self.history_lookups.clone(),
+        );
+        registry.register(
+            "tagwatch_frames_journaled",
+            "Frames committed to the journal, their visits left for the next checkpoint",
+            self.frames_journaled.clone(),
+        );
+        registry.register(
+            "tagwatch_frames_replayed",
+            "Journaled frames applied again at start (the last run did not checkpoint them)",
+            self.frames_replayed.clone(),
+        );
+        registry.register(
+            "tagwatch_checkpoints",
+            "Flushes that wrote the changed visits and dropped the journal they cover",
+            self.checkpoints.clone(),
+        );
+        registry.register(
+            "tagwatch_journal_frames_pending",
+            "Frames in the journal that no checkpoint has covered yet (0: the visits table is complete)",
+            self.journal_pending.clone(),
         );
         registry.register(
             "tagwatch_visits_in_memory",

@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::ingest::{self, IngestConfig, IngestParts};
+use crate::journal;
 use crate::metrics::PipelineMetrics;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
@@ -170,17 +171,22 @@ impl Server {
         }
         let mut dedupe = Dedupe::new(DEFAULT_WINDOW);
         dedupe.restore(store.watermarks().await?);
-        tracing::info!(
-            stations = keys.len(),
-            visits_restored = tracker.visits_in_memory(),
-            "state restored from the store"
-        );
 
         let mut registry = Registry::default();
         let gateway_metrics = Arc::new(GatewayMetrics::default());
         gateway_metrics.register(&mut registry);
         let pipeline_metrics = Arc::new(PipelineMetrics::default());
         pipeline_metrics.register(&mut registry);
+        // Frames the last run committed but did not checkpoint: applied again, last.
+        let replayed = journal::replay(&mut tracker, &store, &pipeline_metrics, next_alert)
+            .await
+            .context("applying the frame journal again")?;
+        tracing::info!(
+            stations = keys.len(),
+            visits_restored = tracker.visits_in_memory(),
+            frames_replayed = replayed.frames,
+            "state restored from the store"
+        );
         let health = Arc::new(Health::default());
         health
             .store_ok
@@ -244,7 +250,9 @@ impl Server {
             IngestConfig {
                 flush_interval: config.flush_interval(),
                 max_batch_frames: config.max_batch_frames,
+                checkpoint_interval: config.checkpoint_interval(),
             },
+            replayed,
             shutdown.clone(),
         ));
         let limits = Arc::new(tagwatch_api::limits::Limits::per_token(

@@ -156,7 +156,8 @@ pub struct ThroughQuery {
 /// `GET /api/v1/tags/through?south=&west=&north=&east=&from=&to=&limit=&purpose=`: every tag that
 /// was in the box during the window (at a station inside it, or, from memory, passing through it
 /// between stations), with when it was first and last there, by tag. `source` says whether the
-/// tracker's memory or the store answered.
+/// tracker's memory answered, or the store (for windows memory does not cover, with memory's
+/// passages for the part it does).
 pub async fn tags_through(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -208,35 +209,38 @@ pub async fn tags_through(
         north: ne.lat,
         east: ne.lon,
     };
-    let from_memory = crate::ask_tracker(&state, move |tracker| {
-        tracker
-            .covers(from)
-            .then(|| tracker.tags_through(&Area::Box(area), from, to, limit as usize))
+    let (covered, from_memory) = crate::ask_tracker(&state, move |tracker| {
+        // Memory answers for the part of the window it covers, the whole window if it can.
+        let start = tracker.covered_from().map(|c| c.max(from));
+        let found = start
+            .filter(|&start| start <= to)
+            .map(|start| tracker.tags_through(&Area::Box(area), start, to, limit as usize))
+            .unwrap_or_default();
+        (tracker.covers(from), found)
     })
     .await?;
-    let (source, passages) = match from_memory {
-        Some(found) => (
-            "memory",
-            found
-                .iter()
-                .map(|p| (p.tag.0, p.first_ms, p.last_ms))
-                .collect::<Vec<_>>(),
-        ),
-        None => {
-            // Visits, grouped by tag; the store caps the visits, so the answer may be cut short.
-            let visits = state.store.visits_in_box(area, from, to, MAX_ROWS).await?;
-            let mut by_tag: std::collections::BTreeMap<u32, (i64, i64)> = Default::default();
-            for p in &visits {
-                let (first, last) = (
-                    p.visit.first_seen_ms.max(from),
-                    p.visit.last_seen_ms.min(to),
-                );
-                let e = by_tag.entry(p.visit.tag.0).or_insert((first, last));
-                *e = (e.0.min(first), e.1.max(last));
-            }
-            let found: Vec<_> = by_tag.into_iter().map(|(t, (f, l))| (t, f, l)).collect();
-            ("store", found)
+    let from_memory = from_memory.iter().map(|p| (p.tag.0, p.first_ms, p.last_ms));
+    let (source, passages) = if covered {
+        ("memory", from_memory.collect::<Vec<_>>())
+    } else {
+        // Visits, grouped by tag; the store caps the visits, so the answer may be cut short.
+        // Memory's passages join them: the store has the latest visits only from the next
+        // checkpoint on.
+        let visits = state.store.visits_in_box(area, from, to, MAX_ROWS).await?;
+        let mut by_tag: std::collections::BTreeMap<u32, (i64, i64)> = Default::default();
+        let stored = visits.iter().map(|p| {
+            (
+                p.visit.tag.0,
+                p.visit.first_seen_ms.max(from),
+                p.visit.last_seen_ms.min(to),
+            )
+        });
+        for (tag, first, last) in stored.chain(from_memory) {
+            let e = by_tag.entry(tag).or_insert((first, last));
+            *e = (e.0.min(first), e.1.max(last));
         }
+        let found: Vec<_> = by_tag.into_iter().map(|(t, (f, l))| (t, f, l)).collect();
+        ("store", found)
     };
     let truncated = passages.len() >= limit as usize;
     let tags = passages

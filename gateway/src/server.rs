@@ -97,6 +97,8 @@ impl AckPath {
 #[derive(Debug)]
 pub struct Inbound {
     pub frame: Frame,
+    /// The frame's bytes as received (MAC included): what the journal keeps.
+    pub raw: Vec<u8>,
     pub ack: AckPath,
     pub received_at: Instant,
     /// The station clock was further off ours than the configured limit.
@@ -203,6 +205,7 @@ impl Gateway {
         }
         let inbound = Inbound {
             frame,
+            raw: bytes.to_vec(),
             ack,
             received_at: Instant::now(),
             clock_skewed,

@@ -91,6 +91,23 @@ pub struct Batch {
     pub alerts: Vec<Alert>,
     pub watermarks: Vec<Watermark>,
     pub statuses: Vec<StationStatus>,
+    /// Frames applied since the last checkpoint whose visits this batch does not write.
+    pub journal: Vec<JournalEntry>,
+    /// A checkpoint: the batch's visits cover every frame journaled up to this seq, so those
+    /// journal rows are deleted.
+    pub journal_done_through: Option<i64>,
+}
+
+/// One applied frame, kept until a checkpoint writes the visits it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Order of application.
+    pub seq: i64,
+    pub applied_at_ms: i64,
+    /// The tracker's next visit id when the frame was applied.
+    pub first_visit_id: i64,
+    /// The frame as its station sent it (MAC checked when it arrived).
+    pub frame: Vec<u8>,
 }
 
 impl Batch {
@@ -101,6 +118,8 @@ impl Batch {
             && self.alerts.is_empty()
             && self.watermarks.is_empty()
             && self.statuses.is_empty()
+            && self.journal.is_empty()
+            && self.journal_done_through.is_none()
     }
 
     /// Rows the batch writes (for the flush-size metric).
@@ -111,6 +130,7 @@ impl Batch {
             + self.alerts.len()
             + self.watermarks.len()
             + self.statuses.len()
+            + self.journal.len()
     }
 }
 
@@ -230,6 +250,8 @@ impl Store {
     /// [`ROWS_PER_STATEMENT`] rows rather than one per row: the per-statement cost dominates).
     pub async fn commit(&self, batch: &Batch) -> Result<()>;
     pub async fn watermarks(&self) -> Result<Vec<Watermark>>;
+    /// Journaled frames with `seq > after`, in order, at most `limit` (replayed at start).
+    pub async fn journal_after(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>>;
     /// Visits that may still grow: those whose last detection is within `window_ms` of the
     /// latest stored detection.
     pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>>;
@@ -273,6 +295,17 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
 
 pub(crate) fn to_u32(value: i64) -> Result<u32> {
     u32::try_from(value).map_err(|_| Error::Corrupt(format!("{value} is not a u32 id")))
+}
+
+pub(crate) fn journal_entry(
+    (seq, applied_at_ms, first_visit_id, frame): (i64, i64, i64, Vec<u8>),
+) -> JournalEntry {
+    JournalEntry {
+        seq,
+        applied_at_ms,
+        first_visit_id,
+        frame,
+    }
 }
 
 pub(crate) fn visit_from_row(row: VisitRow) -> Result<Visit> {

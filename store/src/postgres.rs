@@ -10,7 +10,7 @@
 use crate::{
     alert_detail_column, alert_from_row, alert_tag_column, audit_from_row, is_unique_violation,
     placed_visit_from_row, to_u32, user_from_row, visit_from_row, AlertRow, AuditRow, Batch, Error,
-    Location, PlacedVisit, PlacedVisitRow, Result, UserRow, VisitRow,
+    JournalEntry, Location, PlacedVisit, PlacedVisitRow, Result, UserRow, VisitRow,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgConnection, Postgres, Transaction};
@@ -339,6 +339,25 @@ impl PgStore {
         if !batch.visits.is_empty() || !batch.extended_visits.is_empty() {
             copy_visits(&mut tx, batch).await?;
         }
+        if !batch.journal.is_empty() {
+            let j = &batch.journal;
+            sqlx::query(
+                "INSERT INTO frame_journal (seq, applied_at, first_visit_id, frame) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[])",
+            )
+            .bind(j.iter().map(|j| j.seq).collect::<Vec<_>>())
+            .bind(j.iter().map(|j| j.applied_at_ms).collect::<Vec<_>>())
+            .bind(j.iter().map(|j| j.first_visit_id).collect::<Vec<_>>())
+            .bind(j.iter().map(|j| j.frame.as_slice()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(done) = batch.journal_done_through {
+            sqlx::query("DELETE FROM frame_journal WHERE seq <= $1")
+                .bind(done)
+                .execute(&mut *tx)
+                .await?;
+        }
         if !batch.deleted_visits.is_empty() {
             sqlx::query("DELETE FROM visits WHERE id = ANY($1)")
                 .bind(batch.deleted_visits.iter().map(|v| v.0).collect::<Vec<_>>())
@@ -650,6 +669,18 @@ impl PgStore {
     }
 
     // ---- restart ----
+
+    pub async fn journal_after(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>> {
+        let rows: Vec<(i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, applied_at, first_visit_id, frame FROM frame_journal \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(crate::journal_entry).collect())
+    }
 
     pub async fn watermarks(&self) -> Result<Vec<Watermark>> {
         let rows: Vec<(i64, i64, i64, String)> =

@@ -6,7 +6,8 @@
 use crate::{
     alert_detail_column, alert_from_row, alert_tag_column, audit_from_row, is_unique_violation,
     placed_visit_from_row, to_u32, user_from_row, visit_from_row, AlertRow, AuditRow, Batch, Error,
-    Location, PlacedVisit, PlacedVisitRow, Result, UserRow, VisitRow, ROWS_PER_STATEMENT,
+    JournalEntry, Location, PlacedVisit, PlacedVisitRow, Result, UserRow, VisitRow,
+    ROWS_PER_STATEMENT,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -274,6 +275,24 @@ impl SqliteStore {
              reads = excluded.reads",
         )
         .await?;
+        for chunk in batch.journal.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO frame_journal (seq, applied_at, first_visit_id, frame) ",
+            );
+            q.push_values(chunk, |mut row, j| {
+                row.push_bind(j.seq)
+                    .push_bind(j.applied_at_ms)
+                    .push_bind(j.first_visit_id)
+                    .push_bind(j.frame.as_slice());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        if let Some(done) = batch.journal_done_through {
+            sqlx::query("DELETE FROM frame_journal WHERE seq <= ?")
+                .bind(done)
+                .execute(&mut *tx)
+                .await?;
+        }
         for chunk in batch.deleted_visits.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM visits WHERE id IN (");
             let mut ids = q.separated(", ");
@@ -610,6 +629,18 @@ impl SqliteStore {
                 })
             })
             .collect()
+    }
+
+    pub async fn journal_after(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>> {
+        let rows: Vec<(i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, applied_at, first_visit_id, frame FROM frame_journal \
+             WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(crate::journal_entry).collect())
     }
 
     /// Visits that may still grow: those whose last detection is within `window_ms` of the

@@ -4,7 +4,7 @@ use tagwatch_model::{
     Alert, AlertDetail, AlertId, AlertKind, CaseId, GeoPoint, Intercept, SessionId, Station,
     StationId, StationKey, StationStatus, TagId, Vehicle, Visit, VisitId, Watermark,
 };
-use tagwatch_store::{Batch, Error, Store};
+use tagwatch_store::{Batch, Error, JournalEntry, Store};
 
 /// The backends every test runs against: SQLite always, Postgres when configured.
 async fn backends() -> Vec<Store> {
@@ -377,6 +377,70 @@ async fn large_batches_span_several_statements_and_stay_atomic() {
             10,
             "rolled back"
         );
+    }
+}
+
+fn journaled(seq: i64) -> JournalEntry {
+    JournalEntry {
+        seq,
+        applied_at_ms: 1_000 + seq,
+        first_visit_id: 50 + seq,
+        // Every byte value, so nothing is lost to text encoding.
+        frame: (0..=255u8).cycle().skip(seq as usize).take(300).collect(),
+    }
+}
+
+#[tokio::test]
+async fn journaled_frames_read_back_in_order_until_a_checkpoint_covers_them() {
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        let n = tagwatch_store::ROWS_PER_STATEMENT as i64 + 200;
+        let entries: Vec<JournalEntry> = (1..=n).map(journaled).collect();
+        store
+            .commit(&Batch {
+                journal: entries.clone(),
+                ..Batch::default()
+            })
+            .await
+            .expect("commit");
+        assert!(store.all_visits().await.expect("visits").is_empty());
+        // Read back in pages, in order, byte for byte.
+        let mut read = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.journal_after(after, 500).await.expect("journal");
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            read.extend(page);
+        }
+        assert_eq!(read, entries);
+
+        // A checkpoint writes the visits and drops the frames they cover, in one transaction.
+        store
+            .commit(&Batch {
+                visits: vec![visit(1, 7, 1, 0, 10)],
+                journal_done_through: Some(n - 3),
+                ..Batch::default()
+            })
+            .await
+            .expect("checkpoint");
+        let left = store.journal_after(0, 100).await.expect("journal");
+        assert_eq!(left, entries[entries.len() - 3..].to_vec());
+        // A failed checkpoint drops nothing.
+        store
+            .commit(&Batch {
+                alerts: vec![alert(1, "x")],
+                ..Batch::default()
+            })
+            .await
+            .expect("commit");
+        let failing = Batch {
+            alerts: vec![alert(1, "y")],
+            journal_done_through: Some(n),
+            ..Batch::default()
+        };
+        assert!(store.commit(&failing).await.is_err());
+        assert_eq!(store.journal_after(0, 100).await.expect("journal").len(), 3);
     }
 }
 

@@ -3,7 +3,8 @@
 //! - every frame the simulator built was acknowledged, none rejected;
 //! - the stored visits equal those an uninterrupted run stores — the visits the frames imply,
 //!   computed independently (the pipeline test shows an uninterrupted run stores exactly these);
-//! - no alert was stored twice: each visit of the stolen vehicle carries at most one alert.
+//! - no alert was stored twice: each visit of the stolen vehicle carries at most one alert;
+//! - kills land between checkpoints, so each start applies the frame journal again (checked).
 //!
 //! Runs on SQLite, and on Postgres when `TAGWATCH_TEST_POSTGRES_URL` is set. The server process
 //! is this test binary itself, re-run in "child" mode (`crash_child`), so no separately built
@@ -44,6 +45,9 @@ async fn crash_child() {
         http: http.parse().expect("http"),
         admin_token: Some(Secret(TOKEN.into())),
         flush_interval_ms: 10,
+        // Checkpoints 2 s apart and kills 0.2–1.2 s apart: every kill leaves a journal behind,
+        // which the next start applies again.
+        checkpoint_interval_ms: 2_000,
         ..Config::default()
     };
     let _server = Server::start(&config).await.expect("the server starts");
@@ -88,6 +92,23 @@ async fn spawn_server(spec: &str, http: &str) -> Child {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the server process did not come up within 30 s");
+}
+
+/// The journaled frames a server process applied again at its start.
+async fn frames_replayed(http: &str) -> f64 {
+    let text = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("tagwatch_frames_replayed_total ")?
+                .parse()
+                .ok()
+        })
+        .expect("the replay counter")
 }
 
 async fn crash_run(database: String) {
@@ -138,14 +159,34 @@ async fn crash_run(database: String) {
     let sim = tokio::spawn(tagwatch_sim::run(sim, target, CancellationToken::new()));
     let mut rng = fastrand::Rng::with_seed(2026);
     let mut kills = 0;
+    let mut replayed = 0.0;
     while kills < KILLS && !sim.is_finished() {
         tokio::time::sleep(Duration::from_millis(rng.u64(200..1_200))).await;
         child.kill().await.expect("SIGKILL the server");
         kills += 1;
         child = spawn_server(&spec, &http_addr).await;
+        replayed += frames_replayed(&http_addr).await;
     }
     let report = sim.await.expect("simulator");
     child.kill().await.expect("stop the server");
+    assert!(
+        replayed > 0.0,
+        "the kills left journaled frames to apply again"
+    );
+    // The last run's journal, applied again by a server that then stops cleanly (a checkpoint).
+    let config = Config {
+        database: database.clone(),
+        udp: "127.0.0.1:0".parse().expect("addr"),
+        tcp: "127.0.0.1:0".parse().expect("addr"),
+        http: "127.0.0.1:0".parse().expect("addr"),
+        admin_token: Some(Secret(TOKEN.into())),
+        ..Config::default()
+    };
+    Server::start(&config)
+        .await
+        .expect("the server starts once more")
+        .shutdown()
+        .await;
     let stats = &report.stats;
     eprintln!("{database}: {kills} kills, {stats:?}");
     assert_eq!(

@@ -99,7 +99,8 @@ async fn run_city(transport: Transport) {
     );
 
     // Exactness: the stored visits are exactly those the frames imply.
-    let stored = server.store().all_visits().await.expect("visits");
+    let store = server.stop_and_open_store().await;
+    let stored = store.all_visits().await.expect("visits");
     let mut stored_keys: Vec<VisitKey> = stored.iter().map(visit_key).collect();
     stored_keys.sort_unstable();
     let expected = expected_visits(&report, 30_000);
@@ -148,17 +149,13 @@ async fn run_city(transport: Transport) {
     // Nothing is stolen, no tag raises a flag, and vehicles drive at most 14 m/s between
     // overlapping stations: any alert (a clone suspected, say) would be a false one.
     // Only the stations' clocks are off: the simulation runs faster than real time.
-    let alerts = server
-        .store()
-        .alerts_after(0, 10_000)
-        .await
-        .expect("alerts");
+    let alerts = store.alerts_after(0, 10_000).await.expect("alerts");
     let false_alerts: Vec<_> = alerts
         .iter()
         .filter(|a| a.kind != tagwatch_model::AlertKind::StationClockSkew)
         .collect();
     assert!(false_alerts.is_empty(), "false alerts: {false_alerts:?}");
-    server.stop().await;
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

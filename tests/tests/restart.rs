@@ -9,7 +9,8 @@ use tagwatch_model::TagId;
 
 #[tokio::test]
 async fn resent_frames_after_a_restart_are_duplicates_and_change_nothing() {
-    let mut server = TestServer::start().await;
+    // No checkpoint while it runs: the frames are in the journal until the server stops.
+    let mut server = TestServer::start_with(|c| c.checkpoint_interval_ms = 300_000).await;
     provision(&server, 1001, 900).await;
     let t0 = tagwatch_model::time::now_ms();
     let station = TestStation::udp(1001, 11, server.udp()).await;
@@ -19,21 +20,47 @@ async fn resent_frames_after_a_restart_are_duplicates_and_change_nothing() {
     for frame in &frames {
         assert_eq!(station.exchange(frame).await, AckStatus::Accepted);
     }
+    let journaled = server.store().journal_after(0, 100).await.expect("journal");
+    assert_eq!(
+        journaled.len(),
+        5,
+        "ACKed frames are durable in the journal"
+    );
+    assert!(server
+        .store()
+        .all_visits()
+        .await
+        .expect("visits")
+        .is_empty());
+
+    // Stopping writes the checkpoint: the visits, and no journal left.
+    server.restart().await;
     let before = server.store().all_visits().await.expect("visits");
     assert_eq!(before.len(), 2, "one visit per tag");
     assert!(before.iter().all(|v| v.reads == 10), "{before:?}");
+    assert!(server
+        .store()
+        .journal_after(0, 100)
+        .await
+        .expect("journal")
+        .is_empty());
 
-    server.restart().await;
     let station = TestStation::udp(1001, 11, server.udp()).await;
     for frame in &frames {
         assert_eq!(station.exchange(frame).await, AckStatus::Duplicate);
     }
-    assert_eq!(server.store().all_visits().await.expect("visits"), before);
+    assert!(server
+        .store()
+        .journal_after(0, 100)
+        .await
+        .expect("journal")
+        .is_empty());
 
     // The next frame continues the open visits instead of starting new ones.
     let next = station.detections(6, t0 + 6_000, &[900]);
     assert_eq!(station.exchange(&next).await, AckStatus::Accepted);
-    let after = server.store().all_visits().await.expect("visits");
+    let store = server.stop_and_open_store().await;
+    let after = store.all_visits().await.expect("visits");
     assert_eq!(after.len(), 2);
     let visit = after.iter().find(|v| v.tag == TagId(900)).expect("visit");
     assert_eq!((visit.reads, visit.last_seen_ms), (12, t0 + 6_000));
@@ -45,4 +72,5 @@ async fn resent_frames_after_a_restart_are_duplicates_and_change_nothing() {
             .expect("visit")
             .id
     );
+    store.close().await;
 }

@@ -68,7 +68,7 @@ async fn postgres_down_stops_acks_then_everything_recovers() {
     let cut = Arc::new(tokio::sync::Notify::new());
     let port = proxy("127.0.0.1:5432".into(), up.clone(), cut.clone()).await;
     let proxied = format!("postgres://postgres@127.0.0.1:{port}/{db}");
-    let server = TestServer::start_with(|c| {
+    let mut server = TestServer::start_with(|c| {
         c.database = proxied;
         c.queue_frames = 128;
         c.max_batch_frames = 128;
@@ -141,11 +141,13 @@ async fn postgres_down_stops_acks_then_everything_recovers() {
             .status(),
         200
     );
-    let stored = server.store().all_visits().await.expect("visits");
+    let store = server.stop_and_open_store().await;
+    let stored = store.all_visits().await.expect("visits");
     let mut got: Vec<VisitKey> = stored.iter().map(visit_key).collect();
     got.sort_unstable();
     assert!(
         got == expected_visits(&report, 30_000),
         "visits differ after the outage"
     );
+    store.close().await;
 }

@@ -505,9 +505,41 @@ impl Tracker {
             .collect()
     }
 
-    /// The visit rows to write in the next flush. Also moves closed visits into the trajectory
-    /// index and ages the index.
+    /// The id the next new visit gets: journaled with each frame, see [`Tracker::resume_visit_ids`].
+    pub fn next_visit_id(&self) -> i64 {
+        self.visits.next_id()
+    }
+
+    /// Continues visit ids from `next`. A journaled frame applied again after a restart, from the
+    /// id it was first applied with, gives its visits their first ids, which its stored alerts name.
+    pub fn resume_visit_ids(&mut self, next: i64) {
+        self.visits.resume_ids(next);
+    }
+
+    /// Continues alert seqs from `next` (the store's, once the journal has been applied again:
+    /// its alerts are stored already and are not raised twice).
+    pub fn resume_alert_seq(&mut self, next: i64) {
+        self.next_alert_seq = next;
+    }
+
+    /// The visit rows to write in the next checkpoint, with [`Tracker::maintain`] first; visits
+    /// past the hot window leave memory (everything taken before counts as stored).
     pub fn take_changes(&mut self) -> VisitChanges {
+        self.checkpoint(true)
+    }
+
+    /// [`Tracker::take_changes`] for a store that commits behind: `earlier_committed` says
+    /// whether every earlier checkpoint is committed. Only then may visits leave memory (a late
+    /// frame restores them from the store); if not, they stay until a later checkpoint.
+    pub fn checkpoint(&mut self, earlier_committed: bool) -> VisitChanges {
+        self.maintain();
+        let keep_after = self.high_water_ms.saturating_sub(self.config.hot_window_ms);
+        self.visits.take_changes(keep_after, earlier_committed)
+    }
+
+    /// Moves closed visits into the trajectory index and ages the index (every flush; cheap
+    /// when there is nothing to do).
+    pub fn maintain(&mut self) {
         if self.high_water_ms.saturating_sub(self.closed_up_to_ms) >= CLOSE_STEP_MS {
             self.closed_up_to_ms = self.high_water_ms;
             self.close_visits();
@@ -524,8 +556,6 @@ impl Tracker {
         } else {
             self.trajectories.take_merged();
         }
-        let keep_after = self.high_water_ms.saturating_sub(self.config.hot_window_ms);
-        self.visits.take_changes(keep_after)
     }
 
     /// A visit opened at a fixed station.

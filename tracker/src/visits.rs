@@ -85,6 +85,17 @@ impl VisitBook {
         self.next_id = self.next_id.max(VisitId::floor_at(now_ms));
     }
 
+    /// The id the next new visit gets.
+    pub fn next_id(&self) -> i64 {
+        self.next_id
+    }
+
+    /// Continues the ids from `next` (a journaled frame applied again after a restart gets the
+    /// visit ids it got the first time).
+    pub fn resume_ids(&mut self, next: i64) {
+        self.next_id = next;
+    }
+
     /// Puts back a visit loaded from the store (after a restart, or for late data), so later
     /// detections extend it. A visit already in memory is newer than the store's copy: kept.
     pub fn restore(&mut self, visit: Visit) {
@@ -202,9 +213,18 @@ impl VisitBook {
         (slot.visit, false)
     }
 
-    /// Takes what changed since the last call, and forgets visits that ended before `keep_after_ms`
-    /// (they are in the store; only the hot window is kept in memory).
-    pub fn take_changes(&mut self, keep_after_ms: i64) -> VisitChanges {
+    /// Takes what changed since the last call. With `may_prune`, first forgets visits that ended
+    /// before `keep_after_ms` and did not change since the last call: the caller says the earlier
+    /// calls' changes are committed, so the store has them (a visit changed since is kept until
+    /// a later call, or a late frame reading the store for it might miss it).
+    pub fn take_changes(&mut self, keep_after_ms: i64, may_prune: bool) -> VisitChanges {
+        if may_prune && keep_after_ms.saturating_sub(self.pruned_up_to) >= PRUNE_STEP_MS {
+            self.pruned_up_to = keep_after_ms;
+            self.by_pair.retain(|_, list| {
+                list.retain(|s| s.change.is_some() || s.visit.last_seen_ms >= keep_after_ms);
+                !list.is_empty()
+            });
+        }
         let mut upserts = Vec::new();
         let mut extended = Vec::with_capacity(self.dirty.len());
         for key in self.dirty.drain(..) {
@@ -221,13 +241,6 @@ impl VisitBook {
         }
         upserts.sort_by_key(|v| v.id);
         extended.sort_by_key(|v| v.id);
-        if keep_after_ms.saturating_sub(self.pruned_up_to) >= PRUNE_STEP_MS {
-            self.pruned_up_to = keep_after_ms;
-            self.by_pair.retain(|_, list| {
-                list.retain(|s| s.visit.last_seen_ms >= keep_after_ms);
-                !list.is_empty()
-            });
-        }
         VisitChanges {
             upserts,
             extended,
@@ -286,11 +299,11 @@ mod tests {
         let mut book = VisitBook::new(10_000, 1);
         book.add(&det(0, 1));
         book.add(&det(18_000, 2));
-        let before = book.take_changes(i64::MIN);
+        let before = book.take_changes(i64::MIN, true);
         assert_eq!(before.upserts.len(), 2);
         book.add(&det(9_000, 1));
         assert_eq!(spans(&mut book), vec![(0, 18_000, 4)]);
-        let changes = book.take_changes(i64::MIN);
+        let changes = book.take_changes(i64::MIN, true);
         assert_eq!(changes.upserts.len(), 1, "a merge rewrites the whole visit");
         assert!(changes.extended.is_empty());
         assert_eq!(changes.upserts[0].id, before.upserts[0].id);
@@ -301,19 +314,19 @@ mod tests {
     fn growth_at_the_end_is_an_extension_and_an_earlier_start_is_not() {
         let mut book = VisitBook::new(10_000, 1);
         book.add(&det(5_000, 1));
-        let first = book.take_changes(i64::MIN);
+        let first = book.take_changes(i64::MIN, true);
         assert_eq!(
             (first.upserts.len(), first.extended.len()),
             (1, 0),
             "new: full row"
         );
         book.add(&det(6_000, 1));
-        let grown = book.take_changes(i64::MIN);
+        let grown = book.take_changes(i64::MIN, true);
         assert_eq!((grown.upserts.len(), grown.extended.len()), (0, 1));
         assert_eq!(grown.extended[0].last_seen_ms, 6_000);
         book.add(&det(7_000, 1));
         book.add(&det(4_000, 1));
-        let moved = book.take_changes(i64::MIN);
+        let moved = book.take_changes(i64::MIN, true);
         assert_eq!(
             (moved.upserts.len(), moved.extended.len()),
             (1, 0),
@@ -327,7 +340,7 @@ mod tests {
         let mut book = VisitBook::new(10_000, 1);
         assert!(!book.needs_history(0), "nothing swept yet");
         book.add(&det(0, 1));
-        book.take_changes(100_000);
+        book.take_changes(100_000, true);
         assert!(book.needs_history(105_000), "within a gap of the sweep");
         assert!(!book.needs_history(120_000));
         // A restored visit is not doubled, and a late detection merges into it.
@@ -347,14 +360,30 @@ mod tests {
     }
 
     #[test]
-    fn old_visits_leave_memory_after_they_are_flushed() {
+    fn old_visits_leave_memory_only_once_their_last_change_is_stored() {
         let mut book = VisitBook::new(10_000, 1);
         book.add(&det(0, 1));
-        book.add(&det(100_000, 1));
-        let changes = book.take_changes(50_000);
+        book.add(&det(200_000, 1));
+        let changes = book.take_changes(50_000, true);
         assert_eq!(changes.upserts.len(), 2, "flushed before forgotten");
         assert!(changes.extended.is_empty());
+        assert_eq!(book.len(), 2, "the old visit's change is not committed yet");
+        // Unchanged since the last take, whose changes are now committed: it goes.
+        assert!(book.take_changes(110_000, true).is_empty());
         assert_eq!(book.len(), 1);
+    }
+
+    #[test]
+    fn nothing_leaves_memory_while_earlier_changes_may_be_uncommitted() {
+        let mut book = VisitBook::new(10_000, 1);
+        book.add(&det(0, 1));
+        book.take_changes(i64::MIN, true);
+        book.take_changes(100_000, false);
+        assert_eq!(book.len(), 1);
+        assert!(!book.needs_history(0), "no sweep has happened");
+        book.take_changes(100_000, true);
+        assert_eq!(book.len(), 0);
+        assert!(book.needs_history(0));
     }
 
     /// The reference: sort all detection times and cut wherever consecutive ones are more than

@@ -82,6 +82,15 @@ impl TestServer {
         }
     }
 
+    /// Stops the server and opens its database again. Stopping writes a checkpoint, so every
+    /// visit is then in the visits table (while it runs, the latest are in the journal).
+    pub async fn stop_and_open_store(&mut self) -> Store {
+        self.stop().await;
+        Store::open(&self.config.database)
+            .await
+            .expect("the store opens again")
+    }
+
     /// The value of an unlabelled metric (or the sum over its labels) from `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(self.url("/metrics"))

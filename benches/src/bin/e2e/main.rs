@@ -412,6 +412,13 @@ async fn run_one(
         Transport::Tcp => None,
     };
     let side = if compare {
+        metrics::journal_checkpointed(
+            &client,
+            &api,
+            config.checkpoint_interval() + Duration::from_secs(30),
+        )
+        .await
+        .context("waiting for the visits to be checkpointed")?;
         let window = (replay.sim_start_ms, replay.sim_now_ms());
         let stations: Vec<_> = tagwatch_sim::stations(city)
             .into_iter()

@@ -63,6 +63,28 @@ impl Scrape {
     }
 }
 
+/// Waits (at most `limit`) until a checkpoint has covered every journaled frame: from then on
+/// the visits table holds every visit the tracker has (no frames arrive any more), so the store
+/// and the API can be compared on the same data.
+pub async fn journal_checkpointed(
+    client: &reqwest::Client,
+    api: &str,
+    limit: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    while Scrape::take(client, api)
+        .await?
+        .get("tagwatch_journal_frames_pending")
+        > 0.0
+    {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("frames still journaled after {limit:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 /// This process's CPU time so far (user + system), seconds, and resident memory, MiB.
 pub fn process_usage() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
