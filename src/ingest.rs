@@ -54,7 +54,10 @@ struct PendingAck {
 pub struct Flush {
     batch: Batch,
     acks: Vec<PendingAck>,
-    checkpoint: bool,
+    /// A checkpoint to commit once this flush is, on its own.
+    checkpoint: Option<Batch>,
+    /// This flush's batch is itself a checkpoint.
+    inline_checkpoint: bool,
 }
 
 /// What the writer reports back once a flush is committed.
@@ -388,10 +391,13 @@ async fn flush(
     let mut done = std::mem::take(building);
     let has_work = done.has_work();
     let checkpoint = wait == Wait::Final || checkpoints.due();
-    let (changes, journal, journal_done_through) = if checkpoint {
-        // The visits cover this flush's frames too: they need no journal rows.
-        let changes = tracker.checkpoint(checkpoints.all_committed());
-        (changes, Vec::new(), checkpoints.start())
+    let mut visits = VisitChanges::default();
+    let mut journal_done_through = None;
+    let mut separate = None;
+    if checkpoint && checkpoints.inline() {
+        // No journal: the visits go with the frames, as their ACKs wait for them anyway.
+        visits = tracker.checkpoint(checkpoints.all_committed());
+        journal_done_through = checkpoints.start();
     } else {
         tracker.maintain();
         checkpoints.number(&mut done.journal);
@@ -399,9 +405,20 @@ async fn flush(
             .metrics
             .frames_journaled
             .inc_by(done.journal.len() as u64);
-        (VisitChanges::default(), done.journal, None)
-    };
-    if journal_done_through.is_none() && changes.is_empty() && !has_work {
+        if checkpoint {
+            // Committed after this flush, on its own (see `run_checkpoints`): the frames'
+            // ACKs do not wait for it.
+            let changes = tracker.checkpoint(checkpoints.all_committed());
+            separate = Some(Batch {
+                visits: changes.upserts,
+                extended_visits: changes.extended,
+                deleted_visits: changes.deletes,
+                journal_done_through: checkpoints.start(),
+                ..Batch::default()
+            });
+        }
+    }
+    if journal_done_through.is_none() && visits.is_empty() && separate.is_none() && !has_work {
         // Nothing at all (a final flush with nothing applied since the last checkpoint).
         return true;
     }
@@ -409,9 +426,9 @@ async fn flush(
         parts.metrics.checkpoints.inc();
     }
     let batch = Batch {
-        visits: changes.upserts,
-        extended_visits: changes.extended,
-        deleted_visits: changes.deletes,
+        visits: visits.upserts,
+        extended_visits: visits.extended,
+        deleted_visits: visits.deletes,
         alerts: done.alerts,
         watermarks: done
             .sessions
@@ -419,7 +436,7 @@ async fn flush(
             .map(|(station, session)| dedupe.watermark(station, session))
             .collect(),
         statuses: done.statuses.into_values().collect(),
-        journal,
+        journal: done.journal,
         journal_done_through,
     };
     parts
@@ -437,12 +454,14 @@ async fn flush(
     permit.send(Flush {
         batch,
         acks: done.acks,
-        checkpoint,
+        inline_checkpoint: checkpoint && separate.is_none(),
+        checkpoint: separate,
     });
     true
 }
 
 /// The store writer: commits flushes in order, retrying while the store is down, then ACKs.
+/// A flush's checkpoint goes to [`run_checkpoints`] once the flush is committed.
 pub async fn run_writer(
     store: Store,
     mut flushes: mpsc::Receiver<Flush>,
@@ -451,26 +470,29 @@ pub async fn run_writer(
     metrics: Arc<PipelineMetrics>,
     abandon: CancellationToken,
 ) {
+    let (to_checkpoint, checkpoints) = mpsc::unbounded_channel();
+    let checkpointer = tokio::spawn(run_checkpoints(
+        store.clone(),
+        checkpoints,
+        committed.clone(),
+        health.clone(),
+        metrics.clone(),
+        abandon.clone(),
+    ));
     while let Some(flush) = flushes.recv().await {
         let started = Instant::now();
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match store.commit(&flush.batch).await {
-                Ok(()) => break,
-                Err(error) => {
-                    health.store_ok.store(false, Ordering::Relaxed);
-                    metrics.store_errors.inc();
-                    tracing::warn!(%error, retry_in = ?backoff, "store commit failed; holding ACKs");
-                    tokio::select! {
-                        () = abandon.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
+        if !commit_until_done(
+            &store,
+            &flush.batch,
+            Commit::Flush,
+            &health,
+            &metrics,
+            &abandon,
+        )
+        .await
+        {
+            return;
         }
-        health.store_ok.store(true, Ordering::Relaxed);
-        health.last_commit_ms.store(now_ms(), Ordering::Relaxed);
         metrics
             .flush_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -483,12 +505,103 @@ pub async fn run_writer(
                 .observe(ack.received_at.elapsed().as_secs_f64());
             keys.push(ack.key);
         }
+        if let Some(checkpoint) = flush.checkpoint {
+            if to_checkpoint.send(checkpoint).is_err() {
+                return;
+            }
+        }
         let done = Committed {
             frames: keys,
-            checkpoint: flush.checkpoint,
+            checkpoint: flush.inline_checkpoint,
         };
-        if committed.send(done).is_err() {
+        // After the last flush the ingest task is gone: its checkpoint still goes above.
+        let _ = committed.send(done);
+    }
+    // The last checkpoint commits before the writer is done.
+    drop(to_checkpoint);
+    let _ = checkpointer.await;
+}
+
+/// Commits checkpoints in order, each after the flush it followed, while the writer goes on
+/// with the next flushes; reports each to the ingest task.
+async fn run_checkpoints(
+    store: Store,
+    mut checkpoints: mpsc::UnboundedReceiver<Batch>,
+    committed: mpsc::UnboundedSender<Committed>,
+    health: Arc<Health>,
+    metrics: Arc<PipelineMetrics>,
+    abandon: CancellationToken,
+) {
+    while let Some(batch) = checkpoints.recv().await {
+        let started = Instant::now();
+        if !commit_until_done(
+            &store,
+            &batch,
+            Commit::Checkpoint,
+            &health,
+            &metrics,
+            &abandon,
+        )
+        .await
+        {
             return;
         }
+        metrics
+            .checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.checkpoint_rows.observe(batch.rows() as f64);
+        let done = Committed {
+            frames: Vec::new(),
+            checkpoint: true,
+        };
+        // The ingest task is gone at shutdown; the checkpoint is committed all the same.
+        let _ = committed.send(done);
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    Flush,
+    Checkpoint,
+}
+
+/// Commits `batch`, retrying with backoff while the store is down; false if abandoned first.
+async fn commit_until_done(
+    store: &Store,
+    batch: &Batch,
+    kind: Commit,
+    health: &Health,
+    metrics: &PipelineMetrics,
+    abandon: &CancellationToken,
+) -> bool {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let result = match kind {
+            Commit::Flush => store.commit(batch).await,
+            Commit::Checkpoint => store.commit_checkpoint(batch).await,
+        };
+        match result {
+            Ok(()) => break,
+            Err(error) => {
+                health.store_ok.store(false, Ordering::Relaxed);
+                metrics.store_errors.inc();
+                match kind {
+                    Commit::Flush => {
+                        tracing::warn!(%error, retry_in = ?backoff, "store commit failed; holding ACKs");
+                    }
+                    Commit::Checkpoint => {
+                        tracing::warn!(%error, retry_in = ?backoff, "checkpoint commit failed; the journal keeps its frames");
+                    }
+                }
+                tokio::select! {
+                    () = abandon.cancelled() => return false,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    health.store_ok.store(true, Ordering::Relaxed);
+    health.last_commit_ms.store(now_ms(), Ordering::Relaxed);
+    true
 }

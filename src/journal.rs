@@ -46,9 +46,15 @@ impl Checkpoints {
         }
     }
 
-    /// Whether this flush should be a checkpoint.
+    /// Whether this flush should be a checkpoint: its interval is over, and the last one is
+    /// committed (one at a time: while one commits, the changes keep coalescing).
     pub fn due(&self) -> bool {
-        self.last.elapsed() >= self.interval
+        self.last.elapsed() >= self.interval && self.all_committed()
+    }
+
+    /// Checkpoints go with every flush, in the same transaction: no journal.
+    pub fn inline(&self) -> bool {
+        self.interval.is_zero()
     }
 
     /// Whether a checkpoint is due and there is a journal for it to drop: an idle server still

@@ -24,6 +24,8 @@ pub struct PipelineMetrics {
     pub ack_latency: Histogram,
     pub flush_rows: Histogram,
     pub flush_seconds: Histogram,
+    pub checkpoint_rows: Histogram,
+    pub checkpoint_seconds: Histogram,
 }
 
 impl Default for PipelineMetrics {
@@ -47,6 +49,8 @@ impl Default for PipelineMetrics {
             ack_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             flush_rows: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
             flush_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            checkpoint_rows: Histogram::new(exponential_buckets(1.0, 4.0, 12)),
+            checkpoint_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
         }
     }
 }
@@ -137,6 +141,16 @@ impl PipelineMetrics {
             "tagwatch_store_flush_seconds",
             "Duration of one store flush commit",
             self.flush_seconds.clone(),
+        );
+        registry.register(
+            "tagwatch_checkpoint_rows",
+            "Rows written per checkpoint committed on its own (visits, deletions)",
+            self.checkpoint_rows.clone(),
+        );
+        registry.register(
+            "tagwatch_checkpoint_seconds",
+            "Duration of one checkpoint commit (flushes go on meanwhile on Postgres)",
+            self.checkpoint_seconds.clone(),
         );
     }
 }

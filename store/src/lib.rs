@@ -249,6 +249,10 @@ impl Store {
     /// Writes one batch in a single transaction, with multi-row statements (one statement per
     /// [`ROWS_PER_STATEMENT`] rows rather than one per row: the per-statement cost dominates).
     pub async fn commit(&self, batch: &Batch) -> Result<()>;
+    /// Commits a checkpoint (visits and the journal they cover). On Postgres it has its own
+    /// connection, so the flushes go on while it commits; checkpoints must commit in order, and
+    /// each only after the flushes journaling the frames it covers.
+    pub async fn commit_checkpoint(&self, batch: &Batch) -> Result<()>;
     pub async fn watermarks(&self) -> Result<Vec<Watermark>>;
     /// Journaled frames with `seq > after`, in order, at most `limit` (replayed at start).
     pub async fn journal_after(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>>;

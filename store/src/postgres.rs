@@ -32,6 +32,9 @@ pub const OPEN_VISIT_SCAN_DAYS: i64 = 7;
 pub struct PgStore {
     /// One connection: flushes commit in order, and its staging table lives with it.
     pub(crate) writer: PgPool,
+    /// One more for checkpoints, so that writing a checkpoint's visits does not hold up the
+    /// flushes (and ACKs) behind it: the two touch different rows.
+    checkpointer: PgPool,
     reader: PgPool,
 }
 
@@ -47,12 +50,21 @@ impl PgStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&writer).await?;
+        let checkpointer = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
         let reader = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        let store = Self { writer, reader };
+        let store = Self {
+            writer,
+            checkpointer,
+            reader,
+        };
         store
             .prepare_partitions(tagwatch_model::time::now_ms(), 7)
             .await?;
@@ -68,6 +80,7 @@ impl PgStore {
 
     pub async fn close(&self) {
         self.writer.close().await;
+        self.checkpointer.close().await;
         self.reader.close().await;
     }
 
@@ -335,39 +348,49 @@ impl PgStore {
 
     /// Writes one batch in a single transaction: visit rows by `COPY`, the rest by `UNNEST`.
     pub async fn commit(&self, batch: &Batch) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        if !batch.visits.is_empty() || !batch.extended_visits.is_empty() {
-            copy_visits(&mut tx, batch).await?;
-        }
-        if !batch.journal.is_empty() {
-            let j = &batch.journal;
-            sqlx::query(
-                "INSERT INTO frame_journal (seq, applied_at, first_visit_id, frame) \
+        commit_on(&self.writer, batch).await
+    }
+
+    /// Writes a checkpoint's batch on its own connection, alongside the flushes.
+    pub async fn commit_checkpoint(&self, batch: &Batch) -> Result<()> {
+        commit_on(&self.checkpointer, batch).await
+    }
+}
+
+async fn commit_on(pool: &PgPool, batch: &Batch) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    if !batch.visits.is_empty() || !batch.extended_visits.is_empty() {
+        copy_visits(&mut tx, batch).await?;
+    }
+    if !batch.journal.is_empty() {
+        let j = &batch.journal;
+        sqlx::query(
+            "INSERT INTO frame_journal (seq, applied_at, first_visit_id, frame) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[])",
-            )
-            .bind(j.iter().map(|j| j.seq).collect::<Vec<_>>())
-            .bind(j.iter().map(|j| j.applied_at_ms).collect::<Vec<_>>())
-            .bind(j.iter().map(|j| j.first_visit_id).collect::<Vec<_>>())
-            .bind(j.iter().map(|j| j.frame.as_slice()).collect::<Vec<_>>())
+        )
+        .bind(j.iter().map(|j| j.seq).collect::<Vec<_>>())
+        .bind(j.iter().map(|j| j.applied_at_ms).collect::<Vec<_>>())
+        .bind(j.iter().map(|j| j.first_visit_id).collect::<Vec<_>>())
+        .bind(j.iter().map(|j| j.frame.as_slice()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(done) = batch.journal_done_through {
+        sqlx::query("DELETE FROM frame_journal WHERE seq <= $1")
+            .bind(done)
             .execute(&mut *tx)
             .await?;
-        }
-        if let Some(done) = batch.journal_done_through {
-            sqlx::query("DELETE FROM frame_journal WHERE seq <= $1")
-                .bind(done)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if !batch.deleted_visits.is_empty() {
-            sqlx::query("DELETE FROM visits WHERE id = ANY($1)")
-                .bind(batch.deleted_visits.iter().map(|v| v.0).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
-        }
-        if !batch.alerts.is_empty() {
-            let a = &batch.alerts;
-            // The id is deterministic: a frame applied again after a crash finds its alert here.
-            sqlx::query(
+    }
+    if !batch.deleted_visits.is_empty() {
+        sqlx::query("DELETE FROM visits WHERE id = ANY($1)")
+            .bind(batch.deleted_visits.iter().map(|v| v.0).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+    }
+    if !batch.alerts.is_empty() {
+        let a = &batch.alerts;
+        // The id is deterministic: a frame applied again after a crash finds its alert here.
+        sqlx::query(
                 "INSERT INTO alerts (seq, id, kind, tag, station, lat, lon, seen_at, raised_at, detail) \
                  SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
                  $5::bigint[], $6::float8[], $7::float8[], $8::bigint[], $9::bigint[], $10::text[]) \
@@ -385,33 +408,33 @@ impl PgStore {
             .bind(a.iter().map(alert_detail_column).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
-        }
-        if !batch.watermarks.is_empty() {
-            let w = &batch.watermarks;
-            let now = tagwatch_model::time::now_ms();
-            sqlx::query(
-                "INSERT INTO watermarks (station, session, contiguous, above, updated_at) \
+    }
+    if !batch.watermarks.is_empty() {
+        let w = &batch.watermarks;
+        let now = tagwatch_model::time::now_ms();
+        sqlx::query(
+            "INSERT INTO watermarks (station, session, contiguous, above, updated_at) \
                  SELECT s, n, c, a, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], \
                  $4::text[]) AS u(s, n, c, a) \
                  ON CONFLICT (station, session) DO UPDATE SET contiguous = excluded.contiguous, \
                  above = excluded.above, updated_at = excluded.updated_at",
-            )
-            .bind(w.iter().map(|w| i64::from(w.station.0)).collect::<Vec<_>>())
-            .bind(w.iter().map(|w| i64::from(w.session.0)).collect::<Vec<_>>())
-            .bind(
-                w.iter()
-                    .map(|w| i64::from(w.contiguous))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(w.iter().map(|w| join_seqs(&w.above)).collect::<Vec<_>>())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !batch.statuses.is_empty() {
-            let s = &batch.statuses;
-            sqlx::query(
-                "INSERT INTO station_status (station, received_at, station_time, uptime_s, \
+        )
+        .bind(w.iter().map(|w| i64::from(w.station.0)).collect::<Vec<_>>())
+        .bind(w.iter().map(|w| i64::from(w.session.0)).collect::<Vec<_>>())
+        .bind(
+            w.iter()
+                .map(|w| i64::from(w.contiguous))
+                .collect::<Vec<_>>(),
+        )
+        .bind(w.iter().map(|w| join_seqs(&w.above)).collect::<Vec<_>>())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !batch.statuses.is_empty() {
+        let s = &batch.statuses;
+        sqlx::query(
+            "INSERT INTO station_status (station, received_at, station_time, uptime_s, \
                  backlog, fw_version, temp_c, power, tags_in_range) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], \
                  $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) \
@@ -420,31 +443,32 @@ impl PgStore {
                  backlog = excluded.backlog, fw_version = excluded.fw_version, \
                  temp_c = excluded.temp_c, power = excluded.power, \
                  tags_in_range = excluded.tags_in_range",
-            )
-            .bind(s.iter().map(|s| i64::from(s.station.0)).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| s.received_at_ms).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| s.station_time_ms).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| i64::from(s.uptime_s)).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| i64::from(s.backlog)).collect::<Vec<_>>())
-            .bind(
-                s.iter()
-                    .map(|s| i64::from(s.fw_version))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(s.iter().map(|s| i64::from(s.temp_c)).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| i64::from(s.power)).collect::<Vec<_>>())
-            .bind(
-                s.iter()
-                    .map(|s| i64::from(s.tags_in_range))
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        )
+        .bind(s.iter().map(|s| i64::from(s.station.0)).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.received_at_ms).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.station_time_ms).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| i64::from(s.uptime_s)).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| i64::from(s.backlog)).collect::<Vec<_>>())
+        .bind(
+            s.iter()
+                .map(|s| i64::from(s.fw_version))
+                .collect::<Vec<_>>(),
+        )
+        .bind(s.iter().map(|s| i64::from(s.temp_c)).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| i64::from(s.power)).collect::<Vec<_>>())
+        .bind(
+            s.iter()
+                .map(|s| i64::from(s.tags_in_range))
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
     }
+    tx.commit().await?;
+    Ok(())
+}
 
+impl PgStore {
     // ---- accounts, tokens, owners, audit ----
 
     pub async fn insert_user(

@@ -255,6 +255,12 @@ impl SqliteStore {
 
     // ---- the flush ----
 
+    /// A checkpoint's batch: SQLite has one writer, so it commits like any other (the flushes
+    /// behind it wait).
+    pub async fn commit_checkpoint(&self, batch: &Batch) -> Result<()> {
+        self.commit(batch).await
+    }
+
     /// Writes one batch in a single transaction, with multi-row statements (one statement per
     /// [`ROWS_PER_STATEMENT`] rows rather than one per row: the per-statement cost dominates).
     pub async fn commit(&self, batch: &Batch) -> Result<()> {

@@ -45,9 +45,9 @@ async fn crash_child() {
         http: http.parse().expect("http"),
         admin_token: Some(Secret(TOKEN.into())),
         flush_interval_ms: 10,
-        // Checkpoints 2 s apart and kills 0.2–1.2 s apart: every kill leaves a journal behind,
-        // which the next start applies again.
-        checkpoint_interval_ms: 2_000,
+        // Checkpoints 0.3 s apart and kills 0.2–1.2 s apart: kills land before, during and
+        // between checkpoints, and leave a journal behind, which the next start applies again.
+        checkpoint_interval_ms: 300,
         ..Config::default()
     };
     let _server = Server::start(&config).await.expect("the server starts");
