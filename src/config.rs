@@ -35,9 +35,11 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Longest a frame waits for its store flush.
     pub flush_interval_ms: u64,
-    /// How often a flush also writes the visits changed since the last one, each once, and drops
+    /// How often a checkpoint writes the visits changed since the last one, each once, and drops
     /// the frame journal that covered them until then; 0: every flush writes visits (no journal).
-    pub checkpoint_interval_ms: u64,
+    /// Unset: 30 s on Postgres (checkpoints commit on a connection of their own, alongside the
+    /// flushes), 0 on SQLite (one writer: a checkpoint would hold the flushes and ACKs up).
+    pub checkpoint_interval_ms: Option<u64>,
     /// Frames per flush before flushing early.
     pub max_batch_frames: usize,
     /// Frames queued between gateway and tracker; beyond it stations are told BUSY.
@@ -75,7 +77,7 @@ impl Default for Config {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
             flush_interval_ms: 20,
-            checkpoint_interval_ms: 30_000,
+            checkpoint_interval_ms: None,
             max_batch_frames: 4096,
             queue_frames: 16_384,
             max_frame_body: 32 * 1024,
@@ -146,7 +148,7 @@ impl Config {
         if !(1..=10_000).contains(&self.flush_interval_ms) {
             return invalid("flush_interval_ms", "must be 1..=10000");
         }
-        if self.checkpoint_interval_ms > 300_000 {
+        if self.checkpoint_interval_ms.is_some_and(|ms| ms > 300_000) {
             return invalid(
                 "checkpoint_interval_ms",
                 "must be 0..=300000 (five minutes)",
@@ -194,8 +196,14 @@ impl Config {
         Duration::from_millis(self.flush_interval_ms)
     }
 
+    /// The checkpoint interval for this configuration's database (see `checkpoint_interval_ms`).
     pub fn checkpoint_interval(&self) -> Duration {
-        Duration::from_millis(self.checkpoint_interval_ms)
+        let default = if self.database.starts_with("sqlite:") {
+            0
+        } else {
+            30_000
+        };
+        Duration::from_millis(self.checkpoint_interval_ms.unwrap_or(default))
     }
 }
 
@@ -236,7 +244,7 @@ mod tests {
         };
         assert!(config.validate().is_err());
         let config = Config {
-            checkpoint_interval_ms: 300_001,
+            checkpoint_interval_ms: Some(300_001),
             ..Config::default()
         };
         let err = config.validate().expect_err("invalid");
@@ -245,6 +253,16 @@ mod tests {
             "{err}"
         );
         assert!(Config::default().validate().is_ok());
+        assert_eq!(
+            Config::default().checkpoint_interval(),
+            Duration::ZERO,
+            "SQLite"
+        );
+        let postgres = Config {
+            database: "postgres://tagwatch@db/tagwatch".into(),
+            ..Config::default()
+        };
+        assert_eq!(postgres.checkpoint_interval(), Duration::from_secs(30));
     }
 
     #[test]

@@ -88,9 +88,9 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
             365 * 86_400
         },
         tile_url: options.tile_url.clone(),
-        // The demo picks the vehicle to steal from the stored visits: checkpoints every second
-        // (not every 30 s) put the first visits there before the theft.
-        checkpoint_interval_ms: 1_000,
+        // The demo picks the vehicle to steal from the stored visits: on Postgres, checkpoints
+        // every second (not every 30 s) put the first visits there before the theft.
+        checkpoint_interval_ms: Some(1_000).filter(|_| !options.database.starts_with("sqlite:")),
         ..Config::default()
     };
     let password = match &options.password {

@@ -4,14 +4,17 @@
 //! durable; writing the changed visits at every flush costs one row per detection (a tag heard
 //! every second updates its visit every second), and that row rate was the server's limit. So a
 //! flush commits the applied frames themselves (as their stations sent them, one row per frame)
-//! with their alerts and watermarks, and only every `checkpoint_interval` does a flush write the
-//! visits changed since the last checkpoint, each once however often it grew, and delete the
-//! frames they cover, in the same transaction. After a crash the server applies the frames left
-//! in the journal again ([`replay`]), each with the visit ids it first got, and the next
-//! checkpoint writes their visits.
+//! with their alerts and watermarks, and only every `checkpoint_interval` is a checkpoint taken:
+//! the visits changed since the last one, each once however often it grew, and the deletion of
+//! the frames they cover, in one transaction. It commits after the flush it was taken at, on its
+//! own (a second connection on Postgres), so the flushes and their ACKs go on meanwhile; one
+//! checkpoint at a time. After a crash the server applies the frames left in the journal again
+//! ([`replay`]), each with the visit ids it first got, and the next checkpoint writes their visits.
 //!
 //! Until a checkpoint, the latest changes of a visit are in the tracker's memory, not in the
-//! visits table: readers that need them (a vehicle's track) ask the tracker too.
+//! visits table: readers that need them (a vehicle's track, tags through an area) ask the tracker
+//! too. Visits leave the tracker's memory only at a checkpoint taken when every earlier one is
+//! committed, so a late frame that reads an old visit back from the store finds it there.
 
 use crate::ingest::apply_detections;
 use crate::metrics::PipelineMetrics;
@@ -49,7 +52,8 @@ impl Checkpoints {
     /// Whether this flush should be a checkpoint: its interval is over, and the last one is
     /// committed (one at a time: while one commits, the changes keep coalescing).
     pub fn due(&self) -> bool {
-        self.last.elapsed() >= self.interval && self.all_committed()
+        // Inline checkpoints commit in the flush itself, in order: nothing to wait for.
+        self.inline() || (self.last.elapsed() >= self.interval && self.all_committed())
     }
 
     /// Checkpoints go with every flush, in the same transaction: no journal.

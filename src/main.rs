@@ -79,7 +79,7 @@ struct ServeArgs {
     #[arg(long, env = "TAGWATCH_FLUSH_INTERVAL_MS")]
     flush_interval_ms: Option<u64>,
     /// How often a flush also writes the changed visits (frames are journaled in between), ms;
-    /// 0: every flush [default: 30000]
+    /// 0: every flush [default: 30000 on Postgres, 0 on SQLite]
     #[arg(long, env = "TAGWATCH_CHECKPOINT_INTERVAL_MS")]
     checkpoint_interval_ms: Option<u64>,
     /// Detections of a tag at one station closer than this are one visit, s [default: 30]
@@ -117,7 +117,7 @@ impl ServeArgs {
             config.flush_interval_ms = v;
         }
         if let Some(v) = self.checkpoint_interval_ms {
-            config.checkpoint_interval_ms = v;
+            config.checkpoint_interval_ms = Some(v);
         }
         if let Some(v) = self.visit_gap_s {
             config.visit_gap_s = v;

@@ -47,7 +47,7 @@ async fn crash_child() {
         flush_interval_ms: 10,
         // Checkpoints 0.3 s apart and kills 0.2–1.2 s apart: kills land before, during and
         // between checkpoints, and leave a journal behind, which the next start applies again.
-        checkpoint_interval_ms: 300,
+        checkpoint_interval_ms: Some(300),
         ..Config::default()
     };
     let _server = Server::start(&config).await.expect("the server starts");

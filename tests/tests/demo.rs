@@ -24,7 +24,9 @@ async fn the_demo_reports_a_theft_and_prints_its_alert() {
     let mut out = Vec::new();
     let summary = run(options, &mut out).await.expect("demo runs");
     let printed = String::from_utf8(out).expect("utf-8");
-    let stolen = summary.stolen.expect("a vehicle was stolen");
+    let stolen = summary
+        .stolen
+        .unwrap_or_else(|| panic!("a vehicle was stolen:\n{printed}"));
     assert!(!summary.alerts.is_empty(), "no alert in:\n{printed}");
     assert!(
         summary.alerts.iter().all(|a| a["tag"] == stolen.0),

@@ -27,7 +27,7 @@ async fn outage_run(database: Option<String>) {
         c.hot_window_s = 30 * 60;
         // Checkpoints also age visits out of the hot window; the simulation runs far faster
         // than real time, so they must come more often than the default 30 s to do so mid-run.
-        c.checkpoint_interval_ms = 50;
+        c.checkpoint_interval_ms = Some(50);
         if let Some(url) = database {
             c.database = url;
         }

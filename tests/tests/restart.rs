@@ -10,7 +10,7 @@ use tagwatch_model::TagId;
 #[tokio::test]
 async fn resent_frames_after_a_restart_are_duplicates_and_change_nothing() {
     // No checkpoint while it runs: the frames are in the journal until the server stops.
-    let mut server = TestServer::start_with(|c| c.checkpoint_interval_ms = 300_000).await;
+    let mut server = TestServer::start_with(|c| c.checkpoint_interval_ms = Some(300_000)).await;
     provision(&server, 1001, 900).await;
     let t0 = tagwatch_model::time::now_ms();
     let station = TestStation::udp(1001, 11, server.udp()).await;
@@ -73,4 +73,27 @@ async fn resent_frames_after_a_restart_are_duplicates_and_change_nothing() {
             .id
     );
     store.close().await;
+}
+
+#[tokio::test]
+async fn without_a_journal_every_acknowledged_frame_is_in_the_visits_at_once() {
+    // The default on SQLite: each flush writes the visits itself.
+    let mut server = TestServer::start_with(|c| c.checkpoint_interval_ms = Some(0)).await;
+    provision(&server, 1001, 900).await;
+    let t0 = tagwatch_model::time::now_ms();
+    let station = TestStation::udp(1001, 11, server.udp()).await;
+    for seq in 1..=3 {
+        let frame = station.detections(seq, t0 + i64::from(seq) * 1_000, &[900]);
+        assert_eq!(station.exchange(&frame).await, AckStatus::Accepted);
+        let visits = server.store().all_visits().await.expect("visits");
+        assert_eq!(visits.len(), 1);
+        assert_eq!(visits[0].last_seen_ms, t0 + i64::from(seq) * 1_000);
+    }
+    assert!(server
+        .store()
+        .journal_after(0, 100)
+        .await
+        .expect("journal")
+        .is_empty());
+    server.stop().await;
 }

@@ -213,7 +213,7 @@ impl VisitBook {
         (slot.visit, false)
     }
 
-    /// Takes what changed since the last call. With `may_prune`, first forgets visits that ended
+    /// Takes what changed since the last call, in no particular order. With `may_prune`, first forgets visits that ended
     /// before `keep_after_ms` and did not change since the last call: the caller says the earlier
     /// calls' changes are committed, so the store has them (a visit changed since is kept until
     /// a later call, or a late frame reading the store for it might miss it).
@@ -239,8 +239,7 @@ impl VisitBook {
                 }
             }
         }
-        upserts.sort_by_key(|v| v.id);
-        extended.sort_by_key(|v| v.id);
+        // Unsorted: the store's writer sorts them, off the ingest path.
         VisitChanges {
             upserts,
             extended,

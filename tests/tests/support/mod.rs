@@ -33,6 +33,9 @@ impl TestServer {
             http: "127.0.0.1:0".parse().expect("addr"),
             admin_token: Some(Secret(TOKEN.into())),
             flush_interval_ms: 5,
+            // The journal and checkpoints, as Postgres runs by default (SQLite's default writes
+            // visits at every flush): the tests see visits not yet checkpointed.
+            checkpoint_interval_ms: Some(30_000),
             ..Config::default()
         };
         tune(&mut config);

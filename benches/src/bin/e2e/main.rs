@@ -63,13 +63,14 @@ struct Args {
     loads: Vec<u32>,
     /// Steps still run after the first one not sustained (the curve past saturation, and memory
     /// with more tags)
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     beyond: usize,
     /// How a step raises the load: more tags (up to millions) or faster time
     #[arg(long, value_enum, default_value = "tags")]
     grow: Grow,
-    /// Seconds each step offers its load, measured
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    /// Seconds each step offers its load, measured (by default one checkpoint interval, so each
+    /// step pays for one checkpoint of its visits)
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     step_seconds: u64,
     /// Seconds of each step's load offered before its measurement starts (new tags arrive)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=600))]
@@ -427,7 +428,7 @@ async fn run_one(
         let tags = (city.first_tag, city.tags);
         let steps_rows = steps
             .iter()
-            .map(|s| s.store_rows_per_busy_s)
+            .map(|s| s.checkpoint_rows_per_busy_s)
             .fold(0.0, f64::max);
         Some(
             side_by_side::compare(

@@ -47,6 +47,11 @@ pub struct Step {
     /// Visit rows per second of flush time: what the store writes while it is busy.
     pub store_rows_per_busy_s: f64,
     pub flush_p99_ms: Option<f64>,
+    /// Visit rows written by checkpoints per second of the step, and the checkpoints' longest.
+    pub checkpoint_rows_per_s: f64,
+    pub checkpoint_p99_ms: Option<f64>,
+    /// Checkpoint rows per second of checkpoint commit time: visit rows the store writes.
+    pub checkpoint_rows_per_busy_s: f64,
     /// This process (server and load generator), percent of one core.
     pub cpu_percent: f64,
     /// Every `postgres` process on the machine, percent of one core.
@@ -87,9 +92,12 @@ impl Step {
         let postgres_cpu_percent = 100.0 * i.postgres_cpu_secs / (secs + i.drain_secs);
         let flush_rows = a.delta(b, "tagwatch_store_flush_rows_sum");
         let flush_secs = a.delta(b, "tagwatch_store_flush_seconds_sum");
+        let cpu_busy = cpu_percent + postgres_cpu_percent;
         let limit = (!sustained).then(|| {
             if flush_p99_ms.is_some_and(|f| f >= 1_000.0) {
                 "store (flushes take a second or more)"
+            } else if ack_p99_ms.is_none_or(|p| p >= 3_000.0) && cpu_busy > 140.0 {
+                "CPU: frames wait to be applied (flushes stay under 1 s) while server, load generator and Postgres share the two cores"
             } else if ack_p99_ms.is_none_or(|p| p >= 3_000.0) {
                 "ACK latency above the stations' 3 s resend timeout"
             } else if busy > 0.0 {
@@ -123,6 +131,16 @@ impl Step {
                 0.0
             },
             flush_p99_ms,
+            checkpoint_rows_per_s: a.delta(b, "tagwatch_checkpoint_rows_sum") / secs,
+            checkpoint_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_seconds", 0.99)),
+            checkpoint_rows_per_busy_s: {
+                let secs = a.delta(b, "tagwatch_checkpoint_seconds_sum");
+                if secs > 0.0 {
+                    a.delta(b, "tagwatch_checkpoint_rows_sum") / secs
+                } else {
+                    0.0
+                }
+            },
             cpu_percent,
             postgres_cpu_percent,
             rss_mib: i.rss_mib,
@@ -138,7 +156,7 @@ impl Step {
 
     pub fn print(&self) {
         eprintln!(
-            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s ({:.0}/s busy)  CPU {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
+            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms)  CPU {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
             self.load,
             self.tags,
             self.offered_per_s,
@@ -150,6 +168,8 @@ impl Step {
             self.alerts,
             self.store_rows_per_s,
             self.store_rows_per_busy_s,
+            self.checkpoint_rows_per_s,
+            Self::fmt_ms(self.checkpoint_p99_ms),
             self.cpu_percent,
             self.postgres_cpu_percent,
             self.rss_mib,
@@ -173,6 +193,9 @@ impl Step {
             "store_rows_per_s": self.store_rows_per_s,
             "store_rows_per_busy_s": self.store_rows_per_busy_s,
             "store_flush_p99_ms_le": self.flush_p99_ms,
+            "checkpoint_rows_per_s": self.checkpoint_rows_per_s,
+            "checkpoint_p99_ms_le": self.checkpoint_p99_ms,
+            "checkpoint_rows_per_busy_s": self.checkpoint_rows_per_busy_s,
             "cpu_percent": self.cpu_percent,
             "postgres_cpu_percent": self.postgres_cpu_percent,
             "rss_mib": self.rss_mib,

@@ -142,7 +142,7 @@ enum Ask {
 
 /// Builds PostGIS's tables over the run's visits, times both sides and the `COPY`; returns the
 /// figures for the results file. `window` is the run's city time; `tagwatch_rows_per_busy_s` the
-/// best visit rows per second of flush time the run's steps measured.
+/// best visit rows per second of checkpoint commit the run's steps measured.
 #[allow(clippy::too_many_arguments)]
 pub async fn compare(
     client: &reqwest::Client,
@@ -556,7 +556,7 @@ async fn plain_copy(pool: &PgPool, tagwatch_rows_per_busy_s: f64) -> anyhow::Res
         .as_secs_f64();
     let copy_rows_per_s = lines.len() as f64 / secs;
     eprintln!(
-        "  plain COPY: {} visit rows in chunks of {COPY_CHUNK}: {copy_rows_per_s:.0} rows/s; TagWatch's flushes: {tagwatch_rows_per_busy_s:.0} rows per second of flush ({:.2}×)",
+        "  plain COPY: {} visit rows in chunks of {COPY_CHUNK}: {copy_rows_per_s:.0} rows/s; TagWatch's checkpoints: {tagwatch_rows_per_busy_s:.0} visit rows per second of checkpoint commit ({:.2}×)",
         lines.len(),
         tagwatch_rows_per_busy_s / copy_rows_per_s
     );
@@ -564,7 +564,7 @@ async fn plain_copy(pool: &PgPool, tagwatch_rows_per_busy_s: f64) -> anyhow::Res
         "rows": lines.len(),
         "chunk_rows": COPY_CHUNK,
         "plain_copy_rows_per_s": copy_rows_per_s,
-        "tagwatch_rows_per_flush_s": tagwatch_rows_per_busy_s,
+        "tagwatch_visit_rows_per_checkpoint_s": tagwatch_rows_per_busy_s,
         "tagwatch_over_copy": tagwatch_rows_per_busy_s / copy_rows_per_s,
     }))
 }
@@ -589,8 +589,10 @@ pub fn summary(side: &Value) {
     }
     let copy = &side["copy"];
     println!(
-        "\nVisit rows/s: TagWatch's flushes {:.0}, plain COPY {:.0} ({:.2}×)",
-        copy["tagwatch_rows_per_flush_s"].as_f64().unwrap_or(0.0),
+        "\nVisit rows/s: TagWatch's checkpoints {:.0}, plain COPY {:.0} ({:.2}×)",
+        copy["tagwatch_visit_rows_per_checkpoint_s"]
+            .as_f64()
+            .unwrap_or(0.0),
         copy["plain_copy_rows_per_s"].as_f64().unwrap_or(0.0),
         copy["tagwatch_over_copy"].as_f64().unwrap_or(0.0),
     );
