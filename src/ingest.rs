@@ -409,7 +409,12 @@ async fn flush(
         if checkpoint {
             // Committed after this flush, on its own (see `run_checkpoints`): the frames'
             // ACKs do not wait for it.
+            let taking = Instant::now();
             let changes = tracker.checkpoint(checkpoints.all_committed());
+            parts
+                .metrics
+                .checkpoint_take_seconds
+                .observe(taking.elapsed().as_secs_f64());
             separate = Some(Batch {
                 visits: changes.upserts,
                 extended_visits: changes.extended,

@@ -26,6 +26,7 @@ pub struct PipelineMetrics {
     pub flush_seconds: Histogram,
     pub checkpoint_rows: Histogram,
     pub checkpoint_seconds: Histogram,
+    pub checkpoint_take_seconds: Histogram,
 }
 
 impl Default for PipelineMetrics {
@@ -51,6 +52,7 @@ impl Default for PipelineMetrics {
             flush_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             checkpoint_rows: Histogram::new(exponential_buckets(1.0, 4.0, 12)),
             checkpoint_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            checkpoint_take_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
         }
     }
 }
@@ -146,6 +148,11 @@ impl PipelineMetrics {
             "tagwatch_checkpoint_rows",
             "Rows written per checkpoint committed on its own (visits, deletions)",
             self.checkpoint_rows.clone(),
+        );
+        registry.register(
+            "tagwatch_checkpoint_take_seconds",
+            "Time the ingest task spends collecting a checkpoint's changed visits (frames wait meanwhile)",
+            self.checkpoint_take_seconds.clone(),
         );
         registry.register(
             "tagwatch_checkpoint_seconds",

@@ -50,6 +50,8 @@ pub struct Step {
     /// Visit rows written by checkpoints per second of the step, and the checkpoints' longest.
     pub checkpoint_rows_per_s: f64,
     pub checkpoint_p99_ms: Option<f64>,
+    /// How long the ingest task stopped to collect a checkpoint's changes (p99).
+    pub checkpoint_take_p99_ms: Option<f64>,
     /// Checkpoint rows per second of checkpoint commit time: visit rows the store writes.
     pub checkpoint_rows_per_busy_s: f64,
     /// This process (server and load generator), percent of one core.
@@ -133,6 +135,7 @@ impl Step {
             flush_p99_ms,
             checkpoint_rows_per_s: a.delta(b, "tagwatch_checkpoint_rows_sum") / secs,
             checkpoint_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_seconds", 0.99)),
+            checkpoint_take_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_take_seconds", 0.99)),
             checkpoint_rows_per_busy_s: {
                 let secs = a.delta(b, "tagwatch_checkpoint_seconds_sum");
                 if secs > 0.0 {
@@ -156,7 +159,7 @@ impl Step {
 
     pub fn print(&self) {
         eprintln!(
-            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms)  CPU {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
+            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms)  CPU {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
             self.load,
             self.tags,
             self.offered_per_s,
@@ -170,6 +173,7 @@ impl Step {
             self.store_rows_per_busy_s,
             self.checkpoint_rows_per_s,
             Self::fmt_ms(self.checkpoint_p99_ms),
+            Self::fmt_ms(self.checkpoint_take_p99_ms),
             self.cpu_percent,
             self.postgres_cpu_percent,
             self.rss_mib,
@@ -195,6 +199,7 @@ impl Step {
             "store_flush_p99_ms_le": self.flush_p99_ms,
             "checkpoint_rows_per_s": self.checkpoint_rows_per_s,
             "checkpoint_p99_ms_le": self.checkpoint_p99_ms,
+            "checkpoint_take_p99_ms_le": self.checkpoint_take_p99_ms,
             "checkpoint_rows_per_busy_s": self.checkpoint_rows_per_busy_s,
             "cpu_percent": self.cpu_percent,
             "postgres_cpu_percent": self.postgres_cpu_percent,
