@@ -304,11 +304,6 @@ pub(crate) async fn apply_detections(
     let Body::Detections(records) = &frame.body else {
         return Ok((tracker.next_visit_id(), Vec::new()));
     };
-    let key = FrameKey {
-        station: frame.station,
-        session: frame.session,
-        seq: frame.seq,
-    };
     let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
     let detections: Vec<Detection> = records
         .iter()
@@ -337,7 +332,7 @@ pub(crate) async fn apply_detections(
         .position
         .and_then(|p| GeoPoint::from_e7(p.lat_e7, p.lon_e7).ok());
     let observation = Observation {
-        frame: key,
+        frame: frame.key(),
         sent_at_ms: time_ms,
         reader_position,
         detections: &detections,
@@ -392,20 +387,18 @@ async fn flush(
     let has_work = done.has_work();
     let checkpoint = wait == Wait::Final || checkpoints.due();
     let mut visits = VisitChanges::default();
+    let mut journal = Vec::new();
     let mut journal_done_through = None;
     let mut separate = None;
     if checkpoint && checkpoints.inline() {
         // No journal: the visits go with the frames, as their ACKs wait for them anyway.
-        done.journal.clear();
         visits = tracker.checkpoint(checkpoints.all_committed());
         journal_done_through = checkpoints.start();
     } else {
         tracker.maintain();
-        checkpoints.number(&mut done.journal);
-        parts
-            .metrics
-            .frames_journaled
-            .inc_by(done.journal.len() as u64);
+        journal = std::mem::take(&mut done.journal);
+        checkpoints.number(&mut journal);
+        parts.metrics.frames_journaled.inc_by(journal.len() as u64);
         if checkpoint {
             // Committed after this flush, on its own (see `run_checkpoints`): the frames'
             // ACKs do not wait for it.
@@ -442,7 +435,7 @@ async fn flush(
             .map(|(station, session)| dedupe.watermark(station, session))
             .collect(),
         statuses: done.statuses.into_values().collect(),
-        journal: done.journal,
+        journal,
         journal_done_through,
     };
     parts

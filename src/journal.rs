@@ -90,9 +90,7 @@ impl Checkpoints {
         self.started += 1;
         (std::mem::take(&mut self.pending) > 0).then_some(self.next_seq - 1)
     }
-}
 
-impl Checkpoints {
     /// The writer committed the oldest checkpoint not yet committed (they commit in order).
     pub fn committed(&mut self) {
         self.committed += 1;

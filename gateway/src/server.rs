@@ -107,11 +107,7 @@ pub struct Inbound {
 
 impl Inbound {
     pub fn key(&self) -> FrameKey {
-        FrameKey {
-            station: self.frame.station,
-            session: self.frame.session,
-            seq: self.frame.seq,
-        }
+        self.frame.key()
     }
 }
 

@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use nom::number::complete::{be_i32, be_i8, be_u16, be_u32, be_u64, be_u8};
 use nom::Parser;
 use sha2::Sha256;
-use tagwatch_model::{SessionId, StationId, StationKey, TagId};
+use tagwatch_model::{FrameKey, SessionId, StationId, StationKey, TagId};
 
 pub const MAGIC: [u8; 2] = *b"TW";
 pub const VERSION: u8 = 1;
@@ -225,6 +225,15 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// What identifies the frame for exactly-once delivery.
+    pub fn key(&self) -> FrameKey {
+        FrameKey {
+            station: self.station,
+            session: self.session,
+            seq: self.seq,
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self.body {
             Body::Detections(_) => Kind::Detections,

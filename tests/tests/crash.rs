@@ -94,23 +94,6 @@ async fn spawn_server(spec: &str, http: &str) -> Child {
     panic!("the server process did not come up within 30 s");
 }
 
-/// The journaled frames a server process applied again at its start.
-async fn frames_replayed(http: &str) -> f64 {
-    let text = reqwest::get(format!("http://{http}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("tagwatch_frames_replayed_total ")?
-                .parse()
-                .ok()
-        })
-        .expect("the replay counter")
-}
-
 async fn crash_run(database: String) {
     let city = CityConfig {
         seed: 7,
@@ -165,7 +148,11 @@ async fn crash_run(database: String) {
         child.kill().await.expect("SIGKILL the server");
         kills += 1;
         child = spawn_server(&spec, &http_addr).await;
-        replayed += frames_replayed(&http_addr).await;
+        replayed += support::metric_at(
+            &format!("http://{http_addr}"),
+            "tagwatch_frames_replayed_total",
+        )
+        .await;
     }
     let report = sim.await.expect("simulator");
     child.kill().await.expect("stop the server");
