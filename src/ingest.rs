@@ -104,8 +104,15 @@ pub struct IngestParts {
 /// so those carrying a stolen tag can go first (see [`hot_stations_first`]).
 const BATCH_FRAMES: usize = 1_024;
 
-fn carries_stolen(tracker: &Tracker, frame: &Frame) -> bool {
-    matches!(&frame.body, Body::Detections(records) if records.iter().any(|r| tracker.is_stolen(r.tag)))
+/// Longest the ingest applies frames without letting the other tasks of its worker thread run.
+const YIELD_EVERY: Duration = Duration::from_millis(2);
+
+/// Whether applying `frame` may raise a stolen or armed alert. Not "carries a stolen tag": a
+/// stolen tag heard again in a visit that has alerted raises nothing, and with 1 % of tags stolen
+/// most busy frames carry one, which would put most of a burst at the front.
+fn may_alert(tracker: &Tracker, frame: &Frame) -> bool {
+    matches!(&frame.body, Body::Detections(records)
+        if records.iter().any(|r| tracker.may_alert(r.tag, frame.station)))
 }
 
 /// Runs until `shutdown`, then flushes what it has applied and returns.
@@ -164,11 +171,21 @@ pub async fn run_ingest(
                 let moved = hot_stations_first(
                     &mut inbox,
                     |i| i.frame.station,
-                    |i| carries_stolen(&tracker, &i.frame),
+                    |i| may_alert(&tracker, &i.frame),
                 );
                 parts.metrics.hot_first.inc_by(moved as u64);
+                let mut since_yield = Instant::now();
                 for inbound in inbox.drain(..) {
+                    let alerts_before = building.alerts.len();
                     handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound).await;
+                    // Applying a burst takes this worker thread for up to a second. The SSE
+                    // streams an alert wakes wait in this worker's LIFO slot, which the other
+                    // worker cannot steal (tokio 1.54), until the ingest yields: it yields at
+                    // once after an alert, and every few milliseconds for everything else.
+                    if building.alerts.len() > alerts_before || since_yield.elapsed() >= YIELD_EVERY {
+                        tokio::task::yield_now().await;
+                        since_yield = Instant::now();
+                    }
                 }
                 parts.health.queue_depth.store(parts.frames.len(), Ordering::Relaxed);
                 // A full batch waits for the writer: this is where backpressure starts.
@@ -534,7 +551,17 @@ async fn run_checkpoints(
 ) {
     while let Some(mut batch) = checkpoints.recv().await {
         let started = Instant::now();
-        sort_visits(&mut batch);
+        // Millions of rows at a busy checkpoint: sorting them would hold a runtime worker (and
+        // the tasks queued on it: flushes, ACKs, alerts) for a good part of a second.
+        let sorted = tokio::task::spawn_blocking(move || {
+            sort_visits(&mut batch);
+            batch
+        })
+        .await;
+        let Ok(batch) = sorted else {
+            tracing::error!("sorting a checkpoint's visits failed; its journal stays");
+            return;
+        };
         if !commit_until_done(
             &store,
             &batch,

@@ -81,7 +81,7 @@ impl PipelineMetrics {
         );
         registry.register(
             "tagwatch_frames_hot_first",
-            "Frames applied ahead of their batch because their station's frames carry a stolen tag",
+            "Frames applied ahead of their batch because a frame of their station may raise an alert",
             self.hot_first.clone(),
         );
         registry.register(

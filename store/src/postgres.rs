@@ -906,6 +906,9 @@ impl PgStore {
     }
 }
 
+/// Visit rows formatted and sent to `COPY` at a time (a few milliseconds of work).
+const COPY_CHUNK_ROWS: usize = 20_000;
+
 /// Streams the batch's visit rows into the staging table and upserts them: whole rows for new
 /// or moved visits, only the growing columns for extensions.
 async fn copy_visits(tx: &mut Transaction<'_, Postgres>, batch: &Batch) -> Result<()> {
@@ -916,22 +919,30 @@ async fn copy_visits(tx: &mut Transaction<'_, Postgres>, batch: &Batch) -> Resul
          ON COMMIT DELETE ROWS",
     )
     .await?;
-    let mut text = String::with_capacity(64 * (batch.visits.len() + batch.extended_visits.len()));
-    let rows = batch
-        .visits
-        .iter()
-        .map(|v| (v, 't'))
-        .chain(batch.extended_visits.iter().map(|v| (v, 'f')));
-    for (v, whole) in rows {
-        // Integers only: nothing to escape in COPY's text format.
-        let _ = writeln!(
-            text,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{whole}",
-            v.id.0, v.tag.0, v.station.0, v.first_seen_ms, v.last_seen_ms, v.best_rssi, v.reads
-        );
-    }
     let mut copy = conn.copy_in_raw("COPY visit_stage FROM STDIN").await?;
-    copy.send(text.into_bytes()).await?;
+    for (visits, whole) in [(&batch.visits, 't'), (&batch.extended_visits, 'f')] {
+        for chunk in visits.chunks(COPY_CHUNK_ROWS) {
+            let mut text = String::with_capacity(64 * chunk.len());
+            for v in chunk {
+                // Integers only: nothing to escape in COPY's text format.
+                let _ = writeln!(
+                    text,
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{whole}",
+                    v.id.0,
+                    v.tag.0,
+                    v.station.0,
+                    v.first_seen_ms,
+                    v.last_seen_ms,
+                    v.best_rssi,
+                    v.reads
+                );
+            }
+            copy.send(text.into_bytes()).await?;
+            // A checkpoint formats millions of rows: between chunks, the other tasks of this
+            // runtime worker (flushes, ACKs, alerts) run.
+            tokio::task::yield_now().await;
+        }
+    }
     copy.finish().await?;
     conn.execute(
         "INSERT INTO visits (id, tag, station, first_seen, last_seen, best_rssi, reads) \

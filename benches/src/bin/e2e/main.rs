@@ -93,6 +93,9 @@ struct Args {
     /// every stolen tag already in the city raise a burst of alerts)
     #[arg(long, default_value_t = 10)]
     warmup_seconds: u64,
+    /// The server's checkpoint interval in ms (unset: the server's default for the store)
+    #[arg(long)]
+    checkpoint_interval_ms: Option<u64>,
     /// Skip the side-by-side comparisons (PostGIS queries, plain COPY) of the first Postgres run
     #[arg(long)]
     no_side_by_side: bool,
@@ -288,6 +291,7 @@ async fn run_one(
         // The side-by-side queries come back to back from one token.
         token_calls_per_s: 10_000,
         token_call_burst: 10_000,
+        checkpoint_interval_ms: args.checkpoint_interval_ms,
         ..Config::default()
     };
     let server = Server::start(&config).await?;

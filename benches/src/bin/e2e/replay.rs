@@ -106,6 +106,9 @@ impl Replay {
                         offered.overflow_frames += 1;
                     }
                 }
+                // Building a second of a busy city takes this worker for a good while: the
+                // server's tasks queued on it (and the alert listener) run between stations.
+                tokio::task::yield_now().await;
             }
         }
         let secs = city_seconds as f64 / speed;
