@@ -7,9 +7,11 @@
 //! copies of the city's vehicles (so 300,000 tags, 600,000, … into the millions), until the server
 //! no longer keeps up. For each step it reports the detections offered and applied, frames
 //! acknowledged, ACK latency, the latency from a frame's hand-off to its station's uplink to the
-//! stolen-vehicle alert on a live SSE client, CPU (this process and Postgres), resident memory
-//! and store rows per second, all read from the server's own metrics except the alert latency,
-//! which the SSE client measures, and the stage that stopped it. Side by side, in the same run:
+//! stolen-vehicle alert on a live SSE client, CPU (the server's threads, on a runtime of their
+//! own; the load generator's; Postgres), resident memory and store rows per second, all read from
+//! the server's own metrics except the alert latency, which the SSE client measures, and the
+//! stage that stopped it. On Postgres the server is then killed and started again, and the time
+//! it takes to apply its journal again is reported. Side by side, in the same run:
 //! the gateway against `iperf3`'s loopback UDP, and (first Postgres run) the officers' spatial
 //! queries against PostGIS over the same visits and the store's writes against a plain `COPY`.
 //! Results go to `target/e2e/results.json` with plots beside it and a summary on stdout.
@@ -43,6 +45,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "e2e-bench-admin-token-0123456789";
+/// The server runtime's thread name; with the tracker's index builder, the server's threads.
+const SERVER_THREADS: &str = "server";
+const SERVER_THREAD_PREFIXES: [&str; 2] = [SERVER_THREADS, "trajectory"];
 /// Every this-many-th tag is reported stolen before the run.
 const STOLEN_EVERY: u32 = 100;
 
@@ -294,8 +299,9 @@ async fn run_one(
         checkpoint_interval_ms: args.checkpoint_interval_ms,
         ..Config::default()
     };
-    let server = Server::start(&config).await?;
-    let api = format!("http://{}", server.http_addr);
+    let mut server_runtime = new_server_runtime()?;
+    let mut server = start_server(&server_runtime, &config).await?;
+    let mut api = format!("http://{}", server.http_addr);
     let client = reqwest::Client::new();
     let stop = CancellationToken::new();
 
@@ -351,6 +357,7 @@ async fn run_one(
             .await;
         let before = Scrape::take(&client, &api).await?;
         let (cpu_before, _) = process_usage();
+        let server_before = metrics::threads_cpu_secs(&SERVER_THREAD_PREFIXES);
         let postgres_before = metrics::postgres_cpu_secs();
         let drops_before = metrics::udp_receive_drops();
         alert_latencies.lock().expect("lock").clear();
@@ -374,6 +381,7 @@ async fn run_one(
             before: &before,
             after: &after,
             cpu_secs: cpu_after - cpu_before,
+            server_cpu_secs: metrics::threads_cpu_secs(&SERVER_THREAD_PREFIXES) - server_before,
             postgres_cpu_secs: metrics::postgres_cpu_secs() - postgres_before,
             rss_mib,
             alert_latencies_ms: &alerts,
@@ -416,6 +424,33 @@ async fn run_one(
         }
         Transport::Tcp => None,
     };
+    let restart = if store == "postgres" {
+        // A crash: the server's runtime is dropped with everything in it, nothing flushed.
+        let pending = Scrape::take(&client, &api)
+            .await?
+            .get("tagwatch_journal_frames_pending");
+        std::mem::replace(&mut server_runtime, new_server_runtime()?).shutdown_background();
+        let started = Instant::now();
+        server = start_server(&server_runtime, &config)
+            .await
+            .context("starting again after the crash")?;
+        let start_secs = started.elapsed().as_secs_f64();
+        api = format!("http://{}", server.http_addr);
+        let after = Scrape::take(&client, &api).await?;
+        let frames = after.get("tagwatch_frames_replayed_total");
+        let detections = after.get("tagwatch_detections_applied_total");
+        eprintln!(
+            "  restart after a crash: {frames:.0} journaled frames ({detections:.0} detections) applied again, started in {start_secs:.1} s"
+        );
+        Some(serde_json::json!({
+            "journal_frames_pending_at_crash": pending,
+            "frames_replayed": frames,
+            "detections_replayed": detections,
+            "start_seconds": start_secs,
+        }))
+    } else {
+        None
+    };
     let side = if compare {
         metrics::journal_checkpointed(
             &client,
@@ -444,8 +479,32 @@ async fn run_one(
     } else {
         None
     };
-    server.shutdown().await;
-    Ok((Run::new(store, transport, steps, loopback), side))
+    server_runtime
+        .spawn(async move { server.shutdown().await })
+        .await?;
+    server_runtime.shutdown_background();
+    Ok((Run::new(store, transport, steps, loopback, restart), side))
+}
+
+/// The server's own runtime, as it would have in its own process: its tasks never queue behind
+/// the load generator's, and its threads' CPU is counted apart.
+fn new_server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name(SERVER_THREADS)
+        // Blocking threads (checkpoint sorting) stay, so their CPU is still counted at the end.
+        .thread_keep_alive(Duration::from_secs(3_600))
+        .enable_all()
+        .build()
+}
+
+async fn start_server(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+) -> anyhow::Result<Server> {
+    let config = config.clone();
+    runtime
+        .spawn(async move { Server::start(&config).await })
+        .await?
 }
 
 /// Waits until every offered frame is acknowledged, at most 10 s; returns the seconds waited.

@@ -111,6 +111,31 @@ pub fn process_usage() -> (f64, f64) {
     (cpu, rss)
 }
 
+/// CPU time (user + system, seconds) of this process's live threads whose names start with one of
+/// `prefixes` (Linux truncates thread names to 15 bytes).
+pub fn threads_cpu_secs(prefixes: &[&str]) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ticks = 0.0;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map_or("", |(_, n)| n);
+        if !prefixes.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        ticks += field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0);
+    }
+    ticks / 100.0
+}
+
 /// Datagrams the kernel dropped for want of room in a UDP socket's receive buffer, machine-wide
 /// (`RcvbufErrors` in /proc/net/snmp); `None` where that file is missing.
 pub fn udp_receive_drops() -> Option<u64> {

@@ -19,6 +19,8 @@ pub struct StepInput<'a> {
     pub before: &'a Scrape,
     pub after: &'a Scrape,
     pub cpu_secs: f64,
+    /// The server's threads alone (its runtime and the trajectory builder).
+    pub server_cpu_secs: f64,
     pub postgres_cpu_secs: f64,
     pub rss_mib: f64,
     pub alert_latencies_ms: &'a [f64],
@@ -56,6 +58,9 @@ pub struct Step {
     pub checkpoint_rows_per_busy_s: f64,
     /// This process (server and load generator), percent of one core.
     pub cpu_percent: f64,
+    /// The server's threads, percent of one core; the rest of `cpu_percent` is the load
+    /// generator's (the stations' uplinks, the recording's frames, the alert listener).
+    pub server_cpu_percent: f64,
     /// Every `postgres` process on the machine, percent of one core.
     pub postgres_cpu_percent: f64,
     pub rss_mib: f64,
@@ -91,6 +96,7 @@ impl Step {
             && busy == 0.0
             && ack_p99_ms.is_some_and(|p| p < 3_000.0);
         let cpu_percent = 100.0 * i.cpu_secs / (secs + i.drain_secs);
+        let server_cpu_percent = 100.0 * i.server_cpu_secs / (secs + i.drain_secs);
         let postgres_cpu_percent = 100.0 * i.postgres_cpu_secs / (secs + i.drain_secs);
         let flush_rows = a.delta(b, "tagwatch_store_flush_rows_sum");
         let flush_secs = a.delta(b, "tagwatch_store_flush_seconds_sum");
@@ -145,6 +151,7 @@ impl Step {
                 }
             },
             cpu_percent,
+            server_cpu_percent,
             postgres_cpu_percent,
             rss_mib: i.rss_mib,
             udp_drops: i.udp_drops,
@@ -159,7 +166,7 @@ impl Step {
 
     pub fn print(&self) {
         eprintln!(
-            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms)  CPU {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
+            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms)  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
             self.load,
             self.tags,
             self.offered_per_s,
@@ -174,7 +181,8 @@ impl Step {
             self.checkpoint_rows_per_s,
             Self::fmt_ms(self.checkpoint_p99_ms),
             Self::fmt_ms(self.checkpoint_take_p99_ms),
-            self.cpu_percent,
+            self.server_cpu_percent,
+            self.cpu_percent - self.server_cpu_percent,
             self.postgres_cpu_percent,
             self.rss_mib,
             self.udp_drops.map_or("-".into(), |d| d.to_string()),
@@ -202,6 +210,8 @@ impl Step {
             "checkpoint_take_p99_ms_le": self.checkpoint_take_p99_ms,
             "checkpoint_rows_per_busy_s": self.checkpoint_rows_per_busy_s,
             "cpu_percent": self.cpu_percent,
+            "server_cpu_percent": self.server_cpu_percent,
+            "load_generator_cpu_percent": self.cpu_percent - self.server_cpu_percent,
             "postgres_cpu_percent": self.postgres_cpu_percent,
             "rss_mib": self.rss_mib,
             "udp_receive_buffer_drops": self.udp_drops,
@@ -218,6 +228,9 @@ pub struct Run {
     pub steps: Vec<Step>,
     /// UDP runs: the gateway's frames/s against iperf3's loopback datagrams/s.
     pub loopback: Option<Value>,
+    /// Postgres runs: the server killed after the last step and started again, the journal
+    /// left since its last checkpoint applied again.
+    pub restart: Option<Value>,
 }
 
 impl Run {
@@ -226,12 +239,14 @@ impl Run {
         transport: Transport,
         steps: Vec<Step>,
         loopback: Option<Value>,
+        restart: Option<Value>,
     ) -> Self {
         Self {
             store: store.to_owned(),
             transport,
             steps,
             loopback,
+            restart,
         }
     }
 
@@ -271,6 +286,7 @@ pub fn write(
             "highest_sustained_detections_per_s": r.best().map(|s| s.applied_per_s),
             "steps": r.steps.iter().map(Step::json).collect::<Vec<_>>(),
             "gateway_vs_loopback_udp": r.loopback,
+            "restart_after_crash": r.restart,
         })).collect::<Vec<_>>(),
         "side_by_side": side_by_side,
     });
