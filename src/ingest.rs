@@ -149,6 +149,11 @@ pub async fn run_ingest(
                 dedupe.committed(done.frames);
                 if done.checkpoint {
                     checkpoints.committed();
+                    // An idle server flushes no more: the gauge must drop to zero here.
+                    parts
+                        .metrics
+                        .journal_pending
+                        .set(i64::try_from(checkpoints.pending()).unwrap_or(i64::MAX));
                 }
                 parts.health.frames_in_flight.store(dedupe.in_flight(), Ordering::Relaxed);
             }

@@ -18,6 +18,7 @@
 
 use crate::ingest::apply_detections;
 use crate::metrics::PipelineMetrics;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tagwatch_gateway::wire;
 use tagwatch_store::{JournalEntry, Store};
@@ -30,7 +31,9 @@ pub struct Checkpoints {
     last: Instant,
     next_seq: i64,
     /// Frames journaled that no checkpoint has covered yet.
-    pending: u64,
+    uncovered: u64,
+    /// Frames covered by each checkpoint started and not yet committed, oldest first.
+    covering: VecDeque<u64>,
     /// Checkpoints handed to the writer, and those it has committed.
     started: u64,
     committed: u64,
@@ -43,7 +46,8 @@ impl Checkpoints {
             interval,
             last: Instant::now(),
             next_seq: replayed.next_seq,
-            pending: replayed.frames,
+            uncovered: replayed.frames,
+            covering: VecDeque::new(),
             started: 0,
             committed: 0,
         }
@@ -64,12 +68,13 @@ impl Checkpoints {
     /// Whether a checkpoint is due and there is a journal for it to drop: an idle server still
     /// writes its visits one interval after its last frame.
     pub fn overdue(&self) -> bool {
-        self.pending > 0 && self.due()
+        self.uncovered > 0 && self.due()
     }
 
-    /// Frames journaled that no checkpoint has covered yet.
+    /// Frames journaled whose visits are not yet in the visits table: no checkpoint covering
+    /// them has committed. Zero: the visits table holds every visit applied.
     pub fn pending(&self) -> u64 {
-        self.pending
+        self.uncovered + self.covering.iter().sum::<u64>()
     }
 
     /// Numbers a flush's frames in the order they were applied, which is the order to apply
@@ -79,7 +84,7 @@ impl Checkpoints {
             entry.seq = self.next_seq;
             self.next_seq += 1;
         }
-        self.pending += entries.len() as u64;
+        self.uncovered += entries.len() as u64;
     }
 
     /// A checkpoint is being written: starts the next interval and returns the last seq it
@@ -88,12 +93,15 @@ impl Checkpoints {
     pub fn start(&mut self) -> Option<i64> {
         self.last = Instant::now();
         self.started += 1;
-        (std::mem::take(&mut self.pending) > 0).then_some(self.next_seq - 1)
+        let covers = std::mem::take(&mut self.uncovered);
+        self.covering.push_back(covers);
+        (covers > 0).then_some(self.next_seq - 1)
     }
 
     /// The writer committed the oldest checkpoint not yet committed (they commit in order).
     pub fn committed(&mut self) {
         self.committed += 1;
+        self.covering.pop_front();
     }
 
     /// Whether every checkpoint started is committed: only then does the store hold every
@@ -190,6 +198,9 @@ mod tests {
         assert_eq!(checkpoints.pending(), 2);
         assert!(checkpoints.due(), "an interval of zero: every flush");
         assert_eq!(checkpoints.start(), Some(42));
+        assert!(!checkpoints.overdue(), "every frame is covered");
+        assert_eq!(checkpoints.pending(), 2, "covered, but not committed yet");
+        checkpoints.committed();
         assert_eq!(checkpoints.pending(), 0);
         assert_eq!(checkpoints.start(), None, "nothing journaled since");
         let mut next = vec![entry()];

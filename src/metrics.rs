@@ -121,7 +121,7 @@ impl PipelineMetrics {
         );
         registry.register(
             "tagwatch_journal_frames_pending",
-            "Frames in the journal that no checkpoint has covered yet (0: the visits table is complete)",
+            "Frames in the journal that no committed checkpoint covers yet (0: the visits table is complete)",
             self.journal_pending.clone(),
         );
         registry.register(

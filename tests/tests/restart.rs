@@ -97,3 +97,33 @@ async fn without_a_journal_every_acknowledged_frame_is_in_the_visits_at_once() {
         .is_empty());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_journal_gauge_reads_zero_only_once_the_visits_are_stored() {
+    let server = TestServer::start_with(|c| c.checkpoint_interval_ms = Some(200)).await;
+    provision(&server, 1001, 900).await;
+    let t0 = tagwatch_model::time::now_ms();
+    let station = TestStation::udp(1001, 11, server.udp()).await;
+    for seq in 1..=3 {
+        let frame = station.detections(seq, t0 + i64::from(seq) * 1_000, &[900, 901]);
+        assert_eq!(station.exchange(&frame).await, AckStatus::Accepted);
+    }
+    // Nothing arrives any more: the checkpoint that covers the frames must still bring the
+    // gauge to zero, and zero must mean the visits table is complete.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.metric("tagwatch_journal_frames_pending").await > 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "frames still pending after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let visits = server.store().all_visits().await.expect("visits");
+    assert_eq!(visits.len(), 2, "{visits:?}");
+    assert!(
+        visits
+            .iter()
+            .all(|v| v.reads == 6 && v.last_seen_ms == t0 + 3_000),
+        "{visits:?}"
+    );
+}

@@ -45,9 +45,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "e2e-bench-admin-token-0123456789";
-/// The server runtime's thread name; with the tracker's index builder, the server's threads.
+/// The server runtime's thread name; with the tracker's index builder and SQLite's connection
+/// workers (sqlx runs each SQLite connection on a thread of its own), the server's threads.
 const SERVER_THREADS: &str = "server";
-const SERVER_THREAD_PREFIXES: [&str; 2] = [SERVER_THREADS, "trajectory"];
+const SERVER_THREAD_PREFIXES: [&str; 3] = [SERVER_THREADS, "trajectory", "sqlx-sqlite"];
 /// Every this-many-th tag is reported stolen before the run.
 const STOLEN_EVERY: u32 = 100;
 
@@ -64,7 +65,7 @@ enum Grow {
 #[command(about = "End-to-end benchmark: the reference city against a real server, step by step")]
 struct Args {
     /// Offered load of each step, as multiples of the reference city's real-time traffic
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,6,8,12,16", value_parser = parse_load)]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,6,8,10,12,16", value_parser = parse_load)]
     loads: Vec<u32>,
     /// Steps still run after the first one not sustained (the curve past saturation, and memory
     /// with more tags)
@@ -150,6 +151,9 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(results) = &args.plot {
         return plot::plot(results);
+    }
+    if args.transports.iter().any(|t| t == "udp") {
+        raise_udp_receive_limit();
     }
     let city = CityConfig {
         tags: args.tags,
@@ -275,6 +279,32 @@ async fn provision(database: &str, city: &CityConfig) -> anyhow::Result<()> {
 /// One store × transport run: the warm-up, the steps until one is not sustained, the gateway
 /// against loopback UDP (UDP runs), and, when `compare`, the side-by-side comparisons on the
 /// data the run stored.
+/// Raises the kernel's cap on socket receive buffers (`net.core.rmem_max`) to what the server's
+/// UDP socket asks for, as the server's log tells operators of large deployments to; below it,
+/// the bursts of the larger steps overflow the buffer and datagrams wait for their resend.
+fn raise_udp_receive_limit() {
+    const PATH: &str = "/proc/sys/net/core/rmem_max";
+    let wanted = tagwatch::server::UDP_RECEIVE_BUFFER;
+    let Some(current) = std::fs::read_to_string(PATH)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    else {
+        return;
+    };
+    if current >= wanted {
+        return;
+    }
+    match std::fs::write(PATH, wanted.to_string()) {
+        Ok(()) => {
+            eprintln!("Raised net.core.rmem_max from {current} to {wanted} bytes for the UDP runs")
+        }
+        Err(e) => eprintln!(
+            "net.core.rmem_max is {current} bytes and could not be raised to {wanted} ({e}): \
+             the UDP runs' larger bursts will overflow the server's receive buffer"
+        ),
+    }
+}
+
 async fn run_one(
     args: &Args,
     city: &CityConfig,
