@@ -126,6 +126,12 @@ pub async fn run_ingest(
 ) {
     let mut building = Building::default();
     let mut checkpoints = Checkpoints::new(config.checkpoint_interval, replayed);
+    // Frames applied again from the journal are pending from the start, not from the first flush
+    // (an idle server makes none until its first checkpoint is due).
+    parts
+        .metrics
+        .journal_pending
+        .set(i64::try_from(checkpoints.pending()).unwrap_or(i64::MAX));
     let mut ticker = tokio::time::interval(config.flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Time-driven rules (a station gone silent) are checked once a second.

@@ -225,6 +225,7 @@ mod tests {
     fn the_first_checkpoint_after_a_replay_drops_the_replayed_frames() {
         let mut checkpoints = Checkpoints::new(Duration::from_secs(3_600), after(5, 11));
         assert!(!checkpoints.due(), "due only after its interval");
+        assert_eq!(checkpoints.pending(), 5, "the replayed frames are pending");
         assert_eq!(checkpoints.start(), Some(10));
         let mut fresh = Checkpoints::new(Duration::from_secs(3_600), after(0, 1));
         assert_eq!(fresh.start(), None);
