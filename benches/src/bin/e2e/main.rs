@@ -329,8 +329,8 @@ async fn run_one(
         checkpoint_interval_ms: args.checkpoint_interval_ms,
         ..Config::default()
     };
-    let mut server_runtime = new_server_runtime()?;
-    let mut server = start_server(&server_runtime, &config).await?;
+    let mut server_runtime = ServerRuntime::new()?;
+    let mut server = start_server(server_runtime.get(), &config).await?;
     let mut api = format!("http://{}", server.http_addr);
     let client = reqwest::Client::new();
     let stop = CancellationToken::new();
@@ -459,9 +459,9 @@ async fn run_one(
         let pending = Scrape::take(&client, &api)
             .await?
             .get("tagwatch_journal_frames_pending");
-        std::mem::replace(&mut server_runtime, new_server_runtime()?).shutdown_background();
+        server_runtime = ServerRuntime::new()?;
         let started = Instant::now();
-        server = start_server(&server_runtime, &config)
+        server = start_server(server_runtime.get(), &config)
             .await
             .context("starting again after the crash")?;
         let start_secs = started.elapsed().as_secs_f64();
@@ -485,7 +485,9 @@ async fn run_one(
         metrics::journal_checkpointed(
             &client,
             &api,
-            config.checkpoint_interval() + Duration::from_secs(30),
+            // After the restart, the first checkpoint carries the whole journal applied again
+            // (millions of visits at the larger steps).
+            config.checkpoint_interval() + Duration::from_secs(300),
         )
         .await
         .context("waiting for the visits to be checkpointed")?;
@@ -510,21 +512,39 @@ async fn run_one(
         None
     };
     server_runtime
+        .get()
         .spawn(async move { server.shutdown().await })
         .await?;
-    server_runtime.shutdown_background();
     Ok((Run::new(store, transport, steps, loopback, restart), side))
 }
 
 /// The server's own runtime, as it would have in its own process: its tasks never queue behind
-/// the load generator's, and its threads' CPU is counted apart.
-fn new_server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .thread_name(SERVER_THREADS)
-        // Blocking threads (checkpoint sorting) stay, so their CPU is still counted at the end.
-        .thread_keep_alive(Duration::from_secs(3_600))
-        .enable_all()
-        .build()
+/// the load generator's, and its threads' CPU is counted apart. Dropping it shuts it down without
+/// waiting (a runtime may not block inside another's tasks), also when a run ends in an error.
+struct ServerRuntime(Option<tokio::runtime::Runtime>);
+
+impl ServerRuntime {
+    fn new() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(SERVER_THREADS)
+            // Blocking threads (checkpoint sorting) stay, so their CPU is still counted.
+            .thread_keep_alive(Duration::from_secs(3_600))
+            .enable_all()
+            .build()?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for ServerRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 async fn start_server(
