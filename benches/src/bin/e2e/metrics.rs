@@ -114,23 +114,32 @@ pub fn process_usage() -> (f64, f64) {
 /// CPU time (user + system, seconds) of this process's live threads whose names start with one of
 /// `prefixes` (Linux truncates thread names to 15 bytes).
 pub fn threads_cpu_secs(prefixes: &[&str]) -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    cpu_secs_under("/proc/self/task", |name| {
+        prefixes.iter().any(|p| name.starts_with(p))
+    })
+}
+
+/// CPU time (user + system, seconds) of the entries of `dir` (processes in `/proc`, threads in a
+/// task directory) whose command name `keep` accepts; 0 where `dir` is missing.
+fn cpu_secs_under(dir: &str, keep: impl Fn(&str) -> bool) -> f64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return 0.0;
     };
     let mut ticks = 0.0;
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
+        // The command name (which may hold spaces) is in parentheses; the fields follow the last ')'.
         let Some((head, rest)) = stat.rsplit_once(')') else {
             continue;
         };
-        let name = head.split_once('(').map_or("", |(_, n)| n);
-        if !prefixes.iter().any(|p| name.starts_with(p)) {
+        if !keep(head.split_once('(').map_or("", |(_, n)| n)) {
             continue;
         }
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        // utime and stime: fields 14 and 15 (1-based), 11 and 12 after the state field.
         ticks += field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0);
     }
     ticks / 100.0
@@ -149,23 +158,5 @@ pub fn udp_receive_drops() -> Option<u64> {
 /// CPU time (user + system, seconds) of every process named `postgres` on this machine, for a
 /// server on the same machine; 0 where `/proc` is missing.
 pub fn postgres_cpu_secs() -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    let mut ticks = 0.0;
-    for entry in entries.flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if !head.ends_with("(postgres") {
-            continue;
-        }
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-        ticks += field(11).unwrap_or(0.0) + field(12).unwrap_or(0.0);
-    }
-    ticks / 100.0
+    cpu_secs_under("/proc", |name| name == "postgres")
 }
