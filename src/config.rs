@@ -37,6 +37,7 @@ pub struct Config {
     pub flush_interval_ms: u64,
     /// How often a checkpoint writes the visits changed since the last one, each once, and drops
     /// the frame journal that covered them until then; 0: every flush writes visits (no journal).
+    /// A minimum: the next checkpoint also waits twice as long as the last one took to commit.
     /// Unset: 30 s on Postgres (checkpoints commit on a connection of their own, alongside the
     /// flushes), 0 on SQLite (one writer: a checkpoint would hold the flushes and ACKs up).
     pub checkpoint_interval_ms: Option<u64>,

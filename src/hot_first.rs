@@ -1,16 +1,70 @@
-//! # Hot frames first: the order the ingest applies a batch of frames in.
+//! # Hot frames first: the order the ingest applies the frames it has taken in.
 //!
 //! A thousand stations send their one-second frames at the same moment, and applying a whole
 //! burst of them takes the tracker tens of milliseconds (hundreds at a million detections a
 //! second). A frame that may raise an alert (a stolen tag heard outside a visit that has already
 //! alerted, see `Tracker::may_alert`) should not wait behind the rest of the city, so the ingest
-//! reorders each batch it takes from the gateway: stations with such a frame in the batch go
-//! first. Each station's own frames
+//! keeps the frames it has taken from the gateway in a [`HotQueue`]: stations with such a frame
+//! go first, and frames that arrive while it works through the queue join it (the ingest takes
+//! them every few milliseconds), a hot one going before the rest. Each station's own frames
 //! keep their order (its visits and sequence numbers are built in order); the order between
 //! stations is only the network's anyway.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
+
+/// Frames taken in and not yet applied, hot stations' first. Each item is marked hot or not once,
+/// when it arrives: an item marked hot that no longer is only goes early, which is harmless.
+#[derive(Debug)]
+pub struct HotQueue<T> {
+    items: VecDeque<(T, bool)>,
+}
+
+impl<T> Default for HotQueue<T> {
+    fn default() -> Self {
+        Self {
+            items: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> HotQueue<T> {
+    /// Appends `arrived` in order; if any of them is hot, every item of a station with a hot item
+    /// in the queue moves before all others (see [`hot_stations_first`]). Returns how many items
+    /// moved to the front.
+    pub fn admit<S: Eq + Hash>(
+        &mut self,
+        arrived: impl IntoIterator<Item = T>,
+        station: impl Fn(&T) -> S,
+        hot: impl Fn(&T) -> bool,
+    ) -> usize {
+        let before = self.items.len();
+        self.items.extend(arrived.into_iter().map(|item| {
+            let h = hot(&item);
+            (item, h)
+        }));
+        if !self.items.range(before..).any(|(_, h)| *h) {
+            return 0;
+        }
+        let mut all: Vec<(T, bool)> = self.items.drain(..).collect();
+        let moved = hot_stations_first(&mut all, |(item, _)| station(item), |(_, h)| *h);
+        self.items.extend(all);
+        moved
+    }
+
+    /// The next item to apply.
+    pub fn pop(&mut self) -> Option<T> {
+        self.items.pop_front().map(|(item, _)| item)
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
 
 /// Reorders `batch` in place: every item of a station that has at least one `hot` item in the
 /// batch comes first, then all others; within each part items keep their order. Returns how many
@@ -68,6 +122,64 @@ mod tests {
         let before = batch.clone();
         assert_eq!(hot_stations_first(&mut batch, |f| f.0, |f| f.2), 0);
         assert_eq!(batch, before);
+    }
+
+    #[test]
+    fn a_hot_frame_arriving_later_goes_before_the_rest_of_the_queue() {
+        let mut queue = HotQueue::default();
+        // (station, seq, hot)
+        let first = [(1, 1, false), (2, 1, false), (3, 1, false)];
+        assert_eq!(queue.admit(first, |f| f.0, |f| f.2), 0);
+        assert_eq!(queue.pop(), Some((1, 1, false)));
+        let moved = queue.admit([(4, 1, false), (3, 2, true)], |f| f.0, |f| f.2);
+        assert_eq!(moved, 2, "station 3's earlier frame goes with it");
+        let rest: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
+        assert_eq!(
+            rest,
+            [(3, 1, false), (3, 2, true), (2, 1, false), (4, 1, false)]
+        );
+        assert!(queue.is_empty());
+    }
+
+    proptest! {
+        /// Items admitted in several lots, with pops in between, come out as each lot's hot
+        /// stations first, never losing an item and never reordering a station's items.
+        #[test]
+        fn the_queue_keeps_each_stations_order_and_loses_nothing(
+            lots in proptest::collection::vec(
+                (proptest::collection::vec((0u8..6, proptest::bool::weighted(0.1)), 0..20), 0usize..20),
+                1..8,
+            )
+        ) {
+            let mut queue = HotQueue::default();
+            let mut popped = Vec::new();
+            let mut seq = 0;
+            for (lot, pops) in lots {
+                let lot: Vec<(u8, usize, bool)> = lot
+                    .into_iter()
+                    .map(|(s, h)| { seq += 1; (s, seq, h) })
+                    .collect();
+                let hot_in_lot = lot.iter().any(|f| f.2);
+                queue.admit(lot, |f| f.0, |f| f.2);
+                if hot_in_lot {
+                    // The next item out is a hot station's.
+                    let next = queue.items.front().map(|(f, _)| f.0);
+                    let hot: HashSet<u8> =
+                        queue.items.iter().filter(|(_, h)| *h).map(|(f, _)| f.0).collect();
+                    prop_assert!(next.is_some_and(|s| hot.contains(&s)));
+                }
+                for _ in 0..pops {
+                    popped.extend(queue.pop());
+                }
+            }
+            popped.extend(std::iter::from_fn(|| queue.pop()));
+            prop_assert_eq!(popped.len(), seq);
+            for station in 0..6 {
+                let seqs: Vec<usize> =
+                    popped.iter().filter(|f| f.0 == station).map(|f| f.1).collect();
+                prop_assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+            }
+        }
     }
 
     proptest! {

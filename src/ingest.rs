@@ -26,7 +26,7 @@ use tagwatch_tracker::{Command, Observation, Query, Tracker, VisitChanges};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::hot_first::hot_stations_first;
+use crate::hot_first::HotQueue;
 use crate::journal::{Checkpoints, Replayed};
 use crate::metrics::PipelineMetrics;
 
@@ -100,12 +100,28 @@ pub struct IngestParts {
     pub metrics: Arc<PipelineMetrics>,
 }
 
-/// Frames taken from the gateway's queue at a time: a whole burst of a thousand stations' frames,
-/// so those carrying a stolen tag can go first (see [`hot_stations_first`]).
+/// Frames taken from the gateway's queue and held at most: a whole burst of a thousand stations'
+/// frames, so those carrying a stolen tag can go first (see [`HotQueue`]).
 const BATCH_FRAMES: usize = 1_024;
 
-/// Longest the ingest applies frames without letting the other tasks of its worker thread run.
+/// Longest the ingest applies frames without letting the other tasks of its worker thread run,
+/// and without taking in the frames that arrived meanwhile.
 const YIELD_EVERY: Duration = Duration::from_millis(2);
+
+/// Moves the frames `arrived` into the queue, hot stations first.
+fn admit(
+    queue: &mut HotQueue<Inbound>,
+    arrived: &mut Vec<Inbound>,
+    tracker: &Tracker,
+    parts: &IngestParts,
+) {
+    let moved = queue.admit(
+        arrived.drain(..),
+        |i| i.frame.station,
+        |i| may_alert(tracker, &i.frame),
+    );
+    parts.metrics.hot_first.inc_by(moved as u64);
+}
 
 /// Whether applying `frame` may raise a stolen or armed alert. Not "carries a stolen tag": a
 /// stolen tag heard again in a visit that has alerted raises nothing, and with 1 % of tags stolen
@@ -126,6 +142,10 @@ pub async fn run_ingest(
 ) {
     let mut building = Building::default();
     let mut checkpoints = Checkpoints::new(config.checkpoint_interval, replayed);
+    parts
+        .metrics
+        .checkpoint_interval
+        .set(checkpoints.interval().as_secs_f64());
     // Frames applied again from the journal are pending from the start, not from the first flush
     // (an idle server makes none until its first checkpoint is due).
     parts
@@ -137,7 +157,9 @@ pub async fn run_ingest(
     // Time-driven rules (a station gone silent) are checked once a second.
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut inbox = Vec::with_capacity(BATCH_FRAMES);
+    // Frames taken from the gateway and not yet applied, hot stations' first.
+    let mut queue = HotQueue::default();
+    let mut arrived = Vec::with_capacity(BATCH_FRAMES);
     loop {
         tokio::select! {
             biased;
@@ -155,6 +177,7 @@ pub async fn run_ingest(
                 dedupe.committed(done.frames);
                 if done.checkpoint {
                     checkpoints.committed();
+                    parts.metrics.checkpoint_interval.set(checkpoints.interval().as_secs_f64());
                     // An idle server flushes no more: the gauge must drop to zero here.
                     parts
                         .metrics
@@ -174,31 +197,35 @@ pub async fn run_ingest(
                     break;
                 }
             }
-            received = parts.frames.recv_many(&mut inbox, BATCH_FRAMES) => {
+            received = parts.frames.recv_many(&mut arrived, BATCH_FRAMES), if queue.is_empty() => {
                 if received == 0 {
                     break;
                 }
-                // A stolen vehicle's sighting does not wait behind the rest of the burst.
-                let moved = hot_stations_first(
-                    &mut inbox,
-                    |i| i.frame.station,
-                    |i| may_alert(&tracker, &i.frame),
-                );
-                parts.metrics.hot_first.inc_by(moved as u64);
-                let mut since_yield = Instant::now();
-                for inbound in inbox.drain(..) {
-                    let alerts_before = building.alerts.len();
-                    handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound).await;
-                    // Applying a burst takes this worker thread for up to a second. The SSE
-                    // streams an alert wakes wait in this worker's LIFO slot, which the other
-                    // worker cannot steal (tokio 1.54), until the ingest yields: it yields at
-                    // once after an alert, and every few milliseconds for everything else.
-                    if building.alerts.len() > alerts_before || since_yield.elapsed() >= YIELD_EVERY {
-                        tokio::task::yield_now().await;
-                        since_yield = Instant::now();
+                admit(&mut queue, &mut arrived, &tracker, &parts);
+            }
+            () = std::future::ready(()), if !queue.is_empty() => {
+                // Frames that came since the last slice join the queue: a stolen vehicle's
+                // sighting does not wait behind the rest of the burst.
+                while queue.len() + arrived.len() < BATCH_FRAMES {
+                    match parts.frames.try_recv() {
+                        Ok(inbound) => arrived.push(inbound),
+                        Err(_) => break,
                     }
                 }
-                parts.health.queue_depth.store(parts.frames.len(), Ordering::Relaxed);
+                admit(&mut queue, &mut arrived, &tracker, &parts);
+                // A slice of a few milliseconds, or up to an alert. Then the other tasks of this
+                // worker run: the SSE streams an alert wakes wait in this worker's LIFO slot,
+                // which the other worker cannot steal (tokio 1.54), until the ingest yields.
+                let started = Instant::now();
+                while let Some(inbound) = queue.pop() {
+                    let alerts_before = building.alerts.len();
+                    handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound).await;
+                    if building.alerts.len() > alerts_before || started.elapsed() >= YIELD_EVERY {
+                        break;
+                    }
+                }
+                tokio::task::yield_now().await;
+                parts.health.queue_depth.store(parts.frames.len() + queue.len(), Ordering::Relaxed);
                 // A full batch waits for the writer: this is where backpressure starts.
                 if building.acks.len() >= config.max_batch_frames
                     && !flush(&mut tracker, &dedupe, &mut building, &parts, &mut checkpoints, Wait::Yes).await

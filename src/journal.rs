@@ -11,6 +11,12 @@
 //! checkpoint at a time. After a crash the server applies the frames left in the journal again
 //! ([`replay`]), each with the visit ids it first got, and the next checkpoint writes their visits.
 //!
+//! The interval is a minimum: the next checkpoint also waits [`CHECKPOINT_SPACING`] times as long
+//! as the last one took to commit. A checkpoint rewrites every visit that grew, so at millions of
+//! tags it takes the store tens of seconds; back to back, checkpoints would keep a store core busy
+//! for good. Spaced out, each covers more frames but rewrites a parked tag's open visit once for
+//! them all: the store writes fewer rows per second, at the price of a longer journal (and restart).
+//!
 //! Until a checkpoint, the latest changes of a visit are in the tracker's memory, not in the
 //! visits table: readers that need them (a vehicle's track, tags through an area) ask the tracker
 //! too. Visits leave the tracker's memory only at a checkpoint taken when every earlier one is
@@ -24,11 +30,18 @@ use tagwatch_gateway::wire;
 use tagwatch_store::{JournalEntry, Store};
 use tagwatch_tracker::Tracker;
 
+/// A checkpoint starts no sooner than this many times the last one's commit time after that one
+/// started: writing visits takes at most half of the store's time.
+pub const CHECKPOINT_SPACING: u32 = 2;
+
 /// When the next checkpoint is due, and the journal's numbering.
 #[derive(Debug)]
 pub struct Checkpoints {
+    /// The shortest interval (configured).
     interval: Duration,
+    /// When the last checkpoint started, and how long the last committed one took.
     last: Instant,
+    last_took: Duration,
     next_seq: i64,
     /// Frames journaled that no checkpoint has covered yet.
     uncovered: u64,
@@ -45,6 +58,7 @@ impl Checkpoints {
         Self {
             interval,
             last: Instant::now(),
+            last_took: Duration::ZERO,
             next_seq: replayed.next_seq,
             uncovered: replayed.frames,
             covering: VecDeque::new(),
@@ -57,7 +71,12 @@ impl Checkpoints {
     /// committed (one at a time: while one commits, the changes keep coalescing).
     pub fn due(&self) -> bool {
         // Inline checkpoints commit in the flush itself, in order: nothing to wait for.
-        self.inline() || (self.last.elapsed() >= self.interval && self.all_committed())
+        self.inline() || (self.last.elapsed() >= self.interval() && self.all_committed())
+    }
+
+    /// The interval in effect: the configured one, or longer while checkpoints take long.
+    pub fn interval(&self) -> Duration {
+        self.interval.max(self.last_took * CHECKPOINT_SPACING)
     }
 
     /// Checkpoints go with every flush, in the same transaction: no journal.
@@ -102,6 +121,10 @@ impl Checkpoints {
     pub fn committed(&mut self) {
         self.committed += 1;
         self.covering.pop_front();
+        // Separate checkpoints go one at a time: this is the one started last.
+        if self.all_committed() && !self.inline() {
+            self.last_took = self.last.elapsed();
+        }
     }
 
     /// Whether every checkpoint started is committed: only then does the store hold every
@@ -219,6 +242,36 @@ mod tests {
         assert!(!checkpoints.all_committed(), "one of two");
         checkpoints.committed();
         assert!(checkpoints.all_committed());
+    }
+
+    #[test]
+    fn a_slow_checkpoint_spaces_out_the_next() {
+        let interval = Duration::from_millis(20);
+        let mut checkpoints = Checkpoints::new(interval, after(0, 1));
+        assert_eq!(
+            checkpoints.interval(),
+            interval,
+            "no checkpoint has taken any time yet"
+        );
+        checkpoints.start();
+        std::thread::sleep(Duration::from_millis(50));
+        checkpoints.committed();
+        let spaced = checkpoints.interval();
+        assert!(
+            spaced >= Duration::from_millis(100) && spaced < Duration::from_secs(10),
+            "twice the 50 ms it took, not the 20 ms configured: {spaced:?}"
+        );
+        assert!(
+            !checkpoints.due(),
+            "it started 50 ms ago, due only after {spaced:?}"
+        );
+        checkpoints.start();
+        checkpoints.committed();
+        assert_eq!(
+            checkpoints.interval(),
+            interval,
+            "a quick one brings it back"
+        );
     }
 
     #[test]

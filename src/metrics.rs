@@ -4,6 +4,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Debug)]
 pub struct PipelineMetrics {
@@ -20,6 +21,7 @@ pub struct PipelineMetrics {
     pub frames_replayed: Counter,
     pub checkpoints: Counter,
     pub journal_pending: Gauge,
+    pub checkpoint_interval: Gauge<f64, AtomicU64>,
     pub visits_in_memory: Gauge,
     pub ack_latency: Histogram,
     pub flush_rows: Histogram,
@@ -45,6 +47,7 @@ impl Default for PipelineMetrics {
             frames_replayed: Counter::default(),
             checkpoints: Counter::default(),
             journal_pending: Gauge::default(),
+            checkpoint_interval: Gauge::default(),
             visits_in_memory: Gauge::default(),
             // 0.5 ms .. ~16 s
             ack_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -123,6 +126,11 @@ impl PipelineMetrics {
             "tagwatch_journal_frames_pending",
             "Frames in the journal that no committed checkpoint covers yet (0: the visits table is complete)",
             self.journal_pending.clone(),
+        );
+        registry.register(
+            "tagwatch_checkpoint_interval_seconds",
+            "Interval before the next checkpoint: the configured one, or twice the last checkpoint's commit time if longer",
+            self.checkpoint_interval.clone(),
         );
         registry.register(
             "tagwatch_visits_in_memory",

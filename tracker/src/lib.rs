@@ -413,6 +413,7 @@ impl Tracker {
             return alerts;
         };
         let xy = self.spatial.project(position);
+        self.warm(obs.detections);
         for d in obs.detections {
             self.high_water_ms = self.high_water_ms.max(d.seen_at_ms);
             self.started_ms.get_or_insert(d.seen_at_ms);
@@ -448,6 +449,20 @@ impl Tracker {
         }
         self.companion_rule(now_ms, &mut alerts);
         alerts
+    }
+
+    /// Looks up each detection's place and visits before any is applied. With millions of tags
+    /// their entries are spread over gigabytes and almost every lookup misses the cache; these
+    /// lookups do not depend on one another, so the CPU overlaps their misses, and the applying
+    /// loop then finds a frame's entries (a few hundred KB) in cache. Applying one by one, each
+    /// miss waited for the one before: two thirds of the tracker's time at 3 M tags.
+    fn warm(&self, detections: &[Detection]) {
+        for d in detections {
+            if let Some(place) = self.places.get(&d.tag) {
+                std::hint::black_box(place.latest.at_ms);
+            }
+            self.visits.warm(d.tag, d.station);
+        }
     }
 
     /// Moves the tag's placement with this detection, and runs the rules that watch moves.

@@ -159,6 +159,14 @@ impl VisitBook {
             .map(|s| s.visit)
     }
 
+    /// Reads the visits of `tag` at `station`, so that an [`add`](Self::add) soon after finds
+    /// them in cache (see `Tracker::warm`).
+    pub fn warm(&self, tag: TagId, station: StationId) {
+        if let Some(list) = self.by_pair.get(&(tag, station)) {
+            std::hint::black_box(list.first().map(|s| s.visit.last_seen_ms));
+        }
+    }
+
     /// Adds one detection and returns the visit it now belongs to, and whether that visit is new.
     pub fn add(&mut self, d: &Detection) -> (Visit, bool) {
         let gap = self.gap_ms;

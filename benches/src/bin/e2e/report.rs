@@ -56,6 +56,11 @@ pub struct Step {
     pub checkpoint_take_p99_ms: Option<f64>,
     /// Checkpoint rows per second of checkpoint commit time: visit rows the store writes.
     pub checkpoint_rows_per_busy_s: f64,
+    /// The server's checkpoint interval at the end of the step (stretched while checkpoints
+    /// take long), and the journal it would apply again after a crash then, in seconds of the
+    /// step's frames.
+    pub checkpoint_interval_s: f64,
+    pub journal_s: f64,
     /// This process (server and load generator), percent of one core.
     pub cpu_percent: f64,
     /// The server's threads, percent of one core; the rest of `cpu_percent` is the load
@@ -142,6 +147,11 @@ impl Step {
             checkpoint_rows_per_s: a.delta(b, "tagwatch_checkpoint_rows_sum") / secs,
             checkpoint_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_seconds", 0.99)),
             checkpoint_take_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_take_seconds", 0.99)),
+            checkpoint_interval_s: a.get("tagwatch_checkpoint_interval_seconds"),
+            journal_s: {
+                let frames_per_s = a.delta(b, "tagwatch_frames_journaled_total") / secs;
+                a.get("tagwatch_journal_frames_pending") / frames_per_s.max(1e-9)
+            },
             checkpoint_rows_per_busy_s: {
                 let secs = a.delta(b, "tagwatch_checkpoint_seconds_sum");
                 if secs > 0.0 {
@@ -166,7 +176,7 @@ impl Step {
 
     pub fn print(&self) {
         eprintln!(
-            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms)  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
+            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms, every {:.0} s, journal {:.0} s)  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
             self.load,
             self.tags,
             self.offered_per_s,
@@ -181,6 +191,8 @@ impl Step {
             self.checkpoint_rows_per_s,
             Self::fmt_ms(self.checkpoint_p99_ms),
             Self::fmt_ms(self.checkpoint_take_p99_ms),
+            self.checkpoint_interval_s,
+            self.journal_s,
             self.server_cpu_percent,
             self.cpu_percent - self.server_cpu_percent,
             self.postgres_cpu_percent,
@@ -209,6 +221,8 @@ impl Step {
             "checkpoint_p99_ms_le": self.checkpoint_p99_ms,
             "checkpoint_take_p99_ms_le": self.checkpoint_take_p99_ms,
             "checkpoint_rows_per_busy_s": self.checkpoint_rows_per_busy_s,
+            "checkpoint_interval_s": self.checkpoint_interval_s,
+            "journal_pending_s": self.journal_s,
             "cpu_percent": self.cpu_percent,
             "server_cpu_percent": self.server_cpu_percent,
             "load_generator_cpu_percent": self.cpu_percent - self.server_cpu_percent,
