@@ -50,8 +50,14 @@ pub const ARMED_RADIUS_M: f64 = 300.0;
 /// A companion heard at a station within this distance counts as with its tag.
 pub const COMPANION_RADIUS_M: f64 = 300.0;
 
-/// How often (in detection time) closed visits move into the trajectory index.
+/// How late (in detection time) a closed visit may move into the trajectory index: the index
+/// seals a bucket only this long after the visit gap.
 const CLOSE_STEP_MS: i64 = 10_000;
+/// Open visits looked at per [`Tracker::maintain`] (every flush) for closing. Every open visit
+/// comes due about once per visit gap (a parked tag's is queued again); looked at all at once
+/// every 10 s, as before, they were a million lookups at 3 M tags, the ingest stopped for most of
+/// a second and alerts waited. In slices, the ingest stops for a few milliseconds.
+const CLOSE_BUDGET: usize = 20_000;
 /// How often the trajectory index seals and drops buckets.
 const MAINTAIN_STEP_MS: i64 = 60_000;
 
@@ -219,7 +225,6 @@ pub struct Tracker {
     high_water_ms: i64,
     /// The first detection time seen since start: the trajectory index is complete after it.
     started_ms: Option<i64>,
-    closed_up_to_ms: i64,
     maintained_up_to_ms: i64,
 }
 
@@ -251,7 +256,6 @@ impl Tracker {
             next_alert_seq,
             high_water_ms: i64::MIN,
             started_ms: None,
-            closed_up_to_ms: i64::MIN,
             maintained_up_to_ms: i64::MIN,
         }
     }
@@ -581,10 +585,7 @@ impl Tracker {
     /// Moves closed visits into the trajectory index and ages the index (every flush; cheap
     /// when there is nothing to do).
     pub fn maintain(&mut self) {
-        if self.high_water_ms.saturating_sub(self.closed_up_to_ms) >= CLOSE_STEP_MS {
-            self.closed_up_to_ms = self.high_water_ms;
-            self.close_visits();
-        }
+        self.close_visits(CLOSE_BUDGET);
         if self.high_water_ms.saturating_sub(self.maintained_up_to_ms) >= MAINTAIN_STEP_MS {
             self.maintained_up_to_ms = self.high_water_ms;
             let closed_before = self
@@ -615,14 +616,26 @@ impl Tracker {
             .push(visit);
     }
 
-    fn close_visits(&mut self) {
+    fn close_visits(&mut self, budget: usize) {
         let cut = self.high_water_ms.saturating_sub(self.config.visit_gap_ms);
+        let mut left = budget;
         // Whole seconds before the cut-off's second: every visit in them was last heard before it.
-        while let Some(entry) = self.closing.first_entry() {
+        // A visit heard since is queued again at its last detection, at or after the cut-off's
+        // second, so this pass does not see it twice.
+        while left > 0 {
+            let Some(mut entry) = self.closing.first_entry() else {
+                break;
+            };
             if *entry.key() >= cut.div_euclid(1_000) {
                 break;
             }
-            for (tag, station, id) in entry.remove() {
+            let due = entry.get_mut();
+            let now: Vec<_> = due.drain(due.len().saturating_sub(left)..).collect();
+            if due.is_empty() {
+                entry.remove();
+            }
+            left -= now.len();
+            for (tag, station, id) in now {
                 self.close_visit(tag, station, id, cut);
             }
         }
@@ -801,6 +814,29 @@ mod tests {
             detections,
         };
         tracker.apply(obs, 99)
+    }
+
+    #[test]
+    fn visits_close_in_slices_until_every_due_one_is_closed() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 41);
+        tracker.set_station(&station());
+        let gap = tracker.config().visit_gap_ms;
+        let parked: Vec<Detection> = (1..=50).map(|tag| det(tag, 1_000)).collect();
+        apply(&mut tracker, 1, &parked);
+        // Much later another tag is heard: the 50 visits' gap is over, the new one's is not.
+        apply(&mut tracker, 2, &[det(99, 1_000 + 10 * gap)]);
+        let open = |t: &Tracker| t.open_of_tag.len();
+        assert_eq!(open(&tracker), 51);
+        tracker.close_visits(20);
+        assert_eq!(open(&tracker), 31, "20 looked at, 20 closed");
+        tracker.close_visits(20);
+        tracker.close_visits(20);
+        assert_eq!(
+            open(&tracker),
+            1,
+            "only the visit still within its gap stays open"
+        );
+        assert!(tracker.closing.values().flatten().all(|e| e.0 == TagId(99)));
     }
 
     #[test]

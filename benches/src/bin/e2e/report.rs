@@ -77,6 +77,10 @@ pub struct Step {
     pub limit: Option<&'static str>,
 }
 
+/// Longest journal, in seconds of frames, a sustained step may leave for a crash to apply again:
+/// checkpoints stretch under load (twice their commit time), but past this they fall behind.
+const MAX_JOURNAL_S: f64 = 120.0;
+
 /// The `q` quantile of `sorted` (nearest rank); `None` when it is empty.
 pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -94,8 +98,15 @@ impl Step {
         let ms = |s: Option<f64>| s.map(|v| v * 1_000.0);
         let flush_p99_ms = ms(a.quantile(b, "tagwatch_store_flush_seconds", 0.99));
         let ack_p99_ms = ms(a.quantile(b, "tagwatch_ack_latency_seconds", 0.99));
-        // An ACK slower than the stations' resend timeout (3 s) makes them send again.
+        // The journal a crash would apply again, in seconds of the step's frames.
+        let journal_s = {
+            let frames_per_s = a.delta(b, "tagwatch_frames_journaled_total") / secs;
+            a.get("tagwatch_journal_frames_pending") / frames_per_s.max(1e-9)
+        };
+        // An ACK slower than the stations' resend timeout (3 s) makes them send again; a journal
+        // longer than MAX_JOURNAL_S means checkpoints fall behind (and a crash costs minutes).
         let sustained = applied >= 0.99 * i.offered_detections
+            && journal_s <= MAX_JOURNAL_S
             && i.unsettled_frames == 0
             && i.overflow_frames == 0
             && busy == 0.0
@@ -109,6 +120,8 @@ impl Step {
         let limit = (!sustained).then(|| {
             if flush_p99_ms.is_some_and(|f| f >= 1_000.0) {
                 "store (flushes take a second or more)"
+            } else if journal_s > MAX_JOURNAL_S {
+                "store (checkpoints fall behind: over 2 minutes of journal)"
             } else if ack_p99_ms.is_none_or(|p| p >= 3_000.0) && cpu_busy > 140.0 {
                 "CPU: frames wait to be applied (flushes stay under 1 s) while server, load generator and Postgres share the two cores"
             } else if ack_p99_ms.is_none_or(|p| p >= 3_000.0) {
@@ -148,10 +161,7 @@ impl Step {
             checkpoint_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_seconds", 0.99)),
             checkpoint_take_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_take_seconds", 0.99)),
             checkpoint_interval_s: a.get("tagwatch_checkpoint_interval_seconds"),
-            journal_s: {
-                let frames_per_s = a.delta(b, "tagwatch_frames_journaled_total") / secs;
-                a.get("tagwatch_journal_frames_pending") / frames_per_s.max(1e-9)
-            },
+            journal_s,
             checkpoint_rows_per_busy_s: {
                 let secs = a.delta(b, "tagwatch_checkpoint_seconds_sum");
                 if secs > 0.0 {
