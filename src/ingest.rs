@@ -123,6 +123,16 @@ fn admit(
     parts.metrics.hot_first.inc_by(moved as u64);
 }
 
+/// Sets the gauges of the journal not yet checkpointed and of the checkpoint interval in effect.
+fn show_checkpoints(checkpoints: &Checkpoints, metrics: &PipelineMetrics) {
+    metrics
+        .journal_pending
+        .set(i64::try_from(checkpoints.pending()).unwrap_or(i64::MAX));
+    metrics
+        .checkpoint_interval
+        .set(checkpoints.interval().as_secs_f64());
+}
+
 /// Whether applying `frame` may raise a stolen or armed alert. Not "carries a stolen tag": a
 /// stolen tag heard again in a visit that has alerted raises nothing, and with 1 % of tags stolen
 /// most busy frames carry one, which would put most of a burst at the front.
@@ -142,16 +152,9 @@ pub async fn run_ingest(
 ) {
     let mut building = Building::default();
     let mut checkpoints = Checkpoints::new(config.checkpoint_interval, replayed);
-    parts
-        .metrics
-        .checkpoint_interval
-        .set(checkpoints.interval().as_secs_f64());
     // Frames applied again from the journal are pending from the start, not from the first flush
     // (an idle server makes none until its first checkpoint is due).
-    parts
-        .metrics
-        .journal_pending
-        .set(i64::try_from(checkpoints.pending()).unwrap_or(i64::MAX));
+    show_checkpoints(&checkpoints, &parts.metrics);
     let mut ticker = tokio::time::interval(config.flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Time-driven rules (a station gone silent) are checked once a second.
@@ -177,12 +180,8 @@ pub async fn run_ingest(
                 dedupe.committed(done.frames);
                 if done.checkpoint {
                     checkpoints.committed();
-                    parts.metrics.checkpoint_interval.set(checkpoints.interval().as_secs_f64());
-                    // An idle server flushes no more: the gauge must drop to zero here.
-                    parts
-                        .metrics
-                        .journal_pending
-                        .set(i64::try_from(checkpoints.pending()).unwrap_or(i64::MAX));
+                    // An idle server flushes no more: the journal gauge must drop to zero here.
+                    show_checkpoints(&checkpoints, &parts.metrics);
                 }
                 parts.health.frames_in_flight.store(dedupe.in_flight(), Ordering::Relaxed);
             }
@@ -493,10 +492,7 @@ async fn flush(
         journal,
         journal_done_through,
     };
-    parts
-        .metrics
-        .journal_pending
-        .set(i64::try_from(checkpoints.pending()).unwrap_or(i64::MAX));
+    show_checkpoints(checkpoints, &parts.metrics);
     parts
         .metrics
         .visits_in_memory

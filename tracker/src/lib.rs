@@ -629,11 +629,12 @@ impl Tracker {
             if *entry.key() >= cut.div_euclid(1_000) {
                 break;
             }
-            let due = entry.get_mut();
-            let now: Vec<_> = due.drain(due.len().saturating_sub(left)..).collect();
-            if due.is_empty() {
-                entry.remove();
-            }
+            let now = if entry.get().len() <= left {
+                entry.remove()
+            } else {
+                let due = entry.get_mut();
+                due.split_off(due.len() - left)
+            };
             left -= now.len();
             for (tag, station, id) in now {
                 self.close_visit(tag, station, id, cut);
