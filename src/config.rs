@@ -41,7 +41,8 @@ pub struct Config {
     /// Unset: 30 s on Postgres (checkpoints commit on a connection of their own, alongside the
     /// flushes), 0 on SQLite (one writer: a checkpoint would hold the flushes and ACKs up).
     pub checkpoint_interval_ms: Option<u64>,
-    /// Frames per flush before flushing early.
+    /// Frames per flush before flushing early. A full batch waits for the store; meanwhile only
+    /// frames that may raise an alert are applied.
     pub max_batch_frames: usize,
     /// Frames queued between gateway and tracker; beyond it stations are told BUSY.
     pub queue_frames: usize,

@@ -18,12 +18,15 @@ use std::hash::Hash;
 #[derive(Debug)]
 pub struct HotQueue<T> {
     items: VecDeque<(T, bool)>,
+    /// How many items at the front are hot stations' (moved there by the last reordering).
+    hot_front: usize,
 }
 
 impl<T> Default for HotQueue<T> {
     fn default() -> Self {
         Self {
             items: VecDeque::new(),
+            hot_front: 0,
         }
     }
 }
@@ -49,12 +52,27 @@ impl<T> HotQueue<T> {
         let mut all: Vec<(T, bool)> = self.items.drain(..).collect();
         let moved = hot_stations_first(&mut all, |(item, _)| station(item), |(_, h)| *h);
         self.items.extend(all);
+        self.hot_front = moved;
         moved
     }
 
     /// The next item to apply.
     pub fn pop(&mut self) -> Option<T> {
+        self.hot_front = self.hot_front.saturating_sub(1);
         self.items.pop_front().map(|(item, _)| item)
+    }
+
+    /// The next item, if it is a hot station's (while the rest wait: see the ingest's held batch).
+    pub fn pop_hot(&mut self) -> Option<T> {
+        if self.hot_front == 0 {
+            return None;
+        }
+        self.pop()
+    }
+
+    /// Whether the next item is a hot station's.
+    pub fn hot_next(&self) -> bool {
+        self.hot_front > 0
     }
 
     pub fn len(&self) -> usize {
@@ -122,6 +140,25 @@ mod tests {
         let before = batch.clone();
         assert_eq!(hot_stations_first(&mut batch, |f| f.0, |f| f.2), 0);
         assert_eq!(batch, before);
+    }
+
+    #[test]
+    fn only_hot_stations_frames_pop_as_hot() {
+        let mut queue = HotQueue::default();
+        // (station, seq, hot)
+        queue.admit([(1, 1, false), (2, 1, false)], |f| f.0, |f| f.2);
+        assert!(!queue.hot_next());
+        assert_eq!(queue.pop_hot(), None, "nothing hot: the rest waits");
+        queue.admit([(3, 1, false), (2, 2, true)], |f| f.0, |f| f.2);
+        assert_eq!(
+            queue.pop_hot(),
+            Some((2, 1, false)),
+            "station 2's frames, in order"
+        );
+        assert_eq!(queue.pop_hot(), Some((2, 2, true)));
+        assert_eq!(queue.pop_hot(), None);
+        assert_eq!(queue.len(), 2, "the others are still there");
+        assert_eq!(queue.pop(), Some((1, 1, false)));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use tagwatch_tracker::{Command, Observation, Query, Tracker, VisitChanges};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint_take::{CheckpointTake, TAKE_SLICE_PAIRS};
 use crate::hot_first::HotQueue;
 use crate::journal::{Checkpoints, Replayed};
 use crate::metrics::PipelineMetrics;
@@ -35,8 +36,11 @@ use crate::metrics::PipelineMetrics;
 pub struct IngestConfig {
     /// Longest a frame waits for its flush (and so, with the commit, for its ACK).
     pub flush_interval: Duration,
-    /// A flush starts early once this many frames are waiting for it.
+    /// A flush starts early once this many frames are waiting for it. A full batch waits for the
+    /// writer; meanwhile hot frames are still applied, up to twice this.
     pub max_batch_frames: usize,
+    /// The gateway's queue: also the most frames taken in while a full batch waits.
+    pub queue_frames: usize,
     /// How often a flush writes the changed visits (see [`crate::journal`]); zero: every flush.
     pub checkpoint_interval: Duration,
 }
@@ -108,6 +112,17 @@ const BATCH_FRAMES: usize = 1_024;
 /// and without taking in the frames that arrived meanwhile.
 const YIELD_EVERY: Duration = Duration::from_millis(2);
 
+/// Frames the ingest takes in while its batch waits for the writer (~0.6 s at 2.4 M tags), if the
+/// gateway's queue is as long: hot ones among them are applied meanwhile. Past this, frames wait
+/// in the gateway's queue.
+const HELD_QUEUE_FRAMES: usize = 8 * BATCH_FRAMES;
+
+/// Whether a batch waiting for the writer may still take a hot station's frame: up to twice its
+/// bound, so memory stays bounded however long the store takes.
+fn room_for_hot(building: &Building, config: &IngestConfig) -> bool {
+    building.acks.len() < 2 * config.max_batch_frames
+}
+
 /// Moves the frames `arrived` into the queue, hot stations first.
 fn admit(
     queue: &mut HotQueue<Inbound>,
@@ -152,6 +167,7 @@ pub async fn run_ingest(
 ) {
     let mut building = Building::default();
     let mut checkpoints = Checkpoints::new(config.checkpoint_interval, replayed);
+    let mut take = CheckpointTake::default();
     // Frames applied again from the journal are pending from the start, not from the first flush
     // (an idle server makes none until its first checkpoint is due).
     show_checkpoints(&checkpoints, &parts.metrics);
@@ -164,6 +180,10 @@ pub async fn run_ingest(
     let mut queue = HotQueue::default();
     let mut arrived = Vec::with_capacity(BATCH_FRAMES);
     loop {
+        // A full batch waits for the writer: this is where backpressure starts. Meanwhile only
+        // hot stations' frames are applied (the batch grows past its bound by those few) and
+        // frames keep being taken in, up to a bound, so a slow commit holds ACKs, not alerts.
+        let held = building.acks.len() >= config.max_batch_frames;
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
@@ -190,22 +210,38 @@ pub async fn run_ingest(
             _ = ticker.tick() => {
                 // A batch goes only when the writer can take it; while it is busy the
                 // batch keeps growing, and repeated detections of a visit merge into one row.
-                if (building.has_work() || checkpoints.overdue())
-                    && !flush(&mut tracker, &dedupe, &mut building, &parts, &mut checkpoints, Wait::No).await
+                if (building.has_work() || checkpoints.overdue() || take.is_ready())
+                    && !flush(&mut tracker, &dedupe, &mut building, &parts, &mut checkpoints, &mut take, Wait::No).await
                 {
                     break;
                 }
             }
-            received = parts.frames.recv_many(&mut arrived, BATCH_FRAMES), if queue.is_empty() => {
+            permit = parts.writer.reserve(), if held => {
+                let Ok(permit) = permit else {
+                    break;
+                };
+                if !flush(&mut tracker, &dedupe, &mut building, &parts, &mut checkpoints, &mut take, Wait::Reserved(permit)).await {
+                    break;
+                }
+            }
+            received = parts.frames.recv_many(&mut arrived, BATCH_FRAMES),
+                if queue.is_empty()
+                    || (held && queue.len() < config.queue_frames.min(HELD_QUEUE_FRAMES)) => {
                 if received == 0 {
                     break;
                 }
                 admit(&mut queue, &mut arrived, &tracker, &parts);
             }
-            () = std::future::ready(()), if !queue.is_empty() => {
+            // An idle server finishes its checkpoint's take (under load, each slice of frames
+            // takes a slice of it).
+            () = std::future::ready(()), if take.under_way() && queue.is_empty() => {
+                take.step(&mut tracker, &parts.metrics, TAKE_SLICE_PAIRS);
+                tokio::task::yield_now().await;
+            }
+            () = std::future::ready(()), if !queue.is_empty() && (!held || (queue.hot_next() && room_for_hot(&building, &config))) => {
                 // Frames that came since the last slice join the queue: a stolen vehicle's
                 // sighting does not wait behind the rest of the burst.
-                while queue.len() + arrived.len() < BATCH_FRAMES {
+                while !held && queue.len() + arrived.len() < BATCH_FRAMES {
                     match parts.frames.try_recv() {
                         Ok(inbound) => arrived.push(inbound),
                         Err(_) => break,
@@ -216,35 +252,49 @@ pub async fn run_ingest(
                 // worker run: the SSE streams an alert wakes wait in this worker's LIFO slot,
                 // which the other worker cannot steal (tokio 1.54), until the ingest yields.
                 let started = Instant::now();
-                while let Some(inbound) = queue.pop() {
+                loop {
+                    let next = if !held {
+                        queue.pop()
+                    } else if room_for_hot(&building, &config) {
+                        queue.pop_hot()
+                    } else {
+                        None
+                    };
+                    let Some(inbound) = next else {
+                        break;
+                    };
                     let alerts_before = building.alerts.len();
                     handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound).await;
                     if building.alerts.len() > alerts_before || started.elapsed() >= YIELD_EVERY {
                         break;
                     }
                 }
+                take.step(&mut tracker, &parts.metrics, TAKE_SLICE_PAIRS);
                 tokio::task::yield_now().await;
                 parts.health.queue_depth.store(parts.frames.len() + queue.len(), Ordering::Relaxed);
-                // A full batch waits for the writer: this is where backpressure starts.
-                if building.acks.len() >= config.max_batch_frames
-                    && !flush(&mut tracker, &dedupe, &mut building, &parts, &mut checkpoints, Wait::Yes).await
-                {
-                    break;
-                }
             }
         }
     }
     // What was applied is flushed, with a checkpoint so that the next start has no journal to
-    // apply; frames still queued were never applied and will be resent.
-    flush(
-        &mut tracker,
-        &dedupe,
-        &mut building,
-        &parts,
-        &mut checkpoints,
-        Wait::Final,
-    )
-    .await;
+    // apply; frames still queued were never applied and will be resent. A checkpoint being
+    // taken goes first, on its own.
+    take.finish(&mut tracker, &parts.metrics);
+    let first = take.is_ready().then_some(Wait::Yes);
+    for wait in first.into_iter().chain([Wait::Final]) {
+        if !flush(
+            &mut tracker,
+            &dedupe,
+            &mut building,
+            &parts,
+            &mut checkpoints,
+            &mut take,
+            wait,
+        )
+        .await
+        {
+            return;
+        }
+    }
 }
 
 async fn handle(
@@ -408,10 +458,11 @@ fn raised(alerts: Vec<tagwatch_model::Alert>, building: &mut Building, parts: &I
 }
 
 /// Whether a flush may wait for the writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
+enum Wait<'a> {
     Yes,
     No,
+    /// The writer has room already.
+    Reserved(mpsc::Permit<'a, Flush>),
     /// The last flush before stopping: waits, and is a checkpoint.
     Final,
 }
@@ -424,9 +475,12 @@ async fn flush(
     building: &mut Building,
     parts: &IngestParts,
     checkpoints: &mut Checkpoints,
-    wait: Wait,
+    take: &mut CheckpointTake,
+    wait: Wait<'_>,
 ) -> bool {
+    let last = matches!(wait, Wait::Final);
     let permit = match wait {
+        Wait::Reserved(permit) => permit,
         Wait::Yes | Wait::Final => match parts.writer.reserve().await {
             Ok(permit) => permit,
             Err(_) => return false,
@@ -439,12 +493,15 @@ async fn flush(
     };
     let mut done = std::mem::take(building);
     let has_work = done.has_work();
-    let checkpoint = wait == Wait::Final || checkpoints.due();
+    let checkpoint = last || checkpoints.due();
     let mut visits = VisitChanges::default();
     let mut journal = Vec::new();
     let mut journal_done_through = None;
-    let mut separate = None;
-    if checkpoint && checkpoints.inline() {
+    // A checkpoint taken since the last flush goes with this one: it commits after the flush
+    // that journaled the frames it covers.
+    let mut separate = take.take_ready();
+    let inline = checkpoint && checkpoints.inline();
+    if inline {
         // No journal: the visits go with the frames, as their ACKs wait for them anyway.
         visits = tracker.checkpoint(checkpoints.all_committed());
         journal_done_through = checkpoints.start();
@@ -454,21 +511,15 @@ async fn flush(
         checkpoints.number(&mut journal);
         parts.metrics.frames_journaled.inc_by(journal.len() as u64);
         if checkpoint {
-            // Committed after this flush, on its own (see `run_checkpoints`): the frames'
-            // ACKs do not wait for it.
-            let taking = Instant::now();
-            let changes = tracker.checkpoint(checkpoints.all_committed());
-            parts
-                .metrics
-                .checkpoint_take_seconds
-                .observe(taking.elapsed().as_secs_f64());
-            separate = Some(Batch {
-                visits: changes.upserts,
-                extended_visits: changes.extended,
-                deleted_visits: changes.deletes,
-                journal_done_through: checkpoints.start(),
-                ..Batch::default()
-            });
+            // Taken in slices from now on, then committed after a later flush, on its own (see
+            // `run_checkpoints`): the frames' ACKs do not wait for it. The last one is taken at
+            // once and goes with this flush (a take under way was finished and sent before).
+            take.begin(tracker, checkpoints);
+            if last {
+                debug_assert!(separate.is_none());
+                take.finish(tracker, &parts.metrics);
+                separate = take.take_ready();
+            }
         }
     }
     if journal_done_through.is_none() && visits.is_empty() && separate.is_none() && !has_work {
@@ -504,7 +555,7 @@ async fn flush(
     permit.send(Flush {
         batch,
         acks: done.acks,
-        inline_checkpoint: checkpoint && separate.is_none(),
+        inline_checkpoint: inline,
         checkpoint: separate,
     });
     true

@@ -19,6 +19,7 @@
 //! - [`demo`]: the simulated city against a real server, in one process.
 //! - [`metrics`]: pipeline metrics.
 
+pub mod checkpoint_take;
 pub mod config;
 pub mod demo;
 pub mod hot_first;

@@ -131,6 +131,68 @@ async fn a_stolen_tag_heard_raises_an_alert_live_and_on_resume() {
     );
 }
 
+/// A store that stops committing holds the frames' ACKs, not the alerts: with the ingest's batch
+/// full and the writer stuck, a stolen tag's sighting still reaches the live stream; once the
+/// store is back, every frame is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_holds_acks_not_alerts() {
+    use sqlx::Connection;
+    let server = TestServer::start_with(|c| c.max_batch_frames = 4).await;
+    provision(&server, 1001, 777).await;
+    let station = TestStation::udp(1001, 3, server.udp()).await;
+    let mut live = open_stream(&server, None).await;
+    report_theft(&server, 777).await;
+    // Another connection takes SQLite's write lock: the server's commits wait for it.
+    let url = format!("sqlite://{}", server.db_path().display());
+    let mut blocker = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("second connection");
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .expect("write lock");
+    let t0 = tagwatch_model::time::now_ms();
+    // The first flush waits on the lock in the writer, the second in the writer's queue; the
+    // next four frames fill the batch (four frames).
+    for seq in 1..=6 {
+        station
+            .send(&station.detections(seq, t0 + i64::from(seq), &[778]))
+            .await;
+        if seq <= 2 || seq == 6 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    station
+        .send(&station.detections(7, t0 + 10, &[778, 777]))
+        .await;
+    let event = next_alert(&mut live).await;
+    let alert: serde_json::Value = serde_json::from_str(&event.data).expect("json");
+    assert_eq!(alert["kind"], "stolen_sighting");
+    assert_eq!(alert["tag"], 777);
+    assert!(
+        station
+            .ack_within(Duration::from_millis(200))
+            .await
+            .is_none(),
+        "nothing is acknowledged while the store cannot commit"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("unlock");
+    let mut acked = Vec::new();
+    while acked.len() < 7 {
+        let (seq, status) = station
+            .ack_within(Duration::from_secs(15))
+            .await
+            .expect("every frame acknowledged once the store is back");
+        assert_eq!(status, AckStatus::Accepted, "frame {seq}");
+        acked.push(seq);
+    }
+    acked.sort_unstable();
+    assert_eq!(acked, (1..=7).collect::<Vec<_>>());
+}
+
 /// The alert is published when the sighting is applied, the visit committed at the next flush:
 /// an officer opening the alert's track in between still sees the sighting (from memory).
 #[tokio::test]

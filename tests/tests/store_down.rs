@@ -118,11 +118,12 @@ async fn postgres_down_stops_acks_then_everything_recovers() {
         .series("tagwatch_frames_rejected_total{reason=\"busy\"}")
         .await;
     assert!(busy > 0.0, "a full queue answers BUSY");
-    // Memory stays bounded: frames held are at most the queue, one batch building, one waiting
-    // and one being retried.
+    // Memory stays bounded: frames held are at most the gateway's queue, as many again taken in
+    // while a full batch waits for the writer, one batch building (which grows to twice its size
+    // with frames that may raise an alert), one waiting and one being retried.
     let held = in_flight["frames_in_flight"].as_u64().expect("in flight")
         + in_flight["queue_depth"].as_u64().expect("queue");
-    assert!(held <= 128 * 4, "{held} frames held");
+    assert!(held <= 128 * 6, "{held} frames held");
 
     // Postgres is back: everything resumes and nothing is lost.
     up.store(true, Ordering::SeqCst);

@@ -14,6 +14,7 @@
 //! - [`fences`], [`station_watch`] and [`rules`]: the watch rules that raise alerts.
 //! - [`queries`]: what investigators ask (track, area, near, convoy, fencing dens).
 
+pub mod calendar;
 pub mod fences;
 pub mod placement;
 pub mod queries;
@@ -29,8 +30,14 @@ use placement::{Step, TagPlace};
 // and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
 pub use queries::{Area, Companion, Den, Location, Passage, TrackPoint};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+/// A map with an entry per tag (or per tag and station): millions at city scale. An ordinary
+/// hash map doubles all at once when full, and at 3.7 M entries that one insert took 220 ms: the
+/// ingest, and every alert behind it, waited. This one moves a few old entries on each insert
+/// after it grows, so no insert waits for the whole table.
+pub(crate) type FleetMap<K, V> = griddle::HashMap<K, V, rustc_hash::FxBuildHasher>;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use tagwatch_model::{
     Alert, AlertDetail, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Geofence,
     Station, StationId, TagId, VisitId,
@@ -58,6 +65,10 @@ const CLOSE_STEP_MS: i64 = 10_000;
 /// every 10 s, as before, they were a million lookups at 3 M tags, the ingest stopped for most of
 /// a second and alerts waited. In slices, the ingest stops for a few milliseconds.
 const CLOSE_BUDGET: usize = 20_000;
+
+/// Tags, or (tag, station) pairs, looked at for what to forget per flush, for the same reason.
+const PRUNE_BUDGET: usize = 20_000;
+
 /// How often the trajectory index seals and drops buckets.
 const MAINTAIN_STEP_MS: i64 = 60_000;
 
@@ -196,15 +207,15 @@ pub struct Tracker {
     stations: HashMap<StationId, GeoPoint>,
     spatial: spatial::Spatial,
     visits: VisitBook,
-    places: HashMap<TagId, TagPlace>,
+    places: FleetMap<TagId, TagPlace>,
     /// Open visits at each fixed station: they join the trajectory index when they close.
     open: HashMap<StationId, HashSet<(TagId, VisitId)>>,
     /// The same open visits by tag, for a tag's track.
-    open_of_tag: HashMap<TagId, Vec<(StationId, VisitId)>>,
+    open_of_tag: FleetMap<TagId, Vec<(StationId, VisitId)>>,
     /// The same open visits by the second they may close (their last detection when queued,
     /// which only grows): a calendar queue, so closing looks at those due, not at every open
     /// visit, and queueing is an append.
-    closing: BTreeMap<i64, Vec<(TagId, StationId, VisitId)>>,
+    closing: calendar::Calendar<(TagId, StationId, VisitId)>,
     trajectories: trajectory::Trajectories,
     transitions: transitions::Transitions,
     stolen: HashMap<TagId, Stolen>,
@@ -236,10 +247,10 @@ impl Tracker {
             stations: HashMap::default(),
             spatial: spatial::Spatial::default(),
             visits: VisitBook::new(config.visit_gap_ms, next_visit_id),
-            places: HashMap::default(),
+            places: FleetMap::default(),
             open: HashMap::default(),
-            open_of_tag: HashMap::default(),
-            closing: BTreeMap::new(),
+            open_of_tag: FleetMap::default(),
+            closing: calendar::Calendar::new(1_000),
             trajectories: trajectory::Trajectories::new(config.bucket_ms),
             transitions: transitions::Transitions::default(),
             stolen: HashMap::default(),
@@ -578,14 +589,40 @@ impl Tracker {
     /// frame restores them from the store); if not, they stay until a later checkpoint.
     pub fn checkpoint(&mut self, earlier_committed: bool) -> VisitChanges {
         self.maintain();
-        let keep_after = self.high_water_ms.saturating_sub(self.config.hot_window_ms);
-        self.visits.take_changes(keep_after, earlier_committed)
+        self.visits
+            .take_changes(self.hot_window_cut(), earlier_committed)
+    }
+
+    /// [`Tracker::checkpoint`] taken in slices (call [`Tracker::maintain`] first): begins it as
+    /// the visits are now, and [`Tracker::continue_checkpoint`] takes them while frames go on
+    /// being applied.
+    pub fn begin_checkpoint(&mut self, earlier_committed: bool) {
+        if earlier_committed {
+            self.visits.mark_committed();
+        }
+        self.visits.begin_take();
+    }
+
+    /// Takes up to `budget` more (tag, station) pairs of the checkpoint under way; its visit rows
+    /// once it is finished.
+    pub fn continue_checkpoint(&mut self, budget: usize) -> Option<VisitChanges> {
+        self.visits.continue_take(budget)
+    }
+
+    /// Visits last heard before this leave memory once stored.
+    fn hot_window_cut(&self) -> i64 {
+        self.high_water_ms.saturating_sub(self.config.hot_window_ms)
     }
 
     /// Moves closed visits into the trajectory index and ages the index (every flush; cheap
     /// when there is nothing to do).
     pub fn maintain(&mut self) {
         self.close_visits(CLOSE_BUDGET);
+        self.visits.prune(self.hot_window_cut(), PRUNE_BUDGET);
+        let index_cut = self
+            .high_water_ms
+            .saturating_sub(self.config.index_window_ms);
+        self.trajectories.forget_before(index_cut, PRUNE_BUDGET);
         if self.high_water_ms.saturating_sub(self.maintained_up_to_ms) >= MAINTAIN_STEP_MS {
             self.maintained_up_to_ms = self.high_water_ms;
             let closed_before = self
@@ -610,35 +647,15 @@ impl Tracker {
 
     /// Visits not heard for a gap are closed: they leave the open lists for the index.
     fn queue_closing(&mut self, last_seen_ms: i64, visit: (TagId, StationId, VisitId)) {
-        self.closing
-            .entry(last_seen_ms.div_euclid(1_000))
-            .or_default()
-            .push(visit);
+        self.closing.file(last_seen_ms, visit);
     }
 
     fn close_visits(&mut self, budget: usize) {
         let cut = self.high_water_ms.saturating_sub(self.config.visit_gap_ms);
-        let mut left = budget;
         // Whole seconds before the cut-off's second: every visit in them was last heard before it.
-        // A visit heard since is queued again at its last detection, at or after the cut-off's
-        // second, so this pass does not see it twice.
-        while left > 0 {
-            let Some(mut entry) = self.closing.first_entry() else {
-                break;
-            };
-            if *entry.key() >= cut.div_euclid(1_000) {
-                break;
-            }
-            let now = if entry.get().len() <= left {
-                entry.remove()
-            } else {
-                let due = entry.get_mut();
-                due.split_off(due.len() - left)
-            };
-            left -= now.len();
-            for (tag, station, id) in now {
-                self.close_visit(tag, station, id, cut);
-            }
+        // A visit heard since is queued again at its last detection, at or after the cut-off.
+        for (tag, station, id) in self.closing.take_due(cut, budget) {
+            self.close_visit(tag, station, id, cut);
         }
     }
 
@@ -837,7 +854,7 @@ mod tests {
             1,
             "only the visit still within its gap stays open"
         );
-        assert!(tracker.closing.values().flatten().all(|e| e.0 == TagId(99)));
+        assert!(tracker.closing.entries().all(|e| e.0 == TagId(99)));
     }
 
     #[test]

@@ -17,9 +17,10 @@
 //! (half the memory of `f64`) with time relative to their bucket's start: a day's milliseconds
 //! then keep a precision of 8 ms or better, and a city's metres a few millimetres.
 
+use crate::calendar::Calendar;
+use crate::FleetMap;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{Envelope, RTree, RTreeObject, AABB};
-use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -234,9 +235,12 @@ pub struct Trajectories {
     bucket_ms: i64,
     buckets: BTreeMap<i64, Bucket>,
     /// Each tag's closed stays, in order of closing (nearly time order).
-    stays: HashMap<TagId, Vec<Stay>>,
+    stays: FleetMap<TagId, Vec<Stay>>,
     /// Each tag's latest mobile fix that went into the index.
-    fixes: HashMap<TagId, Fix>,
+    fixes: FleetMap<TagId, Fix>,
+    /// The tags with stays, and with a fix, by the index bucket they may age out with.
+    stays_by_bucket: Calendar<TagId>,
+    fixes_by_bucket: Calendar<TagId>,
     segments: usize,
     builder: Builder,
 }
@@ -246,8 +250,10 @@ impl Trajectories {
         Self {
             bucket_ms: bucket_ms.max(1),
             buckets: BTreeMap::new(),
-            stays: HashMap::default(),
-            fixes: HashMap::default(),
+            stays: FleetMap::default(),
+            fixes: FleetMap::default(),
+            stays_by_bucket: Calendar::new(bucket_ms),
+            fixes_by_bucket: Calendar::new(bucket_ms),
             segments: 0,
             builder: Builder::spawn(),
         }
@@ -283,6 +289,9 @@ impl Trajectories {
             PieceKind::Stay,
         );
         let list = self.stays.entry(tag).or_default();
+        if list.is_empty() {
+            self.stays_by_bucket.file(stay.last_ms, tag);
+        }
         let previous = list
             .iter()
             .rev()
@@ -317,6 +326,7 @@ impl Trajectories {
         let fix = Fix { xy, t };
         match self.fixes.get(&tag).copied() {
             None => {
+                self.fixes_by_bucket.file(t, tag);
                 self.insert(
                     tag,
                     [xy[0], xy[1], t as f64],
@@ -429,11 +439,34 @@ impl Trajectories {
                 }
             }
         }
-        self.stays.retain(|_, list| {
+    }
+
+    /// Forgets the stays and fixes that ended before `keep_after`, looking at up to `budget`
+    /// tags of each that may have (a walk of every tag held the ingest for 100 ms at 3 M tags).
+    pub fn forget_before(&mut self, keep_after: i64, budget: usize) {
+        for tag in self.stays_by_bucket.take_due(keep_after, budget) {
+            let Some(list) = self.stays.get_mut(&tag) else {
+                continue;
+            };
             list.retain(|s| s.last_ms >= keep_after);
-            !list.is_empty()
-        });
-        self.fixes.retain(|_, f| f.t >= keep_after);
+            match list.iter().map(|s| s.last_ms).max() {
+                Some(last) => self.stays_by_bucket.refile(last, keep_after, tag),
+                None => {
+                    self.stays.remove(&tag);
+                }
+            }
+        }
+        for tag in self.fixes_by_bucket.take_due(keep_after, budget) {
+            match self.fixes.get(&tag) {
+                Some(fix) if fix.t >= keep_after => {
+                    self.fixes_by_bucket.refile(fix.t, keep_after, tag);
+                }
+                Some(_) => {
+                    self.fixes.remove(&tag);
+                }
+                None => {}
+            }
+        }
     }
 
     /// Puts the builder's merged trees in place of the chunks they were built from. Cheap when
@@ -550,6 +583,12 @@ mod tests {
         );
         index.maintain(10_000, 5_000);
         assert!(index.is_empty());
+        assert_eq!(
+            index.stays(TagId(1), 0, 10_000).len(),
+            1,
+            "forgotten in slices, later"
+        );
+        index.forget_before(5_000, 1);
         assert!(index.stays(TagId(1), 0, 10_000).is_empty());
     }
 

@@ -102,6 +102,10 @@ struct Args {
     /// The server's checkpoint interval in ms (unset: the server's default for the store)
     #[arg(long)]
     checkpoint_interval_ms: Option<u64>,
+    /// Every station sends its second at the start of each second (a synchronized burst of the
+    /// whole city's traffic each second), instead of at its own moment within the second
+    #[arg(long)]
+    synchronized: bool,
     /// Skip the side-by-side comparisons (PostGIS queries, plain COPY) of the first Postgres run
     #[arg(long)]
     no_side_by_side: bool,
@@ -213,7 +217,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             compared = compared.or(side);
         }
     }
-    let results = report::write(&args.out, &city, &recording, &runs, compared.as_ref())?;
+    let results = report::write(
+        &args.out,
+        &city,
+        &recording,
+        args.synchronized,
+        &runs,
+        compared.as_ref(),
+    )?;
     plot::plot(&results)?;
     report::summary(&runs, compared.as_ref());
     Ok(())
@@ -367,6 +378,7 @@ async fn run_one(
         uplinks.push(tx);
     }
     let mut replay = Replay::new(recording.clone(), uplinks, city.first_tag, STOLEN_EVERY);
+    replay.synchronized = args.synchronized;
     let alert_latencies = listen_for_alerts(&client, &api, replay.handoffs.clone()).await?;
 
     if args.warmup_seconds > 0 {

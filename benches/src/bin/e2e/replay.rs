@@ -1,6 +1,11 @@
 //! Offers the recorded city to the stations' uplinks, second by second, at a given speed and
 //! number of tag copies, keeping each station's sequence numbers and the city clock running
 //! from step to step.
+//!
+//! Each station sends its second at its own moment within the second, spread evenly, as
+//! stations on their own clocks do. (Handing every station's second over at once made a
+//! synchronized burst each second, the whole city's traffic within the ~100 ms it took to build;
+//! alerts then waited behind up to a second's worth of frames; `--synchronized` still does.)
 
 use crate::stream::{Reading, Recording};
 use std::collections::HashMap;
@@ -12,6 +17,10 @@ use tokio::sync::mpsc;
 
 /// Hand-off times of frames that carry a stolen tag, by (station, seq), for alert latency.
 pub type Handoffs = Arc<Mutex<HashMap<(u32, u32), Instant>>>;
+
+/// Moments within a second at which stations send: station `i` of `n` sends in moment
+/// `i * MOMENTS_PER_SECOND / n`.
+const MOMENTS_PER_SECOND: usize = 100;
 
 /// What one stretch of offered traffic amounted to.
 #[derive(Debug, Default, Clone, Copy)]
@@ -31,6 +40,8 @@ pub struct Replay {
     pub first_tag: u32,
     pub stolen_every: u32,
     pub session: SessionId,
+    /// Every station sends at the start of each second.
+    pub synchronized: bool,
     seqs: Vec<u32>,
     /// City seconds offered so far; the city clock is `sim_start_ms` plus these.
     sim_second: i64,
@@ -52,6 +63,7 @@ impl Replay {
             first_tag,
             stolen_every,
             session: SessionId(1),
+            synchronized: false,
             sim_second: 0,
             sim_start_ms: tagwatch_model::time::now_ms() / 1_000 * 1_000,
         }
@@ -75,7 +87,16 @@ impl Replay {
             let second = (self.sim_second as usize) % recorded;
             let sim_ms = self.sim_now_ms();
             self.sim_second += 1;
-            for station in 0..self.recording.stations.len() {
+            let stations = self.recording.stations.len();
+            for station in 0..stations {
+                let moment = if self.synchronized {
+                    0
+                } else {
+                    station * MOMENTS_PER_SECOND / stations
+                };
+                let at = due
+                    + Duration::from_secs_f64(moment as f64 / MOMENTS_PER_SECOND as f64 / speed);
+                tokio::time::sleep_until(at.into()).await;
                 self.recording.reads(second, station, copies, &mut reads);
                 if reads.is_empty() {
                     continue;
