@@ -265,7 +265,9 @@ async function openAlert(seq) {
       button("Track", async () => {
         $("tag").value = a.tag;
         if ($("purpose").value.trim().length < 3) $("purpose").value = `alert #${a.seq}`;
-        await showTrack(a.tag);
+        // The 24 h up to the sighting, or up to now if later: the sighting that raised the
+        // alert is always on it, even when the station's clock runs ahead of this one.
+        await showTrack(a.tag, new Date(Math.max(Date.now(), Date.parse(a.seen_at))));
       });
     }
     box.append(actions);
@@ -282,9 +284,11 @@ $("search").addEventListener("submit", (event) => {
   showTrack($("tag").value.trim()).catch((e) => say(e.message));
 });
 
-async function showTrack(tag) {
+// The track of the 24 h up to `until` (a Date; now when not given).
+async function showTrack(tag, until) {
   say("");
-  const geo = await api(`/vehicles/${encodeURIComponent(tag)}/track?purpose=${purpose()}`);
+  const to = until ? `&to=${encodeURIComponent(until.toISOString())}` : "";
+  const geo = await api(`/vehicles/${encodeURIComponent(tag)}/track?purpose=${purpose()}${to}`);
   track = geo.features.map((f) => ({
     lat: f.geometry.coordinates[1],
     lon: f.geometry.coordinates[0],
@@ -293,7 +297,8 @@ async function showTrack(tag) {
     station: f.properties.station,
   }));
   trackLayer.clearLayers();
-  $("track-info").textContent = `Tag ${tag}: ${track.length} visits in the last 24 h`;
+  const span = until ? `in the 24 h to ${when(until.toISOString())}` : "in the last 24 h";
+  $("track-info").textContent = `Tag ${tag}: ${track.length} visits ${span}`;
   $("replay").hidden = track.length === 0;
   if (!track.length) return;
   const line = L.polyline(track.map((p) => [p.lat, p.lon]), { color: "#2b6cb0", weight: 3 }).addTo(trackLayer);

@@ -72,6 +72,16 @@ try {
   const at = await page.textContent("#at");
   if (!at.startsWith(`1/${visits}`)) throw new Error(`replay: ${at}`);
   step(`replay at ${at}`);
+  // The sighting that raised the alert is on the track (the simulated stations' clocks run ahead
+  // of this one, so a track up to "now" alone would miss it).
+  const station = text.match(/at station (\d+)/)[1];
+  let onTrack = false;
+  for (let i = visits - 1; i >= 0 && !onTrack; i--) {
+    await page.locator("#slider").fill(String(i));
+    onTrack = (await page.textContent("#at")).includes(`station #${station},`);
+  }
+  if (!onTrack) throw new Error(`the alert's station ${station} is not on the track: ${info}`);
+  step(`the alert's station ${station} is on the track`);
 
   // "Near me" (no geolocation here: the map centre), with the purpose the track query set.
   await page.click("#near");
