@@ -104,18 +104,19 @@ pub struct IngestParts {
     pub metrics: Arc<PipelineMetrics>,
 }
 
-/// Frames taken from the gateway's queue and held at most: a whole burst of a thousand stations'
-/// frames, so those carrying a stolen tag can go first (see [`HotQueue`]).
+/// Frames taken from the gateway's queue at a time.
 const BATCH_FRAMES: usize = 1_024;
 
 /// Longest the ingest applies frames without letting the other tasks of its worker thread run,
 /// and without taking in the frames that arrived meanwhile.
 const YIELD_EVERY: Duration = Duration::from_millis(2);
 
-/// Frames the ingest takes in while its batch waits for the writer (~0.6 s at 2.4 M tags), if the
-/// gateway's queue is as long: hot ones among them are applied meanwhile. Past this, frames wait
-/// in the gateway's queue.
-const HELD_QUEUE_FRAMES: usize = 8 * BATCH_FRAMES;
+/// Frames the ingest holds in its [`HotQueue`] at most, if the gateway's queue is as long: ~0.8 s
+/// of frames at 1 M detections a second. A frame that may alert goes before all of them, so when
+/// the ingest falls behind for a moment (a checkpoint's take, the machine's other work) an alert
+/// does not wait behind the backlog, and while the batch waits for the writer the hot ones among
+/// them are applied. Past this, frames wait in the gateway's queue, in arrival order.
+const HOT_QUEUE_FRAMES: usize = 8 * BATCH_FRAMES;
 
 /// Whether a batch waiting for the writer may still take a hot station's frame: up to twice its
 /// bound, so memory stays bounded however long the store takes.
@@ -224,9 +225,10 @@ pub async fn run_ingest(
                     break;
                 }
             }
+            // Frames that came since the last slice join the queue (up to its bound): a stolen
+            // vehicle's sighting does not wait behind the rest.
             received = parts.frames.recv_many(&mut arrived, BATCH_FRAMES),
-                if queue.is_empty()
-                    || (held && queue.len() < config.queue_frames.min(HELD_QUEUE_FRAMES)) => {
+                if queue.len() < config.queue_frames.min(HOT_QUEUE_FRAMES) => {
                 if received == 0 {
                     break;
                 }
@@ -239,15 +241,6 @@ pub async fn run_ingest(
                 tokio::task::yield_now().await;
             }
             () = std::future::ready(()), if !queue.is_empty() && (!held || (queue.hot_next() && room_for_hot(&building, &config))) => {
-                // Frames that came since the last slice join the queue: a stolen vehicle's
-                // sighting does not wait behind the rest of the burst.
-                while !held && queue.len() + arrived.len() < BATCH_FRAMES {
-                    match parts.frames.try_recv() {
-                        Ok(inbound) => arrived.push(inbound),
-                        Err(_) => break,
-                    }
-                }
-                admit(&mut queue, &mut arrived, &tracker, &parts);
                 // A slice of a few milliseconds, or up to an alert. Then the other tasks of this
                 // worker run: the SSE streams an alert wakes wait in this worker's LIFO slot,
                 // which the other worker cannot steal (tokio 1.54), until the ingest yields.
@@ -305,6 +298,10 @@ async fn handle(
     inbound: Inbound,
 ) {
     let key = inbound.key();
+    parts
+        .metrics
+        .queue_wait
+        .observe(inbound.received_at.elapsed().as_secs_f64());
     match dedupe.check(key) {
         Seen::Fresh => {}
         Seen::Duplicate => {
@@ -506,7 +503,12 @@ async fn flush(
         visits = tracker.checkpoint(checkpoints.all_committed());
         journal_done_through = checkpoints.start();
     } else {
+        let started = Instant::now();
         tracker.maintain();
+        parts
+            .metrics
+            .upkeep_seconds
+            .observe(started.elapsed().as_secs_f64());
         journal = std::mem::take(&mut done.journal);
         checkpoints.number(&mut journal);
         parts.metrics.frames_journaled.inc_by(journal.len() as u64);

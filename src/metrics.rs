@@ -29,6 +29,8 @@ pub struct PipelineMetrics {
     pub checkpoint_rows: Histogram,
     pub checkpoint_seconds: Histogram,
     pub checkpoint_take_seconds: Histogram,
+    pub upkeep_seconds: Histogram,
+    pub queue_wait: Histogram,
 }
 
 impl Default for PipelineMetrics {
@@ -56,6 +58,9 @@ impl Default for PipelineMetrics {
             checkpoint_rows: Histogram::new(exponential_buckets(1.0, 4.0, 12)),
             checkpoint_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             checkpoint_take_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            upkeep_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            // 0.1 ms .. ~3 s
+            queue_wait: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
         }
     }
 }
@@ -161,6 +166,16 @@ impl PipelineMetrics {
             "tagwatch_checkpoint_take_seconds",
             "Time the ingest task spends collecting a checkpoint's changed visits (frames wait meanwhile)",
             self.checkpoint_take_seconds.clone(),
+        );
+        registry.register(
+            "tagwatch_ingest_queue_wait_seconds",
+            "Time from a frame's arrival at the gateway until the ingest takes it up (how far behind the ingest is)",
+            self.queue_wait.clone(),
+        );
+        registry.register(
+            "tagwatch_tracker_upkeep_seconds",
+            "Time the ingest task spends on the tracker's upkeep at a flush: closing visits, forgetting old ones, the trajectory index's buckets (frames wait meanwhile)",
+            self.upkeep_seconds.clone(),
         );
         registry.register(
             "tagwatch_checkpoint_seconds",

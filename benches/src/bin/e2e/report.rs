@@ -57,6 +57,10 @@ pub struct Step {
     pub checkpoint_p99_ms: Option<f64>,
     /// How long the ingest task stopped to collect a checkpoint's changes (p99).
     pub checkpoint_take_p99_ms: Option<f64>,
+    /// The longest stop of the ingest task for the tracker's upkeep (upper bound of its bucket).
+    pub upkeep_max_ms: Option<f64>,
+    /// How long frames waited for the ingest, p99 (upper bound of its bucket).
+    pub queue_wait_p99_ms: Option<f64>,
     /// Checkpoint rows per second of checkpoint commit time: visit rows the store writes.
     pub checkpoint_rows_per_busy_s: f64,
     /// The server's checkpoint interval at the end of the step (stretched while checkpoints
@@ -164,6 +168,8 @@ impl Step {
             checkpoint_rows_per_s: a.delta(b, "tagwatch_checkpoint_rows_sum") / secs,
             checkpoint_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_seconds", 0.99)),
             checkpoint_take_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_take_seconds", 0.99)),
+            upkeep_max_ms: ms(a.quantile(b, "tagwatch_tracker_upkeep_seconds", 1.0)),
+            queue_wait_p99_ms: ms(a.quantile(b, "tagwatch_ingest_queue_wait_seconds", 0.99)),
             checkpoint_interval_s: a.get("tagwatch_checkpoint_interval_seconds"),
             journal_s,
             checkpoint_rows_per_busy_s: {
@@ -190,11 +196,12 @@ impl Step {
 
     pub fn print(&self) {
         eprintln!(
-            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} max {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms, every {:.0} s, journal {:.0} s)  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
+            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  queue wait p99 ≤{} ms  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} max {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms, every {:.0} s, journal {:.0} s)  upkeep max ≤{} ms  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
             self.load,
             self.tags,
             self.offered_per_s,
             self.applied_per_s,
+            Self::fmt_ms(self.queue_wait_p99_ms),
             Self::fmt_ms(self.ack_p50_ms),
             Self::fmt_ms(self.ack_p99_ms),
             Self::fmt_ms(self.alert_p50_ms),
@@ -208,6 +215,7 @@ impl Step {
             Self::fmt_ms(self.checkpoint_take_p99_ms),
             self.checkpoint_interval_s,
             self.journal_s,
+            Self::fmt_ms(self.upkeep_max_ms),
             self.server_cpu_percent,
             self.cpu_percent - self.server_cpu_percent,
             self.postgres_cpu_percent,
@@ -235,6 +243,8 @@ impl Step {
             "checkpoint_rows_per_s": self.checkpoint_rows_per_s,
             "checkpoint_p99_ms_le": self.checkpoint_p99_ms,
             "checkpoint_take_p99_ms_le": self.checkpoint_take_p99_ms,
+            "tracker_upkeep_max_ms_le": self.upkeep_max_ms,
+            "ingest_queue_wait_p99_ms_le": self.queue_wait_p99_ms,
             "checkpoint_rows_per_busy_s": self.checkpoint_rows_per_busy_s,
             "checkpoint_interval_s": self.checkpoint_interval_s,
             "journal_pending_s": self.journal_s,
