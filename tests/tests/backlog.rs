@@ -3,9 +3,12 @@
 //! backlog: the ingest task is driven directly here, its gateway queue filled before it starts,
 //! so the backlog is exact and nothing depends on timing.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
+use support::TestStation;
 use tagwatch::ingest::{run_ingest, IngestConfig, IngestParts};
 use tagwatch::journal::Replayed;
 use tagwatch::metrics::PipelineMetrics;
@@ -14,11 +17,9 @@ use tagwatch_api::Health;
 use tagwatch_gateway::dedupe::{Dedupe, DEFAULT_WINDOW};
 use tagwatch_gateway::metrics::GatewayMetrics;
 use tagwatch_gateway::server::Replier;
-use tagwatch_gateway::wire::{self, Body, Frame, Record};
+use tagwatch_gateway::wire::{self, Frame};
 use tagwatch_gateway::{Admission, Gateway, GatewayConfig, StationKeys};
-use tagwatch_model::{
-    AlertKind, CaseId, GeoPoint, SessionId, Station, StationId, StationKey, TagId,
-};
+use tagwatch_model::{AlertKind, CaseId, GeoPoint, Station, StationId, TagId};
 use tagwatch_tracker::{Tracker, TrackerConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -26,27 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 const BACKLOG: u32 = 3_000;
 const STOLEN: u32 = 777;
-
-fn frame(station: u32, seq: u32, time_ms: i64, tags: impl Iterator<Item = u32>) -> Frame {
-    Frame {
-        station: StationId(station),
-        session: SessionId(1),
-        seq,
-        time_ms: u64::try_from(time_ms).expect("positive"),
-        position: None,
-        body: Body::Detections(
-            tags.map(|t| Record {
-                tag: TagId(t),
-                age_ms: 0,
-                rssi: -60,
-                reads: 1,
-                tag_flags: 0,
-                antenna: 1,
-            })
-            .collect(),
-        ),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
@@ -65,7 +45,7 @@ async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
             name: format!("station {id}"),
             position: GeoPoint::new(22.5 + f64::from(id - 1000) * 0.01, 114.0).expect("point"),
         });
-        keys.insert(StationId(id), StationKey([id as u8; 32]));
+        keys.insert(StationId(id), support::key(id));
     }
     tracker.report_stolen(TagId(STOLEN), CaseId(1));
 
@@ -81,9 +61,10 @@ async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
     let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
     let peer = socket.local_addr().expect("addr");
     let now = tagwatch_model::time::now_ms();
-    let send = |station: u32, f: Frame| {
-        let key = keys.get(StationId(station)).expect("key");
-        let bytes = wire::encode(&f, &key).expect("encode");
+    let busy = TestStation::udp(1001, 1, peer).await;
+    let hot = TestStation::udp(1002, 1, peer).await;
+    let send = |station: &TestStation, f: Frame| {
+        let bytes = wire::encode(&f, &station.key).expect("encode");
         let header = wire::datagram_header(&bytes, 32 * 1024).expect("header");
         let replier = Replier::Udp {
             socket: socket.clone(),
@@ -93,10 +74,10 @@ async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
         assert!(matches!(admitted, Admission::Queued), "{admitted:?}");
     };
     for seq in 1..=BACKLOG {
-        let tags = (0..20).map(|i| 100_000 + (seq * 20 + i) % 5_000);
-        send(1001, frame(1001, seq, now, tags));
+        let tags: Vec<u32> = (0..20).map(|i| 100_000 + (seq * 20 + i) % 5_000).collect();
+        send(&busy, busy.detections(seq, now, &tags));
     }
-    send(1002, frame(1002, 1, now, [STOLEN, 500].into_iter()));
+    send(&hot, hot.detections(1, now, &[STOLEN, 500]));
 
     let bus = Arc::new(AlertBus::new(DEFAULT_RING));
     let mut live = bus.subscribe(None).live;
