@@ -68,6 +68,18 @@ pub struct Config {
     /// API calls per second one token may sustain, and the burst it may make.
     pub token_calls_per_s: u32,
     pub token_call_burst: u32,
+    /// Station TCP connections open at once (lowered at start to fit the open-file limit).
+    pub tcp_connections: usize,
+    /// Station TCP connections open at once from one source address (stations behind one NAT
+    /// address share it).
+    pub tcp_connections_per_source: usize,
+    /// A station TCP connection that has sent no frame with a valid MAC this long after opening
+    /// is closed, seconds.
+    pub tcp_auth_timeout_s: u64,
+    /// HTTP connections served at once (lowered at start to fit the open-file limit).
+    pub http_connections: usize,
+    /// Longest an HTTP client may take to send a request's header, seconds.
+    pub http_header_timeout_s: u64,
 }
 
 impl Default for Config {
@@ -92,6 +104,11 @@ impl Default for Config {
             tile_url: None,
             token_calls_per_s: tagwatch_api::limits::CALLS_PER_SECOND,
             token_call_burst: tagwatch_api::limits::CALL_BURST,
+            tcp_connections: 4_096,
+            tcp_connections_per_source: 256,
+            tcp_auth_timeout_s: 5,
+            http_connections: 1_024,
+            http_header_timeout_s: 5,
         }
     }
 }
@@ -176,6 +193,18 @@ impl Config {
                     "must be an http(s) URL template with {z}, {x} and {y}",
                 );
             }
+        }
+        if self.tcp_connections == 0 || self.tcp_connections_per_source == 0 {
+            return invalid("tcp_connections", "connection limits must be positive");
+        }
+        if self.http_connections == 0 {
+            return invalid("http_connections", "must be positive");
+        }
+        if !(1..=300).contains(&self.tcp_auth_timeout_s) {
+            return invalid("tcp_auth_timeout_s", "must be 1..=300");
+        }
+        if !(1..=300).contains(&self.http_header_timeout_s) {
+            return invalid("http_header_timeout_s", "must be 1..=300");
         }
         if self.station_silent_s == 0 {
             return invalid("station_silent_s", "must be positive");

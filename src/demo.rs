@@ -158,9 +158,11 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
     let mut stolen = false;
     let end = tokio::time::sleep(options.run_for.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     tokio::pin!(end);
+    let signal = crate::signals::stop_requested();
+    tokio::pin!(signal);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut signal => break,
             () = &mut end => break,
             () = &mut steal_at, if !stolen => {
                 stolen = true;

@@ -17,7 +17,7 @@ use tagwatch_api::live::AlertBus;
 use tagwatch_api::Health;
 use tagwatch_gateway::dedupe::{Dedupe, Seen};
 use tagwatch_gateway::wire::{AckStatus, Body, Frame};
-use tagwatch_gateway::{AckPath, Inbound};
+use tagwatch_gateway::{AckPath, Content, Inbound};
 use tagwatch_model::{
     time::now_ms, Detection, FrameKey, GeoPoint, SessionId, StationId, StationStatus,
 };
@@ -50,6 +50,8 @@ pub struct IngestConfig {
 struct PendingAck {
     path: AckPath,
     key: FrameKey,
+    /// ACCEPTED, or REJECTED for a frame whose sequence number was only settled.
+    status: AckStatus,
     received_at: Instant,
 }
 
@@ -133,8 +135,8 @@ fn admit(
 ) {
     let moved = queue.admit(
         arrived.drain(..),
-        |i| i.frame.station,
-        |i| may_alert(tracker, &i.frame),
+        |i| i.key().station,
+        |i| i.frame().is_some_and(|frame| may_alert(tracker, frame)),
     );
     parts.metrics.hot_first.inc_by(moved as u64);
 }
@@ -306,7 +308,12 @@ async fn handle(
         Seen::Fresh => {}
         Seen::Duplicate => {
             parts.metrics.duplicates.inc();
-            inbound.ack.send(key, AckStatus::Duplicate);
+            // A rejected frame is settled, never stored: its resend gets the same answer.
+            let status = match inbound.content {
+                Content::Frame(_) => AckStatus::Duplicate,
+                Content::Rejected { .. } => AckStatus::Rejected,
+            };
+            inbound.ack.send(key, status);
             return;
         }
         Seen::InFlight => {
@@ -320,7 +327,23 @@ async fn handle(
             return;
         }
     }
-    let frame = &inbound.frame;
+    let frame = match &inbound.content {
+        Content::Frame(frame) => frame,
+        Content::Rejected { reason, .. } => {
+            // Never applied; its number is settled with the session's watermark, and REJECTED
+            // goes out once that is committed.
+            tracing::debug!(frame = %key, reason, "rejected frame settled");
+            settled(
+                dedupe,
+                building,
+                key,
+                inbound.ack,
+                inbound.received_at,
+                AckStatus::Rejected,
+            );
+            return;
+        }
+    };
     let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
     match &frame.body {
         Body::Detections(_) => {
@@ -378,12 +401,32 @@ async fn handle(
         Body::Ack(_) => {}
     }
     parts.metrics.frames_applied.inc();
+    settled(
+        dedupe,
+        building,
+        key,
+        inbound.ack,
+        inbound.received_at,
+        AckStatus::Accepted,
+    );
+}
+
+/// Records a frame as done in its session, to be answered `status` once its flush commits.
+fn settled(
+    dedupe: &mut Dedupe,
+    building: &mut Building,
+    key: FrameKey,
+    path: AckPath,
+    received_at: Instant,
+    status: AckStatus,
+) {
     dedupe.record(key);
     building.sessions.insert((key.station, key.session));
     building.acks.push(PendingAck {
-        path: inbound.ack,
+        path,
         key,
-        received_at: inbound.received_at,
+        status,
+        received_at,
     });
 }
 
@@ -603,7 +646,7 @@ pub async fn run_writer(
         metrics.flush_rows.observe(flush.batch.rows() as f64);
         let mut keys = Vec::with_capacity(flush.acks.len());
         for ack in flush.acks {
-            ack.path.send(ack.key, AckStatus::Accepted);
+            ack.path.send(ack.key, ack.status);
             metrics
                 .ack_latency
                 .observe(ack.received_at.elapsed().as_secs_f64());

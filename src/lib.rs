@@ -16,17 +16,21 @@
 //! - [`ingest`]: the exactly-once core: apply, flush, commit, then ACK.
 //! - [`journal`]: frames journaled at each flush, visits written at checkpoints, replay at start.
 //! - [`server`]: starts and stops the whole pipeline.
+//! - [`descriptors`]: the open-file limit, raised and shared between kinds of connection.
+//! - [`signals`]: Ctrl-C and SIGTERM, both a clean stop.
 //! - [`demo`]: the simulated city against a real server, in one process.
 //! - [`metrics`]: pipeline metrics.
 
 pub mod checkpoint_take;
 pub mod config;
 pub mod demo;
+pub mod descriptors;
 pub mod hot_first;
 pub mod ingest;
 pub mod journal;
 pub mod metrics;
 pub mod server;
+pub mod signals;
 
 pub use config::{Config, Secret};
 pub use server::Server;

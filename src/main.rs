@@ -297,8 +297,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "TagWatch: stations → udp {} / tcp {}; API → http://{}",
         server.udp_addr, server.tcp_addr, server.http_addr
     );
-    tokio::signal::ctrl_c().await?;
-    println!("shutting down…");
+    let signal = tagwatch::signals::stop_requested().await?;
+    println!("{signal}: shutting down…");
     server.shutdown().await;
     Ok(())
 }

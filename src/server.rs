@@ -6,6 +6,7 @@
 //! [`Server::shutdown`] stops listening, flushes what was applied, and waits for the writer.
 
 use crate::config::Config;
+use crate::descriptors;
 use crate::ingest::{self, IngestConfig, IngestParts};
 use crate::journal;
 use crate::metrics::PipelineMetrics;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tagwatch_api::listener::HttpLimits;
 use tagwatch_api::live::{AlertBus, DEFAULT_RING};
 use tagwatch_api::{ApiState, Health, TokenHash};
 use tagwatch_gateway::dedupe::{Dedupe, DEFAULT_WINDOW};
@@ -213,10 +215,31 @@ impl Server {
         let tcp_addr = tcp.local_addr()?;
         let http_addr = http.local_addr()?;
 
+        let files = descriptors::budget(
+            descriptors::raise_limit(),
+            config.tcp_connections,
+            config.http_connections,
+        );
+        tracing::info!(
+            open_file_limit = files.limit,
+            station_tcp_connections = files.tcp_connections,
+            http_connections = files.http_connections,
+            "connections within the open-file limit"
+        );
+        if files.tcp_connections < config.tcp_connections {
+            tracing::warn!(
+                configured = config.tcp_connections,
+                allowed = files.tcp_connections,
+                "fewer station TCP connections than configured: raise the open-file limit (LimitNOFILE, ulimit -n)"
+            );
+        }
         let gateway = Arc::new(Gateway::new(
             GatewayConfig {
                 max_body: config.max_frame_body,
                 clock_skew_limit_ms: config.clock_skew_limit_s.saturating_mul(1_000),
+                max_tcp_connections: files.tcp_connections,
+                max_tcp_per_source: config.tcp_connections_per_source,
+                tcp_auth_timeout: Duration::from_secs(config.tcp_auth_timeout_s),
                 ..GatewayConfig::default()
             },
             keys.clone(),
@@ -289,14 +312,15 @@ impl Server {
                 shutdown.clone(),
             )),
             tokio::spawn(tagwatch_gateway::serve_tcp(tcp, gateway, shutdown.clone())),
-            tokio::spawn(async move {
-                let served = axum::serve(http, api)
-                    .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-                    .await;
-                if let Err(error) = served {
-                    tracing::error!(%error, "http server failed");
-                }
-            }),
+            tokio::spawn(tagwatch_api::listener::serve(
+                http,
+                api,
+                HttpLimits {
+                    max_connections: files.http_connections,
+                    header_timeout: Duration::from_secs(config.http_header_timeout_s),
+                },
+                http_shutdown,
+            )),
         ];
         tracing::info!(%udp_addr, %tcp_addr, %http_addr, "tagwatch serving");
         Ok(Self {

@@ -18,6 +18,7 @@ pub mod alert_filter;
 pub mod auth;
 pub mod error;
 pub mod limits;
+pub mod listener;
 pub mod live;
 pub mod openapi;
 pub mod response;

@@ -18,4 +18,6 @@ pub mod server;
 pub mod wire;
 
 pub use keys::StationKeys;
-pub use server::{serve_tcp, serve_udp, AckPath, Admission, Gateway, GatewayConfig, Inbound};
+pub use server::{
+    serve_tcp, serve_udp, AckPath, Admission, Content, Gateway, GatewayConfig, Inbound,
+};

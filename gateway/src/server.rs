@@ -11,12 +11,13 @@ use crate::wire::{self, AckStatus, Body, Frame, Header, WireError};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tagwatch_model::{FrameKey, StationKey};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
@@ -29,8 +30,14 @@ pub struct GatewayConfig {
     pub max_bad_macs_in_row: u32,
     /// A frame whose station clock differs from ours by more than this is flagged (still stored).
     pub clock_skew_limit_ms: u64,
-    /// Most TCP connections open at once.
+    /// Most TCP connections open at once (the server lowers it to fit its open-file limit).
     pub max_tcp_connections: usize,
+    /// Most TCP connections open at once from one source address, so that one address cannot
+    /// take every slot. Stations behind one NAT address share it: raise it for them.
+    pub max_tcp_per_source: usize,
+    /// A TCP connection that has not sent a frame with a valid MAC this long after it opened is
+    /// closed: only an authenticated station may hold a slot for long.
+    pub tcp_auth_timeout: Duration,
     /// A TCP connection silent this long is closed; the station reconnects when it has data.
     pub tcp_idle_timeout: Duration,
 }
@@ -42,6 +49,8 @@ impl Default for GatewayConfig {
             max_bad_macs_in_row: 16,
             clock_skew_limit_ms: 120_000,
             max_tcp_connections: 4096,
+            max_tcp_per_source: 256,
+            tcp_auth_timeout: Duration::from_secs(5),
             tcp_idle_timeout: Duration::from_secs(300),
         }
     }
@@ -54,8 +63,79 @@ pub enum Replier {
         socket: Arc<UdpSocket>,
         peer: SocketAddr,
     },
-    /// The connection's writer task; dropped ACKs are resent by the station's own retry.
-    Tcp(mpsc::Sender<Bytes>),
+    /// The connection's writer task, through a queue that never drops (see [`AckQueue`]).
+    Tcp(AckQueue),
+}
+
+/// ACKs a TCP connection has yet to write. An ACK is never dropped while the connection is
+/// open: a station that does not read its ACKs instead stops being read (its reader waits while
+/// [`AckQueue::MAX_QUEUED`] are queued), so it is the station's own frames that wait, in its
+/// flash, not ACKs lost for it to resend.
+#[derive(Debug, Clone)]
+pub struct AckQueue {
+    tx: mpsc::UnboundedSender<Bytes>,
+    room: Arc<AckRoom>,
+}
+
+/// How many ACKs wait for a connection's writer; shared by its reader, writer and senders.
+#[derive(Debug, Default)]
+struct AckRoom {
+    queued: AtomicUsize,
+    drained: Notify,
+}
+
+impl AckRoom {
+    /// The writer has written one.
+    fn written(&self) {
+        if self.queued.fetch_sub(1, Ordering::Relaxed) <= AckQueue::MAX_QUEUED {
+            self.drained.notify_one();
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) >= AckQueue::MAX_QUEUED
+    }
+}
+
+impl AckQueue {
+    /// ACKs queued beyond which the connection's frames are no longer read. Frames already
+    /// admitted still get theirs, so the queue is bounded by this plus the frames in the pipeline.
+    pub const MAX_QUEUED: usize = 1_024;
+
+    fn new() -> (Self, mpsc::UnboundedReceiver<Bytes>, Arc<AckRoom>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let room = Arc::new(AckRoom::default());
+        (
+            Self {
+                tx,
+                room: room.clone(),
+            },
+            rx,
+            room,
+        )
+    }
+
+    /// False only when the connection's writer has gone (the connection is closed).
+    fn push(&self, ack: Bytes) -> bool {
+        self.room.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(ack).is_ok() {
+            true
+        } else {
+            self.room.queued.fetch_sub(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Waits until the writer has room again.
+    async fn until_room(&self) {
+        while self.room.full() {
+            let drained = self.room.drained.notified();
+            if !self.room.full() {
+                break;
+            }
+            drained.await;
+        }
+    }
 }
 
 /// Everything needed to acknowledge one frame later: the way back and the key to sign with.
@@ -67,8 +147,8 @@ pub struct AckPath {
 }
 
 impl AckPath {
-    /// Signs and sends an ACK without waiting: a full socket buffer or a closed connection loses
-    /// the ACK, which the station's resend recovers (it will then get DUPLICATE).
+    /// Signs and sends an ACK without waiting. Over UDP a full socket buffer loses it, and over
+    /// TCP a closed connection; the station's resend recovers either (it then gets DUPLICATE).
     pub fn send(&self, frame: FrameKey, status: AckStatus) {
         let ack = Frame {
             station: frame.station,
@@ -83,7 +163,7 @@ impl AckPath {
         };
         let sent = match &self.replier {
             Replier::Udp { socket, peer } => socket.try_send_to(&bytes, *peer).is_ok(),
-            Replier::Tcp(tx) => tx.try_send(bytes.freeze()).is_ok(),
+            Replier::Tcp(queue) => queue.push(bytes.freeze()),
         };
         if sent {
             self.metrics.ack(status.as_str());
@@ -93,10 +173,21 @@ impl AckPath {
     }
 }
 
-/// A verified, decoded frame on its way to the tracker.
+/// What an authenticated frame brings to the ingest.
+#[derive(Debug)]
+pub enum Content {
+    /// A well-formed frame, to apply.
+    Frame(Frame),
+    /// A frame with a valid MAC whose content is invalid (answered REJECTED). It will never be
+    /// applied, but its sequence number is settled: the session's watermark moves past it, so
+    /// the frames after it are not held up behind the gap it would otherwise leave.
+    Rejected { key: FrameKey, reason: &'static str },
+}
+
+/// An authenticated frame on its way to the tracker.
 #[derive(Debug)]
 pub struct Inbound {
-    pub frame: Frame,
+    pub content: Content,
     /// The frame's bytes as received (MAC included): what the journal keeps.
     pub raw: Vec<u8>,
     pub ack: AckPath,
@@ -107,16 +198,27 @@ pub struct Inbound {
 
 impl Inbound {
     pub fn key(&self) -> FrameKey {
-        self.frame.key()
+        match &self.content {
+            Content::Frame(frame) => frame.key(),
+            Content::Rejected { key, .. } => *key,
+        }
+    }
+
+    /// The frame, unless it was rejected.
+    pub fn frame(&self) -> Option<&Frame> {
+        match &self.content {
+            Content::Frame(frame) => Some(frame),
+            Content::Rejected { .. } => None,
+        }
     }
 }
 
 /// The outcome of admitting one frame, for the transport to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// Handed on; its ACK follows the commit.
+    /// Handed on; its ACK (ACCEPTED, or REJECTED for invalid content) follows the commit.
     Queued,
-    /// Answered at once (REJECTED or BUSY).
+    /// Answered at once (BUSY, or REJECTED when there is no sequence number to settle).
     Answered(AckStatus),
     /// Unknown station or bad MAC: no answer.
     Silent,
@@ -180,10 +282,10 @@ impl Gateway {
         };
         let frame = match wire::decode_verified(bytes) {
             Ok(frame) if frame.kind() == wire::Kind::Ack => {
-                return self.reject(&ack, header, "unexpected_ack");
+                return self.reject(bytes, ack, header, "unexpected_ack");
             }
             Ok(frame) => frame,
-            Err(error) => return self.reject(&ack, header, error.reason()),
+            Err(error) => return self.reject(bytes, ack, header, error.reason()),
         };
         let kind = match &frame.body {
             Body::Detections(records) => {
@@ -199,13 +301,17 @@ impl Gateway {
         if clock_skewed {
             self.metrics.clock_skew_frames.inc();
         }
-        let inbound = Inbound {
-            frame,
+        self.queue(Inbound {
+            content: Content::Frame(frame),
             raw: bytes.to_vec(),
             ack,
             received_at: Instant::now(),
             clock_skewed,
-        };
+        })
+    }
+
+    /// Hands a frame on, or answers BUSY when the queue is full.
+    fn queue(&self, inbound: Inbound) -> Admission {
         match self.tx.try_send(inbound) {
             Ok(()) => Admission::Queued,
             Err(mpsc::error::TrySendError::Full(inbound)) => {
@@ -217,15 +323,34 @@ impl Gateway {
         }
     }
 
-    fn reject(&self, ack: &AckPath, header: Header, reason: &'static str) -> Admission {
+    /// A frame from a known station whose content is invalid. With a sequence number it goes
+    /// on to the ingest, which settles that number and answers REJECTED once the settlement is
+    /// committed (and again to every resend); without one (session or seq 0) there is nothing
+    /// to settle and the answer is immediate.
+    fn reject(
+        &self,
+        bytes: &[u8],
+        ack: AckPath,
+        header: Header,
+        reason: &'static str,
+    ) -> Admission {
         self.metrics.reject(reason);
         let key = FrameKey {
             station: tagwatch_model::StationId(header.station),
             session: tagwatch_model::SessionId(header.session),
             seq: header.seq,
         };
-        ack.send(key, AckStatus::Rejected);
-        Admission::Answered(AckStatus::Rejected)
+        if header.session == 0 || header.seq == 0 {
+            ack.send(key, AckStatus::Rejected);
+            return Admission::Answered(AckStatus::Rejected);
+        }
+        self.queue(Inbound {
+            content: Content::Rejected { key, reason },
+            raw: bytes.to_vec(),
+            ack,
+            received_at: Instant::now(),
+            clock_skewed: false,
+        })
     }
 }
 
@@ -303,9 +428,55 @@ impl Decoder for FrameCodec {
     }
 }
 
+/// Open TCP connections per source address, for [`GatewayConfig::max_tcp_per_source`].
+#[derive(Debug, Default)]
+struct Sources(std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>);
+
+/// One connection counted against its source; uncounted when dropped.
+#[derive(Debug)]
+struct SourceSlot {
+    sources: Arc<Sources>,
+    source: IpAddr,
+}
+
+impl Sources {
+    fn take(self: &Arc<Self>, source: IpAddr, max: usize) -> Option<SourceSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(source).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            sources: self.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self.sources.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// Longest an ACK write may wait for the station to read: past it the connection is given up.
+const ACK_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a closed connection's writer may still deliver the ACKs of frames it had admitted
+/// (they follow the next commit) before it is stopped.
+const ACK_LINGER: Duration = Duration::from_secs(5);
+
 /// Accepts TCP connections until `shutdown`.
 pub async fn serve_tcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(gateway.config.max_tcp_connections));
+    let sources = Arc::new(Sources::default());
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -314,7 +485,9 @@ pub async fn serve_tcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: C
         let (stream, peer) = match accepted {
             Ok(ok) => ok,
             Err(error) => {
+                // Out of descriptors, most likely: wait for some to be released.
                 tracing::warn!(%error, "tcp accept failed");
+                gateway.metrics.reject("accept_failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -323,13 +496,44 @@ pub async fn serve_tcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: C
             gateway.metrics.reject("too_many_connections");
             continue;
         };
+        let Some(source_slot) = sources.take(peer.ip(), gateway.config.max_tcp_per_source) else {
+            gateway.metrics.reject("too_many_connections_from_source");
+            continue;
+        };
         gateway.metrics.tcp_connections.inc();
         let gateway = gateway.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             serve_connection(stream, peer, &gateway, shutdown).await;
-            drop(slot);
+            drop((slot, source_slot));
         });
+    }
+}
+
+/// Why a connection's reader stopped waiting for the next frame.
+enum Next {
+    Frame(Header, BytesMut),
+    Close,
+}
+
+/// Reads the next frame, within the connection's deadline: the authentication deadline until it
+/// has sent a frame with a valid MAC, then the idle timeout.
+async fn next_frame(
+    frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    deadline: tokio::time::Instant,
+    peer: SocketAddr,
+    gateway: &Gateway,
+) -> Next {
+    match tokio::time::timeout_at(deadline, frames.next()).await {
+        Err(_) => Next::Close,
+        Ok(None | Some(Err(StreamError::Io(_)))) => Next::Close,
+        Ok(Some(Ok((header, bytes)))) => Next::Frame(header, bytes),
+        Ok(Some(Err(StreamError::Wire(error)))) => {
+            gateway.metrics.reject(error.reason());
+            gateway.metrics.tcp_closed_for_garbage.inc();
+            tracing::debug!(%peer, %error, "closing tcp connection");
+            Next::Close
+        }
     }
 }
 
@@ -342,46 +546,66 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     // ACKs are written by their own task so that the commit path never waits on a slow reader.
-    let (ack_tx, mut ack_rx) = mpsc::channel::<Bytes>(1024);
-    let writer = tokio::spawn(async move {
+    let (acks, mut ack_rx, room) = AckQueue::new();
+    let mut writer = tokio::spawn(async move {
         while let Some(bytes) = ack_rx.recv().await {
-            if write.write_all(&bytes).await.is_err() {
-                break;
+            match tokio::time::timeout(ACK_WRITE_TIMEOUT, write.write_all(&bytes)).await {
+                Ok(Ok(())) => room.written(),
+                _ => break,
             }
         }
     });
-    let mut frames = FramedRead::new(read, FrameCodec::new(gateway.config.max_body));
+    let config = &gateway.config;
+    let mut frames = FramedRead::new(read, FrameCodec::new(config.max_body));
     let mut bad_macs_in_row = 0u32;
+    let mut authenticated = false;
+    let opened = tokio::time::Instant::now();
     loop {
-        let next = tokio::select! {
-            () = shutdown.cancelled() => break,
-            next = tokio::time::timeout(gateway.config.tcp_idle_timeout, frames.next()) => next,
+        let deadline = if authenticated {
+            tokio::time::Instant::now() + config.tcp_idle_timeout
+        } else {
+            opened + config.tcp_auth_timeout
         };
-        let (header, bytes) = match next {
-            Err(_idle) => break,
-            Ok(None) => break,
-            Ok(Some(Ok(frame))) => frame,
-            Ok(Some(Err(StreamError::Wire(error)))) => {
-                gateway.metrics.reject(error.reason());
-                gateway.metrics.tcp_closed_for_garbage.inc();
-                tracing::debug!(%peer, %error, "closing tcp connection");
-                break;
+        // A station that does not read its ACKs is not read either, until it does (or its
+        // idle time runs out).
+        let read = async {
+            if tokio::time::timeout_at(deadline, acks.until_room())
+                .await
+                .is_err()
+            {
+                return Next::Close;
             }
-            Ok(Some(Err(StreamError::Io(_)))) => break,
+            next_frame(&mut frames, deadline, peer, gateway).await
         };
-        match gateway.admit(&bytes, header, peer.ip(), Replier::Tcp(ack_tx.clone())) {
+        let (header, bytes) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = read => match next {
+                Next::Frame(header, bytes) => (header, bytes),
+                Next::Close => break,
+            },
+        };
+        match gateway.admit(&bytes, header, peer.ip(), Replier::Tcp(acks.clone())) {
             Admission::Silent => {
                 bad_macs_in_row += 1;
-                if bad_macs_in_row >= gateway.config.max_bad_macs_in_row {
+                if bad_macs_in_row >= config.max_bad_macs_in_row {
                     gateway.metrics.tcp_closed_for_garbage.inc();
                     break;
                 }
             }
             Admission::Closed => break,
-            Admission::Queued | Admission::Answered(_) => bad_macs_in_row = 0,
+            Admission::Queued | Admission::Answered(_) => {
+                bad_macs_in_row = 0;
+                authenticated = true;
+            }
         }
     }
-    drop(ack_tx);
-    // Pending ACKs still hold senders; once the last is used or dropped the writer ends.
-    drop(writer);
+    if !authenticated && opened.elapsed() >= config.tcp_auth_timeout {
+        gateway.metrics.reject("tcp_auth_timeout");
+    }
+    // The frames admitted still get their ACKs (they follow the next commit); the writer ends
+    // when the last of them is sent, or is stopped after a while.
+    drop(acks);
+    if tokio::time::timeout(ACK_LINGER, &mut writer).await.is_err() {
+        writer.abort();
+    }
 }

@@ -277,3 +277,170 @@ async fn sessions_are_independent_after_a_reboot() {
     assert_eq!(frame.station, StationId(1001));
     assert_eq!(rebooted.exchange(&frame).await, AckStatus::Accepted);
 }
+
+/// A frame with an invalid record (zero reads) from an authenticated station.
+fn invalid(station: &TestStation, seq: u32) -> Frame {
+    let mut frame = station.detections(seq, now(), &[500]);
+    frame.body = Body::Detections(vec![Record {
+        tag: TagId(500),
+        age_ms: 0,
+        rssi: -50,
+        reads: 0,
+        tag_flags: 0,
+        antenna: 1,
+    }]);
+    frame
+}
+
+#[tokio::test]
+async fn a_rejected_frame_settles_its_number_so_the_session_goes_on() {
+    let (mut server, station) = setup().await;
+    assert_eq!(
+        station.exchange(&invalid(&station, 1)).await,
+        AckStatus::Rejected
+    );
+    assert_eq!(
+        station
+            .exchange(&station.detections(2, now(), &[500]))
+            .await,
+        AckStatus::Accepted
+    );
+    // The session's window starts after the rejected frame: 4,096 frames on, a frame is
+    // applied, not told BUSY for good (a rejected frame used to leave a gap nothing filled).
+    let far = station.detections(2 + 4_096, now(), &[500]);
+    assert_eq!(station.exchange(&far).await, AckStatus::Accepted);
+    // A resend of the rejected frame gets the same answer, and nothing of it is stored.
+    assert_eq!(
+        station.exchange(&invalid(&station, 1)).await,
+        AckStatus::Rejected
+    );
+    assert_eq!(server.metric("tagwatch_frames_applied_total").await, 2.0);
+    // The settlement is committed: it holds across a restart.
+    server.restart().await;
+    let station = TestStation::udp(1001, 7, server.udp()).await;
+    assert_eq!(
+        station.exchange(&invalid(&station, 1)).await,
+        AckStatus::Rejected
+    );
+    assert_eq!(station.exchange(&far).await, AckStatus::Duplicate);
+    let next = station.detections(3, now(), &[500]);
+    assert_eq!(station.exchange(&next).await, AckStatus::Accepted);
+}
+
+/// A TCP connection whose receive buffer is small, so that ACKs back up when it does not read.
+async fn tcp_small_receive_buffer(server: &TestServer) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    socket.connect(server.tcp()).await.expect("connect")
+}
+
+#[tokio::test]
+async fn tcp_a_backlog_sent_at_once_gets_every_ack_even_when_the_station_reads_late() {
+    let (server, station) = setup().await;
+    let stream = tcp_small_receive_buffer(&server).await;
+    let (mut read, mut write) = stream.into_split();
+    const FRAMES: u32 = 4_096;
+    let mut backlog = Vec::new();
+    for seq in 1..=FRAMES {
+        backlog.extend_from_slice(
+            &wire::encode(&station.detections(seq, now(), &[500]), &station.key).expect("encode"),
+        );
+    }
+    // The whole backlog in one write, while the station reads nothing for a second: the
+    // server must hold back (stop reading frames), not drop ACKs.
+    let writer = tokio::spawn(async move {
+        write.write_all(&backlog).await.expect("write the backlog");
+        write
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ack_len = wire::HEADER_LEN + 1 + wire::MAC_LEN;
+    let mut acks = vec![0u8; ack_len * FRAMES as usize];
+    tokio::time::timeout(Duration::from_secs(20), read.read_exact(&mut acks))
+        .await
+        .expect("every ACK within 20 s")
+        .expect("read");
+    let mut seqs = Vec::new();
+    for chunk in acks.chunks(ack_len) {
+        let ack = wire::decode_datagram(chunk, &station.key, 1024).expect("ack");
+        assert_eq!(ack.body, Body::Ack(AckStatus::Accepted));
+        seqs.push(ack.seq);
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), FRAMES as usize, "one ACK per frame");
+    let _write = writer.await.expect("writer");
+    assert_eq!(
+        server
+            .series("tagwatch_acks_sent_total{status=\"dropped\"}")
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn tcp_one_source_cannot_take_every_slot() {
+    let server = TestServer::start_with(|c| c.tcp_connections_per_source = 4).await;
+    provision(&server, 1001, 500).await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tcp(&server).await);
+    }
+    let mut fifth = tcp(&server).await;
+    assert!(
+        closed_within(&mut fifth, Duration::from_secs(2)).await,
+        "a fifth connection from the same address is closed at once"
+    );
+    assert_eq!(
+        server
+            .series("tagwatch_frames_rejected_total{reason=\"too_many_connections_from_source\"}")
+            .await,
+        1.0
+    );
+    // A station at another address is still served.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    let mut stream = socket.connect(server.tcp()).await.expect("connect");
+    let station = TestStation::udp(1001, 7, server.udp()).await;
+    let frame = wire::encode(&station.detections(1, now(), &[500]), &station.key).expect("encode");
+    stream.write_all(&frame).await.expect("write");
+    let mut ack = vec![0u8; wire::HEADER_LEN + 1 + wire::MAC_LEN];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut ack))
+        .await
+        .expect("an ACK in time")
+        .expect("read");
+    let ack = wire::decode_datagram(&ack, &station.key, 1024).expect("ack");
+    assert_eq!(ack.body, Body::Ack(AckStatus::Accepted));
+    drop(idle);
+}
+
+#[tokio::test]
+async fn tcp_a_connection_that_never_authenticates_is_closed_within_seconds() {
+    let server = TestServer::start_with(|c| c.tcp_auth_timeout_s = 1).await;
+    provision(&server, 1001, 500).await;
+    let station = TestStation::udp(1001, 7, server.udp()).await;
+    let mut silent = tcp(&server).await;
+    let mut authenticated = tcp(&server).await;
+    let frame = wire::encode(&station.detections(1, now(), &[500]), &station.key).expect("encode");
+    authenticated.write_all(&frame).await.expect("write");
+    let started = std::time::Instant::now();
+    assert!(closed_within(&mut silent, Duration::from_secs(4)).await);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // The station that sent a valid frame keeps its connection past the deadline (reading
+    // its ACK drains it; the connection stays open).
+    assert!(!closed_within(&mut authenticated, Duration::from_millis(1_500)).await);
+    let frame = wire::encode(&station.detections(2, now(), &[500]), &station.key).expect("encode");
+    authenticated.write_all(&frame).await.expect("still open");
+    let mut ack = vec![0u8; wire::HEADER_LEN + 1 + wire::MAC_LEN];
+    tokio::time::timeout(Duration::from_secs(5), authenticated.read_exact(&mut ack))
+        .await
+        .expect("an ACK in time")
+        .expect("read");
+    assert_eq!(
+        server
+            .series("tagwatch_frames_rejected_total{reason=\"tcp_auth_timeout\"}")
+            .await,
+        1.0
+    );
+}
