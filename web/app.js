@@ -10,6 +10,14 @@ let map, stationLayer, alertLayer, trackLayer, areaLayer, replayMarker, audio;
 let track = [];
 let alertCount = 0;
 
+/** Text for a Leaflet tooltip or popup, which would otherwise be read as HTML: a station's
+ * name is whatever its installer typed, and must show as typed, never run. */
+function plain(text) {
+  const span = document.createElement("span");
+  span.textContent = text;
+  return span;
+}
+
 /** Calls the API with the session's token; throws an Error with the API's message. */
 async function api(path, options = {}) {
   const headers = { Authorization: `Bearer ${token}` };
@@ -122,7 +130,7 @@ async function loadStations(fit) {
       : s.health.backlog > 0 ? ["#dd6b20", `backlog ${s.health.backlog}`]
       : ["#2f855a", "ok"];
     L.circleMarker([s.lat, s.lon], { radius: 4, color: colour, weight: 1, fillOpacity: 0.7 })
-      .bindTooltip(`${s.name} (#${s.id}): ${state}`)
+      .bindTooltip(plain(`${s.name} (#${s.id}): ${state}`))
       .addTo(stationLayer);
   }
   if (fit && stations.length) {
@@ -211,7 +219,7 @@ function showAlert(alert, live) {
   }
   $("alerts").prepend(item);
   L.circleMarker([alert.lat, alert.lon], { radius: 9, color: "#c53030", weight: 3, fill: false })
-    .bindTooltip(item.textContent)
+    .bindTooltip(plain(item.textContent))
     .on("click", () => openAlert(alert.seq))
     .addTo(alertLayer);
 }
@@ -304,7 +312,7 @@ async function showTrack(tag, until) {
   const line = L.polyline(track.map((p) => [p.lat, p.lon]), { color: "#2b6cb0", weight: 3 }).addTo(trackLayer);
   for (const p of track) {
     L.circleMarker([p.lat, p.lon], { radius: 3, color: "#2b6cb0" })
-      .bindTooltip(`#${p.station} ${when(p.first)}–${when(p.last)}`)
+      .bindTooltip(plain(`#${p.station} ${when(p.first)}–${when(p.last)}`))
       .addTo(trackLayer);
   }
   replayMarker = L.circleMarker([track[0].lat, track[0].lon], { radius: 7, color: "#1a365d", fillOpacity: 1 }).addTo(trackLayer);

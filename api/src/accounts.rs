@@ -4,17 +4,20 @@ use crate::auth::{self, Caller, TOKEN_TTL_MS};
 use crate::error::ApiError;
 use crate::ApiState;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::Role;
 
 /// Shortest password accepted for a new account.
 const MIN_PASSWORD: usize = 10;
+/// Longest password accepted (bytes).
+const MAX_PASSWORD: usize = 1024;
 /// Most audit entries in one answer.
 const MAX_AUDIT_PAGE: u32 = 1_000;
 
@@ -31,22 +34,38 @@ pub struct Login {
     password: String,
 }
 
+/// The caller's address as the listener saw it.
+pub type Source = Option<Extension<ConnectInfo<SocketAddr>>>;
+
 /// `POST /api/v1/login` (no token needed): a password for a token.
 pub async fn login(
     State(state): State<ApiState>,
+    source: Source,
     body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(login) = body?;
-    state.limits.login(login.username.trim())?;
+    let source = crate::listener::source(source.as_ref().map(|s| &s.0));
+    // Only a bounded username and password are worth hashing.
+    if login.username.len() > 64 || login.password.len() > MAX_PASSWORD {
+        state.limits.unauthenticated(source)?;
+        return Err(ApiError::BadLogin);
+    }
+    state.limits.login(login.username.trim(), source)?;
     let user = state.store.user_by_name(login.username.trim()).await?;
     let phc = user
         .as_ref()
         .map_or_else(|| DUMMY_HASH.to_owned(), |u| u.password_hash.clone());
     let valid = auth::verify_password(login.password, phc).await?;
     let Some(user) = user.filter(|_| valid) else {
-        tracing::info!("failed login");
+        tracing::info!(%source, "failed login");
         return Err(ApiError::BadLogin);
     };
+    // Said only to someone who knows the password: it tells them to see an administrator.
+    if state.store.is_disabled(user.id).await? {
+        return Err(ApiError::Forbidden(
+            "this account is disabled; an administrator can enable it".into(),
+        ));
+    }
     let token = auth::new_token()?;
     let now = now_ms();
     let expires = now + TOKEN_TTL_MS;
@@ -108,12 +127,7 @@ pub async fn create_user(
             "username must be 3 to 64 characters: letters, digits, . _ - @",
         ));
     }
-    if new.password.chars().count() < MIN_PASSWORD || new.password.len() > 1024 {
-        return Err(ApiError::field(
-            "password",
-            format!("password must be {MIN_PASSWORD} to 1024 characters"),
-        ));
-    }
+    check_password("password", &new.password)?;
     let role = Role::parse(&new.role).ok_or_else(|| {
         ApiError::field("role", "role must be owner, officer, dispatcher or admin")
     })?;
@@ -146,6 +160,134 @@ pub async fn revoke_user(
     Ok(Json(json!({ "username": username, "revoked": revoked })))
 }
 
+/// A new password long enough to resist guessing, and short enough to hash.
+fn check_password(field: &'static str, password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < MIN_PASSWORD || password.len() > MAX_PASSWORD {
+        return Err(ApiError::field(
+            field,
+            format!("{field} must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The account named in the path (404 if there is none).
+async fn account(state: &ApiState, username: &str) -> Result<tagwatch_model::User, ApiError> {
+    state
+        .store
+        .user_by_name(username)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user {username:?}")))
+}
+
+/// `POST /api/v1/users/{username}/disable` (admin): the account's tokens stop working at once
+/// (its live alert streams end within seconds) and it cannot log in until enabled again.
+pub async fn disable_user(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(username): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let user = account(&state, &username).await?;
+    if caller.user == Some(user.id) {
+        return Err(ApiError::Conflict(
+            "an administrator cannot disable their own account".into(),
+        ));
+    }
+    let now = now_ms();
+    state.store.set_disabled(user.id, Some(now)).await?;
+    let revoked = state.store.revoke_tokens_of(user.id, now).await?;
+    tracing::info!(user = %username, revoked, by = %caller.username, "account disabled");
+    Ok(Json(
+        json!({ "username": username, "disabled": true, "revoked": revoked }),
+    ))
+}
+
+/// `POST /api/v1/users/{username}/enable` (admin).
+pub async fn enable_user(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(username): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let user = account(&state, &username).await?;
+    state.store.set_disabled(user.id, None).await?;
+    tracing::info!(user = %username, by = %caller.username, "account enabled");
+    Ok(Json(
+        json!({ "username": username, "disabled": false, "revoked": 0 }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    password: String,
+}
+
+/// `POST /api/v1/users/{username}/password` `{"password"}` (admin): sets a new password and
+/// ends every session of the account.
+pub async fn reset_password(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(username): Path<String>,
+    body: Result<Json<NewPassword>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let Json(new) = body?;
+    check_password("password", &new.password)?;
+    let user = account(&state, &username).await?;
+    let hash = auth::hash_password(new.password).await?;
+    state.store.set_password_hash(user.id, &hash).await?;
+    let revoked = state.store.revoke_tokens_of(user.id, now_ms()).await?;
+    tracing::info!(user = %username, revoked, by = %caller.username, "password reset");
+    Ok(Json(
+        json!({ "username": username, "disabled": false, "revoked": revoked }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+/// `POST /api/v1/me/password` `{"current", "new"}`: the caller changes their own password; their
+/// other sessions end, the token used stays valid.
+pub async fn change_password(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<PasswordChange>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(change) = body?;
+    let Some(id) = caller.user else {
+        return Err(ApiError::field(
+            "Authorization",
+            "the configured admin token has no password; change it in the configuration",
+        ));
+    };
+    check_password("new", &change.new)?;
+    let user = state
+        .store
+        .user_by_name(&caller.username)
+        .await?
+        .filter(|u| u.id == id)
+        .ok_or(ApiError::Unauthorized)?;
+    if change.current.len() > MAX_PASSWORD
+        || !auth::verify_password(change.current, user.password_hash).await?
+    {
+        return Err(ApiError::field("current", "the current password is wrong"));
+    }
+    let hash = auth::hash_password(change.new).await?;
+    state.store.set_password_hash(id, &hash).await?;
+    let revoked = state
+        .store
+        .revoke_other_tokens(id, &caller.token_hash, now_ms())
+        .await?;
+    tracing::info!(user = %caller.username, revoked, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/v1/me`
 pub async fn me(Extension(caller): Extension<Caller>) -> Json<Value> {
     Json(json!({ "username": caller.username, "role": caller.role }))
@@ -174,9 +316,18 @@ pub async fn my_vehicles(
 pub struct AuditQuery {
     after: Option<i64>,
     limit: Option<u32>,
+    /// Only this actor's entries.
+    actor: Option<String>,
+    /// Only entries about this vehicle.
+    tag: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    from: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    to: Option<String>,
 }
 
-/// `GET /api/v1/audit?after=&limit=` (admin): the audit log, oldest first.
+/// `GET /api/v1/audit?after=&limit=&actor=&tag=&from=&to=` (admin): the audit log, oldest
+/// first, filtered by who, which vehicle and when.
 pub async fn audit(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -191,14 +342,24 @@ pub async fn audit(
             format!("limit must be 1..={MAX_AUDIT_PAGE}"),
         ));
     }
-    let entries = state
-        .store
-        .audit_after(query.after.unwrap_or(0), limit)
-        .await?;
+    let filter = tagwatch_store::AuditFilter {
+        after: query.after.unwrap_or(0).max(0),
+        actor: query.actor,
+        target: query
+            .tag
+            .as_deref()
+            .map(crate::routes::tag_from_path)
+            .transpose()?
+            .map(|tag| format!("tag:{tag}")),
+        from_ms: crate::routes::time_param("from", query.from.as_deref())?,
+        to_ms: crate::routes::time_param("to", query.to.as_deref())?,
+    };
+    let entries = state.store.audit(&filter, limit).await?;
     Ok(Json(json!({
         "entries": entries.iter().map(|e| json!({
             "id": e.id, "at": to_rfc3339(e.at_ms), "actor": e.actor, "role": e.role,
             "action": e.action, "target": e.target, "purpose": e.purpose,
+            "outcome": e.outcome,
         })).collect::<Vec<_>>()
     })))
 }

@@ -28,6 +28,8 @@ pub enum ApiError {
     TooManyRequests(std::time::Duration),
     #[error("{0}")]
     NotFound(String),
+    #[error("this endpoint does not take {0}")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("the server is shutting down")]
@@ -44,6 +46,11 @@ impl ApiError {
         }
     }
 
+    /// The error's code as answered (`invalid_field`, `not_found`, ...).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
@@ -54,6 +61,7 @@ impl ApiError {
             ApiError::BadLogin => (StatusCode::UNAUTHORIZED, "bad_login"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

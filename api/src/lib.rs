@@ -121,6 +121,11 @@ pub(crate) async fn ask_tracker<T: Send + 'static>(
     rx.await.map_err(|_| error::ApiError::Unavailable)
 }
 
+/// A known path asked with a method it does not take: the JSON error, like every other.
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
 /// The whole router.
 pub fn app(state: ApiState) -> Router {
     let api = Router::new()
@@ -133,6 +138,10 @@ pub fn app(state: ApiState) -> Router {
             get(admin::retention).put(admin::set_retention),
         )
         .route("/users/{username}/revoke", post(accounts::revoke_user))
+        .route("/users/{username}/disable", post(accounts::disable_user))
+        .route("/users/{username}/enable", post(accounts::enable_user))
+        .route("/users/{username}/password", post(accounts::reset_password))
+        .route("/me/password", post(accounts::change_password))
         .route("/audit", get(accounts::audit))
         .route(
             "/stations",
@@ -179,7 +188,8 @@ pub fn app(state: ApiState) -> Router {
         ))
         // Login and this API's description are the calls without a token.
         .route("/login", post(accounts::login))
-        .route("/openapi.json", get(openapi::serve));
+        .route("/openapi.json", get(openapi::serve))
+        .method_not_allowed_fallback(method_not_allowed);
     let mut router = Router::new();
     for path in web::paths() {
         let page = web::asset(path);
@@ -191,6 +201,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -1,11 +1,16 @@
-//! # Rate limits: per bearer token on every call, per username on login.
+//! # Rate limits: per bearer token on every call; per source address and per (username, source)
+//! on login.
 //!
-//! A token that calls faster than its quota gets 429 with `Retry-After`; a username tried
-//! too often at login is held back the same way, which slows password guessing to a crawl.
+//! A token that calls faster than its quota gets 429 with `Retry-After`. Logins are limited
+//! twice: a source address may try so many usernames a minute (so one address cannot spray
+//! guesses across accounts, nor make the server hash passwords without end), and a username
+//! tried too often *from one address* is held back there, which slows guessing to a crawl
+//! without letting an attacker elsewhere lock the real user out of their account.
 
 use crate::error::ApiError;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -13,15 +18,20 @@ use std::time::Duration;
 /// `token_calls_per_s` and `token_call_burst`).
 pub const CALLS_PER_SECOND: u32 = 50;
 pub const CALL_BURST: u32 = 200;
-/// Login attempts per minute for one username, and the burst.
+/// Login attempts per minute for one username from one source address, and the burst.
 const LOGINS_PER_MINUTE: u32 = 6;
 const LOGIN_BURST: u32 = 10;
+/// Requests without a valid token (logins, refused tokens) per minute from one source address,
+/// and the burst: a station house behind one address logs in a shift at a time.
+const UNAUTHENTICATED_PER_MINUTE: u32 = 60;
+const UNAUTHENTICATED_BURST: u32 = 30;
 
 /// The limiters of one server.
 #[derive(Debug)]
 pub struct Limits {
     calls: DefaultKeyedRateLimiter<[u8; 32]>,
-    logins: DefaultKeyedRateLimiter<String>,
+    logins: DefaultKeyedRateLimiter<(String, IpAddr)>,
+    unauthenticated: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl Default for Limits {
@@ -44,9 +54,12 @@ impl Limits {
     }
 
     pub fn new(calls: Quota, logins: Quota) -> Self {
+        let unauthenticated = Quota::per_minute(nonzero(UNAUTHENTICATED_PER_MINUTE))
+            .allow_burst(nonzero(UNAUTHENTICATED_BURST));
         Self {
             calls: RateLimiter::keyed(calls),
             logins: RateLimiter::keyed(logins),
+            unauthenticated: RateLimiter::keyed(unauthenticated),
         }
     }
 
@@ -57,10 +70,21 @@ impl Limits {
         })
     }
 
-    /// Counts one login attempt for a username.
-    pub fn login(&self, username: &str) -> Result<(), ApiError> {
+    /// Counts one login attempt for a username from a source address (and one request without
+    /// a token from that address).
+    pub fn login(&self, username: &str, source: IpAddr) -> Result<(), ApiError> {
+        self.unauthenticated(source)?;
         self.logins
-            .check_key(&username.to_lowercase())
+            .check_key(&(username.to_lowercase(), source))
+            .map_err(|not_until| {
+                ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
+            })
+    }
+
+    /// Counts one request from `source` that carried no valid token.
+    pub fn unauthenticated(&self, source: IpAddr) -> Result<(), ApiError> {
+        self.unauthenticated
+            .check_key(&source)
             .map_err(|not_until| {
                 ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
             })
@@ -70,6 +94,23 @@ impl Limits {
     pub fn forget_idle(&self) {
         self.calls.retain_recent();
         self.logins.retain_recent();
+        self.unauthenticated.retain_recent();
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn one_address_cannot_spray_logins_across_usernames() {
+        let limits = Limits::default();
+        let attacker = IpAddr::from([10, 0, 0, 9]);
+        let allowed = (0..200)
+            .filter(|i| limits.login(&format!("user{i}"), attacker).is_ok())
+            .count();
+        assert_eq!(allowed, UNAUTHENTICATED_BURST as usize);
+        assert!(limits.login("user0", IpAddr::from([10, 0, 0, 10])).is_ok());
     }
 }
 
@@ -97,11 +138,16 @@ mod tests {
             other => panic!("expected a wait, got {other:?}"),
         }
         assert!(limits.call(&b).is_ok(), "another token is not affected");
-        assert!(limits.login("Alice").is_ok());
-        assert!(limits.login("alice").is_ok());
+        let (here, there) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        assert!(limits.login("Alice", here).is_ok());
+        assert!(limits.login("alice", here).is_ok());
         assert!(
-            limits.login("ALICE").is_err(),
+            limits.login("ALICE", here).is_err(),
             "usernames are limited case-blind"
+        );
+        assert!(
+            limits.login("alice", there).is_ok(),
+            "guesses from one address do not lock the user out elsewhere"
         );
     }
 }

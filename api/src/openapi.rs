@@ -50,7 +50,8 @@ const fn opt(name: &'static str, kind: &'static str, doc: &'static str) -> Field
 const PURPOSE: Field = opt(
     "purpose",
     "string",
-    "why (a case number or a reason, 3-200 characters); required of police, audited",
+    "why (a case number or a reason: 3-200 characters, at least three letters or digits, not one \
+     character repeated); required of police, audited, refusals too",
 );
 const FROM: Field = opt("from", "string", "RFC 3339 start of the window");
 const TO: Field = opt("to", "string", "RFC 3339 end of the window (default: now)");
@@ -146,16 +147,54 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "post",
         "/users/{username}/revoke",
         "admin",
-        "Revoke every token of a user",
+        "Revoke every token of a user (their live streams end within seconds)",
         NONE,
+    ),
+    call(
+        "post",
+        "/users/{username}/disable",
+        "admin",
+        "Disable an account: its tokens stop working, it cannot log in",
+        NONE,
+    ),
+    call(
+        "post",
+        "/users/{username}/enable",
+        "admin",
+        "Enable a disabled account again",
+        NONE,
+    ),
+    call(
+        "post",
+        "/users/{username}/password",
+        "admin",
+        "Reset a user's password (every session of theirs ends)",
+        &[req("password", "string", "10-1024 characters")],
+    ),
+    call(
+        "post",
+        "/me/password",
+        "any account",
+        "Change one's own password (other sessions end)",
+        &[
+            req("current", "string", "the password now"),
+            req("new", "string", "10-1024 characters"),
+        ],
     ),
     with_query(
         get(
             "/audit",
             "admin",
-            "The audit log of movement queries, oldest first",
+            "The audit log of movement queries (answered and refused), oldest first",
         ),
-        &[opt("after", "integer", "entries after this id"), LIMIT],
+        &[
+            opt("after", "integer", "entries after this id"),
+            LIMIT,
+            opt("actor", "string", "only this actor's entries"),
+            opt("tag", "integer", "only entries about this vehicle"),
+            opt("from", "string", "RFC 3339: entries at or after"),
+            opt("to", "string", "RFC 3339: entries before"),
+        ],
     ),
     get("/settings/retention", "admin", "The retention period"),
     call(
@@ -295,7 +334,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 "alerts after this sequence number, oldest first",
             ),
             LIMIT,
-            opt("tag", "integer", "one tag's alerts, newest first"),
+            opt(
+                "tag",
+                "integer",
+                "one tag's alerts, newest first (police: with a purpose)",
+            ),
+            PURPOSE,
             FILTERS[0],
             FILTERS[1],
             FILTERS[2],

@@ -259,7 +259,15 @@ pub async fn report_position(
         available: report.available,
         reported_at_ms: now_ms(),
     };
-    state.store.report_unit(&unit).await?;
+    // A unit is its officer's for a shift: another officer may take it over only once its
+    // reports have stopped that long.
+    let takeover_before = unit.reported_at_ms - crate::auth::TOKEN_TTL_MS;
+    if !state.store.report_unit(&unit, takeover_before).await? {
+        return Err(ApiError::Conflict(format!(
+            "unit {} is reported by another officer; a unit can be taken over 12 hours after its last report",
+            unit.unit
+        )));
+    }
     Ok(Json(unit_json(&unit, None)))
 }
 

@@ -296,6 +296,8 @@ pub struct AlertQuery {
     after: Option<i64>,
     limit: Option<u32>,
     tag: Option<String>,
+    /// Required of police with `tag`: alerts about one vehicle are its sightings.
+    purpose: Option<String>,
     precinct: Option<i64>,
     south: Option<f64>,
     west: Option<f64>,
@@ -328,6 +330,17 @@ pub async fn list_alerts(
         return Err(ApiError::field("after", "after must be 0 or more"));
     }
     let tag = query.tag.as_deref().map(tag_from_path).transpose()?;
+    // Alerts about one vehicle are its sightings: a movement query like its track.
+    if let Some(tag) = tag {
+        audit_movements(
+            &state,
+            &caller,
+            "vehicle.alerts",
+            tag,
+            query.purpose.as_deref(),
+        )
+        .await?;
+    }
     let filter = crate::alert_filter::AlertFilter::new(
         &state,
         &caller,
@@ -436,7 +449,8 @@ pub async fn recovered(
 }
 
 /// A vehicle the caller may act on: any for police, their own for an owner. An owner asking
-/// for someone else's vehicle learns nothing, not even that it exists.
+/// for someone else's vehicle learns nothing, not even that it exists: the answer is the one
+/// for a tag nobody registered, word for word.
 pub(crate) async fn accessible_vehicle(
     state: &ApiState,
     caller: &Caller,
@@ -444,21 +458,26 @@ pub(crate) async fn accessible_vehicle(
 ) -> Result<(), ApiError> {
     let owner = state.store.vehicle_owner(tag).await?;
     match (owner, caller.role) {
-        (None, _) => Err(ApiError::NotFound(format!("no vehicle with tag {tag}"))),
         (Some(_), role) if role.is_police() => Ok(()),
         (Some(Some(owner)), Role::Owner) if caller.user == Some(owner) => Ok(()),
-        (Some(_), _) => Err(ApiError::NotFound(format!(
-            "no vehicle with tag {tag} among yours"
-        ))),
+        _ => Err(ApiError::NotFound(format!("no vehicle with tag {tag}"))),
     }
 }
 
-/// Longest purpose accepted.
-const MAX_PURPOSE: usize = 200;
+/// The purpose as it may be written to the log: printable, at most [`tagwatch_model::MAX_PURPOSE_CHARS`] characters.
+fn loggable(purpose: Option<&str>) -> String {
+    purpose
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(tagwatch_model::MAX_PURPOSE_CHARS)
+        .collect()
+}
 
 /// Every query of a vehicle's movements states why and is written to the audit log before it
-/// is answered (if the log cannot be written, nothing is answered). Owners looking at their own
-/// vehicle are logged too, with that as the purpose.
+/// is answered (if the log cannot be written, nothing is answered). A refused one is written
+/// too, with why it was refused: no such vehicle (or not the owner's), or no real purpose.
+/// Owners looking at their own vehicle are logged, with that as the purpose.
 pub(crate) async fn audit_movements(
     state: &ApiState,
     caller: &Caller,
@@ -466,10 +485,67 @@ pub(crate) async fn audit_movements(
     tag: TagId,
     purpose: Option<&str>,
 ) -> Result<(), ApiError> {
-    audit(state, caller, action, format!("tag:{tag}"), purpose).await
+    let target = format!("tag:{tag}");
+    if let Err(refused) = accessible_vehicle(state, caller, tag).await {
+        return Err(audit_refusal(state, caller, action, target, purpose, refused).await);
+    }
+    audit(state, caller, action, target, purpose).await
 }
 
-/// Writes an audit entry for a query of movements (a vehicle's, or everyone's in an area).
+/// Refuses a movement query unless the caller is police, writing the refusal to the audit log.
+pub(crate) async fn require_police(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    purpose: Option<&str>,
+) -> Result<(), ApiError> {
+    match caller.require(&[Role::Officer, Role::Dispatcher, Role::Admin]) {
+        Ok(()) => Ok(()),
+        Err(refused) => {
+            Err(audit_refusal(state, caller, action, "area".into(), purpose, refused).await)
+        }
+    }
+}
+
+/// Writes a refused query to the audit log and gives back the error to answer with.
+pub(crate) async fn audit_refusal(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    target: String,
+    purpose: Option<&str>,
+    refused: ApiError,
+) -> ApiError {
+    let outcome = format!("refused: {}", refused.code());
+    let entry = audit_entry(caller, action, target, loggable(purpose), outcome);
+    match state.store.append_audit(&entry).await {
+        Ok(_) => refused,
+        // Nothing is answered that the log could not record, refusals included.
+        Err(error) => error.into(),
+    }
+}
+
+fn audit_entry(
+    caller: &Caller,
+    action: &str,
+    target: String,
+    purpose: String,
+    outcome: String,
+) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        at_ms: now_ms(),
+        actor: caller.username.clone(),
+        role: caller.role,
+        action: action.to_owned(),
+        target,
+        purpose,
+        outcome,
+    }
+}
+
+/// Writes an audit entry for a query of movements (a vehicle's, or everyone's in an area); a
+/// query without a real purpose is refused, and that refusal written.
 pub(crate) async fn audit(
     state: &ApiState,
     caller: &Caller,
@@ -477,27 +553,20 @@ pub(crate) async fn audit(
     target: String,
     purpose: Option<&str>,
 ) -> Result<(), ApiError> {
-    let purpose =
-        match (caller.role, purpose.map(str::trim)) {
-            (Role::Owner, _) => "owner viewing their own vehicle".to_owned(),
-            (_, Some(p)) if (3..=MAX_PURPOSE).contains(&p.chars().count()) => p.to_owned(),
-            _ => return Err(ApiError::field(
+    let purpose = match (caller.role, purpose) {
+        (Role::Owner, _) => "owner viewing their own vehicle".to_owned(),
+        (_, Some(p)) if tagwatch_model::purpose_says_something(p) => p.trim().to_owned(),
+        _ => {
+            let refused = ApiError::field(
                 "purpose",
-                "state the purpose of this query (a case number or a reason, 3 to 200 characters)",
-            )),
-        };
-    state
-        .store
-        .append_audit(&AuditEntry {
-            id: 0,
-            at_ms: now_ms(),
-            actor: caller.username.clone(),
-            role: caller.role,
-            action: action.to_owned(),
-            target,
-            purpose,
-        })
-        .await?;
+                "state the purpose of this query: a case number or a reason, 3 to 200 characters \
+                 with at least three letters or digits",
+            );
+            return Err(audit_refusal(state, caller, action, target, purpose, refused).await);
+        }
+    };
+    let entry = audit_entry(caller, action, target, purpose, "answered".into());
+    state.store.append_audit(&entry).await?;
     Ok(())
 }
 
@@ -516,7 +585,6 @@ pub async fn location(
 ) -> Result<Json<Value>, ApiError> {
     let tag = tag_from_path(&tag)?;
     let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
-    accessible_vehicle(&state, &caller, tag).await?;
     audit_movements(
         &state,
         &caller,

@@ -7,14 +7,14 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::{audit, time_param};
+use crate::routes::{audit, require_police, time_param};
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tagwatch_model::time::{now_ms, to_rfc3339};
-use tagwatch_model::{GeoBox, GeoPoint, Role};
+use tagwatch_model::{GeoBox, GeoPoint};
 use tagwatch_tracker::Area;
 
 /// Largest radius of a "near" query.
@@ -27,8 +27,6 @@ const MAX_BOX_DEGREES: f64 = 0.1;
 const MAX_WINDOW_MS: i64 = 24 * 3_600_000;
 /// Most rows in one answer.
 const MAX_ROWS: u32 = 5_000;
-
-const POLICE: [Role; 3] = [Role::Officer, Role::Dispatcher, Role::Admin];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,8 +69,8 @@ pub async fn tags_near(
     Extension(caller): Extension<Caller>,
     query: Result<Query<NearQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<NearAnswer>, ApiError> {
-    caller.require(&POLICE)?;
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    require_police(&state, &caller, "tags.near", q.purpose.as_deref()).await?;
     let center = point(q.lat, q.lon)?;
     if !(q.radius_m > 0.0 && q.radius_m <= MAX_RADIUS_M) {
         return Err(ApiError::field(
@@ -163,8 +161,8 @@ pub async fn tags_through(
     Extension(caller): Extension<Caller>,
     query: Result<Query<ThroughQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ThroughAnswer>, ApiError> {
-    caller.require(&POLICE)?;
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    require_police(&state, &caller, "tags.through", q.purpose.as_deref()).await?;
     let sw = point(q.south, q.west)?;
     let ne = point(q.north, q.east)?;
     if sw.lat > ne.lat || sw.lon > ne.lon {
@@ -173,7 +171,10 @@ pub async fn tags_through(
             "south/west must be below north/east",
         ));
     }
-    if ne.lat - sw.lat > MAX_BOX_DEGREES || ne.lon - sw.lon > MAX_BOX_DEGREES {
+    // A tolerance for decimal degrees that binary floats cannot hold: 23.3 - 23.2 is
+    // 0.10000000000000142, and a 0.1-degree box must pass.
+    let too_wide = |side: f64| side > MAX_BOX_DEGREES + 1e-9;
+    if too_wide(ne.lat - sw.lat) || too_wide(ne.lon - sw.lon) {
         return Err(ApiError::field(
             "north",
             format!("the box may be at most {MAX_BOX_DEGREES} degrees on a side"),
@@ -283,9 +284,9 @@ pub async fn travelling_with(
     axum::extract::Path(tag): axum::extract::Path<String>,
     query: Result<Query<CompanionsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&POLICE)?;
     let tag = crate::routes::tag_from_path(&tag)?;
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    require_police(&state, &caller, "vehicle.companions", q.purpose.as_deref()).await?;
     let now = now_ms();
     let to = time_param("to", q.to.as_deref())?.unwrap_or(now);
     let from = time_param("from", q.from.as_deref())?;
@@ -360,8 +361,8 @@ pub async fn dens(
     Extension(caller): Extension<Caller>,
     query: Result<Query<DensQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(&POLICE)?;
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    require_police(&state, &caller, "dens", q.purpose.as_deref()).await?;
     let dark_minutes = q.dark_minutes.unwrap_or(30);
     if !(1..=MAX_MINUTES).contains(&dark_minutes) {
         return Err(ApiError::field(

@@ -79,7 +79,9 @@ pub async fn stream(
     };
     let filter = AlertFilter::new(&state, &caller, params).await?;
     let (tx, rx) = mpsc::channel::<Event>(256);
-    tokio::spawn(feed(state, after, filter, tx));
+    // The configured admin token cannot be revoked; every issued token can.
+    let session = caller.user.map(|_| caller.token_hash);
+    tokio::spawn(feed(state, after, filter, session, tx));
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
@@ -119,12 +121,20 @@ fn event(alert: &Alert) -> Event {
 /// Why feeding a client stopped.
 enum Stop {
     ClientGone,
+    /// The token was revoked, expired, or its account disabled.
+    SessionEnded,
     Failed(String),
 }
+
+/// How often a live stream checks that its token is still valid: a revoked officer, or a
+/// disabled account, stops receiving alerts within this long.
+const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One client's stream: where it is, and what it may see.
 struct Client<'a> {
     tx: &'a mpsc::Sender<Event>,
+    /// The hash of the issued token the stream was opened with (`None`: the admin token).
+    session: Option<[u8; 32]>,
     /// The newest seq passed (sent, or skipped as not the client's to see).
     last: Option<i64>,
     /// Which alerts the client gets.
@@ -148,21 +158,52 @@ impl Client<'_> {
     }
 }
 
-async fn feed(state: ApiState, after: Option<i64>, filter: AlertFilter, tx: mpsc::Sender<Event>) {
+async fn feed(
+    state: ApiState,
+    after: Option<i64>,
+    filter: AlertFilter,
+    session: Option<[u8; 32]>,
+    tx: mpsc::Sender<Event>,
+) {
     let mut client = Client {
         tx: &tx,
+        session,
         last: after,
         filter,
     };
-    if let Err(Stop::Failed(cause)) = run_feed(&state, after.is_some(), &mut client).await {
-        tracing::error!(%cause, "alert stream failed");
-        let _ = tx
-            .send(
-                Event::default()
-                    .event("error")
-                    .data("the alert stream failed; reconnect"),
-            )
-            .await;
+    let notice = match run_feed(&state, after.is_some(), &mut client).await {
+        Err(Stop::Failed(cause)) => {
+            tracing::error!(%cause, "alert stream failed");
+            ("error", "the alert stream failed; reconnect")
+        }
+        Err(Stop::SessionEnded) => (
+            "session_ended",
+            "this token is no longer valid; sign in again",
+        ),
+        Ok(()) | Err(Stop::ClientGone) => return,
+    };
+    let _ = tx
+        .send(Event::default().event(notice.0).data(notice.1))
+        .await;
+}
+
+/// Whether the stream's token still stands (not revoked, not expired, account not disabled).
+async fn session_valid(state: &ApiState, client: &Client<'_>) -> Result<(), Stop> {
+    let Some(hash) = client.session else {
+        return Ok(());
+    };
+    match state
+        .store
+        .token_user(&hash, tagwatch_model::time::now_ms())
+        .await
+    {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(Stop::SessionEnded),
+        // A store that cannot answer for a moment does not end an officer's stream.
+        Err(error) => {
+            tracing::warn!(%error, "could not check an alert stream's token");
+            Ok(())
+        }
     }
 }
 
@@ -189,8 +230,17 @@ async fn run_feed(state: &ApiState, mut replay: bool, client: &mut Client<'_>) -
                 client.send(alert).await?;
             }
         }
+        let mut check = tokio::time::interval(SESSION_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match sub.live.recv().await {
+            let received = tokio::select! {
+                received = sub.live.recv() => received,
+                _ = check.tick() => {
+                    session_valid(state, client).await?;
+                    continue;
+                }
+            };
+            match received {
                 Ok(alert) => client.send(&alert).await?,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     // Catch up from the ring and the store, then carry on live.

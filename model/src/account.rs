@@ -83,4 +83,62 @@ pub struct AuditEntry {
     pub action: String,
     pub target: String,
     pub purpose: String,
+    /// `answered`, or why the query was refused (`refused: ...`).
+    pub outcome: String,
+}
+
+/// Longest purpose a movement query may state, in characters.
+pub const MAX_PURPOSE_CHARS: usize = 200;
+
+/// Whether a stated purpose says something: 3 to 200 characters, at least three of them
+/// letters or digits (any script), no control or invisible characters, and not one character
+/// repeated (`xxx`, `000`). A case number (`C-2026-114`) or a reason in any language passes.
+pub fn purpose_says_something(purpose: &str) -> bool {
+    let p = purpose.trim();
+    let chars = p.chars().count();
+    let meaningful = p.chars().filter(|c| c.is_alphanumeric()).count();
+    let invisible = p.chars().any(|c| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{00AD}')
+    });
+    let mut distinct = p
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .map(|c| c.to_lowercase().to_string());
+    let first = distinct.next();
+    let one_repeated = distinct.all(|c| Some(&c) == first.as_ref());
+    (3..=MAX_PURPOSE_CHARS).contains(&chars) && meaningful >= 3 && !invisible && !one_repeated
+}
+
+#[cfg(test)]
+mod purpose_tests {
+    use super::purpose_says_something;
+
+    #[test]
+    fn a_purpose_needs_letters_or_digits_and_no_filler() {
+        for good in [
+            "case C-2026-114",
+            "stop and check",
+            "盗窃案114",
+            "alert #12",
+        ] {
+            assert!(purpose_says_something(good), "{good}");
+        }
+        for filler in [
+            "",
+            "ab",
+            "xxx",
+            "000",
+            "---",
+            "\u{200b}\u{200b}\u{200b}",
+            "\0\0\0",
+            "a\u{200b}bc",
+        ] {
+            assert!(!purpose_says_something(filler), "{filler:?}");
+        }
+        assert!(
+            !purpose_says_something(&"case ".repeat(50)),
+            "over 200 characters"
+        );
+    }
 }

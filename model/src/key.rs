@@ -8,14 +8,22 @@ pub struct StationKey(pub [u8; 32]);
 
 /// Why a text is not a station key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a station key is 64 hexadecimal characters (32 bytes)")]
-pub struct KeyFormatError;
+pub enum KeyFormatError {
+    #[error("a station key is 64 hexadecimal characters (32 bytes)")]
+    Format,
+    /// All zeros: what an unprovisioned station or a placeholder carries, and no secret.
+    #[error("an all-zero station key is no secret: generate a random one")]
+    AllZero,
+}
 
 impl StationKey {
     /// Parses the 64-hex-character form used by the API and the CLI.
     pub fn from_hex(text: &str) -> Result<Self, KeyFormatError> {
         let mut key = [0u8; 32];
-        hex::decode_to_slice(text, &mut key).map_err(|_| KeyFormatError)?;
+        hex::decode_to_slice(text, &mut key).map_err(|_| KeyFormatError::Format)?;
+        if key == [0u8; 32] {
+            return Err(KeyFormatError::AllZero);
+        }
         Ok(Self(key))
     }
 
@@ -46,10 +54,17 @@ mod tests {
         assert_eq!(key.0[1], 1);
         assert_eq!(key.0[31], 0x1f);
         assert_eq!(format!("{key:?}"), "StationKey(<redacted>)");
-        assert_eq!(StationKey::from_hex(&text[..62]), Err(KeyFormatError));
+        assert_eq!(
+            StationKey::from_hex(&text[..62]),
+            Err(KeyFormatError::Format)
+        );
         assert_eq!(
             StationKey::from_hex(&text.replace('0', "g")),
-            Err(KeyFormatError)
+            Err(KeyFormatError::Format)
+        );
+        assert_eq!(
+            StationKey::from_hex(&"0".repeat(64)),
+            Err(KeyFormatError::AllZero)
         );
     }
 }

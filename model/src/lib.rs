@@ -14,7 +14,7 @@ pub mod response;
 pub mod time;
 pub mod visit;
 
-pub use account::{AuditEntry, Role, User, UserId};
+pub use account::{purpose_says_something, AuditEntry, Role, User, UserId, MAX_PURPOSE_CHARS};
 pub use alert::{Alert, AlertDetail, AlertId, AlertKind, FenceCrossing, Intercept};
 pub use fence::Geofence;
 pub use geo::{GeoBox, GeoPoint};

@@ -35,12 +35,14 @@ macro_rules! on_backend {
     };
 }
 
+mod accounts;
 mod admin;
 pub mod postgres;
 mod response;
 pub mod sqlite;
 mod watch;
 
+pub use accounts::AuditFilter;
 pub use admin::{Account, VehicleRow};
 pub use watch::Precinct;
 
@@ -156,7 +158,7 @@ pub const ROWS_PER_STATEMENT: usize = 1_000;
 pub(crate) type VisitRow = (i64, i64, i64, i64, i64, i64, i64);
 pub(crate) type PlacedVisitRow = (i64, i64, i64, i64, i64, i64, i64, f64, f64);
 pub(crate) type UserRow = (i64, String, String, String);
-pub(crate) type AuditRow = (i64, i64, String, String, String, String, String);
+pub(crate) type AuditRow = (i64, i64, String, String, String, String, String, String);
 pub(crate) type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64, String);
 
 /// Writes each `Store` method as a call to the same method of whichever backend is open.
@@ -286,10 +288,6 @@ impl Store {
     /// The owner of a registered vehicle (`None` inside when it has none).
     pub async fn vehicle_owner(&self, tag: TagId) -> Result<Option<Option<UserId>>>;
     pub async fn vehicles_of(&self, owner: UserId) -> Result<Vec<Vehicle>>;
-    /// Appends to the audit log; returns the entry's id.
-    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<i64>;
-    /// Audit entries with `id > after`, oldest first.
-    pub async fn audit_after(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>>;
     }
 }
 
@@ -484,7 +482,7 @@ pub(crate) fn user_from_row(row: UserRow) -> Result<User> {
 }
 
 pub(crate) fn audit_from_row(row: AuditRow) -> Result<AuditEntry> {
-    let (id, at_ms, actor, role, action, target, purpose) = row;
+    let (id, at_ms, actor, role, action, target, purpose, outcome) = row;
     Ok(AuditEntry {
         id,
         at_ms,
@@ -493,5 +491,6 @@ pub(crate) fn audit_from_row(row: AuditRow) -> Result<AuditEntry> {
         action,
         target,
         purpose,
+        outcome,
     })
 }

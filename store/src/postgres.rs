@@ -8,8 +8,8 @@
 //! tables go in with `UNNEST` arrays. Everything of a flush commits in one transaction.
 
 use crate::{
-    alert_detail_column, alert_from_row, alert_tag_column, audit_from_row, is_unique_violation,
-    placed_visit_from_row, to_u32, user_from_row, visit_from_row, AlertRow, AuditRow, Batch, Error,
+    alert_detail_column, alert_from_row, alert_tag_column, is_unique_violation,
+    placed_visit_from_row, to_u32, user_from_row, visit_from_row, AlertRow, Batch, Error,
     JournalEntry, Location, PlacedVisit, PlacedVisitRow, Result, UserRow, VisitRow,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 use tagwatch_model::{
-    Alert, AuditEntry, CaseId, GeoBox, GeoPoint, Role, SessionId, Station, StationId, StationKey,
+    Alert, CaseId, GeoBox, GeoPoint, Role, SessionId, Station, StationId, StationKey,
     StationStatus, TagId, User, UserId, Vehicle, Visit, VisitId, Watermark,
 };
 
@@ -529,7 +529,8 @@ impl PgStore {
         let row: Option<UserRow> = sqlx::query_as(
             "SELECT u.id, u.username, u.password_hash, u.role FROM tokens t \
              JOIN users u ON u.id = t.user_id \
-             WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2",
+             WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 \
+             AND u.disabled_at IS NULL",
         )
         .bind(hash.as_slice())
         .bind(now_ms)
@@ -599,36 +600,6 @@ impl PgStore {
                 })
             })
             .collect()
-    }
-
-    /// Appends to the audit log; returns the entry's id.
-    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<i64> {
-        let id = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO audit (at, actor, role, action, target, purpose) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(entry.at_ms)
-        .bind(&entry.actor)
-        .bind(entry.role.as_str())
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.purpose)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(id)
-    }
-
-    /// Audit entries with `id > after`, oldest first.
-    pub async fn audit_after(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
-        let rows: Vec<AuditRow> = sqlx::query_as(
-            "SELECT id, at, actor, role, action, target, purpose FROM audit WHERE id > $1 \
-             ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(audit_from_row).collect()
     }
 
     // ---- guard mode ----

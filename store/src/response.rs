@@ -87,13 +87,17 @@ impl Store {
     }
 
     /// Records where a patrol unit is and whether it is free (creating the unit on first report).
-    pub async fn report_unit(&self, unit: &PatrolUnit) -> Result<()> {
-        on_backend!(self, |pool, sql| {
+    /// A unit another officer reported at or after `takeover_before_ms` is theirs: nothing is
+    /// written and the answer is false.
+    pub async fn report_unit(&self, unit: &PatrolUnit, takeover_before_ms: i64) -> Result<bool> {
+        let written = on_backend!(self, |pool, sql| {
             sqlx::query(&sql(
                 "INSERT INTO patrol_units (unit, officer, lat, lon, available, reported_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (unit) DO UPDATE SET \
                  officer = excluded.officer, lat = excluded.lat, lon = excluded.lon, \
-                 available = excluded.available, reported_at = excluded.reported_at",
+                 available = excluded.available, reported_at = excluded.reported_at \
+                 WHERE patrol_units.officer = excluded.officer \
+                 OR patrol_units.reported_at < $7",
             ))
             .bind(&unit.unit)
             .bind(&unit.officer)
@@ -101,11 +105,12 @@ impl Store {
             .bind(unit.position.lon)
             .bind(unit.available)
             .bind(unit.reported_at_ms)
+            .bind(takeover_before_ms)
             .execute(pool)
             .await?
             .rows_affected()
         });
-        Ok(())
+        Ok(written > 0)
     }
 
     /// Marks a unit busy (dispatched) or free; false if there is no such unit.

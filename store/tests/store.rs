@@ -539,8 +539,17 @@ async fn the_audit_log_is_append_only() {
             action: "vehicle.track".into(),
             target: "tag:5".into(),
             purpose: "case 1".into(),
+            outcome: "answered".into(),
         };
         let id = store.append_audit(&entry).await.expect("append");
+        let denial = tagwatch_model::AuditEntry {
+            at_ms: 5,
+            actor: "eve".into(),
+            target: "tag:6".into(),
+            outcome: "refused: not_found".into(),
+            ..entry.clone()
+        };
+        let refused_id = store.append_audit(&denial).await.expect("append");
         store.close().await;
         // Even with direct database access, the log cannot be rewritten.
         use sqlx::Connection;
@@ -564,7 +573,35 @@ async fn the_audit_log_is_append_only() {
         assert!(refused, "{url}: the audit log accepted a change");
         let store = Store::open(&url).await.expect("reopen");
         let entries = store.audit_after(0, 10).await.expect("read");
-        assert_eq!(entries, vec![tagwatch_model::AuditEntry { id, ..entry }]);
+        let denial = tagwatch_model::AuditEntry {
+            id: refused_id,
+            ..denial
+        };
+        assert_eq!(
+            entries,
+            vec![tagwatch_model::AuditEntry { id, ..entry }, denial.clone()]
+        );
+        // Searched by actor, vehicle and time, on both backends.
+        let by = |filter: tagwatch_store::AuditFilter| {
+            let store = store.clone();
+            async move { store.audit(&filter, 10).await.expect("search") }
+        };
+        let eve = tagwatch_store::AuditFilter {
+            actor: Some("eve".into()),
+            ..Default::default()
+        };
+        assert_eq!(by(eve).await, vec![denial.clone()]);
+        let tag6 = tagwatch_store::AuditFilter {
+            target: Some("tag:6".into()),
+            ..Default::default()
+        };
+        assert_eq!(by(tag6).await, vec![denial.clone()]);
+        let late = tagwatch_store::AuditFilter {
+            from_ms: Some(2),
+            to_ms: Some(6),
+            ..Default::default()
+        };
+        assert_eq!(by(late).await, vec![denial]);
     }
 }
 
@@ -702,10 +739,18 @@ async fn alert_decisions_are_kept_in_order_and_units_report_their_place() {
             available: true,
             reported_at_ms: 10,
         };
-        store.report_unit(&unit).await.expect("report");
+        assert!(store.report_unit(&unit, 0).await.expect("report"));
         unit.position.lat = 23.5;
         unit.reported_at_ms = 20;
-        store.report_unit(&unit).await.expect("report again");
+        assert!(store.report_unit(&unit, 0).await.expect("report again"));
+        // Another officer cannot move a unit someone reports, unless its report is stale.
+        let intruder = tagwatch_model::PatrolUnit {
+            officer: "mallory".into(),
+            reported_at_ms: 30,
+            ..unit.clone()
+        };
+        assert!(!store.report_unit(&intruder, 20).await.expect("refused"));
+        assert_eq!(store.units().await.expect("units"), vec![unit.clone()]);
         assert!(store.set_unit_available("P-1", false).await.expect("busy"));
         assert!(!store
             .set_unit_available("P-2", false)

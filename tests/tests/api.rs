@@ -32,7 +32,7 @@ async fn get(server: &TestServer, path: &str) -> (StatusCode, Value) {
 }
 
 fn station_body() -> Value {
-    json!({"id": 1001, "name": "North gate", "lat": 23.26, "lon": 116.59, "key": "00".repeat(32)})
+    json!({"id": 1001, "name": "North gate", "lat": 23.26, "lon": 116.59, "key": "01".repeat(32)})
 }
 
 #[tokio::test]

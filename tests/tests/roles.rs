@@ -145,7 +145,7 @@ async fn only_admins_manage_users_and_each_field_is_checked() {
         post(&server, "/api/v1/vehicles", &bob, vehicle).await.0,
         403
     );
-    let station = json!({"id": 7, "name": "x", "lat": 1.0, "lon": 1.0, "key": "00".repeat(32)});
+    let station = json!({"id": 7, "name": "x", "lat": 1.0, "lon": 1.0, "key": "07".repeat(32)});
     assert_eq!(
         post(&server, "/api/v1/stations", &alice, station.clone())
             .await
@@ -173,10 +173,14 @@ async fn owners_see_and_act_on_their_own_vehicles_only() {
     // Someone else's vehicle does not exist for an owner.
     let (status, error) = get(&server, "/api/v1/vehicles/600/location", &alice).await;
     assert_eq!(status, 404);
-    assert!(error["error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .contains("among yours"));
+    let (_, missing) = get(&server, "/api/v1/vehicles/601/location", &alice).await;
+    assert_eq!(
+        error["error"]["message"]
+            .as_str()
+            .map(|m| m.replace("600", "601")),
+        missing["error"]["message"].as_str().map(str::to_owned),
+        "the same answer as for a tag nobody registered"
+    );
     assert_eq!(
         get(&server, "/api/v1/vehicles/600/track", &alice).await.0,
         404
@@ -203,7 +207,13 @@ async fn owners_see_and_act_on_their_own_vehicles_only() {
     );
     assert_eq!(get(&server, "/api/v1/audit", &alice).await.0, 403);
     let (_, audit) = get(&server, "/api/v1/audit", TOKEN).await;
-    let entry = &audit["entries"][0];
+    // Her attempts at tag 600 come first, refused; then her own vehicle, answered.
+    let entry = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["outcome"] == "answered")
+        .expect("an answered query");
     assert_eq!(
         (entry["actor"].clone(), entry["target"].clone()),
         (json!("alice"), json!("tag:500"))
@@ -226,11 +236,15 @@ async fn officers_must_state_a_purpose_and_every_query_is_audited() {
         let (status, _) = get(&server, &format!("{path}?purpose=x"), &bob).await;
         assert_eq!(status, 400, "a purpose says something");
     }
-    assert_eq!(
-        get(&server, "/api/v1/audit", TOKEN).await.1["entries"],
-        json!([]),
-        "refused queries are not answered, and not logged"
-    );
+    // Refused queries are not answered, but each is logged with why it was refused.
+    let (_, audit) = get(&server, "/api/v1/audit", TOKEN).await;
+    let outcomes: Vec<_> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, vec![json!("refused: invalid_field"); 4]);
     let (status, _) = get(
         &server,
         "/api/v1/vehicles/600/track?purpose=case%202026-117",
@@ -246,7 +260,7 @@ async fn officers_must_state_a_purpose_and_every_query_is_audited() {
     .await;
     assert_eq!(status, 404, "not heard yet, but the query was made");
     assert_eq!(get(&server, "/api/v1/audit", &bob).await.0, 403);
-    let (_, audit) = get(&server, "/api/v1/audit", TOKEN).await;
+    let (_, audit) = get(&server, "/api/v1/audit?after=4", TOKEN).await;
     let entries = audit["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["actor"], "bob");
@@ -404,7 +418,7 @@ async fn a_recovered_vehicle_leaves_the_stolen_list_at_once() {
     station
         .exchange(&station.detections(3, t0 + 240_000, &[500]))
         .await;
-    let (_, list) = get(&server, "/api/v1/alerts?tag=500", &bob).await;
+    let (_, list) = get(&server, "/api/v1/alerts?tag=500&purpose=case%2012", &bob).await;
     assert_eq!(list["alerts"].as_array().map(Vec::len), Some(2));
 }
 
@@ -439,8 +453,9 @@ async fn the_alert_list_is_filtered_for_owners_and_validated() {
         .map(|a| a["tag"].clone())
         .collect();
     assert_eq!(tags, vec![json!(500)]);
-    let (_, none) = get(&server, "/api/v1/alerts?tag=600", &alice).await;
-    assert_eq!(none["alerts"], json!([]));
+    // Someone else's vehicle is no vehicle at all for an owner.
+    let (status, _) = get(&server, "/api/v1/alerts?tag=600", &alice).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     for (query, field) in [
         ("limit=0", "limit"),
         ("limit=5000", "limit"),

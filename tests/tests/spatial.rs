@@ -269,9 +269,18 @@ async fn spatial_queries_are_validated_refused_to_owners_and_need_a_purpose() {
     let path = near(&format!("{}&radius_m=150&purpose=curious", at_1001()));
     assert_eq!(get(&server, &path, alice).await.0, 403);
     let (_, audit) = get(&server, "/api/v1/audit", TOKEN).await;
+    let outcomes: Vec<_> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| (e["actor"].clone(), e["outcome"].clone()))
+        .collect();
     assert_eq!(
-        audit["entries"],
-        json!([]),
-        "refused queries leave no trace and get no answer"
+        outcomes,
+        vec![
+            (json!("(admin token)"), json!("refused: invalid_field")),
+            (json!("alice"), json!("refused: forbidden")),
+        ],
+        "refused queries get no answer, and each is logged with why"
     );
 }

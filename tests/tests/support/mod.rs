@@ -208,7 +208,7 @@ pub fn station(id: u32) -> Station {
 }
 
 pub fn key(id: u32) -> StationKey {
-    StationKey([u8::try_from(id % 251).expect("small"); 32])
+    StationKey([u8::try_from(id % 251 + 1).expect("small"); 32])
 }
 
 /// Registers a station and a vehicle through the API.
