@@ -148,9 +148,48 @@ async fn hashing<T: Send + 'static>(
     };
     let running = HASHES_AT_ONCE - HASHING.available_permits();
     PEAK.fetch_max(running, Ordering::Relaxed);
-    let done = tokio::task::spawn_blocking(work).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    hashers()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(Box::new(move || {
+            let _ = tx.send(work());
+        }))
+        .map_err(|_| ApiError::Internal("the password hashing threads are gone".into()))?;
+    let done = rx.await;
     drop(permit);
-    done.map_err(|e| ApiError::Internal(e.to_string()))
+    done.map_err(|_| ApiError::Internal("a password hash failed".into()))
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// The threads that hash passwords: always the same [`HASHES_AT_ONCE`] of them. On the runtime's
+/// blocking pool each hash could land on a new thread, and glibc gives each thread its own heap
+/// arena that keeps the 19 MiB a hash took: a login flood grew the server by ~20 MiB a thread
+/// (400 MiB with 44 hashes, however few at once). Two threads keep it to two arenas.
+fn hashers() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<HashJob>> {
+    static HASHERS: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<HashJob>>> =
+        std::sync::OnceLock::new();
+    HASHERS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for n in 0..HASHES_AT_ONCE {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-hash-{n}"))
+                .spawn(move || loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a password hashing thread");
+            }
+        }
+        std::sync::Mutex::new(tx)
+    })
 }
 
 /// Hashes a password with argon2id and a random salt.

@@ -9,8 +9,8 @@ use tagwatch_model::StationKey;
 
 /// The key of the protocol vectors, so the seeds' MACs verify and decoding goes deep.
 const KEY: [u8; 32] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
-    25, 26, 27, 28, 29, 30, 31,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    26, 27, 28, 29, 30, 31,
 ];
 
 fuzz_target!(|data: &[u8]| {
