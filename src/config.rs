@@ -68,6 +68,10 @@ pub struct Config {
     /// API calls per second one token may sustain, and the burst it may make.
     pub token_calls_per_s: u32,
     pub token_call_burst: u32,
+    /// Requests without a valid token (logins included) one source address may make a minute,
+    /// and its burst.
+    pub unauthenticated_per_min: u32,
+    pub unauthenticated_burst: u32,
     /// Station TCP connections open at once (lowered at start to fit the open-file limit).
     pub tcp_connections: usize,
     /// Station TCP connections open at once from one source address (stations behind one NAT
@@ -104,6 +108,8 @@ impl Default for Config {
             tile_url: None,
             token_calls_per_s: tagwatch_api::limits::CALLS_PER_SECOND,
             token_call_burst: tagwatch_api::limits::CALL_BURST,
+            unauthenticated_per_min: tagwatch_api::limits::UNAUTHENTICATED_PER_MINUTE,
+            unauthenticated_burst: tagwatch_api::limits::UNAUTHENTICATED_BURST,
             tcp_connections: 4_096,
             tcp_connections_per_source: 256,
             tcp_auth_timeout_s: 5,
@@ -181,6 +187,9 @@ impl Config {
         }
         if self.visit_gap_s == 0 {
             return invalid("visit_gap_s", "must be positive");
+        }
+        if self.unauthenticated_per_min == 0 || self.unauthenticated_burst == 0 {
+            return invalid("unauthenticated_per_min", "rate limits must be positive");
         }
         if self.token_calls_per_s == 0 || self.token_call_burst == 0 {
             return invalid("token_calls_per_s", "rate limits must be positive");

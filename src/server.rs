@@ -280,9 +280,11 @@ impl Server {
             replayed,
             shutdown.clone(),
         ));
-        let limits = Arc::new(tagwatch_api::limits::Limits::per_token(
+        let limits = Arc::new(tagwatch_api::limits::Limits::configured(
             config.token_calls_per_s,
             config.token_call_burst,
+            config.unauthenticated_per_min,
+            config.unauthenticated_burst,
         ));
         let api = tagwatch_api::app(ApiState {
             store: store.clone(),

@@ -342,8 +342,12 @@ pub async fn audit(
             format!("limit must be 1..={MAX_AUDIT_PAGE}"),
         ));
     }
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::field("after", "after must be 0 or more"));
+    }
     let filter = tagwatch_store::AuditFilter {
-        after: query.after.unwrap_or(0).max(0),
+        after,
         actor: query.actor,
         target: query
             .tag

@@ -116,7 +116,9 @@ impl From<tagwatch_store::Error> for ApiError {
             | E::CaseAlreadyOpen(_)
             | E::UserExists(_)
             | E::Conflict(_) => ApiError::Conflict(error.to_string()),
-            E::NoSuchVehicle(_) | E::NoOpenCase(_) => ApiError::NotFound(error.to_string()),
+            E::NoSuchVehicle(_) => ApiError::NotFound(error.to_string()),
+            // The vehicle exists; its state is what stands in the way.
+            E::NoOpenCase(_) => ApiError::Conflict(error.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

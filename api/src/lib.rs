@@ -121,6 +121,27 @@ pub(crate) async fn ask_tracker<T: Send + 'static>(
     rx.await.map_err(|_| error::ApiError::Unavailable)
 }
 
+/// Middleware: every request body of this API is a JSON object (or empty). serde would read a
+/// struct from an array as well (`[null, null]` opened a theft case), so a body that is not an
+/// object is refused before any handler sees it.
+async fn objects_only(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::TooLarge)?;
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(ApiError::BadBody(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    Ok(next.run(request).await)
+}
+
 /// A known path asked with a method it does not take: the JSON error, like every other.
 async fn method_not_allowed(method: axum::http::Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())
@@ -189,6 +210,7 @@ pub fn app(state: ApiState) -> Router {
         // Login and this API's description are the calls without a token.
         .route("/login", post(accounts::login))
         .route("/openapi.json", get(openapi::serve))
+        .layer(middleware::from_fn(objects_only))
         .method_not_allowed_fallback(method_not_allowed);
     let mut router = Router::new();
     for path in web::paths() {

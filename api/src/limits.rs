@@ -23,8 +23,8 @@ const LOGINS_PER_MINUTE: u32 = 6;
 const LOGIN_BURST: u32 = 10;
 /// Requests without a valid token (logins, refused tokens) per minute from one source address,
 /// and the burst: a station house behind one address logs in a shift at a time.
-const UNAUTHENTICATED_PER_MINUTE: u32 = 60;
-const UNAUTHENTICATED_BURST: u32 = 30;
+pub const UNAUTHENTICATED_PER_MINUTE: u32 = 60;
+pub const UNAUTHENTICATED_BURST: u32 = 30;
 
 /// The limiters of one server.
 #[derive(Debug)]
@@ -47,10 +47,30 @@ fn nonzero(n: u32) -> NonZeroU32 {
 impl Limits {
     /// `calls_per_second` sustained per token, bursts of `burst`; the login limits as default.
     pub fn per_token(calls_per_second: u32, burst: u32) -> Self {
-        Self::new(
+        Self::configured(
+            calls_per_second,
+            burst,
+            UNAUTHENTICATED_PER_MINUTE,
+            UNAUTHENTICATED_BURST,
+        )
+    }
+
+    /// Every limit from the configuration: per token, and per source address without a token.
+    pub fn configured(
+        calls_per_second: u32,
+        burst: u32,
+        unauthenticated_per_minute: u32,
+        unauthenticated_burst: u32,
+    ) -> Self {
+        let mut limits = Self::new(
             Quota::per_second(nonzero(calls_per_second)).allow_burst(nonzero(burst)),
             Quota::per_minute(nonzero(LOGINS_PER_MINUTE)).allow_burst(nonzero(LOGIN_BURST)),
-        )
+        );
+        limits.unauthenticated = RateLimiter::keyed(
+            Quota::per_minute(nonzero(unauthenticated_per_minute))
+                .allow_burst(nonzero(unauthenticated_burst)),
+        );
+        limits
     }
 
     pub fn new(calls: Quota, logins: Quota) -> Self {

@@ -27,6 +27,8 @@ pub struct Endpoint {
     pub summary: &'static str,
     pub query: &'static [Field],
     pub body: &'static [Field],
+    /// The status of a successful answer: 200, 201 for a creation, 204 with no body.
+    pub status: u16,
 }
 
 const fn req(name: &'static str, kind: &'static str, doc: &'static str) -> Field {
@@ -78,6 +80,7 @@ const fn get(path: &'static str, who: &'static str, summary: &'static str) -> En
         summary,
         query: NONE,
         body: NONE,
+        status: 200,
     }
 }
 
@@ -100,7 +103,20 @@ const fn call(
         summary,
         query: NONE,
         body,
+        status: 200,
     }
+}
+
+/// An endpoint that answers 201 with what it created.
+const fn created(mut e: Endpoint) -> Endpoint {
+    e.status = 201;
+    e
+}
+
+/// An endpoint that answers 204 with no body.
+const fn no_content(mut e: Endpoint) -> Endpoint {
+    e.status = 204;
+    e
 }
 
 const POLICE: &str = "officer, dispatcher, admin";
@@ -118,16 +134,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
             req("password", "string", "password"),
         ],
     ),
-    call(
+    no_content(call(
         "post",
         "/logout",
         "any account",
         "Revoke the token used",
         NONE,
-    ),
+    )),
     get("/me", "any", "Who the token belongs to"),
     get("/me/vehicles", "owner", "The caller's vehicles"),
-    call(
+    created(call(
         "post",
         "/users",
         "admin",
@@ -137,7 +153,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
             req("password", "string", "at least 10 characters"),
             req("role", "string", "owner, officer, dispatcher or admin"),
         ],
-    ),
+    )),
     get(
         "/users",
         "admin",
@@ -171,7 +187,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Reset a user's password (every session of theirs ends)",
         &[req("password", "string", "10-1024 characters")],
     ),
-    call(
+    no_content(call(
         "post",
         "/me/password",
         "any account",
@@ -180,7 +196,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
             req("current", "string", "the password now"),
             req("new", "string", "10-1024 characters"),
         ],
-    ),
+    )),
     with_query(
         get(
             "/audit",
@@ -205,7 +221,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         &[req("retention_days", "integer", "1-3650")],
     ),
     get("/stations", POLICE, "Every station with its health"),
-    call(
+    created(call(
         "post",
         "/stations",
         "admin",
@@ -221,8 +237,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 "64 hex characters; when absent one is generated and shown in the answer, once",
             ),
         ],
-    ),
-    call(
+    )),
+    created(call(
         "post",
         "/vehicles",
         "admin",
@@ -234,12 +250,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
             req("owner_phone", "string", "owner's phone"),
             opt("owner", "string", "the owner's account"),
         ],
-    ),
+    )),
     with_query(
         get("/vehicles", "admin", "Registered vehicles by tag"),
         &[opt("after", "integer", "tags after this one"), LIMIT],
     ),
-    call(
+    created(call(
         "post",
         "/vehicles/{tag}/theft",
         OWNER_OR_POLICE,
@@ -253,7 +269,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
             ),
             opt("last_seen_place", "string", "where"),
         ],
-    ),
+    )),
     call(
         "post",
         "/vehicles/{tag}/recovered",
@@ -314,13 +330,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Pair with a companion tag",
         &[req("companion", "integer", "the companion's tag")],
     ),
-    call(
+    no_content(call(
         "delete",
         "/vehicles/{tag}/pair",
         "owner (their own), admin",
         "Unpair",
         NONE,
-    ),
+    )),
     with_query(
         get(
             "/alerts",
@@ -373,21 +389,21 @@ pub const ENDPOINTS: &[Endpoint] = &[
         POLICE,
         "An alert, its decisions and the nearest available units",
     ),
-    call(
+    created(call(
         "post",
         "/alerts/{seq}/accept",
         POLICE,
         "A true hit",
         &[req("reason", "string", "why")],
-    ),
-    call(
+    )),
+    created(call(
         "post",
         "/alerts/{seq}/reject",
         POLICE,
         "A false hit",
         &[req("reason", "string", "why")],
-    ),
-    call(
+    )),
+    created(call(
         "post",
         "/alerts/{seq}/dispatch",
         "dispatcher, admin",
@@ -396,7 +412,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
             req("unit", "string", "call sign"),
             opt("note", "string", "instructions"),
         ],
-    ),
+    )),
     call(
         "post",
         "/patrol/position",
@@ -460,7 +476,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ],
     ),
     get("/geofences", POLICE, "Every geofence"),
-    call(
+    created(call(
         "post",
         "/geofences",
         "admin",
@@ -472,16 +488,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
             opt("on_enter", "boolean", "alert on entering"),
             opt("on_leave", "boolean", "alert on leaving"),
         ],
-    ),
-    call(
+    )),
+    no_content(call(
         "delete",
         "/geofences/{id}",
         "admin",
         "Remove a geofence",
         NONE,
-    ),
+    )),
     get("/precincts", POLICE, "Every precinct"),
-    call(
+    created(call(
         "post",
         "/precincts",
         "admin",
@@ -490,17 +506,65 @@ pub const ENDPOINTS: &[Endpoint] = &[
             req("name", "string", "unique name"),
             req("area", "array", "[[lat, lon], ...], 3-256 vertices"),
         ],
-    ),
+    )),
     get("/openapi.json", "anyone", "This document"),
 ];
+
+/// The ranges and lengths the handlers enforce, by field name, so that a client (or a fuzzer
+/// reading this document) knows what is valid without trying.
+fn constrained(name: &str, kind: &str) -> Value {
+    let mut schema = json!({ "type": kind });
+    let bounds = match name {
+        "lat" | "south" | "north" => json!({ "minimum": -90, "maximum": 90 }),
+        "lon" | "west" | "east" => json!({ "minimum": -180, "maximum": 180 }),
+        // The smallest page of any endpoint (alerts, audit: 1,000; areas: 5,000).
+        "limit" => json!({ "minimum": 1, "maximum": 1000 }),
+        "min_tags" => json!({ "minimum": 1, "maximum": 1000 }),
+        "after" => json!({ "minimum": 0, "maximum": i64::MAX }),
+        "minutes" | "dark_minutes" => json!({ "minimum": 1, "maximum": 1440 }),
+        "min_times" => json!({ "minimum": 1, "maximum": 100 }),
+        "role" => json!({ "enum": ["owner", "officer", "dispatcher", "admin"] }),
+        "unit" => json!({ "pattern": "^[A-Za-z0-9_ -]{1,32}$" }),
+        "reason" | "plate" | "name" | "owner_name" | "owner_phone" | "owner" => {
+            json!({ "minLength": 1, "maxLength": 200, "pattern": "\\S" })
+        }
+        "tag" | "companion" | "id" if kind == "integer" => {
+            json!({ "minimum": 1, "maximum": u32::MAX })
+        }
+        "seq" if kind == "integer" => json!({ "minimum": 1 }),
+        "radius_m" => json!({ "exclusiveMinimum": 0 }),
+        "retention_days" => json!({ "type": "integer", "minimum": 1, "maximum": 3650 }),
+        "tags" => json!({ "items": { "type": "integer", "minimum": 1, "maximum": u32::MAX } }),
+        "area" => json!({ "minItems": 3, "maxItems": 256, "items": { "type": "array",
+            "prefixItems": [{ "type": "number", "minimum": -90, "maximum": 90 },
+                            { "type": "number", "minimum": -180, "maximum": 180 }],
+            "minItems": 2, "maxItems": 2 } }),
+        "purpose" => json!({ "minLength": 3, "maxLength": tagwatch_model::MAX_PURPOSE_CHARS,
+                             "pattern": "[0-9A-Za-z].*[0-9A-Za-z].*[0-9A-Za-z]" }),
+        "password" | "new" => json!({ "minLength": 10, "maxLength": 1024 }),
+        "username" => json!({ "minLength": 3, "maxLength": 64, "pattern": "^[A-Za-z0-9._@-]+$" }),
+        "key" => json!({ "pattern": "^[0-9a-fA-F]{64}$" }),
+        "from" | "to" | "last_seen_at" => json!({ "format": "date-time" }),
+        // Optional, and blank means none.
+        "note" | "last_seen_place" => json!({ "maxLength": 200 }),
+        _ => json!({}),
+    };
+    if let (Some(schema), Some(bounds)) = (schema.as_object_mut(), bounds.as_object()) {
+        schema.extend(bounds.clone());
+    }
+    schema
+}
 
 fn schema(fields: &[Field]) -> Value {
     let mut properties = Map::new();
     for f in fields {
-        properties.insert(
-            f.name.into(),
-            json!({ "type": f.kind, "description": f.doc }),
-        );
+        let mut property = constrained(f.name, f.kind);
+        if !f.required {
+            // An optional field may also be given as null, which means "not given".
+            property["type"] = json!([property["type"].clone(), "null"]);
+        }
+        property["description"] = json!(f.doc);
+        properties.insert(f.name.into(), property);
     }
     let required: Vec<&str> = fields
         .iter()
@@ -515,24 +579,74 @@ fn operation(e: &Endpoint) -> Value {
         .path
         .split('/')
         .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .map(|name| {
+            let kind = if matches!(name, "tag" | "seq" | "id") { "integer" } else { "string" };
+            json!({ "name": name, "in": "path", "required": true, "schema": constrained(name, kind) })
+        })
         .collect();
     parameters.extend(e.query.iter().map(|f| {
         json!({ "name": f.name, "in": "query", "required": f.required, "description": f.doc,
-                "schema": { "type": f.kind } })
+                "schema": constrained(f.name, f.kind) })
     }));
+    let error = |description: &str| {
+        json!({ "description": description,
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+    };
+    let success = match (e.status, e.path) {
+        (204, _) => json!({ "description": "Done; no body" }),
+        // Each event's data: an alert's JSON (`alert`), or a line of text (`error`,
+        // `session_ended`).
+        (_, "/alerts/stream") => json!({
+            "description": "Server-Sent Events: `alert` events (id = the alert's sequence number), \
+                            `session_ended` when the token stops being valid",
+            "content": { "text/event-stream": { "schema": {} } },
+        }),
+        (_, "/vehicles/{tag}/track") => json!({
+            "description": "GeoJSON: one Point feature per visit, in time order",
+            "content": { "application/geo+json": { "schema": { "type": "object" } } },
+        }),
+        (status, _) => json!({ "description": if status == 201 { "Created" } else { "OK" },
+                               "content": { "application/json": { "schema": { "type": "object" } } } }),
+    };
+    let mut too_many = error("Over a rate limit: wait `Retry-After` seconds");
+    too_many["headers"] =
+        json!({ "Retry-After": { "schema": { "type": "integer", "minimum": 1 } } });
+    let mut responses = Map::new();
+    responses.insert(e.status.to_string(), success);
+    responses.insert(
+        "400".into(),
+        error("A parameter or body field is invalid (named in `field`)"),
+    );
+    responses.insert(
+        "401".into(),
+        error("No valid token, or a wrong username or password"),
+    );
+    responses.insert(
+        "403".into(),
+        error("The caller's role may not do this, or the account is disabled"),
+    );
+    responses.insert(
+        "404".into(),
+        error("No such resource (or none the caller may see)"),
+    );
+    responses.insert("405".into(), error("The path does not take this method"));
+    responses.insert("409".into(), error("It conflicts with the current state"));
+    responses.insert("413".into(), error("The body is larger than 64 KiB"));
+    responses.insert("429".into(), too_many);
+    responses.insert(
+        "503".into(),
+        error("The pipeline behind the API is unavailable"),
+    );
     let mut op = json!({
         "summary": e.summary,
         "description": format!("Who: {}.", e.who),
         "parameters": parameters,
-        "responses": {
-            "200": { "description": "OK (201 for a creation, 204 for a deletion)" },
-            "4XX": { "description": "A client error naming the field",
-                     "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-        },
+        "responses": responses,
     });
     if !e.body.is_empty() {
-        op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema(e.body) } } });
+        // A body of optional fields only may be left out (a theft report without a note).
+        let required = e.body.iter().any(|f| f.required);
+        op["requestBody"] = json!({ "required": required, "content": { "application/json": { "schema": schema(e.body) } } });
     }
     if e.who == "anyone" {
         op["security"] = json!([]);

@@ -340,6 +340,15 @@ pub async fn list_alerts(
             query.purpose.as_deref(),
         )
         .await?;
+    } else if query
+        .purpose
+        .as_deref()
+        .is_some_and(|p| !tagwatch_model::purpose_says_something(p))
+    {
+        return Err(ApiError::field(
+            "purpose",
+            "a purpose, when given, needs at least three letters or digits",
+        ));
     }
     let filter = crate::alert_filter::AlertFilter::new(
         &state,

@@ -215,9 +215,9 @@ pub async fn unpair(
     may_pair(&caller)?;
     let tag = tag_from_path(&tag)?;
     accessible_vehicle(&state, &caller, tag).await?;
-    if !state.store.unpair(tag).await? {
-        return Err(ApiError::NotFound(format!("tag {tag} has no companion")));
+    // Idempotent, as a DELETE is: a vehicle with no companion is unpaired already.
+    if state.store.unpair(tag).await? {
+        tell_tracker(&state, Command::Unpair { tag }).await?;
     }
-    tell_tracker(&state, Command::Unpair { tag }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -387,7 +387,7 @@ async fn a_recovered_vehicle_leaves_the_stolen_list_at_once() {
         post(&server, "/api/v1/vehicles/600/recovered", &bob, json!({}))
             .await
             .0,
-        404,
+        409,
         "no open case"
     );
     station.exchange(&station.detections(1, t0, &[500])).await;
