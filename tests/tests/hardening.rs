@@ -336,6 +336,17 @@ async fn the_small_holes_are_closed() {
     assert_eq!(response.status(), 405);
     let body: Value = response.json().await.expect("a JSON body");
     assert_eq!(body["error"]["code"], "method_not_allowed");
+    // A body is a JSON object: serde would read a struct from an array (this opened a case).
+    let (status, error) = post(
+        &server,
+        "/api/v1/vehicles/500/theft",
+        &bob,
+        json!([null, null]),
+    )
+    .await;
+    assert_eq!(status, 400, "{error}");
+    let (status, _) = get(&server, "/api/v1/audit?after=-1", TOKEN).await;
+    assert_eq!(status, 400);
     // The admin token is not a user named admin in the audit log.
     create_user(&server, "admin", "officer").await;
     let (status, _) = get(
