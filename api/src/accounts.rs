@@ -1,5 +1,8 @@
 //! # Accounts: login and logout, user management, "me", and reading the audit log.
 
+use crate::answers::{
+    AccountAnswer, AccountChange, AuditAnswer, AuditLine, LoginAnswer, MyVehicles, VehicleAnswer,
+};
 use crate::auth::{self, Caller, TOKEN_TTL_MS};
 use crate::error::ApiError;
 use crate::ApiState;
@@ -9,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::net::SocketAddr;
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::Role;
@@ -42,7 +44,7 @@ pub async fn login(
     State(state): State<ApiState>,
     source: Source,
     body: Result<Json<Login>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LoginAnswer>, ApiError> {
     let Json(login) = body?;
     let source = crate::listener::source(source.as_ref().map(|s| &s.0));
     // Only a bounded username and password are worth hashing.
@@ -74,12 +76,12 @@ pub async fn login(
         .insert_token(&auth::token_hash(&token), user.id, now, expires)
         .await?;
     tracing::info!(user = %user.username, role = %user.role, "login");
-    Ok(Json(json!({
-        "token": token,
-        "username": user.username,
-        "role": user.role,
-        "expires_at": to_rfc3339(expires),
-    })))
+    Ok(Json(LoginAnswer {
+        token,
+        username: user.username,
+        role: user.role.to_string(),
+        expires_at: to_rfc3339(expires),
+    }))
 }
 
 /// `POST /api/v1/logout`: revokes the token used.
@@ -139,7 +141,11 @@ pub async fn create_user(
     tracing::info!(user = %username, %role, by = %caller.username, "user created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": id.0, "username": username, "role": role })),
+        Json(AccountAnswer {
+            id: Some(id.0),
+            username,
+            role: role.to_string(),
+        }),
     ))
 }
 
@@ -148,7 +154,7 @@ pub async fn revoke_user(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(username): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountChange>, ApiError> {
     caller.require(&[Role::Admin])?;
     let user = state
         .store
@@ -157,7 +163,11 @@ pub async fn revoke_user(
         .ok_or_else(|| ApiError::NotFound(format!("no user {username:?}")))?;
     let revoked = state.store.revoke_tokens_of(user.id, now_ms()).await?;
     tracing::info!(user = %username, revoked, by = %caller.username, "tokens revoked");
-    Ok(Json(json!({ "username": username, "revoked": revoked })))
+    Ok(Json(AccountChange {
+        username,
+        disabled: None,
+        revoked,
+    }))
 }
 
 /// A new password long enough to resist guessing, and short enough to hash.
@@ -186,7 +196,7 @@ pub async fn disable_user(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(username): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountChange>, ApiError> {
     caller.require(&[Role::Admin])?;
     let user = account(&state, &username).await?;
     if caller.user == Some(user.id) {
@@ -198,9 +208,11 @@ pub async fn disable_user(
     state.store.set_disabled(user.id, Some(now)).await?;
     let revoked = state.store.revoke_tokens_of(user.id, now).await?;
     tracing::info!(user = %username, revoked, by = %caller.username, "account disabled");
-    Ok(Json(
-        json!({ "username": username, "disabled": true, "revoked": revoked }),
-    ))
+    Ok(Json(AccountChange {
+        username,
+        disabled: Some(true),
+        revoked,
+    }))
 }
 
 /// `POST /api/v1/users/{username}/enable` (admin).
@@ -208,14 +220,16 @@ pub async fn enable_user(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(username): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountChange>, ApiError> {
     caller.require(&[Role::Admin])?;
     let user = account(&state, &username).await?;
     state.store.set_disabled(user.id, None).await?;
     tracing::info!(user = %username, by = %caller.username, "account enabled");
-    Ok(Json(
-        json!({ "username": username, "disabled": false, "revoked": 0 }),
-    ))
+    Ok(Json(AccountChange {
+        username,
+        disabled: Some(false),
+        revoked: 0,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,7 +245,7 @@ pub async fn reset_password(
     Extension(caller): Extension<Caller>,
     Path(username): Path<String>,
     body: Result<Json<NewPassword>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountChange>, ApiError> {
     caller.require(&[Role::Admin])?;
     let Json(new) = body?;
     check_password("password", &new.password)?;
@@ -240,9 +254,11 @@ pub async fn reset_password(
     state.store.set_password_hash(user.id, &hash).await?;
     let revoked = state.store.revoke_tokens_of(user.id, now_ms()).await?;
     tracing::info!(user = %username, revoked, by = %caller.username, "password reset");
-    Ok(Json(
-        json!({ "username": username, "disabled": false, "revoked": revoked }),
-    ))
+    Ok(Json(AccountChange {
+        username,
+        disabled: None,
+        revoked,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,26 +305,36 @@ pub async fn change_password(
 }
 
 /// `GET /api/v1/me`
-pub async fn me(Extension(caller): Extension<Caller>) -> Json<Value> {
-    Json(json!({ "username": caller.username, "role": caller.role }))
+pub async fn me(Extension(caller): Extension<Caller>) -> Json<AccountAnswer> {
+    Json(AccountAnswer {
+        id: None,
+        username: caller.username,
+        role: caller.role.to_string(),
+    })
 }
 
 /// `GET /api/v1/me/vehicles` (owner): the caller's own vehicles.
 pub async fn my_vehicles(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MyVehicles>, ApiError> {
     caller.require(&[Role::Owner])?;
     let owner = caller
         .user
         .ok_or_else(|| ApiError::Forbidden("no account behind this token".into()))?;
     let vehicles = state.store.vehicles_of(owner).await?;
-    Ok(Json(json!({
-        "vehicles": vehicles.iter().map(|v| json!({
-            "tag": v.tag.0, "plate": v.plate,
-            "owner_name": v.owner_name, "owner_phone": v.owner_phone,
-        })).collect::<Vec<_>>()
-    })))
+    Ok(Json(MyVehicles {
+        vehicles: vehicles
+            .into_iter()
+            .map(|v| VehicleAnswer {
+                tag: v.tag.0,
+                plate: v.plate,
+                owner_name: v.owner_name,
+                owner_phone: v.owner_phone,
+                owner: None,
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,7 +358,7 @@ pub async fn audit(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditAnswer>, ApiError> {
     caller.require(&[Role::Admin])?;
     let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
@@ -359,13 +385,21 @@ pub async fn audit(
         to_ms: crate::routes::time_param("to", query.to.as_deref())?,
     };
     let entries = state.store.audit(&filter, limit).await?;
-    Ok(Json(json!({
-        "entries": entries.iter().map(|e| json!({
-            "id": e.id, "at": to_rfc3339(e.at_ms), "actor": e.actor, "role": e.role,
-            "action": e.action, "target": e.target, "purpose": e.purpose,
-            "outcome": e.outcome,
-        })).collect::<Vec<_>>()
-    })))
+    Ok(Json(AuditAnswer {
+        entries: entries
+            .into_iter()
+            .map(|e| AuditLine {
+                id: e.id,
+                at: to_rfc3339(e.at_ms),
+                actor: e.actor,
+                role: e.role.to_string(),
+                action: e.action,
+                target: e.target,
+                purpose: e.purpose,
+                outcome: e.outcome,
+            })
+            .collect(),
+    }))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod alert_filter;
+pub mod answers;
 pub mod auth;
 pub mod error;
 pub mod limits;

@@ -4,6 +4,8 @@
 //! query and body fields. The API tests check the table against the router both ways (every
 //! route documented, every documented route answered), so the document cannot drift.
 
+use crate::answers::*;
+use crate::spatial::{NearAnswer, ThroughAnswer};
 use serde_json::{json, Map, Value};
 
 /// A query or body field.
@@ -29,6 +31,8 @@ pub struct Endpoint {
     pub body: &'static [Field],
     /// The status of a successful answer: 200, 201 for a creation, 204 with no body.
     pub status: u16,
+    /// The JSON Schema of a successful answer, from its type (`None`: an object, not yet typed).
+    pub answer: Option<AnswerSchema>,
 }
 
 const fn req(name: &'static str, kind: &'static str, doc: &'static str) -> Field {
@@ -81,6 +85,7 @@ const fn get(path: &'static str, who: &'static str, summary: &'static str) -> En
         query: NONE,
         body: NONE,
         status: 200,
+        answer: None,
     }
 }
 
@@ -104,7 +109,14 @@ const fn call(
         query: NONE,
         body,
         status: 200,
+        answer: None,
     }
+}
+
+/// An endpoint whose successful answer is a `T` of [`crate::answers`].
+const fn answers(mut e: Endpoint, schema: AnswerSchema) -> Endpoint {
+    e.answer = Some(schema);
+    e
 }
 
 /// An endpoint that answers 201 with what it created.
@@ -124,15 +136,18 @@ const OWNER_OR_POLICE: &str = "police; owner for their own vehicle";
 
 /// Every endpoint under `/api/v1`.
 pub const ENDPOINTS: &[Endpoint] = &[
-    call(
-        "post",
-        "/login",
-        "anyone",
-        "Sign in: a bearer token valid for 12 hours",
-        &[
-            req("username", "string", "account name"),
-            req("password", "string", "password"),
-        ],
+    answers(
+        call(
+            "post",
+            "/login",
+            "anyone",
+            "Sign in: a bearer token valid for 12 hours",
+            &[
+                req("username", "string", "account name"),
+                req("password", "string", "password"),
+            ],
+        ),
+        schema_of::<LoginAnswer>,
     ),
     no_content(call(
         "post",
@@ -141,51 +156,72 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Revoke the token used",
         NONE,
     )),
-    get("/me", "any", "Who the token belongs to"),
-    get("/me/vehicles", "owner", "The caller's vehicles"),
-    created(call(
-        "post",
-        "/users",
-        "admin",
-        "Create an account",
-        &[
-            req("username", "string", "3-64 characters"),
-            req("password", "string", "at least 10 characters"),
-            req("role", "string", "owner, officer, dispatcher or admin"),
-        ],
-    )),
+    answers(
+        get("/me", "any", "Who the token belongs to"),
+        schema_of::<AccountAnswer>,
+    ),
+    answers(
+        get("/me/vehicles", "owner", "The caller's vehicles"),
+        schema_of::<MyVehicles>,
+    ),
+    answers(
+        created(call(
+            "post",
+            "/users",
+            "admin",
+            "Create an account",
+            &[
+                req("username", "string", "3-64 characters"),
+                req("password", "string", "at least 10 characters"),
+                req("role", "string", "owner, officer, dispatcher or admin"),
+            ],
+        )),
+        schema_of::<AccountAnswer>,
+    ),
     get(
         "/users",
         "admin",
         "Every account with its role and live tokens",
     ),
-    call(
-        "post",
-        "/users/{username}/revoke",
-        "admin",
-        "Revoke every token of a user (their live streams end within seconds)",
-        NONE,
+    answers(
+        call(
+            "post",
+            "/users/{username}/revoke",
+            "admin",
+            "Revoke every token of a user (their live streams end within seconds)",
+            NONE,
+        ),
+        schema_of::<AccountChange>,
     ),
-    call(
-        "post",
-        "/users/{username}/disable",
-        "admin",
-        "Disable an account: its tokens stop working, it cannot log in",
-        NONE,
+    answers(
+        call(
+            "post",
+            "/users/{username}/disable",
+            "admin",
+            "Disable an account: its tokens stop working, it cannot log in",
+            NONE,
+        ),
+        schema_of::<AccountChange>,
     ),
-    call(
-        "post",
-        "/users/{username}/enable",
-        "admin",
-        "Enable a disabled account again",
-        NONE,
+    answers(
+        call(
+            "post",
+            "/users/{username}/enable",
+            "admin",
+            "Enable a disabled account again",
+            NONE,
+        ),
+        schema_of::<AccountChange>,
     ),
-    call(
-        "post",
-        "/users/{username}/password",
-        "admin",
-        "Reset a user's password (every session of theirs ends)",
-        &[req("password", "string", "10-1024 characters")],
+    answers(
+        call(
+            "post",
+            "/users/{username}/password",
+            "admin",
+            "Reset a user's password (every session of theirs ends)",
+            &[req("password", "string", "10-1024 characters")],
+        ),
+        schema_of::<AccountChange>,
     ),
     no_content(call(
         "post",
@@ -197,20 +233,23 @@ pub const ENDPOINTS: &[Endpoint] = &[
             req("new", "string", "10-1024 characters"),
         ],
     )),
-    with_query(
-        get(
-            "/audit",
-            "admin",
-            "The audit log of movement queries (answered and refused), oldest first",
+    answers(
+        with_query(
+            get(
+                "/audit",
+                "admin",
+                "The audit log of movement queries (answered and refused), oldest first",
+            ),
+            &[
+                opt("after", "integer", "entries after this id"),
+                LIMIT,
+                opt("actor", "string", "only this actor's entries"),
+                opt("tag", "integer", "only entries about this vehicle"),
+                opt("from", "string", "RFC 3339: entries at or after"),
+                opt("to", "string", "RFC 3339: entries before"),
+            ],
         ),
-        &[
-            opt("after", "integer", "entries after this id"),
-            LIMIT,
-            opt("actor", "string", "only this actor's entries"),
-            opt("tag", "integer", "only entries about this vehicle"),
-            opt("from", "string", "RFC 3339: entries at or after"),
-            opt("to", "string", "RFC 3339: entries before"),
-        ],
+        schema_of::<AuditAnswer>,
     ),
     get("/settings/retention", "admin", "The retention period"),
     call(
@@ -220,84 +259,108 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Set the retention period",
         &[req("retention_days", "integer", "1-3650")],
     ),
-    get("/stations", POLICE, "Every station with its health"),
-    created(call(
-        "post",
-        "/stations",
-        "admin",
-        "Provision a station (its key is never shown again)",
-        &[
-            req("id", "integer", "station id"),
-            req("name", "string", "name"),
-            req("lat", "number", "latitude"),
-            req("lon", "number", "longitude"),
-            opt(
-                "key",
-                "string",
-                "64 hex characters; when absent one is generated and shown in the answer, once",
-            ),
-        ],
-    )),
-    created(call(
-        "post",
-        "/vehicles",
-        "admin",
-        "Register a vehicle",
-        &[
-            req("tag", "integer", "tag id"),
-            req("plate", "string", "licence plate"),
-            req("owner_name", "string", "owner's name"),
-            req("owner_phone", "string", "owner's phone"),
-            opt("owner", "string", "the owner's account"),
-        ],
-    )),
+    answers(
+        get("/stations", POLICE, "Every station with its health"),
+        schema_of::<Stations>,
+    ),
+    answers(
+        created(call(
+            "post",
+            "/stations",
+            "admin",
+            "Provision a station (its key is never shown again)",
+            &[
+                req("id", "integer", "station id"),
+                req("name", "string", "name"),
+                req("lat", "number", "latitude"),
+                req("lon", "number", "longitude"),
+                opt(
+                    "key",
+                    "string",
+                    "64 hex characters; when absent one is generated and shown in the answer, once",
+                ),
+            ],
+        )),
+        schema_of::<StationCreated>,
+    ),
+    answers(
+        created(call(
+            "post",
+            "/vehicles",
+            "admin",
+            "Register a vehicle",
+            &[
+                req("tag", "integer", "tag id"),
+                req("plate", "string", "licence plate"),
+                req("owner_name", "string", "owner's name"),
+                req("owner_phone", "string", "owner's phone"),
+                opt("owner", "string", "the owner's account"),
+            ],
+        )),
+        schema_of::<VehicleAnswer>,
+    ),
     with_query(
         get("/vehicles", "admin", "Registered vehicles by tag"),
         &[opt("after", "integer", "tags after this one"), LIMIT],
     ),
-    created(call(
-        "post",
-        "/vehicles/{tag}/theft",
-        OWNER_OR_POLICE,
-        "Report a theft",
-        &[
-            opt("note", "string", "what happened"),
-            opt(
-                "last_seen_at",
-                "string",
-                "RFC 3339: when the owner last saw it",
-            ),
-            opt("last_seen_place", "string", "where"),
-        ],
-    )),
-    call(
-        "post",
-        "/vehicles/{tag}/recovered",
-        OWNER_OR_POLICE,
-        "Close the theft case",
-        NONE,
-    ),
-    call(
-        "post",
-        "/vehicles/{tag}/arm",
-        OWNER_OR_POLICE,
-        "Guard mode while parked",
-        NONE,
-    ),
-    call(
-        "post",
-        "/vehicles/{tag}/disarm",
-        OWNER_OR_POLICE,
-        "End guard mode",
-        NONE,
-    ),
-    with_query(
-        get(
-            "/vehicles/{tag}/location",
+    answers(
+        created(call(
+            "post",
+            "/vehicles/{tag}/theft",
             OWNER_OR_POLICE,
-            "Last location, heading and speed",
+            "Report a theft",
+            &[
+                opt("note", "string", "what happened"),
+                opt(
+                    "last_seen_at",
+                    "string",
+                    "RFC 3339: when the owner last saw it",
+                ),
+                opt("last_seen_place", "string", "where"),
+            ],
+        )),
+        schema_of::<CaseAnswer>,
+    ),
+    answers(
+        call(
+            "post",
+            "/vehicles/{tag}/recovered",
+            OWNER_OR_POLICE,
+            "Close the theft case",
+            NONE,
         ),
-        &[PURPOSE],
+        schema_of::<CaseAnswer>,
+    ),
+    answers(
+        call(
+            "post",
+            "/vehicles/{tag}/arm",
+            OWNER_OR_POLICE,
+            "Guard mode while parked",
+            NONE,
+        ),
+        schema_of::<GuardAnswer>,
+    ),
+    answers(
+        call(
+            "post",
+            "/vehicles/{tag}/disarm",
+            OWNER_OR_POLICE,
+            "End guard mode",
+            NONE,
+        ),
+        schema_of::<GuardAnswer>,
+    ),
+    answers(
+        with_query(
+            get(
+                "/vehicles/{tag}/location",
+                OWNER_OR_POLICE,
+                "Last location, heading and speed",
+            ),
+            &[PURPOSE],
+        ),
+        schema_of::<LocationAnswer>,
     ),
     with_query(
         get("/vehicles/{tag}/track", OWNER_OR_POLICE, "Track as GeoJSON"),
@@ -337,32 +400,35 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Unpair",
         NONE,
     )),
-    with_query(
-        get(
-            "/alerts",
-            "police: all; owner: their vehicles'",
-            "Stored alerts",
+    answers(
+        with_query(
+            get(
+                "/alerts",
+                "police: all; owner: their vehicles'",
+                "Stored alerts",
+            ),
+            &[
+                opt(
+                    "after",
+                    "integer",
+                    "alerts after this sequence number, oldest first",
+                ),
+                LIMIT,
+                opt(
+                    "tag",
+                    "integer",
+                    "one tag's alerts, newest first (police: with a purpose)",
+                ),
+                PURPOSE,
+                FILTERS[0],
+                FILTERS[1],
+                FILTERS[2],
+                FILTERS[3],
+                FILTERS[4],
+                FILTERS[5],
+            ],
         ),
-        &[
-            opt(
-                "after",
-                "integer",
-                "alerts after this sequence number, oldest first",
-            ),
-            LIMIT,
-            opt(
-                "tag",
-                "integer",
-                "one tag's alerts, newest first (police: with a purpose)",
-            ),
-            PURPOSE,
-            FILTERS[0],
-            FILTERS[1],
-            FILTERS[2],
-            FILTERS[3],
-            FILTERS[4],
-            FILTERS[5],
-        ],
+        schema_of::<AlertList>,
     ),
     with_query(
         get(
@@ -430,37 +496,43 @@ pub const ENDPOINTS: &[Endpoint] = &[
         POLICE,
         "Every patrol unit and its last report",
     ),
-    with_query(
-        get(
-            "/tags/near",
-            POLICE,
-            "Tags last heard near a point, nearest first",
+    answers(
+        with_query(
+            get(
+                "/tags/near",
+                POLICE,
+                "Tags last heard near a point, nearest first",
+            ),
+            &[
+                req("lat", "number", "latitude"),
+                req("lon", "number", "longitude"),
+                req("radius_m", "number", "up to 5000"),
+                opt("minutes", "integer", "how far back (default 15)"),
+                LIMIT,
+                PURPOSE,
+            ],
         ),
-        &[
-            req("lat", "number", "latitude"),
-            req("lon", "number", "longitude"),
-            req("radius_m", "number", "up to 5000"),
-            opt("minutes", "integer", "how far back (default 15)"),
-            LIMIT,
-            PURPOSE,
-        ],
+        schema_of::<NearAnswer>,
     ),
-    with_query(
-        get(
-            "/tags/through",
-            POLICE,
-            "Tags that passed through a box in a window",
+    answers(
+        with_query(
+            get(
+                "/tags/through",
+                POLICE,
+                "Tags that passed through a box in a window",
+            ),
+            &[
+                req("south", "number", "box"),
+                req("west", "number", "box"),
+                req("north", "number", "box"),
+                req("east", "number", "box"),
+                req("from", "string", "RFC 3339"),
+                req("to", "string", "RFC 3339 (window up to 24 h)"),
+                LIMIT,
+                PURPOSE,
+            ],
         ),
-        &[
-            req("south", "number", "box"),
-            req("west", "number", "box"),
-            req("north", "number", "box"),
-            req("east", "number", "box"),
-            req("from", "string", "RFC 3339"),
-            req("to", "string", "RFC 3339 (window up to 24 h)"),
-            LIMIT,
-            PURPOSE,
-        ],
+        schema_of::<ThroughAnswer>,
     ),
     with_query(
         get("/dens", POLICE, "Where stolen tags go dark"),
@@ -574,7 +646,7 @@ fn schema(fields: &[Field]) -> Value {
     json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
 }
 
-fn operation(e: &Endpoint) -> Value {
+fn operation(e: &Endpoint, generator: &mut schemars::SchemaGenerator) -> Value {
     let mut parameters: Vec<Value> = e
         .path
         .split('/')
@@ -605,8 +677,13 @@ fn operation(e: &Endpoint) -> Value {
             "description": "GeoJSON: one Point feature per visit, in time order",
             "content": { "application/geo+json": { "schema": { "type": "object" } } },
         }),
-        (status, _) => json!({ "description": if status == 201 { "Created" } else { "OK" },
-                               "content": { "application/json": { "schema": { "type": "object" } } } }),
+        (status, _) => {
+            let schema = e
+                .answer
+                .map_or_else(|| json!({ "type": "object" }), |of| of(generator));
+            json!({ "description": if status == 201 { "Created" } else { "OK" },
+                    "content": { "application/json": { "schema": schema } } })
+        }
     };
     let mut too_many = error("Over a rate limit: wait `Retry-After` seconds");
     too_many["headers"] =
@@ -657,13 +734,14 @@ fn operation(e: &Endpoint) -> Value {
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
+    let mut generator = generator();
     for e in ENDPOINTS {
         let item = paths
             .entry(format!("/api/v1{}", e.path))
             .or_insert_with(|| json!({}));
-        item[e.method] = operation(e);
+        item[e.method] = operation(e, &mut generator);
     }
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "TagWatch API",
@@ -682,11 +760,17 @@ pub fn document() -> Value {
                         "field": { "type": "string" },
                         "message": { "type": "string" },
                     }, "required": ["code", "message"] } },
+                    "required": ["error"],
                 },
             },
         },
         "paths": paths,
-    })
+    });
+    // The answer types, and the types inside them, referenced from the operations.
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        schemas.extend(generator.take_definitions(true));
+    }
+    document
 }
 
 /// `GET /api/v1/openapi.json`

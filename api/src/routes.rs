@@ -1,5 +1,9 @@
 //! # Endpoint handlers: validate, act, answer in JSON.
 
+use crate::answers::{
+    AlertList, CaseAnswer, GuardAnswer, LocationAnswer, StationAnswer, StationCreated,
+    StationHealth, Stations, VehicleAnswer,
+};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ApiState;
@@ -9,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::atomic::Ordering;
 use tagwatch_model::time::{from_rfc3339, now_ms, to_rfc3339};
 use tagwatch_model::{AuditEntry, Role, Station, StationId, StationKey, TagId, Vehicle};
@@ -98,12 +102,13 @@ pub async fn create_station(
     let shown = generated.then(|| key.to_hex());
     state.keys.insert(id, key);
     tracing::info!(station = %id, "station provisioned");
-    let mut answer = json!({
-        "id": id.0, "name": station.name, "lat": position.lat, "lon": position.lon
-    });
-    if let Some(hex) = shown {
-        answer["key"] = json!(hex);
-    }
+    let answer = StationCreated {
+        id: id.0,
+        name: station.name,
+        lat: position.lat,
+        lon: position.lon,
+        key: shown,
+    };
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -114,7 +119,7 @@ const SILENT_AFTER_MS: i64 = 90_000;
 pub async fn list_stations(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Stations>, ApiError> {
     caller.require(&[Role::Officer, Role::Dispatcher, Role::Admin])?;
     let now = now_ms();
     let stations = state.store.stations_health().await?;
@@ -125,32 +130,41 @@ pub async fn list_stations(
             .collect()
     })
     .await?;
-    Ok(Json(json!({
-        "stations": stations.iter().zip(last_frames).map(|((station, status), last_frame)| {
-            let health = status.map(|s| json!({
-                "last_status_at": to_rfc3339(s.received_at_ms),
-                "backlog": s.backlog,
-                "uptime_s": s.uptime_s,
-                "fw_version": s.fw_version,
-                "temp_c": s.temp_c,
-                "power": match s.power & 0x7f { 0 => "mains", 1 => "battery", 2 => "solar", _ => "unknown" },
-                "power_fault": s.power & 0x80 != 0,
-                "tags_in_range": s.tags_in_range,
-                // Positive: the station's clock is behind ours (network delay included).
-                "clock_skew_ms": s.received_at_ms - s.station_time_ms,
-            }));
-            let silent = status.is_none_or(|s| now - s.received_at_ms > SILENT_AFTER_MS);
-            json!({
-                "id": station.id.0,
-                "name": station.name,
-                "lat": station.position.lat,
-                "lon": station.position.lon,
-                "silent": silent,
-                "last_frame_at": last_frame.map(to_rfc3339),
-                "health": health,
-            })
-        }).collect::<Vec<_>>()
-    })))
+    let stations = stations
+        .into_iter()
+        .zip(last_frames)
+        .map(|((station, status), last_frame)| {
+            let silent = status
+                .as_ref()
+                .is_none_or(|s| now - s.received_at_ms > SILENT_AFTER_MS);
+            let health = status.map(|s| StationHealth {
+                last_status_at: to_rfc3339(s.received_at_ms),
+                backlog: s.backlog,
+                uptime_s: s.uptime_s,
+                fw_version: s.fw_version,
+                temp_c: s.temp_c,
+                power: match s.power & 0x7f {
+                    0 => "mains",
+                    1 => "battery",
+                    2 => "solar",
+                    _ => "unknown",
+                },
+                power_fault: s.power & 0x80 != 0,
+                tags_in_range: s.tags_in_range,
+                clock_skew_ms: s.received_at_ms - s.station_time_ms,
+            });
+            StationAnswer {
+                id: station.id.0,
+                name: station.name,
+                lat: station.position.lat,
+                lon: station.position.lon,
+                silent,
+                last_frame_at: last_frame.map(to_rfc3339),
+                health,
+            }
+        })
+        .collect();
+    Ok(Json(Stations { stations }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,11 +216,13 @@ pub async fn create_vehicle(
     }
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "tag": vehicle.tag.0, "plate": vehicle.plate,
-            "owner_name": vehicle.owner_name, "owner_phone": vehicle.owner_phone,
-            "owner": owner.map(|u| u.username),
-        })),
+        Json(VehicleAnswer {
+            tag: vehicle.tag.0,
+            plate: vehicle.plate,
+            owner_name: vehicle.owner_name,
+            owner_phone: vehicle.owner_phone,
+            owner: Some(owner.map(|u| u.username)),
+        }),
     ))
 }
 
@@ -286,7 +302,12 @@ pub async fn report_theft(
     tracing::info!(%tag, case = case.0, "theft reported");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "case_id": case.0, "tag": tag.0, "opened_at": to_rfc3339(opened_at) })),
+        Json(CaseAnswer {
+            case_id: case.0,
+            tag: tag.0,
+            opened_at: Some(to_rfc3339(opened_at)),
+            closed_at: None,
+        }),
     ))
 }
 
@@ -316,7 +337,7 @@ pub async fn list_alerts(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertList>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_ALERT_PAGE).contains(&limit) {
@@ -384,9 +405,9 @@ pub async fn list_alerts(
         mine
     };
     alerts.retain(|a| filter.admits(a));
-    Ok(Json(json!({
-        "alerts": alerts.iter().map(crate::sse::alert_json).collect::<Vec<_>>()
-    })))
+    Ok(Json(AlertList {
+        alerts: alerts.iter().map(crate::sse::alert_view).collect(),
+    }))
 }
 
 /// `POST /api/v1/vehicles/{tag}/arm`: guard mode while parked. The vehicle is guarded where it
@@ -395,7 +416,7 @@ pub async fn arm(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GuardAnswer>, ApiError> {
     let tag = tag_from_path(&tag)?;
     accessible_vehicle(&state, &caller, tag).await?;
     let place = crate::ask_tracker(&state, move |tracker| tracker.last_seen(tag))
@@ -418,10 +439,14 @@ pub async fn arm(
         },
     )
     .await?;
-    Ok(Json(json!({
-        "tag": tag.0, "armed_at": to_rfc3339(armed_at), "station": place.station.0,
-        "lat": place.position.lat, "lon": place.position.lon,
-    })))
+    Ok(Json(GuardAnswer {
+        tag: tag.0,
+        armed: true,
+        armed_at: Some(to_rfc3339(armed_at)),
+        station: Some(place.station.0),
+        lat: Some(place.position.lat),
+        lon: Some(place.position.lon),
+    }))
 }
 
 /// `POST /api/v1/vehicles/{tag}/disarm`
@@ -429,14 +454,21 @@ pub async fn disarm(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GuardAnswer>, ApiError> {
     let tag = tag_from_path(&tag)?;
     accessible_vehicle(&state, &caller, tag).await?;
     if !state.store.disarm(tag).await? {
         return Err(ApiError::Conflict(format!("tag {tag} is not armed")));
     }
     tell_tracker(&state, Command::Disarmed { tag }).await?;
-    Ok(Json(json!({ "tag": tag.0, "armed": false })))
+    Ok(Json(GuardAnswer {
+        tag: tag.0,
+        armed: false,
+        armed_at: None,
+        station: None,
+        lat: None,
+        lon: None,
+    }))
 }
 
 /// `POST /api/v1/vehicles/{tag}/recovered`: closes the theft case; the tag leaves the stolen
@@ -445,16 +477,19 @@ pub async fn recovered(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CaseAnswer>, ApiError> {
     let tag = tag_from_path(&tag)?;
     accessible_vehicle(&state, &caller, tag).await?;
     let closed_at = now_ms();
     let case = state.store.close_case(tag, closed_at).await?;
     tell_tracker(&state, Command::Recovered { tag }).await?;
     tracing::info!(%tag, case = case.0, by = %caller.username, "vehicle recovered");
-    Ok(Json(
-        json!({ "case_id": case.0, "tag": tag.0, "closed_at": to_rfc3339(closed_at) }),
-    ))
+    Ok(Json(CaseAnswer {
+        case_id: case.0,
+        tag: tag.0,
+        opened_at: None,
+        closed_at: Some(to_rfc3339(closed_at)),
+    }))
 }
 
 /// A vehicle the caller may act on: any for police, their own for an owner. An owner asking
@@ -591,7 +626,7 @@ pub async fn location(
     Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
     query: Result<Query<PurposeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LocationAnswer>, ApiError> {
     let tag = tag_from_path(&tag)?;
     let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     audit_movements(
@@ -605,32 +640,32 @@ pub async fn location(
     // The tracker knows where it is placed now and how it is moving; after a restart, before
     // it is heard again, the store knows where it was last.
     if let Some(now) = crate::ask_tracker(&state, move |tracker| tracker.location(tag)).await? {
-        return Ok(Json(json!({
-            "tag": tag.0,
-            "station": now.station.0,
-            "lat": now.position.lat,
-            "lon": now.position.lon,
-            "seen_at": to_rfc3339(now.seen_at_ms),
-            "placed_since": to_rfc3339(now.since_ms),
-            "heading_deg": now.heading_deg.map(|h| (h * 10.0).round() / 10.0),
-            "speed_mps": now.speed_mps.map(|v| (v * 10.0).round() / 10.0),
-        })));
+        return Ok(Json(LocationAnswer {
+            tag: tag.0,
+            station: now.station.0,
+            lat: now.position.lat,
+            lon: now.position.lon,
+            seen_at: to_rfc3339(now.seen_at_ms),
+            placed_since: Some(to_rfc3339(now.since_ms)),
+            heading_deg: now.heading_deg.map(|h| (h * 10.0).round() / 10.0),
+            speed_mps: now.speed_mps.map(|v| (v * 10.0).round() / 10.0),
+        }));
     }
     let location = state
         .store
         .last_location(tag)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("tag {tag} has not been heard yet")))?;
-    Ok(Json(json!({
-        "tag": tag.0,
-        "station": location.station.0,
-        "lat": location.position.lat,
-        "lon": location.position.lon,
-        "seen_at": to_rfc3339(location.seen_at_ms),
-        "placed_since": null,
-        "heading_deg": null,
-        "speed_mps": null,
-    })))
+    Ok(Json(LocationAnswer {
+        tag: tag.0,
+        station: location.station.0,
+        lat: location.position.lat,
+        lon: location.position.lon,
+        seen_at: to_rfc3339(location.seen_at_ms),
+        placed_since: None,
+        heading_deg: None,
+        speed_mps: None,
+    }))
 }
 
 pub(crate) fn time_param(

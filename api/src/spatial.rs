@@ -109,12 +109,12 @@ pub async fn tags_near(
 }
 
 /// Answers of thousands of rows are serialised straight from these, not built as JSON trees.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct NearAnswer {
     tags: Vec<NearTag>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct NearTag {
     tag: u32,
     station: u32,
@@ -124,14 +124,14 @@ struct NearTag {
     distance_m: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ThroughAnswer {
     source: &'static str,
     truncated: bool,
     tags: Vec<Passage>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Passage {
     tag: u32,
     first_seen: String,

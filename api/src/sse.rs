@@ -6,6 +6,7 @@
 //! behind the broadcast is re-synchronised from the same sources rather than dropped.
 
 use crate::alert_filter::{AlertFilter, FilterParams};
+use crate::answers::AlertView;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ApiState;
@@ -15,7 +16,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
 use futures_util::Stream;
 use serde::Deserialize;
-use serde_json::json;
 use std::convert::Infallible;
 use tagwatch_model::time::to_rfc3339;
 use tagwatch_model::Alert;
@@ -93,22 +93,27 @@ pub const LATE_AFTER_MS: i64 = 60_000;
 
 /// The alert as JSON, the same whether sent live or replayed. `seen_at` is always the
 /// sighting's own time; `late` and `delay_s` say when it reached the server much later.
-pub fn alert_json(alert: &Alert) -> serde_json::Value {
+pub fn alert_view(alert: &Alert) -> AlertView {
     let delay_ms = (alert.raised_at_ms - alert.seen_at_ms).max(0);
-    json!({
-        "id": alert.id.0,
-        "seq": alert.seq,
-        "kind": alert.kind.as_str(),
-        "tag": alert.tag.map(|t| t.0),
-        "station": alert.station.0,
-        "lat": alert.position.lat,
-        "lon": alert.position.lon,
-        "seen_at": to_rfc3339(alert.seen_at_ms),
-        "raised_at": to_rfc3339(alert.raised_at_ms),
-        "late": delay_ms > LATE_AFTER_MS,
-        "delay_s": delay_ms / 1000,
-        "detail": alert.detail,
-    })
+    AlertView {
+        id: alert.id.0.clone(),
+        seq: alert.seq,
+        kind: alert.kind.as_str(),
+        tag: alert.tag.map(|t| t.0),
+        station: alert.station.0,
+        lat: alert.position.lat,
+        lon: alert.position.lon,
+        seen_at: to_rfc3339(alert.seen_at_ms),
+        raised_at: to_rfc3339(alert.raised_at_ms),
+        late: delay_ms > LATE_AFTER_MS,
+        delay_s: delay_ms / 1000,
+        detail: serde_json::to_value(&alert.detail).unwrap_or_default(),
+    }
+}
+
+/// The alert as JSON (see [`alert_view`]).
+pub fn alert_json(alert: &Alert) -> serde_json::Value {
+    serde_json::to_value(alert_view(alert)).unwrap_or_default()
 }
 
 fn event(alert: &Alert) -> Event {
