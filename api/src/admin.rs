@@ -2,6 +2,7 @@
 //!
 //! (Stations, geofences and user creation live with their own kind of endpoint.)
 
+use crate::answers::{Retention, UserView, Users, VehiclePageAnswer, VehicleRowView};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::Body;
@@ -9,7 +10,6 @@ use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::{Role, TagId};
@@ -25,15 +25,21 @@ const MAX_VEHICLE_PAGE: u32 = 1_000;
 pub async fn users(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Users>, ApiError> {
     caller.require(&[Role::Admin])?;
     let accounts = state.store.accounts(now_ms()).await?;
-    Ok(Json(json!({
-        "users": accounts.iter().map(|a| json!({
-            "id": a.id, "username": a.username, "role": a.role.as_str(),
-            "created_at": to_rfc3339(a.created_at_ms), "live_tokens": a.live_tokens,
-        })).collect::<Vec<_>>()
-    })))
+    Ok(Json(Users {
+        users: accounts
+            .into_iter()
+            .map(|a| UserView {
+                id: a.id,
+                username: a.username,
+                role: a.role.as_str(),
+                created_at: to_rfc3339(a.created_at_ms),
+                live_tokens: a.live_tokens,
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,7 +55,7 @@ pub async fn vehicles(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<VehiclePage>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VehiclePageAnswer>, ApiError> {
     caller.require(&[Role::Admin])?;
     let Query(page) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     let limit = page.limit.unwrap_or(100);
@@ -63,24 +69,36 @@ pub async fn vehicles(
         .store
         .vehicles_page(TagId(page.after.unwrap_or(0)), limit)
         .await?;
-    Ok(Json(json!({
-        "vehicles": rows.iter().map(|r| json!({
-            "tag": r.vehicle.tag.0, "plate": r.vehicle.plate, "owner_name": r.vehicle.owner_name,
-            "owner_phone": r.vehicle.owner_phone, "owner": r.owner, "stolen": r.stolen,
-        })).collect::<Vec<_>>(),
-        "next_after": (rows.len() == limit as usize).then(|| rows.last().map(|r| r.vehicle.tag.0)).flatten(),
-    })))
+    let next_after = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.vehicle.tag.0))
+        .flatten();
+    Ok(Json(VehiclePageAnswer {
+        vehicles: rows
+            .into_iter()
+            .map(|r| VehicleRowView {
+                tag: r.vehicle.tag.0,
+                plate: r.vehicle.plate,
+                owner_name: r.vehicle.owner_name,
+                owner_phone: r.vehicle.owner_phone,
+                owner: r.owner,
+                stolen: r.stolen,
+            })
+            .collect(),
+        next_after,
+    }))
 }
 
-fn retention_json(days: u32) -> Value {
-    json!({ "retention_days": days })
+fn retention_json(days: u32) -> Retention {
+    Retention {
+        retention_days: days,
+    }
 }
 
 /// `GET /api/v1/settings/retention` (admin).
 pub async fn retention(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Retention>, ApiError> {
     caller.require(&[Role::Admin])?;
     Ok(Json(retention_json(
         state.retention_days.load(Ordering::Relaxed),
@@ -89,7 +107,7 @@ pub async fn retention(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Retention {
+pub struct NewRetention {
     retention_days: u32,
 }
 
@@ -99,10 +117,10 @@ pub struct Retention {
 pub async fn set_retention(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    body: Body<Retention>,
-) -> Result<Json<Value>, ApiError> {
+    body: Body<NewRetention>,
+) -> Result<Json<Retention>, ApiError> {
     caller.require(&[Role::Admin])?;
-    let Json(Retention { retention_days }) = body?;
+    let Json(NewRetention { retention_days }) = body?;
     if !(1..=MAX_RETENTION_DAYS).contains(&retention_days) {
         return Err(ApiError::field(
             "retention_days",

@@ -1,6 +1,7 @@
 //! # Which alerts a listener gets: an owner only their vehicles', and anyone may narrow the list
 //! or the live stream to an area (a box, or a precinct's outline) and to some kinds.
 
+use crate::answers::{PrecinctView, Precincts};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::Body;
@@ -12,7 +13,6 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use geo::{Contains, Coord, LineString, Point, Polygon};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashSet;
 use tagwatch_model::fence::MAX_FENCE_VERTICES;
 use tagwatch_model::time::now_ms;
@@ -180,20 +180,31 @@ pub async fn create_precinct(
     let name = crate::routes::text("name", new.name)?;
     let area = outline(&new.area)?;
     let id = state.store.insert_precinct(&name, &area, now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id, "name": name }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(PrecinctView {
+            id,
+            name,
+            area: None,
+        }),
+    ))
 }
 
 /// `GET /api/v1/precincts` (police).
 pub async fn precincts(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Precincts>, ApiError> {
     caller.require(&[Role::Officer, Role::Dispatcher, Role::Admin])?;
     let all = state.store.precincts().await?;
-    Ok(Json(json!({
-        "precincts": all.iter().map(|p| json!({
-            "id": p.id, "name": p.name,
-            "area": p.area.iter().map(|v| [v.lat, v.lon]).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>()
-    })))
+    Ok(Json(Precincts {
+        precincts: all
+            .into_iter()
+            .map(|p| PrecinctView {
+                id: p.id,
+                name: p.name,
+                area: Some(p.area.iter().map(|v| [v.lat, v.lon]).collect()),
+            })
+            .collect(),
+    }))
 }

@@ -208,3 +208,215 @@ pub struct AlertView {
 pub struct AlertList {
     pub alerts: Vec<AlertView>,
 }
+
+/// What an officer did about an alert.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActionView {
+    pub id: i64,
+    /// `accepted`, `rejected` or `dispatched`.
+    pub action: &'static str,
+    /// The unit sent, for a dispatch.
+    pub unit: Option<String>,
+    pub reason: String,
+    pub by: String,
+    pub at: String,
+}
+
+/// A patrol unit and where it last said it was.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UnitView {
+    pub unit: String,
+    pub officer: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub available: bool,
+    pub reported_at: String,
+    /// From the alert asked about, metres (null outside an alert).
+    pub distance_m: Option<f64>,
+}
+
+/// `GET /alerts/{seq}`: the alert, what was done about it, and who is near.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AlertFile {
+    #[serde(flatten)]
+    pub alert: AlertView,
+    /// `open`, `accepted` or `rejected` (the last decision).
+    pub status: &'static str,
+    pub actions: Vec<ActionView>,
+    /// The three nearest available units that reported in the last 15 minutes.
+    pub nearest_units: Vec<UnitView>,
+}
+
+/// `GET /patrol/units`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Units {
+    pub units: Vec<UnitView>,
+}
+
+/// A geofence: tags watched entering or leaving an area.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FenceView {
+    pub id: i64,
+    pub name: String,
+    /// `[lat, lon]` vertices.
+    pub area: Vec<[f64; 2]>,
+    pub tags: Vec<u32>,
+    pub on_enter: bool,
+    pub on_leave: bool,
+}
+
+/// `GET /geofences`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Fences {
+    pub geofences: Vec<FenceView>,
+}
+
+/// A vehicle and the companion tag it must be seen with.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PairView {
+    pub tag: u32,
+    pub companion: u32,
+}
+
+/// An account as an administrator sees it (never its password hash).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UserView {
+    pub id: i64,
+    pub username: String,
+    pub role: &'static str,
+    pub created_at: String,
+    /// Tokens neither expired nor revoked.
+    pub live_tokens: i64,
+}
+
+/// `GET /users`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Users {
+    pub users: Vec<UserView>,
+}
+
+/// A registered vehicle as an administrator sees it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VehicleRowView {
+    pub tag: u32,
+    pub plate: String,
+    pub owner_name: String,
+    pub owner_phone: String,
+    pub owner: Option<String>,
+    pub stolen: bool,
+}
+
+/// `GET /vehicles`: a page, and where the next one starts (null: this was the last).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VehiclePageAnswer {
+    pub vehicles: Vec<VehicleRowView>,
+    pub next_after: Option<u32>,
+}
+
+/// `GET`/`PUT /settings/retention`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Retention {
+    pub retention_days: u32,
+}
+
+/// A precinct (created: without its `area`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PrecinctView {
+    pub id: i64,
+    pub name: String,
+    /// `[lat, lon]` vertices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area: Option<Vec<[f64; 2]>>,
+}
+
+/// `GET /precincts`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Precincts {
+    pub precincts: Vec<PrecinctView>,
+}
+
+/// A tag that arrived at the same stations as the one asked about.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Companion {
+    pub tag: u32,
+    /// At how many of the stations.
+    pub times: usize,
+    pub stations: Vec<u32>,
+}
+
+/// `GET /vehicles/{tag}/companions`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Companions {
+    pub tag: u32,
+    pub companions: Vec<Companion>,
+}
+
+/// A stolen vehicle gone dark: where it was last heard.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DarkTag {
+    pub tag: u32,
+    pub station: u32,
+    pub last_seen: String,
+}
+
+/// A cluster of places where stolen vehicles went dark.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Den {
+    pub lat: f64,
+    pub lon: f64,
+    pub tags: Vec<DarkTag>,
+}
+
+/// `GET /dens`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Dens {
+    pub dens: Vec<Den>,
+}
+
+/// A visit on a track: GeoJSON point feature.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrackFeature {
+    /// Always `Feature`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub geometry: PointGeometry,
+    pub properties: TrackVisit,
+}
+
+/// GeoJSON point: `coordinates` are `[lon, lat]`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PointGeometry {
+    /// Always `Point`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub coordinates: [f64; 2],
+}
+
+/// What a visit adds to its point.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrackVisit {
+    pub station: u32,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub best_rssi: i8,
+    pub reads: u32,
+}
+
+/// The window a track covers, and whether it held more visits than answered.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrackWindow {
+    pub tag: u32,
+    pub from: String,
+    pub to: String,
+    pub truncated: bool,
+}
+
+/// `GET /vehicles/{tag}/track`: a GeoJSON FeatureCollection, one point per visit, in time order.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Track {
+    /// Always `FeatureCollection`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub properties: TrackWindow,
+    pub features: Vec<TrackFeature>,
+}

@@ -178,10 +178,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )),
         schema_of::<AccountAnswer>,
     ),
-    get(
-        "/users",
-        "admin",
-        "Every account with its role and live tokens",
+    answers(
+        get(
+            "/users",
+            "admin",
+            "Every account with its role and live tokens",
+        ),
+        schema_of::<Users>,
     ),
     answers(
         call(
@@ -251,13 +254,19 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ),
         schema_of::<AuditAnswer>,
     ),
-    get("/settings/retention", "admin", "The retention period"),
-    call(
-        "put",
-        "/settings/retention",
-        "admin",
-        "Set the retention period",
-        &[req("retention_days", "integer", "1-3650")],
+    answers(
+        get("/settings/retention", "admin", "The retention period"),
+        schema_of::<Retention>,
+    ),
+    answers(
+        call(
+            "put",
+            "/settings/retention",
+            "admin",
+            "Set the retention period",
+            &[req("retention_days", "integer", "1-3650")],
+        ),
+        schema_of::<Retention>,
     ),
     answers(
         get("/stations", POLICE, "Every station with its health"),
@@ -299,9 +308,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         )),
         schema_of::<VehicleAnswer>,
     ),
-    with_query(
-        get("/vehicles", "admin", "Registered vehicles by tag"),
-        &[opt("after", "integer", "tags after this one"), LIMIT],
+    answers(
+        with_query(
+            get("/vehicles", "admin", "Registered vehicles by tag"),
+            &[opt("after", "integer", "tags after this one"), LIMIT],
+        ),
+        schema_of::<VehiclePageAnswer>,
     ),
     answers(
         created(call(
@@ -362,36 +374,48 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ),
         schema_of::<LocationAnswer>,
     ),
-    with_query(
-        get("/vehicles/{tag}/track", OWNER_OR_POLICE, "Track as GeoJSON"),
-        &[FROM, TO, PURPOSE],
-    ),
-    with_query(
-        get(
-            "/vehicles/{tag}/companions",
-            POLICE,
-            "Tags travelling with this one",
+    answers(
+        with_query(
+            get("/vehicles/{tag}/track", OWNER_OR_POLICE, "Track as GeoJSON"),
+            &[FROM, TO, PURPOSE],
         ),
-        &[
-            FROM,
-            TO,
-            opt("within_s", "integer", "arrival gap, seconds (default 60)"),
-            opt("min_times", "integer", "stations in common (default 3)"),
-            LIMIT,
-            PURPOSE,
-        ],
+        schema_of::<Track>,
     ),
-    get(
-        "/vehicles/{tag}/pair",
-        "owner (their own), admin",
-        "The tag's companion",
+    answers(
+        with_query(
+            get(
+                "/vehicles/{tag}/companions",
+                POLICE,
+                "Tags travelling with this one",
+            ),
+            &[
+                FROM,
+                TO,
+                opt("within_s", "integer", "arrival gap, seconds (default 60)"),
+                opt("min_times", "integer", "stations in common (default 3)"),
+                LIMIT,
+                PURPOSE,
+            ],
+        ),
+        schema_of::<Companions>,
     ),
-    call(
-        "put",
-        "/vehicles/{tag}/pair",
-        "owner (both tags theirs), admin",
-        "Pair with a companion tag",
-        &[req("companion", "integer", "the companion's tag")],
+    answers(
+        get(
+            "/vehicles/{tag}/pair",
+            "owner (their own), admin",
+            "The tag's companion",
+        ),
+        schema_of::<PairView>,
+    ),
+    answers(
+        call(
+            "put",
+            "/vehicles/{tag}/pair",
+            "owner (both tags theirs), admin",
+            "Pair with a companion tag",
+            &[req("companion", "integer", "the companion's tag")],
+        ),
+        schema_of::<PairView>,
     ),
     no_content(call(
         "delete",
@@ -450,51 +474,69 @@ pub const ENDPOINTS: &[Endpoint] = &[
             FILTERS[5],
         ],
     ),
-    get(
-        "/alerts/{seq}",
-        POLICE,
-        "An alert, its decisions and the nearest available units",
+    answers(
+        get(
+            "/alerts/{seq}",
+            POLICE,
+            "An alert, its decisions and the nearest available units",
+        ),
+        schema_of::<AlertFile>,
     ),
-    created(call(
-        "post",
-        "/alerts/{seq}/accept",
-        POLICE,
-        "A true hit",
-        &[req("reason", "string", "why")],
-    )),
-    created(call(
-        "post",
-        "/alerts/{seq}/reject",
-        POLICE,
-        "A false hit",
-        &[req("reason", "string", "why")],
-    )),
-    created(call(
-        "post",
-        "/alerts/{seq}/dispatch",
-        "dispatcher, admin",
-        "Send an available unit",
-        &[
-            req("unit", "string", "call sign"),
-            opt("note", "string", "instructions"),
-        ],
-    )),
-    call(
-        "post",
-        "/patrol/position",
-        "officer, dispatcher",
-        "A patrol unit's position",
-        &[
-            req("unit", "string", "call sign"),
-            req("lat", "number", "latitude"),
-            req("lon", "number", "longitude"),
-            opt("available", "boolean", "free to take a job (default true)"),
-        ],
+    answers(
+        created(call(
+            "post",
+            "/alerts/{seq}/accept",
+            POLICE,
+            "A true hit",
+            &[req("reason", "string", "why")],
+        )),
+        schema_of::<ActionView>,
     ),
-    get(
-        "/patrol/units",
-        POLICE,
-        "Every patrol unit and its last report",
+    answers(
+        created(call(
+            "post",
+            "/alerts/{seq}/reject",
+            POLICE,
+            "A false hit",
+            &[req("reason", "string", "why")],
+        )),
+        schema_of::<ActionView>,
+    ),
+    answers(
+        created(call(
+            "post",
+            "/alerts/{seq}/dispatch",
+            "dispatcher, admin",
+            "Send an available unit",
+            &[
+                req("unit", "string", "call sign"),
+                opt("note", "string", "instructions"),
+            ],
+        )),
+        schema_of::<ActionView>,
+    ),
+    answers(
+        call(
+            "post",
+            "/patrol/position",
+            "officer, dispatcher",
+            "A patrol unit's position",
+            &[
+                req("unit", "string", "call sign"),
+                req("lat", "number", "latitude"),
+                req("lon", "number", "longitude"),
+                opt("available", "boolean", "free to take a job (default true)"),
+            ],
+        ),
+        schema_of::<UnitView>,
+    ),
+    answers(
+        get(
+            "/patrol/units",
+            POLICE,
+            "Every patrol unit and its last report",
+        ),
+        schema_of::<Units>,
     ),
     answers(
         with_query(
@@ -534,33 +576,42 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ),
         schema_of::<ThroughAnswer>,
     ),
-    with_query(
-        get("/dens", POLICE, "Where stolen tags go dark"),
-        &[
-            opt(
-                "dark_minutes",
-                "integer",
-                "not heard for this long (default 30)",
-            ),
-            opt("radius_m", "number", "cluster radius (default 300)"),
-            opt("min_tags", "integer", "smallest cluster (default 2)"),
-            PURPOSE,
-        ],
+    answers(
+        with_query(
+            get("/dens", POLICE, "Where stolen tags go dark"),
+            &[
+                opt(
+                    "dark_minutes",
+                    "integer",
+                    "not heard for this long (default 30)",
+                ),
+                opt("radius_m", "number", "cluster radius (default 300)"),
+                opt("min_tags", "integer", "smallest cluster (default 2)"),
+                PURPOSE,
+            ],
+        ),
+        schema_of::<Dens>,
     ),
-    get("/geofences", POLICE, "Every geofence"),
-    created(call(
-        "post",
-        "/geofences",
-        "admin",
-        "Watch tags entering or leaving an area",
-        &[
-            req("name", "string", "name"),
-            req("area", "array", "[[lat, lon], ...], 3-256 vertices"),
-            req("tags", "array", "tags to watch"),
-            opt("on_enter", "boolean", "alert on entering"),
-            opt("on_leave", "boolean", "alert on leaving"),
-        ],
-    )),
+    answers(
+        get("/geofences", POLICE, "Every geofence"),
+        schema_of::<Fences>,
+    ),
+    answers(
+        created(call(
+            "post",
+            "/geofences",
+            "admin",
+            "Watch tags entering or leaving an area",
+            &[
+                req("name", "string", "name"),
+                req("area", "array", "[[lat, lon], ...], 3-256 vertices"),
+                req("tags", "array", "tags to watch"),
+                opt("on_enter", "boolean", "alert on entering"),
+                opt("on_leave", "boolean", "alert on leaving"),
+            ],
+        )),
+        schema_of::<FenceView>,
+    ),
     no_content(call(
         "delete",
         "/geofences/{id}",
@@ -568,17 +619,23 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "Remove a geofence",
         NONE,
     )),
-    get("/precincts", POLICE, "Every precinct"),
-    created(call(
-        "post",
-        "/precincts",
-        "admin",
-        "A police district to filter alerts by",
-        &[
-            req("name", "string", "unique name"),
-            req("area", "array", "[[lat, lon], ...], 3-256 vertices"),
-        ],
-    )),
+    answers(
+        get("/precincts", POLICE, "Every precinct"),
+        schema_of::<Precincts>,
+    ),
+    answers(
+        created(call(
+            "post",
+            "/precincts",
+            "admin",
+            "A police district to filter alerts by",
+            &[
+                req("name", "string", "unique name"),
+                req("area", "array", "[[lat, lon], ...], 3-256 vertices"),
+            ],
+        )),
+        schema_of::<PrecinctView>,
+    ),
     get("/openapi.json", "anyone", "This document"),
 ];
 
@@ -675,7 +732,9 @@ fn operation(e: &Endpoint, generator: &mut schemars::SchemaGenerator) -> Value {
         }),
         (_, "/vehicles/{tag}/track") => json!({
             "description": "GeoJSON: one Point feature per visit, in time order",
-            "content": { "application/geo+json": { "schema": { "type": "object" } } },
+            "content": { "application/geo+json": {
+                "schema": e.answer.map_or_else(|| json!({ "type": "object" }), |of| of(generator))
+            } },
         }),
         (status, _) => {
             let schema = e

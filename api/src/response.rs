@@ -4,6 +4,7 @@
 //! Patrol units report their position as they drive, and an alert lists the nearest available
 //! ones. Every decision is kept, in order, with who made it and when.
 
+use crate::answers::{ActionView, AlertFile, UnitView, Units};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::{text, Body};
@@ -15,7 +16,6 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use geo::{Distance, Haversine, Point};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::{ActionKind, Alert, AlertAction, GeoPoint, PatrolUnit, Role};
 
@@ -59,19 +59,27 @@ fn call_sign(unit: String) -> Result<String, ApiError> {
     Ok(unit)
 }
 
-fn action_json(a: &AlertAction) -> Value {
-    json!({
-        "id": a.id, "action": a.action, "unit": a.unit, "reason": a.reason,
-        "by": a.actor, "at": to_rfc3339(a.at_ms),
-    })
+fn action_view(a: &AlertAction) -> ActionView {
+    ActionView {
+        id: a.id,
+        action: a.action.as_str(),
+        unit: a.unit.clone(),
+        reason: a.reason.clone(),
+        by: a.actor.clone(),
+        at: to_rfc3339(a.at_ms),
+    }
 }
 
-fn unit_json(u: &PatrolUnit, distance_m: Option<f64>) -> Value {
-    json!({
-        "unit": u.unit, "officer": u.officer, "lat": u.position.lat, "lon": u.position.lon,
-        "available": u.available, "reported_at": to_rfc3339(u.reported_at_ms),
-        "distance_m": distance_m.map(f64::round),
-    })
+fn unit_view(u: &PatrolUnit, distance_m: Option<f64>) -> UnitView {
+    UnitView {
+        unit: u.unit.clone(),
+        officer: u.officer.clone(),
+        lat: u.position.lat,
+        lon: u.position.lon,
+        available: u.available,
+        reported_at: to_rfc3339(u.reported_at_ms),
+        distance_m: distance_m.map(f64::round),
+    }
 }
 
 fn distance_m(a: GeoPoint, b: GeoPoint) -> f64 {
@@ -109,20 +117,21 @@ pub async fn alert(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(seq): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertFile>, ApiError> {
     caller.require(&POLICE)?;
     let seq = alert_seq(&seq)?;
     let alert = stored_alert(&state, seq).await?;
     let actions = state.store.alert_actions(seq).await?;
     let units = state.store.units().await?;
-    let mut body = crate::sse::alert_json(&alert);
-    body["status"] = json!(status(&actions));
-    body["actions"] = actions.iter().map(action_json).collect();
-    body["nearest_units"] = nearest_units(&units, alert.position, now_ms())
-        .iter()
-        .map(|(u, d)| unit_json(u, Some(*d)))
-        .collect();
-    Ok(Json(body))
+    Ok(Json(AlertFile {
+        alert: crate::sse::alert_view(&alert),
+        status: status(&actions),
+        actions: actions.iter().map(action_view).collect(),
+        nearest_units: nearest_units(&units, alert.position, now_ms())
+            .iter()
+            .map(|(u, d)| unit_view(u, Some(*d)))
+            .collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,7 +146,7 @@ async fn decide(
     seq: String,
     body: Body<Decision>,
     action: ActionKind,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ActionView>), ApiError> {
     caller.require(&POLICE)?;
     let seq = alert_seq(&seq)?;
     let Json(decision) = body?;
@@ -156,7 +165,7 @@ async fn decide(
         })
         .await?;
     tracing::info!(seq, action = action.as_str(), by = %caller.username, "alert decided");
-    Ok((StatusCode::CREATED, Json(action_json(&entry))))
+    Ok((StatusCode::CREATED, Json(action_view(&entry))))
 }
 
 /// `POST /api/v1/alerts/{seq}/accept` `{reason}`: a true hit.
@@ -226,7 +235,7 @@ pub async fn dispatch(
         })
         .await?;
     tracing::info!(seq, %unit, by = %caller.username, "unit dispatched");
-    Ok((StatusCode::CREATED, Json(action_json(&entry))))
+    Ok((StatusCode::CREATED, Json(action_view(&entry))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,7 +258,7 @@ pub async fn report_position(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     body: Body<Position>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UnitView>, ApiError> {
     caller.require(&[Role::Officer, Role::Dispatcher])?;
     let Json(report) = body?;
     let unit = PatrolUnit {
@@ -268,17 +277,17 @@ pub async fn report_position(
             unit.unit
         )));
     }
-    Ok(Json(unit_json(&unit, None)))
+    Ok(Json(unit_view(&unit, None)))
 }
 
 /// `GET /api/v1/patrol/units` (police): every unit and its last report.
 pub async fn units(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Units>, ApiError> {
     caller.require(&POLICE)?;
     let units = state.store.units().await?;
-    Ok(Json(
-        json!({ "units": units.iter().map(|u| unit_json(u, None)).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(Units {
+        units: units.iter().map(|u| unit_view(u, None)).collect(),
+    }))
 }

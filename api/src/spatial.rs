@@ -5,6 +5,7 @@
 //! are answered by the tracker's in-memory indexes for the time they cover; "through" falls back
 //! to the store for older windows.
 
+use crate::answers::{Companion, Companions, DarkTag, Den, Dens};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::{audit, require_police, time_param};
@@ -12,7 +13,6 @@ use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::{GeoBox, GeoPoint};
 use tagwatch_tracker::Area;
@@ -283,7 +283,7 @@ pub async fn travelling_with(
     Extension(caller): Extension<Caller>,
     axum::extract::Path(tag): axum::extract::Path<String>,
     query: Result<Query<CompanionsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Companions>, ApiError> {
     let tag = crate::routes::tag_from_path(&tag)?;
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     require_police(&state, &caller, "vehicle.companions", q.purpose.as_deref()).await?;
@@ -334,14 +334,17 @@ pub async fn travelling_with(
             "this question is answered from the tracker's memory, which does not reach back to from",
         )
     })?;
-    Ok(Json(json!({
-        "tag": tag.0,
-        "companions": found.iter().map(|c| json!({
-            "tag": c.tag.0,
-            "times": c.stations.len(),
-            "stations": c.stations.iter().map(|s| s.0).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>()
-    })))
+    Ok(Json(Companions {
+        tag: tag.0,
+        companions: found
+            .iter()
+            .map(|c| Companion {
+                tag: c.tag.0,
+                times: c.stations.len(),
+                stations: c.stations.iter().map(|s| s.0).collect(),
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,7 +363,7 @@ pub async fn dens(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<DensQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Dens>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     require_police(&state, &caller, "dens", q.purpose.as_deref()).await?;
     let dark_minutes = q.dark_minutes.unwrap_or(30);
@@ -393,15 +396,22 @@ pub async fn dens(
         tracker.dens(i64::from(dark_minutes) * 60_000, radius, min_tags as usize)
     })
     .await?;
-    Ok(Json(json!({
-        "dens": found.iter().map(|d| json!({
-            "lat": d.center.lat,
-            "lon": d.center.lon,
-            "tags": d.tags.iter().map(|(tag, last)| json!({
-                "tag": tag.0,
-                "station": last.station.0,
-                "last_seen": to_rfc3339(last.seen_at_ms),
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>()
-    })))
+    Ok(Json(Dens {
+        dens: found
+            .iter()
+            .map(|d| Den {
+                lat: d.center.lat,
+                lon: d.center.lon,
+                tags: d
+                    .tags
+                    .iter()
+                    .map(|(tag, last)| DarkTag {
+                        tag: tag.0,
+                        station: last.station.0,
+                        last_seen: to_rfc3339(last.seen_at_ms),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
 }

@@ -6,6 +6,7 @@
 //! then too, while the store has it only once the next flush commits: an officer who opens a
 //! brand-new alert's track must see the sighting that raised it.
 
+use crate::answers::{PointGeometry, Track, TrackFeature, TrackVisit, TrackWindow};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::{audit_movements, tag_from_path, time_param};
@@ -15,7 +16,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::{TagId, Visit};
@@ -70,30 +70,33 @@ pub async fn track(
     let stored = state.store.track(tag, from, to, MAX_TRACK_VISITS).await?;
     let applied = crate::ask_tracker(&state, move |tracker| tracker.track(tag, from, to)).await?;
     let (visits, truncated) = merge(tag, stored, applied, MAX_TRACK_VISITS as usize);
-    let features: Vec<Value> = visits
+    let features = visits
         .iter()
-        .map(|p| {
-            json!({
-                "type": "Feature",
-                "geometry": { "type": "Point", "coordinates": [p.position.lon, p.position.lat] },
-                "properties": {
-                    "station": p.visit.station.0,
-                    "first_seen": to_rfc3339(p.visit.first_seen_ms),
-                    "last_seen": to_rfc3339(p.visit.last_seen_ms),
-                    "best_rssi": p.visit.best_rssi,
-                    "reads": p.visit.reads,
-                }
-            })
+        .map(|p| TrackFeature {
+            kind: "Feature",
+            geometry: PointGeometry {
+                kind: "Point",
+                coordinates: [p.position.lon, p.position.lat],
+            },
+            properties: TrackVisit {
+                station: p.visit.station.0,
+                first_seen: to_rfc3339(p.visit.first_seen_ms),
+                last_seen: to_rfc3339(p.visit.last_seen_ms),
+                best_rssi: p.visit.best_rssi,
+                reads: p.visit.reads,
+            },
         })
         .collect();
-    let body = json!({
-        "type": "FeatureCollection",
-        "properties": {
-            "tag": tag.0, "from": to_rfc3339(from), "to": to_rfc3339(to),
-            "truncated": truncated,
+    let body = Track {
+        kind: "FeatureCollection",
+        properties: TrackWindow {
+            tag: tag.0,
+            from: to_rfc3339(from),
+            to: to_rfc3339(to),
+            truncated,
         },
-        "features": features,
-    });
+        features,
+    };
     Ok(([(header::CONTENT_TYPE, "application/geo+json")], Json(body)))
 }
 

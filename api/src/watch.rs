@@ -3,6 +3,7 @@
 //! Each change is stored first and then handed to the tracker, which checks every detection
 //! against it; at start the server loads both lists from the store into the tracker.
 
+use crate::answers::{FenceView, Fences, PairView};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::{accessible_vehicle, id_u32, tag_from_path, tell_tracker, text, Body};
@@ -12,7 +13,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tagwatch_model::time::now_ms;
 use tagwatch_model::{Geofence, Role, TagId, UserId};
 use tagwatch_tracker::Command;
@@ -83,15 +83,15 @@ fn geofence(new: NewGeofence) -> Result<Geofence, ApiError> {
     })
 }
 
-fn fence_json(fence: &Geofence) -> Value {
-    json!({
-        "id": fence.id,
-        "name": fence.name,
-        "area": fence.area.iter().map(|p| [p.lat, p.lon]).collect::<Vec<_>>(),
-        "tags": fence.tags.iter().map(|t| t.0).collect::<Vec<_>>(),
-        "on_enter": fence.on_enter,
-        "on_leave": fence.on_leave,
-    })
+fn fence_view(fence: &Geofence) -> FenceView {
+    FenceView {
+        id: fence.id,
+        name: fence.name.clone(),
+        area: fence.area.iter().map(|p| [p.lat, p.lon]).collect(),
+        tags: fence.tags.iter().map(|t| t.0).collect(),
+        on_enter: fence.on_enter,
+        on_leave: fence.on_leave,
+    }
 }
 
 /// The account behind the caller (0 for the configured admin token, which has none).
@@ -114,19 +114,19 @@ pub async fn create_geofence(
         .await?;
     tell_tracker(&state, Command::Geofence(fence.clone())).await?;
     tracing::info!(id = fence.id, name = %fence.name, by = %caller.username, "geofence created");
-    Ok((StatusCode::CREATED, Json(fence_json(&fence))))
+    Ok((StatusCode::CREATED, Json(fence_view(&fence))))
 }
 
 /// `GET /api/v1/geofences` (police).
 pub async fn list_geofences(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Fences>, ApiError> {
     caller.require(&POLICE)?;
     let fences = state.store.geofences().await?;
-    Ok(Json(
-        json!({ "geofences": fences.iter().map(fence_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(Fences {
+        geofences: fences.iter().map(fence_view).collect(),
+    }))
 }
 
 /// `DELETE /api/v1/geofences/{id}` (admin).
@@ -164,7 +164,7 @@ pub async fn pair(
     Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
     body: Body<NewPair>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PairView>, ApiError> {
     may_pair(&caller)?;
     let tag = tag_from_path(&tag)?;
     let Json(new) = body?;
@@ -189,7 +189,10 @@ pub async fn pair(
         .pair(tag, companion, actor(&caller), now_ms())
         .await?;
     tell_tracker(&state, Command::Pair { tag, companion }).await?;
-    Ok(Json(json!({ "tag": tag.0, "companion": companion.0 })))
+    Ok(Json(PairView {
+        tag: tag.0,
+        companion: companion.0,
+    }))
 }
 
 /// `GET /api/v1/vehicles/{tag}/pair`
@@ -197,11 +200,14 @@ pub async fn get_pair(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PairView>, ApiError> {
     let tag = tag_from_path(&tag)?;
     accessible_vehicle(&state, &caller, tag).await?;
     match state.store.companion_of(tag).await? {
-        Some(companion) => Ok(Json(json!({ "tag": tag.0, "companion": companion.0 }))),
+        Some(companion) => Ok(Json(PairView {
+            tag: tag.0,
+            companion: companion.0,
+        })),
         None => Err(ApiError::NotFound(format!("tag {tag} has no companion"))),
     }
 }

@@ -122,3 +122,53 @@ async fn every_route_is_documented_and_every_documented_route_is_answered() {
         );
     }
 }
+
+/// Every answer is described by its type: each operation's success response (but the document
+/// itself, the live stream and 204s) refers to a schema in `components/schemas`, and every
+/// reference resolves.
+#[tokio::test]
+async fn every_answer_is_described_by_its_schema() {
+    let server = TestServer::start().await;
+    let (_, doc) = call(&server, Method::GET, "/api/v1/openapi.json", TOKEN, None).await;
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    let mut untyped = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            let responses = op["responses"].as_object().expect("responses");
+            let (status, success) = responses
+                .iter()
+                .find(|(status, _)| status.starts_with('2'))
+                .expect("a success response");
+            for status in ["400", "401", "403", "404", "429"] {
+                assert!(responses.contains_key(status), "{method} {path}: {status}");
+            }
+            if status == "204"
+                || path.ends_with("/openapi.json")
+                || path.ends_with("/alerts/stream")
+            {
+                continue;
+            }
+            let content = success["content"].as_object().expect("content");
+            let schema = &content.values().next().expect("a media type")["schema"];
+            match schema["$ref"].as_str() {
+                Some(reference) => {
+                    let name = reference
+                        .strip_prefix("#/components/schemas/")
+                        .expect("a component");
+                    assert!(schemas.contains_key(name), "{reference} does not resolve");
+                }
+                None => untyped.push(format!("{method} {path}")),
+            }
+        }
+    }
+    assert_eq!(untyped, Vec::<String>::new(), "answers without a schema");
+    // References inside the schemas resolve too.
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"").skip(1) {
+        let target = reference.split('"').next().unwrap_or("");
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .expect("a component");
+        assert!(schemas.contains_key(name), "{target} does not resolve");
+    }
+}
