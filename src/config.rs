@@ -74,8 +74,8 @@ pub struct Config {
     pub unauthenticated_burst: u32,
     /// Station TCP connections open at once (lowered at start to fit the open-file limit).
     pub tcp_connections: usize,
-    /// Station TCP connections open at once from one source address (stations behind one NAT
-    /// address share it).
+    /// Station TCP connections from one source address that have not yet sent a frame with a
+    /// valid MAC (authenticated stations do not count, so stations behind one NAT are all served).
     pub tcp_connections_per_source: usize,
     /// A station TCP connection that has sent no frame with a valid MAC this long after opening
     /// is closed, seconds.
@@ -111,7 +111,7 @@ impl Default for Config {
             unauthenticated_per_min: tagwatch_api::limits::UNAUTHENTICATED_PER_MINUTE,
             unauthenticated_burst: tagwatch_api::limits::UNAUTHENTICATED_BURST,
             tcp_connections: 4_096,
-            tcp_connections_per_source: 256,
+            tcp_connections_per_source: 64,
             tcp_auth_timeout_s: 5,
             http_connections: 1_024,
             http_header_timeout_s: 5,

@@ -32,8 +32,9 @@ pub struct GatewayConfig {
     pub clock_skew_limit_ms: u64,
     /// Most TCP connections open at once (the server lowers it to fit its open-file limit).
     pub max_tcp_connections: usize,
-    /// Most TCP connections open at once from one source address, so that one address cannot
-    /// take every slot. Stations behind one NAT address share it: raise it for them.
+    /// Most TCP connections from one source address that have not yet sent a frame with a valid
+    /// MAC, so that one address cannot take every slot. Authenticated connections do not count:
+    /// a thousand stations behind one NAT address (or the bench's loopback) are all served.
     pub max_tcp_per_source: usize,
     /// A TCP connection that has not sent a frame with a valid MAC this long after it opened is
     /// closed: only an authenticated station may hold a slot for long.
@@ -49,7 +50,7 @@ impl Default for GatewayConfig {
             max_bad_macs_in_row: 16,
             clock_skew_limit_ms: 120_000,
             max_tcp_connections: 4096,
-            max_tcp_per_source: 256,
+            max_tcp_per_source: 64,
             tcp_auth_timeout: Duration::from_secs(5),
             tcp_idle_timeout: Duration::from_secs(300),
         }
@@ -428,7 +429,7 @@ impl Decoder for FrameCodec {
     }
 }
 
-/// Open TCP connections per source address, for [`GatewayConfig::max_tcp_per_source`].
+/// Unauthenticated TCP connections per source address, for [`GatewayConfig::max_tcp_per_source`].
 #[derive(Debug, Default)]
 struct Sources(std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>);
 
@@ -504,8 +505,8 @@ pub async fn serve_tcp(listener: TcpListener, gateway: Arc<Gateway>, shutdown: C
         let gateway = gateway.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, &gateway, shutdown).await;
-            drop((slot, source_slot));
+            serve_connection(stream, peer, &gateway, source_slot, shutdown).await;
+            drop(slot);
         });
     }
 }
@@ -541,8 +542,11 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     gateway: &Gateway,
+    source_slot: SourceSlot,
     shutdown: CancellationToken,
 ) {
+    // Held until the connection authenticates; then it no longer counts against its source.
+    let mut source_slot = Some(source_slot);
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     // ACKs are written by their own task so that the commit path never waits on a slow reader.
@@ -596,6 +600,7 @@ async fn serve_connection(
             Admission::Queued | Admission::Answered(_) => {
                 bad_macs_in_row = 0;
                 authenticated = true;
+                drop(source_slot.take());
             }
         }
     }

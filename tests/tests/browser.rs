@@ -46,6 +46,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A station name that would put an element with id `injected` on the page if read as HTML.
+const HOSTILE_NAME: &str = "<img src=x id=injected>";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
     let web = workspace().join("web");
@@ -58,9 +61,10 @@ async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let database = format!("sqlite://{}", dir.path().join("demo.sqlite").display());
     let options = DemoOptions {
         http,
-        database: format!("sqlite://{}", dir.path().join("demo.sqlite").display()),
+        database: database.clone(),
         grid: 6,
         tags: 300,
         speed: Some(5.0),
@@ -91,6 +95,23 @@ async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "the demo server did not come up on {url}");
+    // A station whose installer typed HTML as its name: the map must show it as text.
+    let store = tagwatch_store::Store::open(&database)
+        .await
+        .expect("the demo's store");
+    let hostile = tagwatch_model::Station {
+        id: tagwatch_model::StationId(990_001),
+        name: HOSTILE_NAME.into(),
+        position: tagwatch_model::GeoPoint {
+            lat: 23.26,
+            lon: 116.59,
+        },
+    };
+    store
+        .insert_station(&hostile, &tagwatch_model::StationKey([7; 32]), 0)
+        .await
+        .expect("a station named in HTML");
+    store.close().await;
     // The page itself is served, with its script and Leaflet.
     for path in ["/", "/app.js", "/vendor/leaflet.js", "/vendor/leaflet.css"] {
         let response = client
@@ -127,6 +148,7 @@ async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
     eprintln!("{log}");
     assert!(output.status.success(), "browser test failed:\n{log}");
     assert!(log.contains("live alert: #"), "{log}");
+    assert!(log.contains("station names shown as text"), "{log}");
     let size = std::fs::metadata(&screenshot).expect("screenshot").len();
     assert!(size > 10_000, "screenshot of {size} bytes");
 }

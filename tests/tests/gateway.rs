@@ -381,6 +381,21 @@ async fn tcp_a_backlog_sent_at_once_gets_every_ack_even_when_the_station_reads_l
 async fn tcp_one_source_cannot_take_every_slot() {
     let server = TestServer::start_with(|c| c.tcp_connections_per_source = 4).await;
     provision(&server, 1001, 500).await;
+    // Authenticated stations do not count against their address (stations behind one NAT).
+    let station = TestStation::udp(1001, 7, server.udp()).await;
+    let mut stations = Vec::new();
+    for seq in 1..=6 {
+        let mut stream = tcp(&server).await;
+        let frame =
+            wire::encode(&station.detections(seq, now(), &[500]), &station.key).expect("encode");
+        stream.write_all(&frame).await.expect("write");
+        let mut ack = vec![0u8; wire::HEADER_LEN + 1 + wire::MAC_LEN];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut ack))
+            .await
+            .expect("an ACK in time")
+            .expect("read");
+        stations.push(stream);
+    }
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(tcp(&server).await);
@@ -388,7 +403,7 @@ async fn tcp_one_source_cannot_take_every_slot() {
     let mut fifth = tcp(&server).await;
     assert!(
         closed_within(&mut fifth, Duration::from_secs(2)).await,
-        "a fifth connection from the same address is closed at once"
+        "a fifth unauthenticated connection from the same address is closed at once"
     );
     assert_eq!(
         server
@@ -402,8 +417,7 @@ async fn tcp_one_source_cannot_take_every_slot() {
         .bind("127.0.0.2:0".parse().expect("addr"))
         .expect("bind 127.0.0.2");
     let mut stream = socket.connect(server.tcp()).await.expect("connect");
-    let station = TestStation::udp(1001, 7, server.udp()).await;
-    let frame = wire::encode(&station.detections(1, now(), &[500]), &station.key).expect("encode");
+    let frame = wire::encode(&station.detections(7, now(), &[500]), &station.key).expect("encode");
     stream.write_all(&frame).await.expect("write");
     let mut ack = vec![0u8; wire::HEADER_LEN + 1 + wire::MAC_LEN];
     tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut ack))
@@ -412,7 +426,7 @@ async fn tcp_one_source_cannot_take_every_slot() {
         .expect("read");
     let ack = wire::decode_datagram(&ack, &station.key, 1024).expect("ack");
     assert_eq!(ack.body, Body::Ack(AckStatus::Accepted));
-    drop(idle);
+    drop((idle, stations));
 }
 
 #[tokio::test]

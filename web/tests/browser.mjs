@@ -49,6 +49,17 @@ try {
   if (stations === 0) throw new Error("no stations drawn on the map");
   step(`${stations} stations drawn`);
 
+  // A station's name is whatever its installer typed: shown as text, never read as HTML (the
+  // test provisions one named "<img src=x id=injected>").
+  const names = await page.evaluate(() => {
+    stationLayer.eachLayer((marker) => marker.openTooltip());
+    const tips = [...document.querySelectorAll(".leaflet-tooltip")].map((t) => t.textContent);
+    return { injected: document.querySelector("#injected") !== null, shown: tips.some((t) => t.includes("<img src=x")) };
+  });
+  if (names.injected || !names.shown) throw new Error(`a station's name was read as HTML: ${JSON.stringify(names)}`);
+  await page.evaluate(() => stationLayer.eachLayer((marker) => marker.closeTooltip()));
+  step("station names shown as text");
+
   // The demo reports a vehicle stolen a few seconds in; its next sighting must appear live.
   const alert = page.locator('#alerts li[data-kind="stolen_sighting"]').first();
   await alert.waitFor({ timeout: 90_000 });
