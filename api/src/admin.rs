@@ -45,7 +45,8 @@ pub async fn users(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VehiclePage {
-    after: Option<u32>,
+    /// A tag id; a cursor past every tag answers an empty page.
+    after: Option<i64>,
     limit: Option<u32>,
 }
 
@@ -65,9 +66,13 @@ pub async fn vehicles(
             format!("limit must be 1..={MAX_VEHICLE_PAGE}"),
         ));
     }
+    let after = page.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::field("after", "after must be 0 or more"));
+    }
     let rows = state
         .store
-        .vehicles_page(TagId(page.after.unwrap_or(0)), limit)
+        .vehicles_page(TagId(u32::try_from(after).unwrap_or(u32::MAX)), limit)
         .await?;
     let next_after = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.vehicle.tag.0))

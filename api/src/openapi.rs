@@ -59,6 +59,13 @@ const PURPOSE: Field = opt(
     "why (a case number or a reason: 3-200 characters, at least three letters or digits, not one \
      character repeated); required of police, audited, refusals too",
 );
+/// The purpose of a police-only query: required.
+const POLICE_PURPOSE: Field = req(
+    "purpose",
+    "string",
+    "why (a case number or a reason: 3-200 characters, at least three letters or digits, not one \
+     character repeated); audited, refusals too",
+);
 const FROM: Field = opt("from", "string", "RFC 3339 start of the window");
 const TO: Field = opt("to", "string", "RFC 3339 end of the window (default: now)");
 const LIMIT: Field = opt("limit", "integer", "most rows in the answer");
@@ -394,7 +401,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 opt("within_s", "integer", "arrival gap, seconds (default 60)"),
                 opt("min_times", "integer", "stations in common (default 3)"),
                 LIMIT,
-                PURPOSE,
+                POLICE_PURPOSE,
             ],
         ),
         schema_of::<Companions>,
@@ -551,7 +558,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 req("radius_m", "number", "up to 5000"),
                 opt("minutes", "integer", "how far back (default 15)"),
                 LIMIT,
-                PURPOSE,
+                POLICE_PURPOSE,
             ],
         ),
         schema_of::<NearAnswer>,
@@ -571,7 +578,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 req("from", "string", "RFC 3339"),
                 req("to", "string", "RFC 3339 (window up to 24 h)"),
                 LIMIT,
-                PURPOSE,
+                POLICE_PURPOSE,
             ],
         ),
         schema_of::<ThroughAnswer>,
@@ -587,7 +594,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 ),
                 opt("radius_m", "number", "cluster radius (default 300)"),
                 opt("min_tags", "integer", "smallest cluster (default 2)"),
-                PURPOSE,
+                POLICE_PURPOSE,
             ],
         ),
         schema_of::<Dens>,
@@ -660,7 +667,7 @@ fn constrained(name: &str, kind: &str) -> Value {
         "tag" | "companion" | "id" if kind == "integer" => {
             json!({ "minimum": 1, "maximum": u32::MAX })
         }
-        "seq" if kind == "integer" => json!({ "minimum": 1 }),
+        "seq" if kind == "integer" => json!({ "minimum": 1, "maximum": i64::MAX }),
         "radius_m" => json!({ "exclusiveMinimum": 0 }),
         "retention_days" => json!({ "type": "integer", "minimum": 1, "maximum": 3650 }),
         "tags" => json!({ "items": { "type": "integer", "minimum": 1, "maximum": u32::MAX } }),
@@ -688,8 +695,9 @@ fn schema(fields: &[Field]) -> Value {
     let mut properties = Map::new();
     for f in fields {
         let mut property = constrained(f.name, f.kind);
-        if !f.required {
-            // An optional field may also be given as null, which means "not given".
+        if !f.required && f.kind != "boolean" {
+            // An optional field may also be given as null, which means "not given" (flags take
+            // a boolean or nothing).
             property["type"] = json!([property["type"].clone(), "null"]);
         }
         property["description"] = json!(f.doc);
