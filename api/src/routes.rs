@@ -339,18 +339,38 @@ pub async fn list_alerts(
     query: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=MAX_ALERT_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("limit must be 1..={MAX_ALERT_PAGE}"),
-        ));
-    }
-    let after = query.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::field("after", "after must be 0 or more"));
-    }
     let tag = query.tag.as_deref().map(tag_from_path).transpose()?;
+    let page = (|| {
+        let limit = query.limit.unwrap_or(100);
+        if !(1..=MAX_ALERT_PAGE).contains(&limit) {
+            return Err(ApiError::field(
+                "limit",
+                format!("limit must be 1..={MAX_ALERT_PAGE}"),
+            ));
+        }
+        let after = query.after.unwrap_or(0);
+        if after < 0 {
+            return Err(ApiError::field("after", "after must be 0 or more"));
+        }
+        Ok((limit, after))
+    })();
+    // One vehicle's alerts are its sightings: refusing them is audited like any movement query.
+    let (limit, after) = match tag {
+        Some(tag) => {
+            let target = format!("tag:{tag}");
+            let action = "vehicle.alerts";
+            checked_params(
+                &state,
+                &caller,
+                action,
+                target,
+                query.purpose.as_deref(),
+                page,
+            )
+            .await?
+        }
+        None => page?,
+    };
     // Alerts about one vehicle are its sightings: a movement query like its track.
     if let Some(tag) = tag {
         audit_movements(
@@ -548,6 +568,22 @@ pub(crate) async fn require_police(
         Err(refused) => {
             Err(audit_refusal(state, caller, action, "area".into(), purpose, refused).await)
         }
+    }
+}
+
+/// A movement query's parameters, checked: when they are invalid, the refusal is written to the
+/// audit log (naming the field) before it is answered, like every other refusal.
+pub(crate) async fn checked_params<T>(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    target: String,
+    purpose: Option<&str>,
+    params: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match params {
+        Ok(params) => Ok(params),
+        Err(refused) => Err(audit_refusal(state, caller, action, target, purpose, refused).await),
     }
 }
 

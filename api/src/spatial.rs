@@ -8,7 +8,7 @@
 use crate::answers::{Companion, Companions, DarkTag, Den, Dens};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::{audit, require_police, time_param};
+use crate::routes::{audit, checked_params, require_police, time_param};
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
@@ -71,21 +71,32 @@ pub async fn tags_near(
 ) -> Result<Json<NearAnswer>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     require_police(&state, &caller, "tags.near", q.purpose.as_deref()).await?;
-    let center = point(q.lat, q.lon)?;
-    if !(q.radius_m > 0.0 && q.radius_m <= MAX_RADIUS_M) {
-        return Err(ApiError::field(
-            "radius_m",
-            format!("radius_m must be more than 0 and at most {MAX_RADIUS_M}"),
-        ));
-    }
-    let minutes = q.minutes.unwrap_or(15);
-    if !(1..=MAX_MINUTES).contains(&minutes) {
-        return Err(ApiError::field(
-            "minutes",
-            format!("minutes must be 1..={MAX_MINUTES}"),
-        ));
-    }
-    let limit = limit(q.limit)?;
+    let params = (|| {
+        let center = point(q.lat, q.lon)?;
+        if !(q.radius_m > 0.0 && q.radius_m <= MAX_RADIUS_M) {
+            return Err(ApiError::field(
+                "radius_m",
+                format!("radius_m must be more than 0 and at most {MAX_RADIUS_M}"),
+            ));
+        }
+        let minutes = q.minutes.unwrap_or(15);
+        if !(1..=MAX_MINUTES).contains(&minutes) {
+            return Err(ApiError::field(
+                "minutes",
+                format!("minutes must be 1..={MAX_MINUTES}"),
+            ));
+        }
+        Ok((center, minutes, limit(q.limit)?))
+    })();
+    let (center, minutes, limit) = checked_params(
+        &state,
+        &caller,
+        "tags.near",
+        "area".into(),
+        q.purpose.as_deref(),
+        params,
+    )
+    .await?;
     let target = format!("near {:.6},{:.6} r={}m", center.lat, center.lon, q.radius_m);
     audit(&state, &caller, "tags.near", target, q.purpose.as_deref()).await?;
     let since = now_ms() - i64::from(minutes) * 60_000;
@@ -163,35 +174,46 @@ pub async fn tags_through(
 ) -> Result<Json<ThroughAnswer>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     require_police(&state, &caller, "tags.through", q.purpose.as_deref()).await?;
-    let sw = point(q.south, q.west)?;
-    let ne = point(q.north, q.east)?;
-    if sw.lat > ne.lat || sw.lon > ne.lon {
-        return Err(ApiError::field(
-            "south",
-            "south/west must be below north/east",
-        ));
-    }
-    // A tolerance for decimal degrees that binary floats cannot hold: 23.3 - 23.2 is
-    // 0.10000000000000142, and a 0.1-degree box must pass.
-    let too_wide = |side: f64| side > MAX_BOX_DEGREES + 1e-9;
-    if too_wide(ne.lat - sw.lat) || too_wide(ne.lon - sw.lon) {
-        return Err(ApiError::field(
-            "north",
-            format!("the box may be at most {MAX_BOX_DEGREES} degrees on a side"),
-        ));
-    }
-    let from = time_param("from", Some(&q.from))?.unwrap_or_default();
-    let to = time_param("to", Some(&q.to))?.unwrap_or_default();
-    if from > to {
-        return Err(ApiError::field("from", "from is after to"));
-    }
-    if to - from > MAX_WINDOW_MS {
-        return Err(ApiError::field(
-            "from",
-            "the window from..to is longer than 24 hours",
-        ));
-    }
-    let limit = limit(q.limit)?;
+    let params = (|| {
+        let sw = point(q.south, q.west)?;
+        let ne = point(q.north, q.east)?;
+        if sw.lat > ne.lat || sw.lon > ne.lon {
+            return Err(ApiError::field(
+                "south",
+                "south/west must be below north/east",
+            ));
+        }
+        // A tolerance for decimal degrees that binary floats cannot hold: 23.3 - 23.2 is
+        // 0.10000000000000142, and a 0.1-degree box must pass.
+        let too_wide = |side: f64| side > MAX_BOX_DEGREES + 1e-9;
+        if too_wide(ne.lat - sw.lat) || too_wide(ne.lon - sw.lon) {
+            return Err(ApiError::field(
+                "north",
+                format!("the box may be at most {MAX_BOX_DEGREES} degrees on a side"),
+            ));
+        }
+        let from = time_param("from", Some(&q.from))?.unwrap_or_default();
+        let to = time_param("to", Some(&q.to))?.unwrap_or_default();
+        if from > to {
+            return Err(ApiError::field("from", "from is after to"));
+        }
+        if to - from > MAX_WINDOW_MS {
+            return Err(ApiError::field(
+                "from",
+                "the window from..to is longer than 24 hours",
+            ));
+        }
+        Ok((sw, ne, from, to, limit(q.limit)?))
+    })();
+    let (sw, ne, from, to, limit) = checked_params(
+        &state,
+        &caller,
+        "tags.through",
+        "area".into(),
+        q.purpose.as_deref(),
+        params,
+    )
+    .await?;
     let target = format!(
         "box {:.6},{:.6}..{:.6},{:.6} {}..{}",
         sw.lat, sw.lon, ne.lat, ne.lon, q.from, q.to
@@ -288,23 +310,34 @@ pub async fn travelling_with(
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     require_police(&state, &caller, "vehicle.companions", q.purpose.as_deref()).await?;
     let now = now_ms();
-    let to = time_param("to", q.to.as_deref())?.unwrap_or(now);
-    let from = time_param("from", q.from.as_deref())?;
-    if from.is_some_and(|from| from > to) {
-        return Err(ApiError::field("from", "from is after to"));
-    }
-    let within_s = q.within_s.unwrap_or(60);
-    if !(1..=MAX_WITHIN_S).contains(&within_s) {
-        return Err(ApiError::field(
-            "within_s",
-            format!("within_s must be 1..={MAX_WITHIN_S}"),
-        ));
-    }
-    let min_times = q.min_times.unwrap_or(3);
-    if !(1..=100).contains(&min_times) {
-        return Err(ApiError::field("min_times", "min_times must be 1..=100"));
-    }
-    let limit = limit(q.limit)?;
+    let params = (|| {
+        let to = time_param("to", q.to.as_deref())?.unwrap_or(now);
+        let from = time_param("from", q.from.as_deref())?;
+        if from.is_some_and(|from| from > to) {
+            return Err(ApiError::field("from", "from is after to"));
+        }
+        let within_s = q.within_s.unwrap_or(60);
+        if !(1..=MAX_WITHIN_S).contains(&within_s) {
+            return Err(ApiError::field(
+                "within_s",
+                format!("within_s must be 1..={MAX_WITHIN_S}"),
+            ));
+        }
+        let min_times = q.min_times.unwrap_or(3);
+        if !(1..=100).contains(&min_times) {
+            return Err(ApiError::field("min_times", "min_times must be 1..=100"));
+        }
+        Ok((from, to, within_s, min_times, limit(q.limit)?))
+    })();
+    let (from, to, within_s, min_times, limit) = checked_params(
+        &state,
+        &caller,
+        "vehicle.companions",
+        format!("tag {tag}"),
+        q.purpose.as_deref(),
+        params,
+    )
+    .await?;
     audit(
         &state,
         &caller,
@@ -366,24 +399,36 @@ pub async fn dens(
 ) -> Result<Json<Dens>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     require_police(&state, &caller, "dens", q.purpose.as_deref()).await?;
-    let dark_minutes = q.dark_minutes.unwrap_or(30);
-    if !(1..=MAX_MINUTES).contains(&dark_minutes) {
-        return Err(ApiError::field(
-            "dark_minutes",
-            format!("dark_minutes must be 1..={MAX_MINUTES}"),
-        ));
-    }
-    let radius = q.radius_m.unwrap_or(300.0);
-    if !(radius > 0.0 && radius <= MAX_RADIUS_M) {
-        return Err(ApiError::field(
-            "radius_m",
-            format!("radius_m must be more than 0 and at most {MAX_RADIUS_M}"),
-        ));
-    }
-    let min_tags = q.min_tags.unwrap_or(2);
-    if !(1..=1_000).contains(&min_tags) {
-        return Err(ApiError::field("min_tags", "min_tags must be 1..=1000"));
-    }
+    let params = (|| {
+        let dark_minutes = q.dark_minutes.unwrap_or(30);
+        if !(1..=MAX_MINUTES).contains(&dark_minutes) {
+            return Err(ApiError::field(
+                "dark_minutes",
+                format!("dark_minutes must be 1..={MAX_MINUTES}"),
+            ));
+        }
+        let radius = q.radius_m.unwrap_or(300.0);
+        if !(radius > 0.0 && radius <= MAX_RADIUS_M) {
+            return Err(ApiError::field(
+                "radius_m",
+                format!("radius_m must be more than 0 and at most {MAX_RADIUS_M}"),
+            ));
+        }
+        let min_tags = q.min_tags.unwrap_or(2);
+        if !(1..=1_000).contains(&min_tags) {
+            return Err(ApiError::field("min_tags", "min_tags must be 1..=1000"));
+        }
+        Ok((dark_minutes, radius, min_tags))
+    })();
+    let (dark_minutes, radius, min_tags) = checked_params(
+        &state,
+        &caller,
+        "dens",
+        "area".into(),
+        q.purpose.as_deref(),
+        params,
+    )
+    .await?;
     audit(
         &state,
         &caller,

@@ -9,7 +9,7 @@
 use crate::answers::{PointGeometry, Track, TrackFeature, TrackVisit, TrackWindow};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::{audit_movements, tag_from_path, time_param};
+use crate::routes::{audit_movements, checked_params, tag_from_path, time_param};
 use crate::ApiState;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -46,17 +46,30 @@ pub async fn track(
 ) -> Result<impl IntoResponse, ApiError> {
     let tag = tag_from_path(&tag)?;
     let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
-    let to = time_param("to", query.to.as_deref())?.unwrap_or_else(now_ms);
-    let from = time_param("from", query.from.as_deref())?.unwrap_or(to - DEFAULT_TRACK_WINDOW_MS);
-    if from > to {
-        return Err(ApiError::field("from", "from is after to"));
-    }
-    if to - from > MAX_TRACK_WINDOW_MS {
-        return Err(ApiError::field(
-            "from",
-            "the window from..to is longer than 31 days",
-        ));
-    }
+    let window = (|| {
+        let to = time_param("to", query.to.as_deref())?.unwrap_or_else(now_ms);
+        let from =
+            time_param("from", query.from.as_deref())?.unwrap_or(to - DEFAULT_TRACK_WINDOW_MS);
+        if from > to {
+            return Err(ApiError::field("from", "from is after to"));
+        }
+        if to - from > MAX_TRACK_WINDOW_MS {
+            return Err(ApiError::field(
+                "from",
+                "the window from..to is longer than 31 days",
+            ));
+        }
+        Ok((from, to))
+    })();
+    let (from, to) = checked_params(
+        &state,
+        &caller,
+        "vehicle.track",
+        format!("tag:{tag}"),
+        query.purpose.as_deref(),
+        window,
+    )
+    .await?;
     audit_movements(
         &state,
         &caller,

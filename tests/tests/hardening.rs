@@ -311,6 +311,27 @@ async fn refused_movement_queries_are_audited_and_a_purpose_must_say_something()
             ("area", "refused: forbidden"),
         ]
     );
+    // A query refused for a malformed parameter is written too, naming why.
+    let (status, _) = get(
+        &server,
+        "/api/v1/vehicles/500/track?from=yesterday&purpose=case%20C-77",
+        &bob,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let last = audit_of(&server, "bob").await.pop().expect("an entry");
+    assert_eq!(
+        (
+            last["action"].clone(),
+            last["outcome"].clone(),
+            last["target"].clone()
+        ),
+        (
+            json!("vehicle.track"),
+            json!("refused: invalid_field"),
+            json!("tag:500")
+        )
+    );
     // The log is searched by vehicle and by time too.
     let (_, by_tag) = get(&server, "/api/v1/audit?tag=999", TOKEN).await;
     assert_eq!(by_tag["entries"].as_array().map(Vec::len), Some(1));
