@@ -156,11 +156,7 @@ pub async fn revoke_user(
     Path(username): Path<String>,
 ) -> Result<Json<AccountChange>, ApiError> {
     caller.require(&[Role::Admin])?;
-    let user = state
-        .store
-        .user_by_name(&username)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no user {username:?}")))?;
+    let user = account(&state, &username).await?;
     let revoked = state.store.revoke_tokens_of(user.id, now_ms()).await?;
     tracing::info!(user = %username, revoked, by = %caller.username, "tokens revoked");
     Ok(Json(AccountChange {

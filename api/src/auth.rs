@@ -150,8 +150,6 @@ async fn hashing<T: Send + 'static>(
     PEAK.fetch_max(running, Ordering::Relaxed);
     let (tx, rx) = tokio::sync::oneshot::channel();
     hashers()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
         .send(Box::new(move || {
             let _ = tx.send(work());
         }))
@@ -167,8 +165,8 @@ type HashJob = Box<dyn FnOnce() + Send>;
 /// blocking pool each hash could land on a new thread, and glibc gives each thread its own heap
 /// arena that keeps the 19 MiB a hash took: a login flood grew the server by ~20 MiB a thread
 /// (400 MiB with 44 hashes, however few at once). Two threads keep it to two arenas.
-fn hashers() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<HashJob>> {
-    static HASHERS: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<HashJob>>> =
+fn hashers() -> &'static std::sync::mpsc::Sender<HashJob> {
+    static HASHERS: std::sync::OnceLock<std::sync::mpsc::Sender<HashJob>> =
         std::sync::OnceLock::new();
     HASHERS.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
@@ -188,7 +186,7 @@ fn hashers() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<HashJob>> {
                 tracing::error!(%error, "cannot start a password hashing thread");
             }
         }
-        std::sync::Mutex::new(tx)
+        tx
     })
 }
 

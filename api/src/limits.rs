@@ -40,6 +40,11 @@ impl Default for Limits {
     }
 }
 
+/// The 429 for a key over its quota, with how long to wait.
+fn wait(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> ApiError {
+    ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
+}
+
 fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
@@ -62,20 +67,15 @@ impl Limits {
         unauthenticated_per_minute: u32,
         unauthenticated_burst: u32,
     ) -> Self {
-        let mut limits = Self::new(
+        Self::new(
             Quota::per_second(nonzero(calls_per_second)).allow_burst(nonzero(burst)),
             Quota::per_minute(nonzero(LOGINS_PER_MINUTE)).allow_burst(nonzero(LOGIN_BURST)),
-        );
-        limits.unauthenticated = RateLimiter::keyed(
             Quota::per_minute(nonzero(unauthenticated_per_minute))
                 .allow_burst(nonzero(unauthenticated_burst)),
-        );
-        limits
+        )
     }
 
-    pub fn new(calls: Quota, logins: Quota) -> Self {
-        let unauthenticated = Quota::per_minute(nonzero(UNAUTHENTICATED_PER_MINUTE))
-            .allow_burst(nonzero(UNAUTHENTICATED_BURST));
+    pub fn new(calls: Quota, logins: Quota, unauthenticated: Quota) -> Self {
         Self {
             calls: RateLimiter::keyed(calls),
             logins: RateLimiter::keyed(logins),
@@ -85,9 +85,7 @@ impl Limits {
 
     /// Counts one call by the token with this hash.
     pub fn call(&self, token_hash: &[u8; 32]) -> Result<(), ApiError> {
-        self.calls.check_key(token_hash).map_err(|not_until| {
-            ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
-        })
+        self.calls.check_key(token_hash).map_err(wait)
     }
 
     /// Counts one login attempt for a username from a source address (and one request without
@@ -96,18 +94,12 @@ impl Limits {
         self.unauthenticated(source)?;
         self.logins
             .check_key(&(username.to_lowercase(), source))
-            .map_err(|not_until| {
-                ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
-            })
+            .map_err(wait)
     }
 
     /// Counts one request from `source` that carried no valid token.
     pub fn unauthenticated(&self, source: IpAddr) -> Result<(), ApiError> {
-        self.unauthenticated
-            .check_key(&source)
-            .map_err(|not_until| {
-                ApiError::TooManyRequests(not_until.wait_time_from(DefaultClock::default().now()))
-            })
+        self.unauthenticated.check_key(&source).map_err(wait)
     }
 
     /// Forgets keys idle long enough to be back at full quota (bounds memory).
@@ -146,7 +138,9 @@ mod tests {
     #[test]
     fn a_key_over_its_quota_waits_and_others_do_not() {
         let quota = Quota::per_minute(nonzero(1)).allow_burst(nonzero(2));
-        let limits = Limits::new(quota, quota);
+        let unauthenticated = Quota::per_minute(nonzero(UNAUTHENTICATED_PER_MINUTE))
+            .allow_burst(nonzero(UNAUTHENTICATED_BURST));
+        let limits = Limits::new(quota, quota, unauthenticated);
         let (a, b) = ([1u8; 32], [2u8; 32]);
         assert!(limits.call(&a).is_ok());
         assert!(limits.call(&a).is_ok());

@@ -103,17 +103,10 @@ impl AckQueue {
     /// admitted still get theirs, so the queue is bounded by this plus the frames in the pipeline.
     pub const MAX_QUEUED: usize = 1_024;
 
-    fn new() -> (Self, mpsc::UnboundedReceiver<Bytes>, Arc<AckRoom>) {
+    fn new() -> (Self, mpsc::UnboundedReceiver<Bytes>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let room = Arc::new(AckRoom::default());
-        (
-            Self {
-                tx,
-                room: room.clone(),
-            },
-            rx,
-            room,
-        )
+        (Self { tx, room }, rx)
     }
 
     /// False only when the connection's writer has gone (the connection is closed).
@@ -550,7 +543,9 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     // ACKs are written by their own task so that the commit path never waits on a slow reader.
-    let (acks, mut ack_rx, room) = AckQueue::new();
+    let (acks, mut ack_rx) = AckQueue::new();
+    // The writer counts what it has written, but holds no sender: it ends with the last one.
+    let room = acks.room.clone();
     let mut writer = tokio::spawn(async move {
         while let Some(bytes) = ack_rx.recv().await {
             match tokio::time::timeout(ACK_WRITE_TIMEOUT, write.write_all(&bytes)).await {

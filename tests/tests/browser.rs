@@ -7,9 +7,12 @@
 //! (`apt install chromium`); `.ci/run` installs them. Without them the test says it was skipped,
 //! except under CI, where a missing prerequisite fails it.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use support::free_port;
 use tagwatch::demo::{run, DemoOptions};
 use tagwatch_sim::Transport;
 
@@ -37,13 +40,6 @@ fn missing_prerequisites(web: &Path) -> Vec<String> {
         missing.push("node (apt install nodejs)".into());
     }
     missing
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// A station name that would put an element with id `injected` on the page if read as HTML.

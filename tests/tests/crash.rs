@@ -13,14 +13,15 @@
 mod support;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
-use support::{expected_visits, provision_city, visit_key, VisitKey, TOKEN};
+use support::{
+    expected_visits, free_port, provision_city, spawn_server_process, visit_key, VisitKey, TOKEN,
+};
 use tagwatch::{Config, Secret, Server};
 use tagwatch_model::{TagId, Vehicle};
 use tagwatch_sim::{CityConfig, SimConfig, Transport};
 use tagwatch_store::Store;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
 /// Set in the child: `database|udp|tcp|http`.
@@ -55,43 +56,8 @@ async fn crash_child() {
     tokio::time::sleep(Duration::from_secs(240)).await;
 }
 
-fn free_port() -> u16 {
-    // UDP and TCP both need the port; take one free for both.
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = tcp.local_addr().expect("addr").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 async fn spawn_server(spec: &str, http: &str) -> Child {
-    let child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "crash_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, spec)
-        .env("TAGWATCH_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server process");
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(response) = client.get(format!("http://{http}/healthz")).send().await {
-            if response.status().is_success() {
-                return child;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the server process did not come up within 30 s");
+    spawn_server_process("crash_child", CHILD_ENV, spec, http).await
 }
 
 async fn crash_run(database: String) {

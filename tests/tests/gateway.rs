@@ -327,6 +327,16 @@ async fn a_rejected_frame_settles_its_number_so_the_session_goes_on() {
     assert_eq!(station.exchange(&next).await, AckStatus::Accepted);
 }
 
+/// The next ACK on a TCP connection, within 5 s, verified with the station's key.
+async fn tcp_ack(stream: &mut TcpStream, station: &TestStation) -> Frame {
+    let mut ack = vec![0u8; wire::HEADER_LEN + 1 + wire::MAC_LEN];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut ack))
+        .await
+        .expect("an ACK in time")
+        .expect("read");
+    wire::decode_datagram(&ack, &station.key, 1024).expect("ack")
+}
+
 /// A TCP connection whose receive buffer is small, so that ACKs back up when it does not read.
 async fn tcp_small_receive_buffer(server: &TestServer) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -389,11 +399,7 @@ async fn tcp_one_source_cannot_take_every_slot() {
         let frame =
             wire::encode(&station.detections(seq, now(), &[500]), &station.key).expect("encode");
         stream.write_all(&frame).await.expect("write");
-        let mut ack = vec![0u8; wire::HEADER_LEN + 1 + wire::MAC_LEN];
-        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut ack))
-            .await
-            .expect("an ACK in time")
-            .expect("read");
+        tcp_ack(&mut stream, &station).await;
         stations.push(stream);
     }
     let mut idle = Vec::new();
@@ -419,12 +425,7 @@ async fn tcp_one_source_cannot_take_every_slot() {
     let mut stream = socket.connect(server.tcp()).await.expect("connect");
     let frame = wire::encode(&station.detections(7, now(), &[500]), &station.key).expect("encode");
     stream.write_all(&frame).await.expect("write");
-    let mut ack = vec![0u8; wire::HEADER_LEN + 1 + wire::MAC_LEN];
-    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut ack))
-        .await
-        .expect("an ACK in time")
-        .expect("read");
-    let ack = wire::decode_datagram(&ack, &station.key, 1024).expect("ack");
+    let ack = tcp_ack(&mut stream, &station).await;
     assert_eq!(ack.body, Body::Ack(AckStatus::Accepted));
     drop((idle, stations));
 }
@@ -446,11 +447,7 @@ async fn tcp_a_connection_that_never_authenticates_is_closed_within_seconds() {
     assert!(!closed_within(&mut authenticated, Duration::from_millis(1_500)).await);
     let frame = wire::encode(&station.detections(2, now(), &[500]), &station.key).expect("encode");
     authenticated.write_all(&frame).await.expect("still open");
-    let mut ack = vec![0u8; wire::HEADER_LEN + 1 + wire::MAC_LEN];
-    tokio::time::timeout(Duration::from_secs(5), authenticated.read_exact(&mut ack))
-        .await
-        .expect("an ACK in time")
-        .expect("read");
+    tcp_ack(&mut authenticated, &station).await;
     assert_eq!(
         server
             .series("tagwatch_frames_rejected_total{reason=\"tcp_auth_timeout\"}")

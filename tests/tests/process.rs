@@ -4,14 +4,13 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
-use support::{key, station, TestStation, TOKEN};
+use support::{free_port, key, spawn_server_process, station, TestStation, TOKEN};
 use tagwatch::{Config, Secret, Server};
 use tagwatch_gateway::wire::AckStatus;
 use tagwatch_model::{TagId, Vehicle};
 use tagwatch_store::Store;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// Set in the child: `database|udp|tcp|http|nofile` (nofile 0: leave the limit alone).
 const CHILD_ENV: &str = "TAGWATCH_PROCESS_CHILD";
@@ -53,16 +52,6 @@ async fn process_child() {
     }
 }
 
-fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = tcp.local_addr().expect("addr").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 struct ServerProcess {
     child: Child,
     station: std::net::SocketAddr,
@@ -93,35 +82,14 @@ async fn spawn(nofile: u64) -> ServerProcess {
     let port = free_port();
     let http = format!("127.0.0.1:{}", free_port());
     let spec = format!("{database}|127.0.0.1:{port}|127.0.0.1:{port}|{http}|{nofile}");
-    let child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "process_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, spec)
-        .env("TAGWATCH_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server process");
-    let child = ServerProcess {
+    let child = spawn_server_process("process_child", CHILD_ENV, &spec, &http).await;
+    ServerProcess {
         child,
         station: format!("127.0.0.1:{port}").parse().expect("addr"),
         http,
         database,
         _dir: dir,
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::time::Instant::now() < deadline {
-        if healthy(&child.http).await {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("the server process did not come up within 30 s");
 }
 
 async fn healthy(http: &str) -> bool {

@@ -445,3 +445,52 @@ pub async fn next_alert_within(events: &mut Events, wait: Duration) -> Option<se
         }
     }
 }
+
+/// A loopback port free for both UDP and TCP (stations use the same port for both).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("addr").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts this test binary again as a server process running its ignored test `child` (which
+/// reads `spec` from the environment variable `env`), and waits until `http` answers `/healthz`.
+pub async fn spawn_server_process(
+    child: &str,
+    env: &str,
+    spec: &str,
+    http: &str,
+) -> tokio::process::Child {
+    let process = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            child,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env, spec)
+        .env("TAGWATCH_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server process");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(response) = client.get(format!("http://{http}/healthz")).send().await {
+            if response.status().is_success() {
+                return process;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the server process did not come up within 30 s");
+}
