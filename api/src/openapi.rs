@@ -659,8 +659,15 @@ fn constrained(name: &str, kind: &str) -> Value {
         "after" => json!({ "minimum": 0, "maximum": i64::MAX }),
         "minutes" | "dark_minutes" => json!({ "minimum": 1, "maximum": 1440 }),
         "min_times" => json!({ "minimum": 1, "maximum": 100 }),
+        "within_s" => json!({ "minimum": 1, "maximum": 600 }),
         "role" => json!({ "enum": ["owner", "officer", "dispatcher", "admin"] }),
-        "unit" => json!({ "pattern": "^[A-Za-z0-9_ -]{1,32}$" }),
+        "kinds" => {
+            let kind = tagwatch_model::AlertKind::ALL.map(|k| k.as_str()).join("|");
+            json!({ "pattern": format!("^ *({kind}) *(, *({kind}) *)*$") })
+        }
+        "unit" => {
+            json!({ "minLength": 1, "maxLength": 32, "pattern": "^ *[A-Za-z0-9_-][A-Za-z0-9_ -]*$" })
+        }
         "reason" | "plate" | "name" | "owner_name" | "owner_phone" | "owner" => {
             json!({ "minLength": 1, "maxLength": 200, "pattern": "\\S" })
         }
@@ -668,9 +675,10 @@ fn constrained(name: &str, kind: &str) -> Value {
             json!({ "minimum": 1, "maximum": u32::MAX })
         }
         "seq" if kind == "integer" => json!({ "minimum": 1, "maximum": i64::MAX }),
-        "radius_m" => json!({ "exclusiveMinimum": 0 }),
+        "radius_m" => json!({ "exclusiveMinimum": 0, "maximum": crate::spatial::MAX_RADIUS_M }),
         "retention_days" => json!({ "type": "integer", "minimum": 1, "maximum": 3650 }),
-        "tags" => json!({ "items": { "type": "integer", "minimum": 1, "maximum": u32::MAX } }),
+        "tags" => json!({ "minItems": 1, "maxItems": crate::watch::MAX_FENCE_TAGS,
+                          "items": { "type": "integer", "minimum": 1, "maximum": u32::MAX } }),
         "area" => json!({ "minItems": 3, "maxItems": 256, "items": { "type": "array",
             "prefixItems": [{ "type": "number", "minimum": -90, "maximum": 90 },
                             { "type": "number", "minimum": -180, "maximum": 180 }],

@@ -18,7 +18,7 @@ use tagwatch_model::{GeoBox, GeoPoint};
 use tagwatch_tracker::Area;
 
 /// Largest radius of a "near" query.
-const MAX_RADIUS_M: f64 = 5_000.0;
+pub const MAX_RADIUS_M: f64 = 5_000.0;
 /// Furthest back a "near" query looks.
 const MAX_MINUTES: u32 = 24 * 60;
 /// Largest side of a "through" box, in degrees (about 11 km).
@@ -347,8 +347,15 @@ pub async fn travelling_with(
     )
     .await?;
     let found = crate::ask_tracker(&state, move |tracker| {
-        // By default, as far back as memory reaches (at most 24 hours).
-        let from = from.or_else(|| Some(tracker.covered_from()?.max(to - MAX_WINDOW_MS)))?;
+        // By default, as far back as memory reaches (at most 24 hours); with nothing in memory
+        // yet, nothing travelled with it.
+        let from = match from {
+            Some(from) => from,
+            None => match tracker.covered_from() {
+                Some(covered) => covered.max(to - MAX_WINDOW_MS),
+                None => return Some(Vec::new()),
+            },
+        };
         tracker.covers(from).then(|| {
             tracker.travelling_with(
                 tag,

@@ -269,7 +269,7 @@ async fn replay_from_store(
     let Some(mut cursor) = client.last else {
         return Ok(());
     };
-    if ring_starts_at.is_some_and(|start| start <= cursor + 1) {
+    if ring_starts_at.is_some_and(|start| start <= cursor.saturating_add(1)) {
         return Ok(());
     }
     loop {

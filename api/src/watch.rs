@@ -18,7 +18,7 @@ use tagwatch_model::{Geofence, Role, TagId, UserId};
 use tagwatch_tracker::Command;
 
 /// Most tags on one fence's watch list.
-const MAX_FENCE_TAGS: usize = 10_000;
+pub const MAX_FENCE_TAGS: usize = 10_000;
 /// Widest a fence may be, in degrees of latitude or longitude (about 110 km): a district, not a
 /// country (every watched tag's every move is tested against it).
 const MAX_FENCE_DEGREES: f64 = 1.0;

@@ -30,21 +30,21 @@ pub enum AlertKind {
     StationClockSkew,
 }
 
-/// Every kind, for parsing and listing.
-const KINDS: [AlertKind; 10] = [
-    AlertKind::StolenSighting,
-    AlertKind::TagTamper,
-    AlertKind::Panic,
-    AlertKind::LowBattery,
-    AlertKind::CloneSuspected,
-    AlertKind::ArmedMoved,
-    AlertKind::Geofence,
-    AlertKind::CompanionMissing,
-    AlertKind::StationSilent,
-    AlertKind::StationClockSkew,
-];
-
 impl AlertKind {
+    /// Every kind, for parsing and listing.
+    pub const ALL: [AlertKind; 10] = [
+        AlertKind::StolenSighting,
+        AlertKind::TagTamper,
+        AlertKind::Panic,
+        AlertKind::LowBattery,
+        AlertKind::CloneSuspected,
+        AlertKind::ArmedMoved,
+        AlertKind::Geofence,
+        AlertKind::CompanionMissing,
+        AlertKind::StationSilent,
+        AlertKind::StationClockSkew,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::StolenSighting => "stolen_sighting",
@@ -61,7 +61,7 @@ impl AlertKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        KINDS.into_iter().find(|k| k.as_str() == text)
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
 

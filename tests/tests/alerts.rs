@@ -278,3 +278,24 @@ async fn a_held_panic_button_reaches_the_live_stream() {
     assert_eq!(alert["tag"], 321);
     assert_eq!(alert["station"], 1001);
 }
+
+#[tokio::test]
+async fn a_stream_resumed_from_the_largest_sequence_stays_open() {
+    // Found by schemathesis: resuming after the largest id the API allows, with an alert in the
+    // live ring, overflowed a sequence sum and killed the stream's task.
+    let server = TestServer::start().await;
+    provision(&server, 1001, 556).await;
+    report_theft(&server, 556).await;
+    let mut live = open_stream(&server, None).await;
+    let station = TestStation::udp(1001, 10, server.udp()).await;
+    let seen = tagwatch_model::time::now_ms();
+    station.exchange(&station.detections(1, seen, &[556])).await;
+    next_alert(&mut live).await;
+
+    let mut resumed = open_stream(&server, Some(&i64::MAX.to_string())).await;
+    match tokio::time::timeout(Duration::from_millis(500), resumed.next()).await {
+        Err(_) => {}
+        Ok(Some(Ok(event))) => assert_ne!(event.event, "alert", "nothing is after i64::MAX"),
+        Ok(other) => panic!("the stream ended: {other:?}"),
+    }
+}

@@ -283,3 +283,18 @@ async fn spatial_queries_are_validated_refused_to_owners_and_need_a_purpose() {
         "refused queries get no answer, and each is logged with why"
     );
 }
+
+#[tokio::test]
+async fn companions_before_anything_is_heard_are_none_not_an_error() {
+    // Found by schemathesis: with nothing in memory, the default window (as far back as memory
+    // reaches) was refused as if the caller had given a `from` too early.
+    let server = TestServer::start().await;
+    let (status, body) = get(
+        &server,
+        "/api/v1/vehicles/1/companions?purpose=case%2012",
+        TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["companions"], json!([]));
+}
