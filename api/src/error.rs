@@ -18,6 +18,8 @@ pub enum ApiError {
     BadBody(String),
     #[error("request body is too large")]
     TooLarge,
+    #[error("the request body did not arrive in time")]
+    SlowBody,
     #[error("missing, invalid, expired or revoked bearer token")]
     Unauthorized,
     #[error("{0}")]
@@ -56,6 +58,7 @@ impl ApiError {
             ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
             ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::SlowBody => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadLogin => (StatusCode::UNAUTHORIZED, "bad_login"),

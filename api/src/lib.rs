@@ -122,7 +122,8 @@ pub(crate) async fn ask_tracker<T: Send + 'static>(
     rx.await.map_err(|_| error::ApiError::Unavailable)
 }
 
-/// Middleware: every request body of this API is a JSON object (or empty). serde would read a
+/// Middleware: every request body of this API arrives in time (see [`listener::BodyDeadline`])
+/// and is a JSON object (or empty). serde would read a
 /// struct from an array as well (`[null, null]` opened a theft case), so a body that is not an
 /// object is refused before any handler sees it.
 async fn objects_only(
@@ -130,9 +131,14 @@ async fn objects_only(
     next: middleware::Next,
 ) -> Result<axum::response::Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::TooLarge)?;
+    let read = axum::body::to_bytes(body, MAX_BODY_BYTES);
+    let bytes = match parts.extensions.get::<listener::BodyDeadline>() {
+        Some(deadline) => tokio::time::timeout_at(deadline.0, read)
+            .await
+            .map_err(|_| ApiError::SlowBody)?,
+        None => read.await,
+    }
+    .map_err(|_| ApiError::TooLarge)?;
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|&b| b != b'{') {
         return Err(ApiError::BadBody(

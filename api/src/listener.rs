@@ -7,7 +7,8 @@
 //! kernel's backlog until one closes), and a connection that has not sent a request's whole
 //! header within [`HttpLimits::header_timeout`] (also between keep-alive requests) is closed.
 //! Each request carries the caller's address ([`axum::extract::ConnectInfo`]) for the limits
-//! kept per source.
+//! kept per source, and a [`BodyDeadline`]: its body must have arrived as long again after its
+//! header did, or it is answered 408 (a slowloris that sends its body a byte at a time).
 
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -75,10 +76,14 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let body_time = limits.header_timeout;
         let service = app
             .clone()
             .map_request(move |mut request: axum::extract::Request<_>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
+                request
+                    .extensions_mut()
+                    .insert(BodyDeadline(tokio::time::Instant::now() + body_time));
                 request
             });
         let connection =
@@ -102,6 +107,10 @@ pub async fn serve(
 
 /// The caller's address, for handlers that limit per source (absent only in tests that call
 /// the router directly: those all count as one source).
+/// When a request's body must have arrived by (see the module's doc).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
 pub fn source(connect_info: Option<&ConnectInfo<SocketAddr>>) -> std::net::IpAddr {
     connect_info.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
 }

@@ -333,7 +333,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 opt(
                     "last_seen_at",
                     "string",
-                    "RFC 3339: when the owner last saw it",
+                    "RFC 3339: when the owner last saw it (default: when they last armed, \
+                     disarmed or recovered it, else 24 hours ago); the latest sighting since is alerted",
                 ),
                 opt("last_seen_place", "string", "where"),
             ],

@@ -19,6 +19,10 @@ use tagwatch_model::time::{from_rfc3339, now_ms, to_rfc3339};
 use tagwatch_model::{AuditEntry, Role, Station, StationId, StationKey, TagId, Vehicle};
 use tagwatch_tracker::{Command, LastSeen};
 
+/// How far a theft report without `last_seen_at` looks back when its owner never armed,
+/// disarmed or recovered the vehicle.
+const DEFAULT_LOOK_BACK_MS: i64 = 24 * 3_600_000;
+
 /// Longest free-text field (names, plates, notes).
 const MAX_TEXT: usize = 200;
 
@@ -267,34 +271,41 @@ pub async fn report_theft(
         );
     }
     let opened_at = now_ms();
-    let since_ms = time_param("last_seen_at", report.last_seen_at.as_deref())?;
-    if since_ms.is_some_and(|since| since > opened_at) {
+    let given = time_param("last_seen_at", report.last_seen_at.as_deref())?;
+    if given.is_some_and(|since| since > opened_at) {
         return Err(ApiError::field(
             "last_seen_at",
             "last_seen_at is in the future",
         ));
     }
-    // The look-back reaches into the store for sightings older than the tracker's memory.
-    let stored = match since_ms {
-        Some(since) => state
-            .store
-            .last_location(tag)
-            .await?
-            .filter(|l| l.seen_at_ms >= since)
-            .map(|l| LastSeen {
-                station: l.station,
-                position: l.position,
-                seen_at_ms: l.seen_at_ms,
-            }),
-        None => None,
+    // Without a time, the owner last had it when they last armed, disarmed or recovered it; else
+    // the look-back covers the last day (a sighting a minute before the report is the one to
+    // chase).
+    let since = match given {
+        Some(since) => since,
+        None => match state.store.owner_last_had(tag).await? {
+            Some(changed) => changed,
+            None => opened_at - DEFAULT_LOOK_BACK_MS,
+        },
     };
+    // The look-back reaches into the store for sightings older than the tracker's memory.
+    let stored = state
+        .store
+        .last_location(tag)
+        .await?
+        .filter(|l| l.seen_at_ms >= since)
+        .map(|l| LastSeen {
+            station: l.station,
+            position: l.position,
+            seen_at_ms: l.seen_at_ms,
+        });
     let case = state.store.open_case(tag, opened_at, &note).await?;
     tell_tracker(
         &state,
         Command::Stolen {
             tag,
             case,
-            since_ms,
+            since_ms: Some(since),
             stored,
         },
     )
@@ -336,9 +347,24 @@ const MAX_ALERT_PAGE: u32 = 1_000;
 pub async fn list_alerts(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
     query: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    #[derive(Deserialize)]
+    struct Stated {
+        tag: Option<String>,
+    }
+    // A query that names a vehicle asks for its sightings: a refusal to read it is audited.
+    let query = match Query::<Stated>::try_from_uri(&uri)
+        .ok()
+        .and_then(|q| q.0.tag)
+    {
+        Some(tag) => {
+            let target = format!("tag:{tag}");
+            movement_query(&state, &caller, "vehicle.alerts", target, &uri, query).await?
+        }
+        None => query.map_err(|e| ApiError::BadBody(e.body_text()))?.0,
+    };
     let tag = query.tag.as_deref().map(tag_from_path).transpose()?;
     let page = (|| {
         let limit = query.limit.unwrap_or(100);
@@ -477,7 +503,7 @@ pub async fn disarm(
 ) -> Result<Json<GuardAnswer>, ApiError> {
     let tag = tag_from_path(&tag)?;
     accessible_vehicle(&state, &caller, tag).await?;
-    if !state.store.disarm(tag).await? {
+    if !state.store.disarm(tag, now_ms()).await? {
         return Err(ApiError::Conflict(format!("tag {tag} is not armed")));
     }
     tell_tracker(&state, Command::Disarmed { tag }).await?;
@@ -587,6 +613,32 @@ pub(crate) async fn checked_params<T>(
     }
 }
 
+/// A movement query's parameters as sent: when they cannot be read at all (`lat=abc`), the
+/// refusal is written to the audit log with the purpose the query states, if any can be read.
+pub(crate) async fn movement_query<T>(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    target: String,
+    uri: &axum::http::Uri,
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    match query {
+        Ok(Query(query)) => Ok(query),
+        Err(rejection) => {
+            // Only the purpose, whatever else the query holds.
+            #[derive(Deserialize)]
+            struct Stated {
+                purpose: Option<String>,
+            }
+            let stated = Query::<Stated>::try_from_uri(uri).ok();
+            let purpose = stated.and_then(|Query(q)| q.purpose);
+            let refused = ApiError::BadBody(rejection.body_text());
+            Err(audit_refusal(state, caller, action, target, purpose.as_deref(), refused).await)
+        }
+    }
+}
+
 /// Writes a refused query to the audit log and gives back the error to answer with.
 pub(crate) async fn audit_refusal(
     state: &ApiState,
@@ -661,10 +713,12 @@ pub async fn location(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
+    uri: axum::http::Uri,
     query: Result<Query<PurposeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<LocationAnswer>, ApiError> {
     let tag = tag_from_path(&tag)?;
-    let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let target = format!("tag:{tag}");
+    let query = movement_query(&state, &caller, "vehicle.location", target, &uri, query).await?;
     audit_movements(
         &state,
         &caller,

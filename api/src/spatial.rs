@@ -8,7 +8,7 @@
 use crate::answers::{Companion, Companions, DarkTag, Den, Dens};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::{audit, checked_params, require_police, time_param};
+use crate::routes::{audit, checked_params, movement_query, require_police, time_param};
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
@@ -67,9 +67,10 @@ fn limit(value: Option<u32>) -> Result<u32, ApiError> {
 pub async fn tags_near(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
     query: Result<Query<NearQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<NearAnswer>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let q = movement_query(&state, &caller, "tags.near", "area".into(), &uri, query).await?;
     require_police(&state, &caller, "tags.near", q.purpose.as_deref()).await?;
     let params = (|| {
         let center = point(q.lat, q.lon)?;
@@ -170,9 +171,10 @@ pub struct ThroughQuery {
 pub async fn tags_through(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
     query: Result<Query<ThroughQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ThroughAnswer>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let q = movement_query(&state, &caller, "tags.through", "area".into(), &uri, query).await?;
     require_police(&state, &caller, "tags.through", q.purpose.as_deref()).await?;
     let params = (|| {
         let sw = point(q.south, q.west)?;
@@ -304,10 +306,12 @@ pub async fn travelling_with(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     axum::extract::Path(tag): axum::extract::Path<String>,
+    uri: axum::http::Uri,
     query: Result<Query<CompanionsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Companions>, ApiError> {
     let tag = crate::routes::tag_from_path(&tag)?;
-    let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let target = format!("tag:{tag}");
+    let q = movement_query(&state, &caller, "vehicle.companions", target, &uri, query).await?;
     require_police(&state, &caller, "vehicle.companions", q.purpose.as_deref()).await?;
     let now = now_ms();
     let params = (|| {
@@ -333,7 +337,7 @@ pub async fn travelling_with(
         &state,
         &caller,
         "vehicle.companions",
-        format!("tag {tag}"),
+        format!("tag:{tag}"),
         q.purpose.as_deref(),
         params,
     )
@@ -342,7 +346,7 @@ pub async fn travelling_with(
         &state,
         &caller,
         "vehicle.companions",
-        format!("tag {tag}"),
+        format!("tag:{tag}"),
         q.purpose.as_deref(),
     )
     .await?;
@@ -402,9 +406,10 @@ pub struct DensQuery {
 pub async fn dens(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
     query: Result<Query<DensQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Dens>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let q = movement_query(&state, &caller, "dens", "area".into(), &uri, query).await?;
     require_police(&state, &caller, "dens", q.purpose.as_deref()).await?;
     let params = (|| {
         let dark_minutes = q.dark_minutes.unwrap_or(30);
@@ -444,8 +449,10 @@ pub async fn dens(
         q.purpose.as_deref(),
     )
     .await?;
+    let now = now_ms();
     let found = crate::ask_tracker(&state, move |tracker| {
-        tracker.dens(i64::from(dark_minutes) * 60_000, radius, min_tags as usize)
+        let dark_for_ms = i64::from(dark_minutes) * 60_000;
+        tracker.dens(now, dark_for_ms, radius, min_tags as usize)
     })
     .await?;
     Ok(Json(Dens {

@@ -9,7 +9,7 @@
 use crate::answers::{PointGeometry, Track, TrackFeature, TrackVisit, TrackWindow};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::{audit_movements, checked_params, tag_from_path, time_param};
+use crate::routes::{audit_movements, checked_params, movement_query, tag_from_path, time_param};
 use crate::ApiState;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -42,10 +42,12 @@ pub async fn track(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
+    uri: axum::http::Uri,
     query: Result<Query<TrackQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let tag = tag_from_path(&tag)?;
-    let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let target = format!("tag:{tag}");
+    let query = movement_query(&state, &caller, "vehicle.track", target, &uri, query).await?;
     let window = (|| {
         let to = time_param("to", query.to.as_deref())?.unwrap_or_else(now_ms);
         let from =

@@ -180,7 +180,7 @@ fn bench_city(c: &mut Criterion, name: &str, spacing_m: f64, tracker: &Tracker) 
         b.iter(|| black_box(tracker.travelling_with(tag, START, now, 60_000, 2, 100)))
     });
     group.bench_function("fencing_dens_3000_stolen", |b| {
-        b.iter(|| black_box(tracker.dens(3_600_000, 300.0, 3)))
+        b.iter(|| black_box(tracker.dens(now, 3_600_000, 300.0, 3)))
     });
     group.finish();
 }

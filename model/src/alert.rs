@@ -122,6 +122,10 @@ pub struct AlertDetail {
     /// Station clock minus server clock, seconds (`station_clock_skew`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_skew_s: Option<f64>,
+    /// The sighting's time was moved back by this many seconds (negative: forward) because its
+    /// station's clock is off by more than the limit: it is placed at a time the server trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_corrected_s: Option<f64>,
     /// Seconds since the station's last frame (`station_silent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silent_s: Option<i64>,

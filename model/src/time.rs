@@ -9,12 +9,18 @@ pub fn now_ms() -> i64 {
     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// Formats Unix milliseconds as RFC 3339 in UTC, e.g. `2023-11-14T22:13:20.000Z`.
+/// The earliest and latest times RFC 3339 can write (years 0000 and 9999).
+const RFC3339_MIN_MS: i64 = -62_167_219_200_000;
+const RFC3339_MAX_MS: i64 = 253_402_300_799_999;
+
+/// Formats Unix milliseconds as RFC 3339 in UTC, e.g. `2023-11-14T22:13:20.000Z`; a time beyond
+/// what RFC 3339 can write is written as its first or last instant, never as a bare number.
 pub fn to_rfc3339(ms: i64) -> String {
+    let ms = ms.clamp(RFC3339_MIN_MS, RFC3339_MAX_MS);
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
+        .unwrap_or_else(|| "9999-12-31T23:59:59.999Z".to_owned())
 }
 
 /// Parses an RFC 3339 time into Unix milliseconds.
@@ -34,5 +40,14 @@ mod tests {
         assert_eq!(text, "2023-11-14T22:13:20.123Z");
         assert_eq!(from_rfc3339(&text).expect("parses"), ms);
         assert!(from_rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn every_time_is_written_as_rfc3339() {
+        assert_eq!(to_rfc3339(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(to_rfc3339(i64::MIN), "0000-01-01T00:00:00Z");
+        for ms in [i64::MAX, i64::MIN, RFC3339_MAX_MS, RFC3339_MIN_MS, 0] {
+            assert!(from_rfc3339(&to_rfc3339(ms)).is_ok(), "{ms}");
+        }
     }
 }

@@ -221,12 +221,6 @@ impl Store {
     delegate! {
         /// Every station with its last heartbeat, if it sent one.
         pub async fn stations_health(&self) -> Result<Vec<(Station, Option<StationStatus>)>>;
-        /// Arms a vehicle where it is parked (replacing an earlier arming).
-        pub async fn arm(&self, tag: TagId, armed_at_ms: i64, station: StationId, at: GeoPoint) -> Result<()>;
-        /// Disarms a vehicle; false if it was not armed.
-        pub async fn disarm(&self, tag: TagId) -> Result<bool>;
-        /// Every armed vehicle and where it was armed (the tracker's guards at start).
-        pub async fn guards(&self) -> Result<Vec<(TagId, StationId, GeoPoint)>>;
         /// Visits at stations inside the box that overlap `[from_ms, to_ms]`, in time order.
         pub async fn visits_in_box(&self, area: GeoBox, from_ms: i64, to_ms: i64, limit: u32) -> Result<Vec<PlacedVisit>>;
         /// Closes the open theft case of `tag` (the vehicle was recovered).

@@ -602,57 +602,6 @@ impl PgStore {
             .collect()
     }
 
-    // ---- guard mode ----
-
-    /// Arms a vehicle where it is parked (replacing an earlier arming).
-    pub async fn arm(
-        &self,
-        tag: TagId,
-        armed_at_ms: i64,
-        station: StationId,
-        at: GeoPoint,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO guards (tag, armed_at, station, lat, lon) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tag) DO UPDATE SET armed_at = excluded.armed_at, \
-             station = excluded.station, lat = excluded.lat, lon = excluded.lon",
-        )
-        .bind(i64::from(tag.0))
-        .bind(armed_at_ms)
-        .bind(i64::from(station.0))
-        .bind(at.lat)
-        .bind(at.lon)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    /// Disarms a vehicle; false if it was not armed.
-    pub async fn disarm(&self, tag: TagId) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM guards WHERE tag = $1")
-            .bind(i64::from(tag.0))
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Every armed vehicle and where it was armed (the tracker's guards at start).
-    pub async fn guards(&self) -> Result<Vec<(TagId, StationId, GeoPoint)>> {
-        let rows: Vec<(i64, i64, f64, f64)> =
-            sqlx::query_as("SELECT tag, station, lat, lon FROM guards ORDER BY tag")
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(|(tag, station, lat, lon)| {
-                Ok((
-                    TagId(to_u32(tag)?),
-                    StationId(to_u32(station)?),
-                    GeoPoint { lat, lon },
-                ))
-            })
-            .collect()
-    }
-
     /// Every station with its last heartbeat, if it sent one.
     pub async fn stations_health(&self) -> Result<Vec<(Station, Option<StationStatus>)>> {
         let rows: Vec<crate::StationHealthRow> = sqlx::query_as(crate::STATIONS_HEALTH_SQL)

@@ -1,11 +1,11 @@
-//! # Watch lists: geofences and companion pairs.
+//! # Watch lists: geofences, companion pairs and armed (guarded) vehicles.
 //!
 //! The tracker holds these in memory and checks every detection against them; the store keeps
 //! them so they survive a restart (the server loads them into the tracker at start). They change
 //! rarely, through the admin and owner API, so each backend runs the same SQL.
 
 use crate::{to_u32, Error, Result, Store};
-use tagwatch_model::{GeoPoint, Geofence, TagId, UserId};
+use tagwatch_model::{GeoPoint, Geofence, StationId, TagId, UserId};
 
 /// What is stored of a fence: everything but its id, which is the row's.
 fn definition(fence: &Geofence) -> Result<String> {
@@ -23,6 +23,85 @@ fn fence_from_row((id, json): (i64, String)) -> Result<Geofence> {
 }
 
 impl Store {
+    /// Arms a vehicle where it is parked (replacing an earlier arming).
+    pub async fn arm(
+        &self,
+        tag: TagId,
+        armed_at_ms: i64,
+        station: StationId,
+        at: GeoPoint,
+    ) -> Result<()> {
+        on_backend!(self, |pool, sql| {
+            sqlx::query(&sql(
+                "INSERT INTO guards (tag, armed_at, station, lat, lon, disarmed_at) \
+                 VALUES ($1, $2, $3, $4, $5, NULL) \
+                 ON CONFLICT (tag) DO UPDATE SET armed_at = excluded.armed_at, \
+                 station = excluded.station, lat = excluded.lat, lon = excluded.lon, \
+                 disarmed_at = NULL",
+            ))
+            .bind(i64::from(tag.0))
+            .bind(armed_at_ms)
+            .bind(i64::from(station.0))
+            .bind(at.lat)
+            .bind(at.lon)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Disarms a vehicle at `at_ms`; false if it was not armed.
+    pub async fn disarm(&self, tag: TagId, at_ms: i64) -> Result<bool> {
+        let done = on_backend!(self, |pool, sql| {
+            sqlx::query(&sql(
+                "UPDATE guards SET disarmed_at = $2 WHERE tag = $1 AND disarmed_at IS NULL",
+            ))
+            .bind(i64::from(tag.0))
+            .bind(at_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// When the owner last had the vehicle by what they told us: the later of its last arming
+    /// or disarming and its last recovery (a closed theft case), if any.
+    pub async fn owner_last_had(&self, tag: TagId) -> Result<Option<i64>> {
+        let row: (Option<i64>,) = on_backend!(self, |pool, sql| {
+            sqlx::query_as(&sql("SELECT MAX(at) FROM ( \
+                   SELECT COALESCE(disarmed_at, armed_at) AS at FROM guards WHERE tag = $1 \
+                   UNION ALL \
+                   SELECT closed_at AS at FROM cases WHERE tag = $1 AND closed_at IS NOT NULL \
+                 ) AS changes"))
+            .bind(i64::from(tag.0))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(row.0)
+    }
+
+    /// Every armed vehicle and where it was armed (the tracker's guards at start).
+    pub async fn guards(&self) -> Result<Vec<(TagId, StationId, GeoPoint)>> {
+        let rows: Vec<(i64, i64, f64, f64)> = on_backend!(self, |pool, sql| {
+            sqlx::query_as(&sql(
+                "SELECT tag, station, lat, lon FROM guards WHERE disarmed_at IS NULL ORDER BY tag",
+            ))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(tag, station, lat, lon)| {
+                Ok((
+                    TagId(to_u32(tag)?),
+                    StationId(to_u32(station)?),
+                    GeoPoint { lat, lon },
+                ))
+            })
+            .collect()
+    }
+
     /// Stores a new geofence; returns it with its id.
     pub async fn insert_geofence(
         &self,

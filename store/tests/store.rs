@@ -821,3 +821,54 @@ async fn admin_lists_and_settings_read_back_on_both_backends() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_disarmed_or_recovered_vehicle_was_last_had_by_its_owner_then() {
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        store
+            .insert_vehicle(&vehicle(9, "G-9"), 0)
+            .await
+            .expect("vehicle");
+        let at = station(1).position;
+        assert_eq!(store.owner_last_had(TagId(9)).await.expect("read"), None);
+        store
+            .arm(TagId(9), 1_000, StationId(1), at)
+            .await
+            .expect("arm");
+        assert_eq!(
+            store.guards().await.expect("guards"),
+            vec![(TagId(9), StationId(1), at)]
+        );
+        assert_eq!(
+            store.owner_last_had(TagId(9)).await.expect("read"),
+            Some(1_000)
+        );
+        assert!(store.disarm(TagId(9), 5_000).await.expect("disarm"));
+        assert!(
+            !store.disarm(TagId(9), 6_000).await.expect("disarm"),
+            "not armed any more"
+        );
+        assert_eq!(store.guards().await.expect("guards"), vec![]);
+        assert_eq!(
+            store.owner_last_had(TagId(9)).await.expect("read"),
+            Some(5_000)
+        );
+        store
+            .arm(TagId(9), 7_000, StationId(1), at)
+            .await
+            .expect("armed again");
+        assert_eq!(store.guards().await.expect("guards").len(), 1);
+        assert_eq!(
+            store.owner_last_had(TagId(9)).await.expect("read"),
+            Some(7_000)
+        );
+        // Recovered after that: the owner had it back then.
+        store.open_case(TagId(9), 8_000, "").await.expect("case");
+        store.close_case(TagId(9), 9_000).await.expect("recovered");
+        assert_eq!(
+            store.owner_last_had(TagId(9)).await.expect("read"),
+            Some(9_000)
+        );
+    }
+}

@@ -49,11 +49,13 @@ async fn no_alert_within(events: &mut Events, wait: Duration) {
     }
 }
 
+/// Reports a theft; the owner had the vehicle until just now (no sighting before is looked back).
 async fn report_theft(server: &TestServer, tag: u32) {
+    let now = tagwatch_model::time::to_rfc3339(tagwatch_model::time::now_ms());
     let response = client()
         .post(server.url(&format!("/api/v1/vehicles/{tag}/theft")))
         .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"note": "taken from the night market"}))
+        .json(&serde_json::json!({"note": "taken from the night market", "last_seen_at": now}))
         .send()
         .await
         .expect("theft");

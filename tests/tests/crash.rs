@@ -49,6 +49,7 @@ async fn crash_child() {
         // Checkpoints 0.3 s apart and kills 0.2–1.2 s apart: kills land before, during and
         // between checkpoints, and leave a journal behind, which the next start applies again.
         checkpoint_interval_ms: Some(300),
+        clock_skew_limit_s: support::SIMULATED_CLOCKS_S,
         ..Config::default()
     };
     let _server = Server::start(&config).await.expect("the server starts");
@@ -133,6 +134,7 @@ async fn crash_run(database: String) {
         tcp: "127.0.0.1:0".parse().expect("addr"),
         http: "127.0.0.1:0".parse().expect("addr"),
         admin_token: Some(Secret(TOKEN.into())),
+        clock_skew_limit_s: support::SIMULATED_CLOCKS_S,
         ..Config::default()
     };
     Server::start(&config)

@@ -132,6 +132,42 @@ async fn a_half_sent_request_is_disconnected_within_seconds() {
     assert_eq!(health.status(), 200);
 }
 
+#[tokio::test]
+async fn a_body_sent_a_byte_at_a_time_is_answered_408_within_seconds() {
+    let server = TestServer::start_with(|c| c.http_header_timeout_s = 1).await;
+    let mut stream = tokio::net::TcpStream::connect(server.get().http_addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"POST /api/v1/login HTTP/1.1\r\nHost: tagwatch\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"user",
+        )
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    // A byte every 200 ms: never the whole body, always something on the wire.
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still reading after 5 s"
+        );
+        let _ = stream.write_all(b" ").await;
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
 /// Whether the stream ends (or says the session ended) within `wait`.
 async fn stream_ends_within(events: &mut support::Events, wait: Duration) -> bool {
     use futures_util::StreamExt;
@@ -332,6 +368,43 @@ async fn refused_movement_queries_are_audited_and_a_purpose_must_say_something()
             json!("tag:500")
         )
     );
+    // So is one whose parameters cannot be read at all, with the purpose it states.
+    for (path, action, target) in [
+        (
+            "/api/v1/tags/near?lat=north&lon=116.69&radius_m=100&purpose=case%20C-78",
+            "tags.near",
+            "area",
+        ),
+        (
+            "/api/v1/vehicles/500/companions?within_s=-1&purpose=case%20C-78",
+            "vehicle.companions",
+            "tag:500",
+        ),
+        (
+            "/api/v1/alerts?tag=500&limit=many&purpose=case%20C-78",
+            "vehicle.alerts",
+            "tag:500",
+        ),
+    ] {
+        let (status, error) = get(&server, path, &bob).await;
+        assert_eq!(status, 400, "{path}: {error}");
+        let last = audit_of(&server, "bob").await.pop().expect("an entry");
+        assert_eq!(
+            [
+                &last["action"],
+                &last["target"],
+                &last["purpose"],
+                &last["outcome"]
+            ],
+            [
+                &json!(action),
+                &json!(target),
+                &json!("case C-78"),
+                &json!("refused: invalid_body")
+            ],
+            "{path}"
+        );
+    }
     // The log is searched by vehicle and by time too.
     let (_, by_tag) = get(&server, "/api/v1/audit?tag=999", TOKEN).await;
     assert_eq!(by_tag["entries"].as_array().map(Vec::len), Some(1));

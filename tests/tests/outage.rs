@@ -28,6 +28,7 @@ async fn outage_run(database: Option<String>) {
         // Checkpoints also age visits out of the hot window; the simulation runs far faster
         // than real time, so they must come more often than the default 30 s to do so mid-run.
         c.checkpoint_interval_ms = Some(50);
+        c.clock_skew_limit_s = support::SIMULATED_CLOCKS_S;
         if let Some(url) = database {
             c.database = url;
         }

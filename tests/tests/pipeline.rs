@@ -48,7 +48,11 @@ fn within_truth(
 }
 
 async fn run_city(transport: Transport) {
-    let server = TestServer::start_with(|c| c.visit_gap_s = 30).await;
+    let server = TestServer::start_with(|c| {
+        c.visit_gap_s = 30;
+        c.clock_skew_limit_s = support::SIMULATED_CLOCKS_S;
+    })
+    .await;
     let city = city();
     provision_city(server.store(), &city).await;
     // The city was provisioned behind the running server's back: restart so it loads the keys.

@@ -72,6 +72,7 @@ async fn postgres_down_stops_acks_then_everything_recovers() {
         c.database = proxied;
         c.queue_frames = 128;
         c.max_batch_frames = 128;
+        c.clock_skew_limit_s = support::SIMULATED_CLOCKS_S;
     })
     .await;
 

@@ -417,19 +417,39 @@ impl Tracker {
         self.visits.set_clock(now_ms);
         let mut alerts = Vec::new();
         self.heard_from(obs.frame, obs.sent_at_ms, now_ms, false, &mut alerts);
+        // A station whose clock is off by more than the limit: its detections are applied at the
+        // times the server can trust, and its alerts say by how much they were moved.
+        let shift_ms = self
+            .station_watch
+            .correction(obs.frame.station, obs.sent_at_ms, now_ms);
+        let corrected: Vec<Detection>;
+        let detections = if shift_ms == 0 {
+            obs.detections
+        } else {
+            corrected = obs
+                .detections
+                .iter()
+                .map(|d| Detection {
+                    seen_at_ms: d.seen_at_ms.saturating_sub(shift_ms),
+                    ..*d
+                })
+                .collect();
+            &corrected
+        };
         let Some(position) = obs
             .reader_position
             .or_else(|| self.stations.get(&obs.frame.station).copied())
         else {
             // A station with a key always has a position; without one we still keep the visits.
-            for d in obs.detections {
+            for d in detections {
                 self.visits.add(d);
             }
             return alerts;
         };
         let xy = self.spatial.project(position);
-        self.warm(obs.detections);
-        for d in obs.detections {
+        self.warm(detections);
+        let first_sighting_alert = alerts.len();
+        for d in detections {
             self.high_water_ms = self.high_water_ms.max(d.seen_at_ms);
             self.started_ms.get_or_insert(d.seen_at_ms);
             let (visit, new) = self.visits.add(d);
@@ -461,6 +481,11 @@ impl Tracker {
             self.flag_rules(sighting, &mut alerts);
             self.armed_rule(sighting, &mut alerts);
             self.stolen_rule(sighting, &mut alerts);
+        }
+        if shift_ms != 0 {
+            for alert in &mut alerts[first_sighting_alert..] {
+                alert.detail.clock_corrected_s = Some(shift_ms as f64 / 1000.0);
+            }
         }
         self.companion_rule(now_ms, &mut alerts);
         alerts

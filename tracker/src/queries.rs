@@ -341,15 +341,16 @@ impl Tracker {
         companions
     }
 
-    /// Where stolen tags go dark: the last places of stolen tags not heard for `dark_for_ms`,
-    /// clustered (DBSCAN) with neighbours within `radius_m`, clusters of at least `min_tags`,
-    /// largest first.
-    pub fn dens(&self, dark_for_ms: i64, radius_m: f64, min_tags: usize) -> Vec<Den> {
+    /// Where stolen tags go dark: the last places of stolen tags not heard for `dark_for_ms`
+    /// before `now_ms` (the server's clock: no station's clock says how long a tag has been
+    /// dark), clustered (DBSCAN) with neighbours within `radius_m`, clusters of at least
+    /// `min_tags`, largest first.
+    pub fn dens(&self, now_ms: i64, dark_for_ms: i64, radius_m: f64, min_tags: usize) -> Vec<Den> {
         let dark: Vec<(TagId, LastSeen)> = self
             .stolen
             .keys()
             .filter_map(|&tag| Some((tag, self.last_seen(tag)?)))
-            .filter(|(_, l)| l.seen_at_ms <= self.high_water_ms.saturating_sub(dark_for_ms))
+            .filter(|(_, l)| l.seen_at_ms <= now_ms.saturating_sub(dark_for_ms))
             .collect();
         let points: Vec<Point<f64>> = dark
             .iter()

@@ -7,6 +7,10 @@
 //! A station silent for longer than the configured time raises
 //! `station_silent` once, and again only after it has been heard in between; a station whose
 //! clock is off by more than the limit raises `station_clock_skew` once per episode.
+//!
+//! The server's clock is the only "now": a frame from a station whose clock is off by more than
+//! the limit is still applied, at the time the server can trust ([`StationWatch::correction`]),
+//! so one bad clock neither moves other vehicles' time nor places a tag where it was not.
 
 use rustc_hash::FxHashMap as HashMap;
 use tagwatch_model::StationId;
@@ -19,6 +23,9 @@ struct Clock {
     heard: bool,
     silent_alerted: bool,
     skewed: bool,
+    /// The station's clock minus the server's, as last measured: exactly by a fresh frame, at
+    /// least by a frame from the future.
+    offset_ms: i64,
 }
 
 /// Something to raise about a station.
@@ -57,6 +64,7 @@ impl StationWatch {
             heard: false,
             silent_alerted: false,
             skewed: false,
+            offset_ms: 0,
         });
     }
 
@@ -82,6 +90,7 @@ impl StationWatch {
             heard: true,
             silent_alerted: false,
             skewed: false,
+            offset_ms: 0,
         });
         clock.last_frame_ms = clock.last_frame_ms.max(now_ms);
         clock.heard = true;
@@ -90,10 +99,40 @@ impl StationWatch {
         if skew_ms < 0 && !fresh {
             return None; // maybe a resent frame: says nothing about the clock
         }
+        clock.offset_ms = if fresh {
+            skew_ms
+        } else {
+            clock.offset_ms.max(skew_ms)
+        };
         let skewed = skew_ms.abs() > self.skew_limit_ms;
         let newly = skewed && !clock.skewed;
         clock.skewed = skewed;
         newly.then_some(Finding::Skewed { station, skew_ms })
+    }
+
+    /// How far to move back the times of a frame from `station` built at `sent_at_ms` by its
+    /// clock and applied at server time `now_ms` (call [`StationWatch::heard`] first): 0 while
+    /// its clock is within the limit; else its measured offset, but never so far that the frame
+    /// would have been built after it arrived (a clock put right since, or one that just jumped
+    /// ahead). Negative for a clock known to be behind: its frames move forward to when they
+    /// were truly built.
+    pub fn correction(&self, station: StationId, sent_at_ms: i64, now_ms: i64) -> i64 {
+        let known = self
+            .clocks
+            .get(&station)
+            .map_or(0, |c| c.offset_ms)
+            .clamp(-i64::MAX, i64::MAX);
+        let known = if known.abs() > self.skew_limit_ms {
+            known
+        } else {
+            0
+        };
+        let ahead = sent_at_ms.saturating_sub(now_ms);
+        if known != 0 || ahead > self.skew_limit_ms {
+            known.max(ahead)
+        } else {
+            0
+        }
     }
 
     /// Stations that have just passed the silence limit at `now_ms`.
@@ -181,5 +220,42 @@ mod tests {
             ),
             "ahead: wrong whatever the frame"
         );
+    }
+
+    #[test]
+    fn frames_of_a_clock_off_by_more_than_the_limit_move_to_the_servers_time() {
+        let mut watch = StationWatch::new(90_000, 120_000);
+        let now = 10_000_000;
+        // Within the limit (a minute ahead or behind): times as the station gave them.
+        watch.heard(S, now + 60_000, now, false);
+        assert_eq!(watch.correction(S, now + 60_000, now), 0);
+        assert_eq!(watch.correction(S, now - 60_000, now), 0);
+        // Ten minutes ahead: this frame and an older one from its backlog move back ten minutes.
+        watch.heard(S, now + 600_000, now, false);
+        assert_eq!(watch.correction(S, now + 600_000, now), 600_000);
+        assert_eq!(
+            watch.correction(S, now + 300_000, now),
+            600_000,
+            "built five minutes ago by the same clock"
+        );
+        // The largest time the wire allows: built no later than it arrived.
+        let other = StationId(5);
+        watch.heard(other, i64::MAX, now, false);
+        assert_eq!(i64::MAX - watch.correction(other, i64::MAX, now), now);
+        // Ten minutes behind, as a fresh STATUS measures it: its frames move forward, never
+        // past the server's now.
+        let behind = StationId(6);
+        watch.heard(behind, now - 600_000, now, true);
+        assert_eq!(watch.correction(behind, now - 600_000, now), -600_000);
+        assert_eq!(
+            watch.correction(behind, now - 900_000, now),
+            -600_000,
+            "five minutes of backlog"
+        );
+        // Its clock jumps right: a frame stamped now is not moved into the future.
+        assert_eq!(watch.correction(behind, now, now), 0);
+        // And once a fresh STATUS says so, nothing is moved.
+        watch.heard(behind, now + 1_000, now + 1_000, true);
+        assert_eq!(watch.correction(behind, now - 5_000, now + 1_000), 0);
     }
 }

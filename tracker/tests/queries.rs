@@ -227,7 +227,7 @@ fn fencing_dens_are_clusters_of_stolen_tags_gone_dark() {
     }
     street.pass_time(3_000_000);
     street.hear(15, 9, 3_000_000);
-    let dens = street.tracker.dens(1_800_000, 300.0, 2);
+    let dens = street.tracker.dens(3_000_000, 1_800_000, 300.0, 2);
     let found: Vec<Vec<u32>> = dens
         .iter()
         .map(|d| d.tags.iter().map(|(t, _)| t.0).collect())

@@ -11,6 +11,11 @@ use tagwatch_store::Store;
 use tokio::net::UdpSocket;
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
+/// `clock_skew_limit_s` for a simulated city that runs faster than real time or from a fixed
+/// date: its stations' clocks are the simulation's, trusted as the demo trusts them (a server
+/// otherwise moves every frame to its own clock).
+#[allow(dead_code)]
+pub const SIMULATED_CLOCKS_S: u64 = 10 * 365 * 86_400;
 
 /// A server on 127.0.0.1:0 over a SQLite file in a temp dir that outlives restarts.
 pub struct TestServer {
@@ -293,6 +298,26 @@ impl TestStation {
                     })
                     .collect(),
             ),
+        }
+    }
+
+    /// A STATUS heartbeat built at `time_ms` by the station's clock, `backlog` frames waiting.
+    #[allow(dead_code)]
+    pub fn status(&self, seq: u32, time_ms: i64, backlog: u32) -> Frame {
+        Frame {
+            station: self.id,
+            session: self.session,
+            seq,
+            time_ms: u64::try_from(time_ms).expect("positive"),
+            position: None,
+            body: Body::Status(wire::Status {
+                uptime_s: 3_600,
+                backlog,
+                fw_version: 1,
+                temp_c: 30,
+                power: 0,
+                tags_in_range: 0,
+            }),
         }
     }
 

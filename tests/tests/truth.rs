@@ -1,0 +1,200 @@
+//! What an officer is told must be true: hand-built scenarios with exact answers, sent to the
+//! real server as stations would and read back as an officer would.
+
+mod support;
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+use support::{client, provision, TestServer, TestStation, TOKEN};
+use tagwatch_gateway::wire::AckStatus;
+use tagwatch_model::time::{from_rfc3339, now_ms};
+
+async fn get(server: &TestServer, path: &str) -> (StatusCode, Value) {
+    let response = client()
+        .get(server.url(path))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn report_theft(server: &TestServer, tag: u32) {
+    let response = client()
+        .post(server.url(&format!("/api/v1/vehicles/{tag}/theft")))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"note": "taken from outside the market"}))
+        .send()
+        .await
+        .expect("theft");
+    assert_eq!(response.status(), 201);
+}
+
+/// The next alert on `events` about `tag`.
+async fn alert_about(events: &mut support::Events, tag: u32) -> Value {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("an alert within 5 s")
+            .expect("stream open")
+            .expect("well-formed event");
+        if event.event == "alert" {
+            let alert: Value = serde_json::from_str(&event.data).expect("json");
+            if alert["tag"] == tag {
+                return alert;
+            }
+        }
+    }
+}
+
+/// `seen_at` of `tag`'s location, in Unix ms (it must be RFC 3339).
+async fn located_at(server: &TestServer, tag: u32) -> (u64, i64) {
+    let (status, location) = get(
+        server,
+        &format!("/api/v1/vehicles/{tag}/location?purpose=case%20C-16"),
+    )
+    .await;
+    assert_eq!(status, 200, "{location}");
+    let seen = location["seen_at"].as_str().expect("seen_at is text");
+    let seen_ms = from_rfc3339(seen).unwrap_or_else(|_| panic!("not RFC 3339: {seen}"));
+    (location["station"].as_u64().expect("station"), seen_ms)
+}
+
+#[tokio::test]
+async fn a_station_clock_far_ahead_moves_nobody_elses_time() {
+    let server = TestServer::start().await;
+    for (station, tag) in [(1001, 1), (1002, 2), (1003, 3), (1004, 4)] {
+        provision(&server, station, tag).await;
+    }
+    report_theft(&server, 2).await;
+    report_theft(&server, 3).await;
+    let mut live = support::open_events(&server, "/api/v1/alerts/stream", TOKEN).await;
+    let now = now_ms();
+    let (good, ahead, third, broken) = (
+        TestStation::udp(1001, 1, server.udp()).await,
+        TestStation::udp(1002, 1, server.udp()).await,
+        TestStation::udp(1003, 1, server.udp()).await,
+        TestStation::udp(1004, 1, server.udp()).await,
+    );
+    // Tag 3 (stolen) is heard now at 1003: raised at once.
+    assert_eq!(
+        third.exchange(&third.detections(1, now, &[3])).await,
+        AckStatus::Accepted
+    );
+    assert_eq!(alert_about(&mut live, 3).await["station"], 1003);
+    // Station 1002's clock runs ten minutes ahead; it hears the stolen tag 2.
+    assert_eq!(
+        ahead
+            .exchange(&ahead.detections(1, now + 600_000, &[2]))
+            .await,
+        AckStatus::Accepted
+    );
+    // The sighting is alerted, at the time the server can trust, saying it was moved.
+    let alert = alert_about(&mut live, 2).await;
+    let seen = from_rfc3339(alert["seen_at"].as_str().expect("seen_at")).expect("RFC 3339");
+    assert!(
+        (now..=now_ms()).contains(&seen),
+        "placed when it arrived, not ten minutes ahead: {alert}"
+    );
+    let moved = alert["detail"]["clock_corrected_s"]
+        .as_f64()
+        .expect("the alert says its time was corrected");
+    assert!((595.0..=600.0).contains(&moved), "{moved}");
+    let (station, seen) = located_at(&server, 2).await;
+    assert_eq!(station, 1002);
+    assert!(seen <= now_ms(), "tag 2 is not placed in the future");
+
+    // Everyone else's time goes on by the server's clock: tag 1 moves from 1001 to 1003.
+    good.exchange(&good.detections(2, now - 40_000, &[1])).await;
+    third.exchange(&third.detections(2, now_ms(), &[1])).await;
+    let (station, _) = located_at(&server, 1).await;
+    assert_eq!(station, 1003, "tag 1's location follows it");
+    let (status, track) = get(&server, "/api/v1/vehicles/1/track?purpose=case%20C-16").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        track["features"].as_array().map(Vec::len),
+        Some(2),
+        "{track}"
+    );
+    // Tag 3, heard seconds ago, is not "dark" for ten minutes.
+    let (status, dens) = get(
+        &server,
+        "/api/v1/dens?dark_minutes=5&min_tags=1&purpose=case%20C-16",
+    )
+    .await;
+    assert_eq!(status, 200, "{dens}");
+    assert_eq!(dens["dens"], serde_json::json!([]), "{dens}");
+
+    // A frame stamped with the largest time the wire allows: placed now, written as RFC 3339.
+    let mut frame = broken.detections(1, 0, &[4]);
+    frame.time_ms = u64::MAX;
+    assert_eq!(broken.exchange(&frame).await, AckStatus::Accepted);
+    let (station, seen) = located_at(&server, 4).await;
+    assert_eq!(station, 1004);
+    assert!((now..=now_ms()).contains(&seen), "{seen}");
+}
+
+#[tokio::test]
+async fn a_station_clock_behind_is_put_right_once_a_status_measures_it() {
+    let server = TestServer::start().await;
+    provision(&server, 1005, 5).await;
+    report_theft(&server, 5).await;
+    let mut live = support::open_events(&server, "/api/v1/alerts/stream", TOKEN).await;
+    let behind = TestStation::udp(1005, 1, server.udp()).await;
+    // Ten minutes behind: its heartbeat, sent with nothing queued, says so.
+    let now = now_ms();
+    assert_eq!(
+        behind.exchange(&behind.status(1, now - 600_000, 0)).await,
+        AckStatus::Accepted
+    );
+    // Its sighting of the stolen tag 5 is of now, not ten minutes ago (and not "late").
+    behind
+        .exchange(&behind.detections(2, now_ms() - 600_000, &[5]))
+        .await;
+    let alert = alert_about(&mut live, 5).await;
+    let seen = from_rfc3339(alert["seen_at"].as_str().expect("seen_at")).expect("RFC 3339");
+    assert!((now..=now_ms()).contains(&seen), "{alert}");
+    assert_eq!(alert["late"], false, "{alert}");
+    let moved = alert["detail"]["clock_corrected_s"]
+        .as_f64()
+        .expect("moved");
+    assert!((-600.5..=-599.0).contains(&moved), "{moved}");
+}
+
+#[tokio::test]
+async fn a_theft_reported_without_a_time_alerts_the_sighting_just_before_it() {
+    let server = TestServer::start().await;
+    provision(&server, 1006, 6).await;
+    provision(&server, 1007, 7).await;
+    let mut live = support::open_events(&server, "/api/v1/alerts/stream", TOKEN).await;
+    let station = TestStation::udp(1006, 1, server.udp()).await;
+    let seen = now_ms() - 5_000;
+    station
+        .exchange(&station.detections(1, seen, &[6, 7]))
+        .await;
+    // Tag 7's owner armed it after that sighting: they had it then.
+    let armed = client()
+        .post(server.url("/api/v1/vehicles/7/arm"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("arm");
+    assert_eq!(armed.status(), 200);
+    report_theft(&server, 7).await;
+    report_theft(&server, 6).await;
+    // Tag 6, never armed: the last 24 hours are looked back over, and the sighting five seconds
+    // before the report is alerted (tag 7's, from before it was armed, is not).
+    let alert = alert_about(&mut live, 6).await;
+    assert_eq!(alert["kind"], "stolen_sighting");
+    assert_eq!(alert["detail"]["look_back"], true, "{alert}");
+    assert_eq!(
+        alert["seen_at"],
+        tagwatch_model::time::to_rfc3339(seen),
+        "{alert}"
+    );
+    let (_, alerts) = get(&server, "/api/v1/alerts?tag=7&purpose=case%20C-16").await;
+    assert_eq!(alerts["alerts"], serde_json::json!([]), "{alerts}");
+}
