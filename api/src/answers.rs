@@ -243,7 +243,8 @@ pub struct AlertFile {
     /// `open`, `accepted` or `rejected` (the last decision).
     pub status: &'static str,
     pub actions: Vec<ActionView>,
-    /// The three nearest available units that reported in the last 15 minutes.
+    /// The three nearest available units that reported in the last 15 minutes, nearest to the
+    /// vehicle first (its latest sighting, if heard since the alert).
     pub nearest_units: Vec<UnitView>,
 }
 

@@ -123,11 +123,19 @@ pub async fn alert(
     let alert = stored_alert(&state, seq).await?;
     let actions = state.store.alert_actions(seq).await?;
     let units = state.store.units().await?;
+    // Units are ranked from where the vehicle is now, if it has been heard since.
+    let now_at = match alert.tag {
+        Some(tag) => crate::ask_tracker(&state, move |tracker| tracker.last_seen(tag))
+            .await?
+            .filter(|latest| latest.seen_at_ms > alert.seen_at_ms)
+            .map(|latest| latest.position),
+        None => None,
+    };
     Ok(Json(AlertFile {
         alert: crate::sse::alert_view(&alert),
         status: status(&actions),
         actions: actions.iter().map(action_view).collect(),
-        nearest_units: nearest_units(&units, alert.position, now_ms())
+        nearest_units: nearest_units(&units, now_at.unwrap_or(alert.position), now_ms())
             .iter()
             .map(|(u, d)| unit_view(u, Some(*d)))
             .collect(),
@@ -178,14 +186,21 @@ pub async fn accept(
     decide(state, caller, seq, body, ActionKind::Accepted).await
 }
 
-/// `POST /api/v1/alerts/{seq}/reject` `{reason}`: a false hit.
+/// `POST /api/v1/alerts/{seq}/reject` `{reason}`: a false hit. Units sent to it and not sent
+/// anywhere since are free again.
 pub async fn reject(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(seq): Path<String>,
     body: Body<Decision>,
 ) -> Result<impl IntoResponse, ApiError> {
-    decide(state, caller, seq, body, ActionKind::Rejected).await
+    let number = alert_seq(&seq)?;
+    let decided = decide(state.clone(), caller, seq, body, ActionKind::Rejected).await?;
+    let freed = state.store.free_units_sent_to(number).await?;
+    if !freed.is_empty() {
+        tracing::info!(seq = number, ?freed, "units freed: the alert was rejected");
+    }
+    Ok(decided)
 }
 
 #[derive(Debug, Deserialize)]

@@ -122,6 +122,12 @@ pub struct AlertDetail {
     /// Station clock minus server clock, seconds (`station_clock_skew`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_skew_s: Option<f64>,
+    /// The other sighting that makes this one impossible for one tag (`clone_suspected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<CloneEvidence>,
+    /// How far from where it was armed it was heard, metres (`armed_moved`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_m: Option<f64>,
     /// The sighting's time was moved back by this many seconds (negative: forward) because its
     /// station's clock is off by more than the limit: it is placed at a time the server trusts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +135,21 @@ pub struct AlertDetail {
     /// Seconds since the station's last frame (`station_silent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silent_s: Option<i64>,
+}
+
+/// Why a sighting suggests a cloned tag: the same tag heard at another place too far away for
+/// the time between.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CloneEvidence {
+    /// Where it was heard before.
+    pub station: StationId,
+    pub lat: f64,
+    pub lon: f64,
+    pub distance_m: f64,
+    /// Seconds between the two sightings.
+    pub seconds_apart: f64,
+    /// The speed one vehicle would have needed, m/s (none: heard at the same instant).
+    pub implied_speed_mps: Option<f64>,
 }
 
 /// A predicted next station of a moving tag.

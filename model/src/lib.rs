@@ -15,7 +15,7 @@ pub mod time;
 pub mod visit;
 
 pub use account::{purpose_says_something, AuditEntry, Role, User, UserId, MAX_PURPOSE_CHARS};
-pub use alert::{Alert, AlertDetail, AlertId, AlertKind, FenceCrossing, Intercept};
+pub use alert::{Alert, AlertDetail, AlertId, AlertKind, CloneEvidence, FenceCrossing, Intercept};
 pub use fence::Geofence;
 pub use geo::{GeoBox, GeoPoint};
 pub use ids::{FrameKey, SessionId, StationId, TagId};

@@ -113,6 +113,28 @@ impl Store {
         Ok(written > 0)
     }
 
+    /// Frees the units sent to alert `seq` that are still on it (busy, and not sent anywhere
+    /// since): the alert was a false hit. Returns their call signs.
+    pub async fn free_units_sent_to(&self, seq: i64) -> Result<Vec<String>> {
+        let freed: Vec<(String,)> = on_backend!(self, |pool, sql| {
+            sqlx::query_as(&sql(
+                "UPDATE patrol_units SET available = $2 WHERE available = $3 AND unit IN ( \
+                   SELECT sent.unit FROM alert_actions sent \
+                   WHERE sent.alert_seq = $1 AND sent.action = 'dispatched' \
+                   AND NOT EXISTS (SELECT 1 FROM alert_actions later \
+                     WHERE later.unit = sent.unit AND later.action = 'dispatched' \
+                     AND later.id > sent.id)) \
+                 RETURNING unit",
+            ))
+            .bind(seq)
+            .bind(true)
+            .bind(false)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(freed.into_iter().map(|(unit,)| unit).collect())
+    }
+
     /// Marks a unit busy (dispatched) or free; false if there is no such unit.
     pub async fn set_unit_available(&self, unit: &str, available: bool) -> Result<bool> {
         let done = on_backend!(self, |pool, sql| {

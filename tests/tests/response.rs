@@ -138,6 +138,8 @@ async fn an_alert_lists_the_nearest_free_units_and_keeps_every_decision() {
         ),
         (json!("rejected"), Some(3))
     );
+    // A false hit frees the unit sent to it.
+    assert_eq!(unit_names(&alert), ["P-12", "P-7"], "P-12 is free again");
 
     // Owners do none of this.
     let (status, _) = get(&server, &path, &alice).await;
@@ -206,4 +208,31 @@ async fn each_bad_field_of_a_response_is_named() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = get(&server, "/api/v1/alerts/999999", &bob).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn units_are_ranked_from_where_the_vehicle_is_now() {
+    let (server, seq, bob, _, _) = hit().await;
+    // Tag 321 was alerted at 1001; since then it has been heard 1.2 km east, by a station there.
+    let east = 1_200.0;
+    let at = station(1001).position;
+    let body = json!({
+        "id": 2001, "name": "East gate", "lat": at.lat, "lon": at.lon + east / 102_000.0,
+        "key": support::key(2001).to_hex(),
+    });
+    let (status, created) = post(&server, "/api/v1/stations", TOKEN, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let gate = TestStation::udp(2001, 1, server.udp()).await;
+    // 100 s later (12 m/s: a plausible ride, not a clone).
+    let frame = gate.detections(1, now_ms() + 100_000, &[321]);
+    assert_eq!(gate.exchange(&frame).await, AckStatus::Accepted);
+    report(&server, &bob, "P-near-alert", 0.0, true).await;
+    report(&server, &bob, "P-near-vehicle", east, true).await;
+    let (_, alert) = get(&server, &format!("/api/v1/alerts/{seq}"), &bob).await;
+    assert_eq!(alert["station"], 1001, "the alert is where it was raised");
+    assert_eq!(
+        unit_names(&alert),
+        ["P-near-vehicle", "P-near-alert"],
+        "{alert}"
+    );
 }

@@ -1048,6 +1048,9 @@ mod tests {
             moved.iter().map(|a| a.kind).collect::<Vec<_>>(),
             vec![AlertKind::ArmedMoved]
         );
+        let metres = spatial::distance_m(home, away).round();
+        assert!((1_000.0..1_200.0).contains(&metres));
+        assert_eq!(moved[0].detail.moved_m, Some(metres), "it says how far");
         assert!(
             heard_at(&mut tracker, away, 201_000).is_empty(),
             "same visit"
@@ -1091,6 +1094,17 @@ mod tests {
         assert_eq!(alerts[0].kind, AlertKind::CloneSuspected);
         assert_eq!(alerts[0].station, StationId(1));
         assert_eq!(alerts[0].id.0, "clone_suspected-7-1-3-310");
+        // It says where else the tag was, how far that is and the speed it would take.
+        let evidence = alerts[0].detail.clone_of.expect("the other place");
+        let metres =
+            spatial::distance_m(station_at(1, 23.0).position, station_at(3, 23.05).position);
+        assert_eq!(evidence.station, StationId(3));
+        assert_eq!(evidence.distance_m, metres.round());
+        assert_eq!(evidence.seconds_apart, 10.0);
+        assert_eq!(
+            evidence.implied_speed_mps,
+            Some((metres / 10.0 * 10.0).round() / 10.0)
+        );
         // The clone keeps being heard at 1 and 3 alternately: one alert per visit, not per frame.
         assert_eq!(heard(&mut tracker, 3, 311_000).len(), 1, "at 3 again");
         assert!(

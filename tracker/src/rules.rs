@@ -12,8 +12,8 @@ use crate::{
 };
 use std::cmp::Reverse;
 use tagwatch_model::{
-    tag_flags, Alert, AlertDetail, AlertKind, CaseId, FenceCrossing, FrameKey, GeoPoint, Intercept,
-    TagId,
+    tag_flags, Alert, AlertDetail, AlertKind, CaseId, CloneEvidence, FenceCrossing, FrameKey,
+    GeoPoint, Intercept, TagId,
 };
 
 /// Next stations attached to a stolen-tag alert.
@@ -136,13 +136,13 @@ impl Tracker {
         let Some(guard) = self.armed.get_mut(&s.d.tag) else {
             return;
         };
-        if spatial::distance_m(guard.position, s.position) <= ARMED_RADIUS_M
-            || guard.alerted == Some(s.visit)
-        {
+        let moved_m = spatial::distance_m(guard.position, s.position);
+        if moved_m <= ARMED_RADIUS_M || guard.alerted == Some(s.visit) {
             return;
         }
         guard.alerted = Some(s.visit);
-        let draft = Self::draft(AlertKind::ArmedMoved, "armed_moved", s);
+        let mut draft = Self::draft(AlertKind::ArmedMoved, "armed_moved", s);
+        draft.detail.moved_m = Some(moved_m.round());
         alerts.push(self.issue(draft, s.now_ms));
     }
 
@@ -162,7 +162,16 @@ impl Tracker {
         if self.clone_alerted.insert(s.d.tag, s.visit) == Some(s.visit) {
             return;
         }
-        let draft = Self::draft(AlertKind::CloneSuspected, "clone_suspected", s);
+        let mut draft = Self::draft(AlertKind::CloneSuspected, "clone_suspected", s);
+        draft.detail.clone_of = Some(CloneEvidence {
+            station: previous.station,
+            lat: previous.position.lat,
+            lon: previous.position.lon,
+            distance_m: distance.round(),
+            seconds_apart: seconds,
+            // Heard at the same instant: no speed would do.
+            implied_speed_mps: (seconds > 0.0).then(|| (distance / seconds * 10.0).round() / 10.0),
+        });
         alerts.push(self.issue(draft, s.now_ms));
     }
 
