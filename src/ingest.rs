@@ -379,8 +379,12 @@ async fn handle(
         }
         Body::Status(s) => {
             let mut alerts = Vec::new();
-            let fresh = s.backlog == 0;
-            tracker.heard_from(key, time_ms, now_ms(), fresh, &mut alerts);
+            let beat = tagwatch_tracker::station_watch::Heartbeat {
+                backlog: s.backlog,
+                temp_c: s.temp_c,
+                power_fault: s.power & 0x80 != 0,
+            };
+            tracker.heard_status(key, time_ms, now_ms(), beat, &mut alerts);
             raised(alerts, building, parts);
             building.statuses.insert(
                 frame.station,

@@ -119,7 +119,8 @@ pub struct StationHealth {
     pub power: &'static str,
     pub power_fault: bool,
     pub tags_in_range: u16,
-    /// Positive: the station's clock is behind ours (network delay included).
+    /// The station's clock minus ours, as its last heartbeat showed (positive: ahead; as the
+    /// `station_clock_skew` alert gives it; network delay included).
     pub clock_skew_ms: i64,
 }
 

@@ -116,7 +116,8 @@ pub async fn create_station(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-/// A station that has not sent a heartbeat (every 30 s) for this long is reported silent.
+/// A station that has sent no frame (a heartbeat every 30 s, detections while tags pass) for
+/// this long is reported silent.
 const SILENT_AFTER_MS: i64 = 90_000;
 
 /// `GET /api/v1/stations` (police): every station with its health from its last heartbeat.
@@ -138,9 +139,8 @@ pub async fn list_stations(
         .into_iter()
         .zip(last_frames)
         .map(|((station, status), last_frame)| {
-            let silent = status
-                .as_ref()
-                .is_none_or(|s| now - s.received_at_ms > SILENT_AFTER_MS);
+            let heard_at = status.as_ref().map(|s| s.received_at_ms).max(last_frame);
+            let silent = heard_at.is_none_or(|at| now - at > SILENT_AFTER_MS);
             let health = status.map(|s| StationHealth {
                 last_status_at: to_rfc3339(s.received_at_ms),
                 backlog: s.backlog,
@@ -155,7 +155,7 @@ pub async fn list_stations(
                 },
                 power_fault: s.power & 0x80 != 0,
                 tags_in_range: s.tags_in_range,
-                clock_skew_ms: s.received_at_ms - s.station_time_ms,
+                clock_skew_ms: s.station_time_ms - s.received_at_ms,
             });
             StationAnswer {
                 id: station.id.0,

@@ -28,11 +28,19 @@ pub enum AlertKind {
     StationSilent,
     /// A station's clock is far from the server's.
     StationClockSkew,
+    /// A station reported silent is heard again.
+    StationBack,
+    /// A station's heartbeat reports a power fault.
+    StationPowerFault,
+    /// A station's heartbeat reports it overheating.
+    StationOverheat,
+    /// A station's backlog of unacknowledged frames is large and growing.
+    StationBacklog,
 }
 
 impl AlertKind {
     /// Every kind, for parsing and listing.
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 14] = [
         AlertKind::StolenSighting,
         AlertKind::TagTamper,
         AlertKind::Panic,
@@ -43,6 +51,10 @@ impl AlertKind {
         AlertKind::CompanionMissing,
         AlertKind::StationSilent,
         AlertKind::StationClockSkew,
+        AlertKind::StationBack,
+        AlertKind::StationPowerFault,
+        AlertKind::StationOverheat,
+        AlertKind::StationBacklog,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +68,10 @@ impl AlertKind {
             AlertKind::Geofence => "geofence",
             AlertKind::CompanionMissing => "companion_missing",
             AlertKind::StationSilent => "station_silent",
+            AlertKind::StationBack => "station_back",
+            AlertKind::StationPowerFault => "station_power_fault",
+            AlertKind::StationOverheat => "station_overheat",
+            AlertKind::StationBacklog => "station_backlog",
             AlertKind::StationClockSkew => "station_clock_skew",
         }
     }
@@ -132,7 +148,14 @@ pub struct AlertDetail {
     /// station's clock is off by more than the limit: it is placed at a time the server trusts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_corrected_s: Option<f64>,
-    /// Seconds since the station's last frame (`station_silent`).
+    /// Its temperature, °C (`station_overheat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_c: Option<i8>,
+    /// Frames waiting in its flash (`station_backlog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u32>,
+    /// Seconds since the station's last frame (`station_silent`; `station_back`: how long it was
+    /// silent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silent_s: Option<i64>,
 }

@@ -564,10 +564,31 @@ impl Tracker {
         fresh: bool,
         alerts: &mut Vec<Alert>,
     ) {
-        if let Some(finding) = self
-            .station_watch
-            .heard(frame.station, sent_at_ms, now_ms, fresh)
-        {
+        let mut found = Vec::new();
+        self.station_watch
+            .heard(frame.station, sent_at_ms, now_ms, fresh, &mut found);
+        for finding in found {
+            let alert = self.station_alert(finding, Some(frame), now_ms);
+            alerts.push(alert);
+        }
+    }
+
+    /// A STATUS heartbeat from `frame.station`: as [`Tracker::heard_from`] (fresh when nothing
+    /// is queued), and the trouble it reports (power fault, overheating, a growing backlog)
+    /// raises an alert once per episode.
+    pub fn heard_status(
+        &mut self,
+        frame: FrameKey,
+        sent_at_ms: i64,
+        now_ms: i64,
+        beat: station_watch::Heartbeat,
+        alerts: &mut Vec<Alert>,
+    ) {
+        self.heard_from(frame, sent_at_ms, now_ms, beat.backlog == 0, alerts);
+        let mut found = Vec::new();
+        self.station_watch
+            .heartbeat(frame.station, beat, &mut found);
+        for finding in found {
             let alert = self.station_alert(finding, Some(frame), now_ms);
             alerts.push(alert);
         }

@@ -350,11 +350,16 @@ fn silent_stations_and_skewed_clocks_alert_once_each() {
         reader_position: None,
         detections: &[],
     };
-    let skewed = street.tracker.apply(obs, 1_200_000);
-    assert_eq!(skewed.len(), 1);
-    assert_eq!(skewed[0].kind, AlertKind::StationClockSkew);
-    assert_eq!(skewed[0].detail.clock_skew_s, Some(300.0));
-    assert_eq!(skewed[0].id.0, "station_clock_skew-2-9-1");
+    let found = street.tracker.apply(obs, 1_200_000);
+    // Silent since 1,000 s, station 2 is back; and its clock is off.
+    assert_eq!(
+        found.iter().map(|a| a.kind).collect::<Vec<_>>(),
+        [AlertKind::StationBack, AlertKind::StationClockSkew]
+    );
+    assert_eq!(found[0].detail.silent_s, Some(200));
+    let skewed = &found[1];
+    assert_eq!(skewed.detail.clock_skew_s, Some(300.0));
+    assert_eq!(skewed.id.0, "station_clock_skew-2-9-1");
 }
 
 #[test]
