@@ -74,6 +74,8 @@ pub struct Read {
     pub tag: TagId,
     pub at_ms: i64,
     pub rssi: i8,
+    /// The tag's accelerometer says it is moving (the wire's `MOVING` flag).
+    pub moving: bool,
 }
 
 /// Ground truth: `tag` was within `station`'s range from `enter_ms` to `exit_ms` (tick resolution).
@@ -220,6 +222,7 @@ impl City {
             let mut beacon = self.now_ms - (self.now_ms - phase).rem_euclid(interval) + interval;
             let xy = vehicle.xy;
             let tag = vehicle.tag;
+            let moving = matches!(vehicle.motion, Motion::Driving { .. });
             let mut near: Vec<(usize, f64)> = self
                 .index
                 .locate_within_distance(xy, range * range)
@@ -237,6 +240,7 @@ impl City {
                             tag,
                             at_ms: beacon,
                             rssi: rssi as i8,
+                            moving,
                         });
                     }
                 }

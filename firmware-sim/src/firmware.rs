@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use tagwatch_gateway::wire::{Body, Frame, Record, Status};
-use tagwatch_model::{SessionId, StationId, TagId};
+use tagwatch_model::{tag_flags, SessionId, StationId, TagId};
 
 /// Records per DETECTIONS frame at most; a busier interval is split over several frames.
 pub const MAX_RECORDS_PER_FRAME: usize = 1_000;
@@ -16,6 +16,7 @@ struct Merged {
     last_heard_ms: i64,
     rssi: i8,
     reads: u8,
+    tag_flags: u8,
 }
 
 /// One station's frame builder.
@@ -58,12 +59,17 @@ impl Firmware {
         }
     }
 
-    pub fn hear(&mut self, tag: TagId, at_ms: i64, rssi: i8) {
+    /// A read of `tag`; `moving`: its beacon carried the accelerometer's MOVING flag.
+    pub fn hear(&mut self, tag: TagId, at_ms: i64, rssi: i8, moving: bool) {
         let merged = self.heard.entry(tag).or_insert(Merged {
             last_heard_ms: at_ms,
             rssi,
             reads: 0,
+            tag_flags: 0,
         });
+        if at_ms >= merged.last_heard_ms {
+            merged.tag_flags = if moving { tag_flags::MOVING } else { 0 };
+        }
         merged.last_heard_ms = merged.last_heard_ms.max(at_ms);
         merged.rssi = merged.rssi.max(rssi);
         merged.reads = merged.reads.saturating_add(1);
@@ -96,7 +102,7 @@ impl Firmware {
                             .unwrap_or(u16::MAX),
                         rssi: m.rssi,
                         reads: m.reads.max(1),
-                        tag_flags: 0,
+                        tag_flags: m.tag_flags,
                         antenna: 1,
                     })
                     .collect();
@@ -130,9 +136,9 @@ mod tests {
     fn reads_within_an_interval_merge_into_one_record() {
         let mut fw = Firmware::new(StationId(1), SessionId(9), 0, 1_000, 30_000, 500);
         let mut out = Vec::new();
-        fw.hear(TagId(5), 100, -70);
-        fw.hear(TagId(5), 300, -60);
-        fw.hear(TagId(6), 200, -80);
+        fw.hear(TagId(5), 100, -70, false);
+        fw.hear(TagId(5), 300, -60, true);
+        fw.hear(TagId(6), 200, -80, false);
         fw.poll(400, &mut out);
         assert!(out.is_empty(), "not due yet");
         fw.poll(500, &mut out);
@@ -147,5 +153,10 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert_eq!((records[0].tag, records[0].age_ms), (TagId(5), 200));
         assert_eq!((records[0].rssi, records[0].reads), (-60, 2));
+        assert_eq!(
+            (records[0].tag_flags, records[1].tag_flags),
+            (tag_flags::MOVING, 0),
+            "as its latest beacon said"
+        );
     }
 }

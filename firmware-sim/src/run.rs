@@ -181,7 +181,7 @@ pub async fn run(config: SimConfig, server: SocketAddr, stop: CancellationToken)
         reads.clear();
         city.step(config.tick_ms, &mut reads);
         for r in &reads {
-            firmware[r.station_index].hear(r.tag, r.at_ms, r.rssi);
+            firmware[r.station_index].hear(r.tag, r.at_ms, r.rssi, r.moving);
         }
         for (i, fw) in firmware.iter_mut().enumerate() {
             fw.backlog = u32::try_from(unacked[i].load(Ordering::Relaxed)).unwrap_or(u32::MAX);

@@ -39,8 +39,8 @@ pub(crate) type FleetMap<K, V> = griddle::HashMap<K, V, rustc_hash::FxBuildHashe
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use tagwatch_model::{
-    Alert, AlertDetail, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Geofence,
-    Station, StationId, TagId, VisitId,
+    tag_flags, Alert, AlertDetail, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint,
+    Geofence, Station, StationId, TagId, VisitId,
 };
 pub use visits::{VisitBook, VisitChanges};
 
@@ -515,7 +515,8 @@ impl Tracker {
             return;
         };
         let latest = place.latest;
-        let step = place.observe(d.station, position, d.seen_at_ms, d.rssi);
+        let moving = d.tag_flags & tag_flags::MOVING != 0;
+        let step = place.observe(d.station, position, d.seen_at_ms, d.rssi, moving);
         let (current, before, slot) = (place.current, place.before, place.slot);
         match step {
             Step::Stayed => {

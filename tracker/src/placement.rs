@@ -5,6 +5,11 @@
 //! every few seconds. Instead a tag stays placed where it is until another station's smoothed
 //! signal beats the current one by a clear margin, or the current station has not heard it for a
 //! while and the other has: hysteresis on both signal and time, so no ping-pong.
+//!
+//! A tag whose accelerometer says it is moving (the wire's `MOVING` flag) is on its way: a
+//! station that hears it after the current one has missed [`MOVING_SILENCE_MS`] of its beacons
+//! takes it at once. Waiting ten seconds of silence would leave a vehicle passing stations a few
+//! seconds apart one or two stations behind, and a geofence entered a station late.
 
 use tagwatch_model::{GeoPoint, StationId};
 
@@ -14,6 +19,9 @@ const SMOOTHING: f32 = 0.3;
 pub const SWITCH_MARGIN_DB: f32 = 6.0;
 /// Or the current station must not have heard the tag for this long while another did.
 pub const SWITCH_SILENCE_MS: i64 = 10_000;
+/// A moving tag not heard by its current station for this long (two beacons) moves to the
+/// station that hears it.
+pub const MOVING_SILENCE_MS: i64 = 2_000;
 /// Detections this much older than the tag's latest are old news (a late frame): they do not
 /// move the tag.
 const REORDER_MS: i64 = 5_000;
@@ -107,8 +115,15 @@ impl TagPlace {
         }
     }
 
-    /// Takes one detection into account.
-    pub fn observe(&mut self, station: StationId, position: GeoPoint, t: i64, rssi: i8) -> Step {
+    /// Takes one detection into account; `moving`: the tag says it is moving.
+    pub fn observe(
+        &mut self,
+        station: StationId,
+        position: GeoPoint,
+        t: i64,
+        rssi: i8,
+        moving: bool,
+    ) -> Step {
         if t >= self.latest.at_ms {
             self.latest = Heard {
                 station,
@@ -122,6 +137,9 @@ impl TagPlace {
         if station == self.current.station {
             self.current.heard(position, t, rssi);
             return Step::Stayed;
+        }
+        if moving && t - self.current.seen_at_ms >= MOVING_SILENCE_MS {
+            return self.move_to(Place::new(station, position, t, rssi));
         }
         let rival = match &mut self.rival {
             Some(r) if r.station == station && t - r.seen_at_ms <= SWITCH_SILENCE_MS => {
@@ -147,7 +165,11 @@ impl TagPlace {
         if !(silent || stronger) {
             return Step::Challenged;
         }
-        let from = std::mem::replace(&mut self.current, rival);
+        self.move_to(rival)
+    }
+
+    fn move_to(&mut self, to: Place) -> Step {
+        let from = std::mem::replace(&mut self.current, to);
         self.before = self.previous.map(|p| p.station);
         self.previous = Some(from);
         self.rival = None;
@@ -170,7 +192,7 @@ mod tests {
         for i in 1..200 {
             let t = i * 2_000;
             let station = if i % 3 == 0 { A } else { B };
-            let step = place.observe(station, HERE, t, -80 + (i % 5) as i8 - 2);
+            let step = place.observe(station, HERE, t, -80 + (i % 5) as i8 - 2, false);
             assert!(
                 !matches!(step, Step::Moved(_)),
                 "moved at {t} ({station:?})"
@@ -183,7 +205,7 @@ mod tests {
     #[test]
     fn a_much_stronger_station_takes_the_tag_over_at_once() {
         let mut place = TagPlace::new(A, HERE, 0, -90);
-        let step = place.observe(B, HERE, 1_000, -60);
+        let step = place.observe(B, HERE, 1_000, -60, false);
         assert!(
             matches!(step, Step::Moved(from) if from.station == A),
             "{step:?}"
@@ -196,10 +218,10 @@ mod tests {
     #[test]
     fn a_tag_no_longer_heard_where_it_was_moves_to_where_it_is_heard() {
         let mut place = TagPlace::new(A, HERE, 0, -70);
-        assert_eq!(place.observe(A, HERE, 4_000, -75), Step::Stayed);
-        assert_eq!(place.observe(B, HERE, 6_000, -80), Step::Challenged);
-        assert_eq!(place.observe(B, HERE, 10_000, -78), Step::Challenged);
-        let step = place.observe(B, HERE, 14_100, -75);
+        assert_eq!(place.observe(A, HERE, 4_000, -75, false), Step::Stayed);
+        assert_eq!(place.observe(B, HERE, 6_000, -80, false), Step::Challenged);
+        assert_eq!(place.observe(B, HERE, 10_000, -78, false), Step::Challenged);
+        let step = place.observe(B, HERE, 14_100, -75, false);
         assert!(matches!(step, Step::Moved(from) if from.station == A && from.seen_at_ms == 4_000));
         assert_eq!(place.current.station, B);
         assert_eq!(
@@ -207,7 +229,26 @@ mod tests {
             "placed since B first heard it"
         );
         // A late frame from A does not move it back.
-        assert_eq!(place.observe(A, HERE, 3_000, -50), Step::Late);
+        assert_eq!(place.observe(A, HERE, 3_000, -50, false), Step::Late);
         assert_eq!(place.current.station, B);
+    }
+
+    #[test]
+    fn a_moving_tag_moves_once_its_station_has_missed_two_beacons() {
+        let mut place = TagPlace::new(A, HERE, 0, -70);
+        assert_eq!(place.observe(A, HERE, 1_000, -70, true), Step::Stayed);
+        // In the overlap, heard by both each second: it stays (no ping-pong).
+        assert_eq!(place.observe(B, HERE, 2_000, -70, true), Step::Challenged);
+        assert_eq!(place.observe(A, HERE, 2_500, -70, true), Step::Stayed);
+        // A has missed two beacons and B hears it: it is at B.
+        let step = place.observe(B, HERE, 4_500, -72, true);
+        assert!(
+            matches!(step, Step::Moved(from) if from.station == A),
+            "{step:?}"
+        );
+        assert_eq!(place.current.station, B);
+        // Parked, the same silence is not enough.
+        let mut parked = TagPlace::new(A, HERE, 0, -70);
+        assert_eq!(parked.observe(B, HERE, 2_500, -72, false), Step::Challenged);
     }
 }

@@ -39,6 +39,17 @@ impl Street {
 
     /// `tag` heard at `station` at `t` ms: one frame, sent on time.
     fn hear(&mut self, station: u32, tag: u32, t: i64) -> Vec<tagwatch_model::Alert> {
+        self.hear_with(station, tag, t, 0)
+    }
+
+    /// As [`Street::hear`], the tag's beacon carrying `tag_flags`.
+    fn hear_with(
+        &mut self,
+        station: u32,
+        tag: u32,
+        t: i64,
+        tag_flags: u8,
+    ) -> Vec<tagwatch_model::Alert> {
         self.seq += 1;
         let detection = Detection {
             tag: TagId(tag),
@@ -46,7 +57,7 @@ impl Street {
             seen_at_ms: t,
             rssi: -65,
             reads: 1,
-            tag_flags: 0,
+            tag_flags,
         };
         let obs = Observation {
             frame: FrameKey {
@@ -423,4 +434,54 @@ fn a_stolen_sighting_predicts_the_next_stations_from_learned_moves() {
     assert!((prediction.probability - 1.0).abs() < 1e-9);
     assert!((prediction.eta_s - 20.0).abs() < 0.01, "{prediction:?}");
     assert_eq!(prediction.lat, position(3).lat);
+}
+
+#[test]
+fn a_vehicle_passing_stations_seconds_apart_is_placed_at_each_and_crosses_fences_on_time() {
+    let mut street = Street::new();
+    // A fence around station 3 only.
+    let at = position(3);
+    let corner = |dlat: f64, dlon: f64| GeoPoint {
+        lat: at.lat + dlat,
+        lon: at.lon + dlon,
+    };
+    street.tracker.command(
+        Command::Geofence(Geofence {
+            id: 6,
+            name: "market".into(),
+            area: vec![
+                corner(-0.0009, -0.001),
+                corner(-0.0009, 0.001),
+                corner(0.0009, 0.001),
+                corner(0.0009, -0.001),
+            ],
+            tags: vec![TagId(7)],
+            on_enter: true,
+            on_leave: true,
+        }),
+        0,
+    );
+    // 200 m every 5 s (40 m/s would be reckless; 144 km/h on a motorway is not): three beacons
+    // heard at each station, every station at the same signal, the tag saying it moves.
+    let mut crossings = Vec::new();
+    for (k, station) in (1..=6).enumerate() {
+        let arrive = k as i64 * 5_000;
+        for beacon in 0..3 {
+            let alerts = street.hear_with(
+                station,
+                7,
+                arrive + beacon * 1_000,
+                tagwatch_model::tag_flags::MOVING,
+            );
+            crossings.extend(
+                alerts
+                    .iter()
+                    .filter(|a| a.kind == AlertKind::Geofence)
+                    .map(|a| (a.station.0, a.detail.fence.as_ref().map(|f| f.entered))),
+            );
+        }
+        let placed = street.tracker.location(TagId(7)).expect("placed").station;
+        assert_eq!(placed, StationId(station), "placed where it is, not behind");
+    }
+    assert_eq!(crossings, vec![(3, Some(true)), (4, Some(false))]);
 }
