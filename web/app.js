@@ -238,7 +238,7 @@ async function openAlert(seq) {
     line(`#${a.seq} ${a.kind.replace(/_/g, " ")}: ${a.status}`);
     if (a.tag !== null) line(`Tag ${a.tag} at station ${a.station}, seen ${when(a.seen_at)}`);
     if (a.detail && a.detail.intercept && a.detail.intercept.length) {
-      line(`Likely next: ${a.detail.intercept.map((i) => `#${i.station} (${Math.round(i.probability * 100)} %, ~${i.eta_s} s)`).join(", ")}`);
+      line(`Likely next: ${a.detail.intercept.map((i) => `#${i.station} (${Math.round(i.probability * 100)} %, ~${Math.round(i.eta_s)} s, ${Math.round(i.eta_low_s)}-${Math.round(i.eta_high_s)} s)`).join(", ")}`);
     }
     for (const act of a.actions) line(`${when(act.at)} ${act.by}: ${act.action}${act.unit ? ` ${act.unit}` : ""} — ${act.reason}`);
     line(a.nearest_units.length

@@ -183,8 +183,14 @@ pub struct Intercept {
     pub lon: f64,
     /// Share of the tags seen making this move that went to this station.
     pub probability: f64,
-    /// Typical seconds from the sighting to arrival there.
+    /// Typical (median) seconds from when the alert was raised to arrival there: from the
+    /// sighting, less the time since (a late sighting's vehicle is already on its way).
     pub eta_s: f64,
+    /// Half the vehicles seen making this move arrived between these (seconds, as `eta_s`).
+    #[serde(default)]
+    pub eta_low_s: f64,
+    #[serde(default)]
+    pub eta_high_s: f64,
 }
 
 /// Which fence a tag crossed, and which way.

@@ -66,6 +66,8 @@ fn alert(seq: i64, id: &str) -> Alert {
                 lon: 2.5,
                 probability: 0.75,
                 eta_s: 21.0,
+                eta_low_s: 18.0,
+                eta_high_s: 26.0,
             }],
             ..AlertDetail::default()
         },

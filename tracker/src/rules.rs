@@ -48,16 +48,20 @@ impl Tracker {
         let case = stolen.case;
         let scope = format!("stolen_sighting-{}", case.0);
         let mut draft = Self::draft(AlertKind::StolenSighting, &scope, s);
-        draft.detail = self.movement_detail(s.d.tag, s.d.station, case);
+        draft.detail = self.movement_detail(s.d.tag, s.d.station, case, s.d.seen_at_ms, s.now_ms);
         alerts.push(self.issue(draft, s.now_ms));
     }
 
     /// Case, heading, speed and the likely next stations of a tag just heard at `station`.
+    /// Where the tag is heading, from its sighting at `station` at `seen_at_ms`, as known at
+    /// `now_ms`: next stations it has probably not passed yet, with ETAs counted from now.
     fn movement_detail(
         &self,
         tag: TagId,
         station: tagwatch_model::StationId,
         case: CaseId,
+        seen_at_ms: i64,
+        now_ms: i64,
     ) -> AlertDetail {
         let mut detail = AlertDetail {
             case: Some(case.0),
@@ -75,10 +79,14 @@ impl Tracker {
                 p.previous.map(|prev| prev.station)
             }
         });
+        // Seconds since the sighting: a late or looked-back sighting's vehicle has moved on, and
+        // a station three quarters of such moves would have reached by now is no place to wait.
+        let since_s = (now_ms - seen_at_ms).max(0) as f64 / 1000.0;
         detail.intercept = self
             .transitions
             .predict(came_from, station, INTERCEPT_STATIONS)
             .into_iter()
+            .filter(|p| p.eta_high_s >= since_s)
             .filter_map(|p| {
                 let at = self.stations.get(&p.station)?;
                 Some(Intercept {
@@ -86,7 +94,9 @@ impl Tracker {
                     lat: at.lat,
                     lon: at.lon,
                     probability: p.probability,
-                    eta_s: p.eta_s,
+                    eta_s: (p.eta_s - since_s).max(0.0),
+                    eta_low_s: (p.eta_low_s - since_s).max(0.0),
+                    eta_high_s: p.eta_high_s - since_s,
                 })
             })
             .collect();
@@ -114,7 +124,7 @@ impl Tracker {
                 stolen.alerted.insert(visit);
             }
         }
-        let mut detail = self.movement_detail(tag, latest.station, case);
+        let mut detail = self.movement_detail(tag, latest.station, case, latest.seen_at_ms, now_ms);
         detail.look_back = true;
         let draft = Draft {
             kind: AlertKind::StolenSighting,

@@ -5,6 +5,9 @@
 //! long the move took. A stolen-tag sighting is then given the stations it is most likely to reach
 //! next and when, for officers to intercept it. Without enough moves seen from the same direction,
 //! the prediction falls back to all moves from the station.
+//!
+//! The time a move takes is the median of the latest [`SAMPLES`] moves, with their quartiles as
+//! its uncertainty: a mean is ruined by the odd vehicle that parked on the way for an hour.
 
 use rustc_hash::FxHashMap as HashMap;
 use tagwatch_model::StationId;
@@ -13,12 +16,42 @@ use tagwatch_model::StationId;
 const MIN_EVIDENCE: u32 = 5;
 /// Destinations remembered per origin: the long tail carries no useful prediction.
 const MAX_DESTINATIONS: usize = 8;
+/// Move durations remembered per destination (the latest ones: traffic changes over a day).
+pub const SAMPLES: usize = 16;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Destination {
     station: StationId,
     count: u32,
-    mean_s: f64,
+    /// The latest move durations, seconds (a ring once full).
+    took_s: Vec<f32>,
+}
+
+impl Destination {
+    fn new(station: StationId, seconds: f64) -> Self {
+        Self {
+            station,
+            count: 1,
+            took_s: vec![seconds as f32],
+        }
+    }
+
+    fn add(&mut self, seconds: f64) {
+        if self.took_s.len() < SAMPLES {
+            self.took_s.push(seconds as f32);
+        } else {
+            self.took_s[self.count as usize % SAMPLES] = seconds as f32;
+        }
+        self.count = self.count.saturating_add(1);
+    }
+
+    /// Lower quartile, median and upper quartile of the remembered durations, seconds.
+    fn quartiles(&self) -> (f64, f64, f64) {
+        let mut sorted = self.took_s.clone();
+        sorted.sort_by(f32::total_cmp);
+        let at = |q: f64| f64::from(sorted[((sorted.len() - 1) as f64 * q).round() as usize]);
+        (at(0.25), at(0.5), at(0.75))
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -31,23 +64,14 @@ impl Counts {
     fn add(&mut self, station: StationId, seconds: f64) {
         self.total = self.total.saturating_add(1);
         if let Some(d) = self.to.iter_mut().find(|d| d.station == station) {
-            d.count = d.count.saturating_add(1);
-            d.mean_s += (seconds - d.mean_s) / f64::from(d.count);
+            d.add(seconds);
             return;
         }
         if self.to.len() < MAX_DESTINATIONS {
-            self.to.push(Destination {
-                station,
-                count: 1,
-                mean_s: seconds,
-            });
+            self.to.push(Destination::new(station, seconds));
         } else if let Some(rarest) = self.to.iter_mut().min_by_key(|d| d.count) {
             // Drifting traffic: the rarest destination gives way to the newcomer.
-            *rarest = Destination {
-                station,
-                count: 1,
-                mean_s: seconds,
-            };
+            *rarest = Destination::new(station, seconds);
         }
     }
 }
@@ -57,7 +81,11 @@ impl Counts {
 pub struct Prediction {
     pub station: StationId,
     pub probability: f64,
+    /// Median seconds from arriving at the station it is at to arriving there.
     pub eta_s: f64,
+    /// Quartiles of the same: half the moves took between these.
+    pub eta_low_s: f64,
+    pub eta_high_s: f64,
 }
 
 /// Counts of moves between stations.
@@ -110,10 +138,15 @@ impl Transitions {
         to.into_iter()
             .filter(|d| Some(d.station) != came_from || to_len_one(counts))
             .take(k)
-            .map(|d| Prediction {
-                station: d.station,
-                probability: f64::from(d.count) / f64::from(counts.total),
-                eta_s: d.mean_s,
+            .map(|d| {
+                let (low, median, high) = d.quartiles();
+                Prediction {
+                    station: d.station,
+                    probability: f64::from(d.count) / f64::from(counts.total),
+                    eta_s: median,
+                    eta_low_s: low,
+                    eta_high_s: high,
+                }
             })
             .collect()
     }
@@ -145,7 +178,7 @@ mod tests {
         let north = t.predict(Some(A), B, 2);
         assert_eq!(north[0].station, C);
         assert!((north[0].probability - 6.0 / 7.0).abs() < 1e-9);
-        assert!((north[0].eta_s - 20.0).abs() < 1e-9);
+        assert_eq!(north[0].eta_s, 20.0);
         assert_eq!(north[1].station, D);
         assert_eq!(t.predict(Some(C), B, 1)[0].station, A);
         // Never seen coming from D: all moves from B, without going back to D.
@@ -155,5 +188,21 @@ mod tests {
             vec![A, C]
         );
         assert!(t.predict(None, D, 3).is_empty(), "nothing learned at D");
+    }
+
+    #[test]
+    fn one_vehicle_that_parked_on_the_way_does_not_ruin_the_eta() {
+        let mut t = Transitions::default();
+        for took in [18_000, 20_000, 22_000, 19_000, 20_000, 21_000, 3_600_000] {
+            t.learn(Some(A), B, C, took);
+        }
+        let next = t.predict(Some(A), B, 1)[0];
+        assert_eq!(next.eta_s, 20.0, "the median, not a mean of 531 s");
+        assert_eq!((next.eta_low_s, next.eta_high_s), (20.0, 22.0));
+        // Only the latest moves count: traffic slows down.
+        for _ in 0..SAMPLES {
+            t.learn(Some(A), B, C, 60_000);
+        }
+        assert_eq!(t.predict(Some(A), B, 1)[0].eta_s, 60.0);
     }
 }

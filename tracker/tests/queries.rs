@@ -433,7 +433,33 @@ fn a_stolen_sighting_predicts_the_next_stations_from_learned_moves() {
     let prediction = at_two.detail.intercept[0];
     assert!((prediction.probability - 1.0).abs() < 1e-9);
     assert!((prediction.eta_s - 20.0).abs() < 0.01, "{prediction:?}");
+    assert!(prediction.eta_low_s <= prediction.eta_s && prediction.eta_s <= prediction.eta_high_s);
     assert_eq!(prediction.lat, position(3).lat);
+
+    // A theft reported late: its sighting at 2 was 40 s before the report. Counted from now,
+    // station 3 is not 20 s away; and for a two-hour-old sighting nothing is predicted.
+    street.tracker.report_stolen(TagId(8), CaseId(2));
+    street.drive(8, 1, 2, 400_000); // arrives at 2 at 420 s
+    let late = |street: &mut Street, now_ms| {
+        street.tracker.command(
+            Command::Stolen {
+                tag: TagId(8),
+                case: CaseId(3),
+                since_ms: Some(0),
+                stored: None,
+            },
+            now_ms,
+        )
+    };
+    let alerts = late(&mut street, 434_000 + 5_000);
+    let intercept = &alerts[0].detail.intercept;
+    assert_eq!(intercept.len(), 1, "{alerts:?}");
+    assert_eq!(
+        intercept[0].eta_s, 15.0,
+        "20 s from arrival at 2, less 5 s since"
+    );
+    let alerts = late(&mut street, 434_000 + 2 * 3_600_000);
+    assert_eq!(alerts[0].detail.intercept, vec![], "long gone");
 }
 
 #[test]
