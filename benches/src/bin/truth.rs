@@ -1,0 +1,228 @@
+//! # `tagwatch-truth`: what the tracker tells an officer, measured against the simulator's truth.
+//!
+//! Runs the simulated city (its vehicles driving and parking, beacons missed at the edge of each
+//! station's range) into the tracker, as the gateway would feed it (one frame per station per
+//! tick), and every simulated minute asks where each vehicle is. At the end it compares each
+//! answer with the ground truth: was the vehicle within range of the station it was placed at,
+//! at that moment? Two trackers are fed the same reads side by side: one told by each tag whether
+//! it is moving (the wire's `MOVING` flag), one not (as a tag without an accelerometer).
+//!
+//! `cargo run --release -p tagwatch-benches --bin tagwatch-truth -- --tags 3000 --minutes 20`
+//!
+//! First figures only: location accuracy and lag. Geofences, intercepts, the other rules and
+//! time to recovery are still to come (issue 16).
+
+use clap::Parser;
+use std::collections::HashMap;
+use tagwatch_model::{tag_flags, Detection, FrameKey, SessionId, Station, StationId, TagId};
+use tagwatch_sim::city::{City, CityConfig, TruthInterval};
+use tagwatch_tracker::{Observation, Tracker, TrackerConfig};
+
+#[derive(Debug, Parser)]
+#[command(about = "Location accuracy of the tracker against the simulator's ground truth")]
+struct Args {
+    /// Tagged vehicles in the city.
+    #[arg(long, default_value_t = 3_000)]
+    tags: u32,
+    /// Simulated minutes.
+    #[arg(long, default_value_t = 20)]
+    minutes: i64,
+    /// Read probability at a station's centre (falls to half at the edge of its range); 0.93
+    /// misses about 30 % of beacons.
+    #[arg(long, default_value_t = 0.93)]
+    read_rate: f64,
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+}
+
+const TICK_MS: i64 = 100;
+
+/// One answer to "where is this vehicle now?".
+struct Answer {
+    tag: TagId,
+    at_ms: i64,
+    station: StationId,
+}
+
+/// A tracker and the answers it gave.
+struct Subject {
+    name: &'static str,
+    tracker: Tracker,
+    answers: Vec<Answer>,
+    /// Whether its detections carry the MOVING flag.
+    moving_flag: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let config = CityConfig {
+        seed: args.seed,
+        tags: args.tags,
+        read_rate_center: args.read_rate,
+        ..CityConfig::default()
+    };
+    let mut city = City::new(config, 1_800_000_000_000);
+    let mut subjects: Vec<Subject> = [("MOVING flag", true), ("no flag", false)]
+        .into_iter()
+        .map(|(name, moving_flag)| {
+            let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+            for s in city.stations() {
+                tracker.set_station(&Station {
+                    id: s.id,
+                    name: String::new(),
+                    position: s.position,
+                });
+            }
+            Subject {
+                name,
+                tracker,
+                answers: Vec::new(),
+                moving_flag,
+            }
+        })
+        .collect();
+    let tags: Vec<TagId> = city.tags().collect();
+    eprintln!(
+        "{} stations, {} vehicles, {} simulated minutes…",
+        city.stations().len(),
+        tags.len(),
+        args.minutes
+    );
+    let mut reads = Vec::new();
+    let mut seq = 0u32;
+    let ticks = args.minutes * 60_000 / TICK_MS;
+    for tick in 1..=ticks {
+        reads.clear();
+        city.step(TICK_MS, &mut reads);
+        let mut by_station: HashMap<usize, Vec<(Detection, bool)>> = HashMap::new();
+        for r in &reads {
+            let detection = Detection {
+                tag: r.tag,
+                station: city.stations()[r.station_index].id,
+                seen_at_ms: r.at_ms,
+                rssi: r.rssi,
+                reads: 1,
+                tag_flags: 0,
+            };
+            by_station
+                .entry(r.station_index)
+                .or_default()
+                .push((detection, r.moving));
+        }
+        let mut frames: Vec<_> = by_station.into_values().collect();
+        frames.sort_by_key(|f| f[0].0.station);
+        let now = city.now_ms();
+        for frame in &frames {
+            seq += 1;
+            let key = FrameKey {
+                station: frame[0].0.station,
+                session: SessionId(1),
+                seq,
+            };
+            for subject in &mut subjects {
+                let detections: Vec<Detection> = frame
+                    .iter()
+                    .map(|&(d, moving)| Detection {
+                        tag_flags: if moving && subject.moving_flag {
+                            tag_flags::MOVING
+                        } else {
+                            0
+                        },
+                        ..d
+                    })
+                    .collect();
+                let obs = Observation {
+                    frame: key,
+                    sent_at_ms: now,
+                    reader_position: None,
+                    detections: &detections,
+                };
+                subject.tracker.apply(obs, now);
+            }
+        }
+        if tick % 10 == 0 {
+            for subject in &mut subjects {
+                subject.tracker.take_changes();
+            }
+        }
+        if tick % (60_000 / TICK_MS) == 0 {
+            for subject in &mut subjects {
+                for &tag in &tags {
+                    if let Some(location) = subject.tracker.location(tag) {
+                        subject.answers.push(Answer {
+                            tag,
+                            at_ms: now,
+                            station: location.station,
+                        });
+                    }
+                }
+            }
+            eprintln!("  minute {} of {}", tick * TICK_MS / 60_000, args.minutes);
+        }
+    }
+    let truth = city.finish_truth();
+    let mut intervals: HashMap<TagId, Vec<TruthInterval>> = HashMap::new();
+    for interval in truth {
+        intervals.entry(interval.tag).or_default().push(interval);
+    }
+    println!(
+        "location accuracy, {} vehicles, {} minutes, read rate at the centre {}:",
+        tags.len(),
+        args.minutes,
+        args.read_rate
+    );
+    println!("| tracker | answers in range | accuracy | lag p50 | lag p90 | lag max |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for subject in &subjects {
+        report(subject, &intervals);
+    }
+}
+
+/// Scores a subject's answers given while the vehicle was within range of some station: right
+/// when it is within range of the one given; otherwise, how long ago it left that one's range.
+fn report(subject: &Subject, intervals: &HashMap<TagId, Vec<TruthInterval>>) {
+    let none = Vec::new();
+    let (mut asked, mut right) = (0usize, 0usize);
+    let mut lags: Vec<i64> = Vec::new();
+    for answer in &subject.answers {
+        let tag_truth = intervals.get(&answer.tag).unwrap_or(&none);
+        // One tick of tolerance: a beacon is heard at the tick's end.
+        let within =
+            |i: &&TruthInterval| i.enter_ms - TICK_MS <= answer.at_ms && answer.at_ms <= i.exit_ms;
+        if !tag_truth.iter().any(|i| within(&i)) {
+            continue; // between stations: no station is right
+        }
+        asked += 1;
+        if tag_truth
+            .iter()
+            .any(|i| i.station == answer.station && within(&i))
+        {
+            right += 1;
+            lags.push(0);
+            continue;
+        }
+        let left = tag_truth
+            .iter()
+            .filter(|i| i.station == answer.station && i.exit_ms <= answer.at_ms)
+            .map(|i| i.exit_ms)
+            .max();
+        lags.push(left.map_or(i64::MAX, |exit| answer.at_ms - exit));
+    }
+    lags.sort_unstable();
+    let at = |p: f64| -> String {
+        match lags.get(((lags.len().max(1) - 1) as f64 * p) as usize) {
+            Some(&i64::MAX) => "never there".into(),
+            Some(&ms) => format!("{:.1} s", ms as f64 / 1000.0),
+            None => "-".into(),
+        }
+    };
+    println!(
+        "| {} | {} | {:.4} | {} | {} | {} |",
+        subject.name,
+        asked,
+        right as f64 / asked.max(1) as f64,
+        at(0.5),
+        at(0.9),
+        at(1.0)
+    );
+}
