@@ -9,12 +9,17 @@
 //!
 //! `cargo run --release -p tagwatch-benches --bin tagwatch-truth -- --tags 3000 --minutes 20`
 //!
-//! First figures only: location accuracy and lag. Geofences, intercepts, the other rules and
-//! time to recovery are still to come (issue 16).
+//! Intercepts: after a warm-up (the tracker learns the moves), a share of the vehicles is
+//! reported stolen; every `stolen_sighting` predicts the next stations, scored against the
+//! station the vehicle truly reached next (top-1, top-3) and when (ETA error).
+//!
+//! Geofences, the other rules and time to recovery are still to come (issue 16).
 
 use clap::Parser;
 use std::collections::HashMap;
-use tagwatch_model::{tag_flags, Detection, FrameKey, SessionId, Station, StationId, TagId};
+use tagwatch_model::{
+    tag_flags, Alert, AlertKind, CaseId, Detection, FrameKey, SessionId, Station, StationId, TagId,
+};
 use tagwatch_sim::city::{City, CityConfig, TruthInterval};
 use tagwatch_tracker::{Observation, Tracker, TrackerConfig};
 
@@ -33,6 +38,12 @@ struct Args {
     read_rate: f64,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+    /// Minutes the tracker learns moves before thefts are reported.
+    #[arg(long, default_value_t = 10)]
+    warm_up: i64,
+    /// Share of the vehicles reported stolen after the warm-up.
+    #[arg(long, default_value_t = 0.05)]
+    stolen: f64,
 }
 
 const TICK_MS: i64 = 100;
@@ -49,6 +60,8 @@ struct Subject {
     name: &'static str,
     tracker: Tracker,
     answers: Vec<Answer>,
+    /// Its stolen-sighting alerts that predict where the vehicle goes next.
+    sightings: Vec<Alert>,
     /// Whether its detections carry the MOVING flag.
     moving_flag: bool,
 }
@@ -77,6 +90,7 @@ fn main() {
                 name,
                 tracker,
                 answers: Vec::new(),
+                sightings: Vec::new(),
                 moving_flag,
             }
         })
@@ -137,13 +151,25 @@ fn main() {
                     reader_position: None,
                     detections: &detections,
                 };
-                subject.tracker.apply(obs, now);
+                let alerts = subject.tracker.apply(obs, now);
+                subject.sightings.extend(alerts.into_iter().filter(|a| {
+                    a.kind == AlertKind::StolenSighting && !a.detail.intercept.is_empty()
+                }));
             }
         }
         if tick % 10 == 0 {
             for subject in &mut subjects {
                 subject.tracker.take_changes();
             }
+        }
+        if tick == args.warm_up * 60_000 / TICK_MS {
+            let stolen = (tags.len() as f64 * args.stolen) as usize;
+            for subject in &mut subjects {
+                for (case, &tag) in tags.iter().take(stolen).enumerate() {
+                    subject.tracker.report_stolen(tag, CaseId(case as i64 + 1));
+                }
+            }
+            eprintln!("  {stolen} vehicles reported stolen");
         }
         if tick % (60_000 / TICK_MS) == 0 {
             for subject in &mut subjects {
@@ -176,6 +202,60 @@ fn main() {
     for subject in &subjects {
         report(subject, &intervals);
     }
+    println!();
+    println!(
+        "intercept prediction (stolen sightings after a {}-minute warm-up):",
+        args.warm_up
+    );
+    println!("| tracker | sightings scored | top-1 | top-3 | ETA error p50 | p90 | abs. p50 |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for subject in &subjects {
+        report_intercepts(subject, &intervals);
+    }
+}
+
+/// Scores each prediction against the station the vehicle's range truly reached next (the first
+/// other station it came within range of after the sighting) and when it did.
+fn report_intercepts(subject: &Subject, intervals: &HashMap<TagId, Vec<TruthInterval>>) {
+    let (mut scored, mut top1, mut top3) = (0usize, 0usize, 0usize);
+    let (mut relative, mut absolute): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for alert in &subject.sightings {
+        let Some(tag) = alert.tag else { continue };
+        let next = intervals.get(&tag).and_then(|list| {
+            list.iter()
+                .filter(|i| i.station != alert.station && i.enter_ms > alert.seen_at_ms)
+                .min_by_key(|i| i.enter_ms)
+        });
+        let Some(next) = next else { continue };
+        scored += 1;
+        let predicted = &alert.detail.intercept;
+        if predicted[0].station == next.station {
+            top1 += 1;
+        }
+        if let Some(hit) = predicted.iter().take(3).find(|p| p.station == next.station) {
+            top3 += 1;
+            let true_s = (next.enter_ms - alert.seen_at_ms) as f64 / 1000.0;
+            absolute.push((hit.eta_s - true_s).abs());
+            relative.push((hit.eta_s - true_s).abs() / true_s.max(1.0));
+        }
+    }
+    let pct = |values: &mut Vec<f64>, p: f64| -> f64 {
+        values.sort_by(f64::total_cmp);
+        values
+            .get(((values.len().max(1) - 1) as f64 * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "| {} | {} | {:.3} | {:.3} | {:.0} % | {:.0} % | {:.1} s |",
+        subject.name,
+        scored,
+        top1 as f64 / scored.max(1) as f64,
+        top3 as f64 / scored.max(1) as f64,
+        pct(&mut relative, 0.5) * 100.0,
+        pct(&mut relative, 0.9) * 100.0,
+        pct(&mut absolute, 0.5)
+    );
 }
 
 /// Scores a subject's answers given while the vehicle was within range of some station: right
