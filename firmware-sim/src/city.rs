@@ -109,6 +109,10 @@ struct Vehicle {
     at: (u32, u32),
     motion: Motion,
     beacon_phase_ms: i64,
+    /// The intersection it is driving to: traffic has a direction, as a city's does.
+    dest: (u32, u32),
+    /// Along x first, then y (else the other way): one turn per trip.
+    x_first: bool,
 }
 
 /// The whole simulated world.
@@ -161,13 +165,15 @@ impl City {
                         f64::from(at.1) * config.spacing_m,
                     ],
                     at,
+                    dest: at,
+                    x_first: true,
                     motion: Motion::Parked {
                         until_ms: start_ms,
                         resume_to: None,
                     },
                     beacon_phase_ms: rng.i64(0..config.beacon_interval_ms),
                 };
-                vehicle.motion = next_motion(&config, &mut rng, &vehicle, start_ms);
+                vehicle.motion = next_motion(&config, &mut rng, &mut vehicle, start_ms);
                 vehicle
             })
             .collect();
@@ -349,23 +355,35 @@ impl City {
     }
 }
 
-fn next_motion(config: &CityConfig, rng: &mut fastrand::Rng, v: &Vehicle, now: i64) -> Motion {
+/// The next block: towards the vehicle's destination, along one axis and then the other (a new
+/// destination at random once there).
+fn next_motion(
+    config: &CityConfig,
+    rng: &mut fastrand::Rng,
+    v: &mut Vehicle,
+    now: i64,
+) -> Motion {
     let (x, y) = v.at;
-    let mut options = Vec::with_capacity(4);
-    if x > 0 {
-        options.push((x - 1, y));
+    if v.dest == v.at {
+        v.dest = (rng.u32(0..config.grid_w), rng.u32(0..config.grid_h));
+        v.x_first = rng.bool();
     }
-    if x + 1 < config.grid_w {
-        options.push((x + 1, y));
-    }
-    if y > 0 {
-        options.push((x, y - 1));
-    }
-    if y + 1 < config.grid_h {
-        options.push((x, y + 1));
-    }
-    match options.get(rng.usize(0..options.len().max(1))) {
-        Some(&to) => Motion::Driving {
+    let step = |from: u32, to: u32| match to.cmp(&from) {
+        std::cmp::Ordering::Greater => from + 1,
+        std::cmp::Ordering::Less => from - 1,
+        std::cmp::Ordering::Equal => from,
+    };
+    let along_x = (step(x, v.dest.0), y);
+    let along_y = (x, step(y, v.dest.1));
+    let next = match (along_x != v.at, along_y != v.at) {
+        (true, true) if v.x_first => Some(along_x),
+        (true, true) => Some(along_y),
+        (true, false) => Some(along_x),
+        (false, true) => Some(along_y),
+        (false, false) => None,
+    };
+    match next {
+        Some(to) => Motion::Driving {
             to,
             speed_mps: 6.0 + rng.f64() * 8.0,
             // Parking happens mid-block, somewhere along the road.
