@@ -357,12 +357,7 @@ impl City {
 
 /// The next block: towards the vehicle's destination, along one axis and then the other (a new
 /// destination at random once there).
-fn next_motion(
-    config: &CityConfig,
-    rng: &mut fastrand::Rng,
-    v: &mut Vehicle,
-    now: i64,
-) -> Motion {
+fn next_motion(config: &CityConfig, rng: &mut fastrand::Rng, v: &mut Vehicle, now: i64) -> Motion {
     let (x, y) = v.at;
     if v.dest == v.at {
         v.dest = (rng.u32(0..config.grid_w), rng.u32(0..config.grid_h));
