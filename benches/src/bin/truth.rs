@@ -44,6 +44,10 @@ struct Args {
     /// Share of the vehicles reported stolen after the warm-up.
     #[arg(long, default_value_t = 0.05)]
     stolen: f64,
+    /// Share of the blocks along which a vehicle stops for 30 s to 10 min (the city's default
+    /// when not given).
+    #[arg(long)]
+    parked_fraction: Option<f64>,
 }
 
 const TICK_MS: i64 = 100;
@@ -68,12 +72,15 @@ struct Subject {
 
 fn main() {
     let args = Args::parse();
+    let default = CityConfig::default();
     let config = CityConfig {
         seed: args.seed,
         tags: args.tags,
         read_rate_center: args.read_rate,
-        ..CityConfig::default()
+        parked_fraction: args.parked_fraction.unwrap_or(default.parked_fraction),
+        ..default
     };
+    let parked_fraction = config.parked_fraction;
     let mut city = City::new(config, 1_800_000_000_000);
     let mut subjects: Vec<Subject> = [("MOVING flag", true), ("no flag", false)]
         .into_iter()
@@ -192,10 +199,11 @@ fn main() {
         intervals.entry(interval.tag).or_default().push(interval);
     }
     println!(
-        "location accuracy, {} vehicles, {} minutes, read rate at the centre {}:",
+        "location accuracy, {} vehicles, {} minutes, read rate at the centre {}, stops on {} of the blocks:",
         tags.len(),
         args.minutes,
-        args.read_rate
+        args.read_rate,
+        parked_fraction
     );
     println!("| tracker | answers in range | accuracy | lag p50 | lag p90 | lag max |");
     println!("|---|---:|---:|---:|---:|---:|");
