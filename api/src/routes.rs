@@ -355,15 +355,19 @@ pub async fn list_alerts(
         tag: Option<String>,
     }
     // A query that names a vehicle asks for its sightings: a refusal to read it is audited.
-    let query = match Query::<Stated>::try_from_uri(&uri)
-        .ok()
-        .and_then(|q| q.0.tag)
-    {
-        Some(tag) => {
-            let target = format!("tag:{tag}");
-            movement_query(&state, &caller, "vehicle.alerts", target, &uri, query).await?
-        }
-        None => query.map_err(|e| ApiError::BadBody(e.body_text()))?.0,
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => match Query::<Stated>::try_from_uri(&uri)
+            .ok()
+            .and_then(|q| q.0.tag)
+        {
+            Some(tag) => {
+                let target = format!("tag:{tag}");
+                let refused = Err(rejection);
+                movement_query(&state, &caller, "vehicle.alerts", target, &uri, refused).await?
+            }
+            None => return Err(ApiError::BadBody(rejection.body_text())),
+        },
     };
     let tag = query.tag.as_deref().map(tag_from_path).transpose()?;
     let page = (|| {

@@ -4,33 +4,20 @@
 mod support;
 
 use futures_util::StreamExt;
-use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 use support::{client, provision, TestServer, TestStation, TOKEN};
 use tagwatch_gateway::wire::AckStatus;
 use tagwatch_model::time::{from_rfc3339, now_ms};
 
-async fn get(server: &TestServer, path: &str) -> (StatusCode, Value) {
-    let response = client()
-        .get(server.url(path))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+async fn get(server: &TestServer, path: &str) -> (reqwest::StatusCode, Value) {
+    support::get(server, path, TOKEN).await
 }
 
 async fn report_theft(server: &TestServer, tag: u32) {
-    let response = client()
-        .post(server.url(&format!("/api/v1/vehicles/{tag}/theft")))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"note": "taken from outside the market"}))
-        .send()
-        .await
-        .expect("theft");
-    assert_eq!(response.status(), 201);
+    let note = serde_json::json!({"note": "taken from outside the market"});
+    let path = format!("/api/v1/vehicles/{tag}/theft");
+    assert_eq!(support::post(server, &path, TOKEN, note).await.0, 201);
 }
 
 /// The next alert on `events` about `tag`.

@@ -568,10 +568,7 @@ impl Tracker {
         let mut found = Vec::new();
         self.station_watch
             .heard(frame.station, sent_at_ms, now_ms, fresh, &mut found);
-        for finding in found {
-            let alert = self.station_alert(finding, Some(frame), now_ms);
-            alerts.push(alert);
-        }
+        self.station_alerts(found, frame, now_ms, alerts);
     }
 
     /// A STATUS heartbeat from `frame.station`: as [`Tracker::heard_from`] (fresh when nothing
@@ -589,6 +586,17 @@ impl Tracker {
         let mut found = Vec::new();
         self.station_watch
             .heartbeat(frame.station, beat, &mut found);
+        self.station_alerts(found, frame, now_ms, alerts);
+    }
+
+    /// Raises what the station watch found, shown by `frame`.
+    fn station_alerts(
+        &mut self,
+        found: Vec<station_watch::Finding>,
+        frame: FrameKey,
+        now_ms: i64,
+        alerts: &mut Vec<Alert>,
+    ) {
         for finding in found {
             let alert = self.station_alert(finding, Some(frame), now_ms);
             alerts.push(alert);

@@ -279,46 +279,45 @@ impl TestStation {
         }
     }
 
-    pub fn detections(&self, seq: u32, time_ms: i64, tags: &[u32]) -> Frame {
+    /// A frame of this station built at `time_ms` by its clock.
+    fn frame(&self, seq: u32, time_ms: i64, body: Body) -> Frame {
         Frame {
             station: self.id,
             session: self.session,
             seq,
             time_ms: u64::try_from(time_ms).expect("positive"),
             position: None,
-            body: Body::Detections(
-                tags.iter()
-                    .map(|&t| Record {
-                        tag: TagId(t),
-                        age_ms: 0,
-                        rssi: -60,
-                        reads: 2,
-                        tag_flags: 0,
-                        antenna: 1,
-                    })
-                    .collect(),
-            ),
+            body,
         }
+    }
+
+    pub fn detections(&self, seq: u32, time_ms: i64, tags: &[u32]) -> Frame {
+        let records = tags
+            .iter()
+            .map(|&t| Record {
+                tag: TagId(t),
+                age_ms: 0,
+                rssi: -60,
+                reads: 2,
+                tag_flags: 0,
+                antenna: 1,
+            })
+            .collect();
+        self.frame(seq, time_ms, Body::Detections(records))
     }
 
     /// A STATUS heartbeat built at `time_ms` by the station's clock, `backlog` frames waiting.
     #[allow(dead_code)]
     pub fn status(&self, seq: u32, time_ms: i64, backlog: u32) -> Frame {
-        Frame {
-            station: self.id,
-            session: self.session,
-            seq,
-            time_ms: u64::try_from(time_ms).expect("positive"),
-            position: None,
-            body: Body::Status(wire::Status {
-                uptime_s: 3_600,
-                backlog,
-                fw_version: 1,
-                temp_c: 30,
-                power: 0,
-                tags_in_range: 0,
-            }),
-        }
+        let status = wire::Status {
+            uptime_s: 3_600,
+            backlog,
+            fw_version: 1,
+            temp_c: 30,
+            power: 0,
+            tags_in_range: 0,
+        };
+        self.frame(seq, time_ms, Body::Status(status))
     }
 
     pub async fn send_bytes(&self, bytes: &[u8]) {
