@@ -589,6 +589,7 @@ async fn flush(
             .map(|(station, session)| dedupe.watermark(station, session))
             .collect(),
         statuses: done.statuses.into_values().collect(),
+        reader_fixes: tracker.take_reader_fixes(),
         journal,
         journal_done_through,
     };

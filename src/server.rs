@@ -153,8 +153,14 @@ impl Server {
         for &(tag, case) in &open_cases {
             tracker.report_stolen(tag, case);
         }
-        // Visits that later frames (resends, backlog) may still extend.
-        for visit in store.open_visits(tracker_config.hot_window_ms).await? {
+        // Visits that later frames (resends, backlog) may still extend, and where the mobile
+        // readers among their stations were while they were heard.
+        let open_visits = store.open_visits(tracker_config.hot_window_ms).await?;
+        let oldest = open_visits.iter().map(|v| v.first_seen_ms).min();
+        for fix in store.reader_fixes_since(oldest.unwrap_or(i64::MAX)).await? {
+            tracker.restore_reader_fix(fix);
+        }
+        for visit in open_visits {
             tracker.restore_visit(visit);
         }
         for (tag, _, position) in store.guards().await? {

@@ -129,8 +129,13 @@ pub struct StationHealth {
 pub struct StationAnswer {
     pub id: u32,
     pub name: String,
+    /// Where the station is: its surveyed place, or a mobile reader's latest GPS fix.
     pub lat: f64,
     pub lon: f64,
+    /// A mobile reader (a patrol car or handheld): it sends its position in its frames.
+    pub mobile: bool,
+    /// When a mobile reader was at `lat`/`lon` (its latest fix); absent for a fixed station.
+    pub position_at: Option<String>,
     pub silent: bool,
     pub last_frame_at: Option<String>,
     pub health: Option<StationHealth>,

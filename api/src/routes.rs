@@ -14,9 +14,10 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use tagwatch_model::time::{from_rfc3339, now_ms, to_rfc3339};
-use tagwatch_model::{AuditEntry, Role, Station, StationId, StationKey, TagId, Vehicle};
+use tagwatch_model::{AuditEntry, GeoPoint, Role, Station, StationId, StationKey, TagId, Vehicle};
 use tagwatch_tracker::{Command, LastSeen};
 
 /// How far a theft report without `last_seen_at` looks back when its owner never armed,
@@ -129,16 +130,26 @@ pub async fn list_stations(
     let now = now_ms();
     let stations = state.store.stations_health().await?;
     let ids: Vec<StationId> = stations.iter().map(|(s, _)| s.id).collect();
-    let last_frames: Vec<Option<i64>> = crate::ask_tracker(&state, move |tracker| {
-        ids.iter()
+    let (last_frames, readers) = crate::ask_tracker(&state, move |tracker| {
+        let last_frames: Vec<Option<i64>> = ids
+            .iter()
             .map(|&id| tracker.station_last_frame(id))
-            .collect()
+            .collect();
+        let readers: HashMap<StationId, (i64, GeoPoint)> = tracker
+            .reader_positions()
+            .into_iter()
+            .map(|(id, at, position)| (id, (at, position)))
+            .collect();
+        (last_frames, readers)
     })
     .await?;
     let stations = stations
         .into_iter()
         .zip(last_frames)
         .map(|((station, status), last_frame)| {
+            // A mobile reader is where its latest GPS fix says, not at its surveyed place.
+            let fix = readers.get(&station.id);
+            let position = fix.map_or(station.position, |&(_, p)| p);
             let heard_at = status.as_ref().map(|s| s.received_at_ms).max(last_frame);
             let silent = heard_at.is_none_or(|at| now - at > SILENT_AFTER_MS);
             let health = status.map(|s| StationHealth {
@@ -160,8 +171,10 @@ pub async fn list_stations(
             StationAnswer {
                 id: station.id.0,
                 name: station.name,
-                lat: station.position.lat,
-                lon: station.position.lon,
+                lat: position.lat,
+                lon: position.lon,
+                mobile: fix.is_some(),
+                position_at: fix.map(|&(at, _)| to_rfc3339(at)),
                 silent,
                 last_frame_at: last_frame.map(to_rfc3339),
                 health,

@@ -55,6 +55,15 @@ pub struct Station {
     pub position: GeoPoint,
 }
 
+/// Where a mobile reader (a patrol car or handheld) was, by its GPS, at a time (server-trusted
+/// time: the frame's send time, corrected for the reader's clock).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReaderFix {
+    pub station: StationId,
+    pub at_ms: i64,
+    pub position: GeoPoint,
+}
+
 /// A registered vehicle and its owner's contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vehicle {

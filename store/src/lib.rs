@@ -20,14 +20,18 @@
 /// (For the rarely-called functions whose SQL is the same on both backends.)
 macro_rules! on_backend {
     ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        on_backend!($store, writer, |$pool, $sql| $body)
+    };
+    // `reader`: questions that must not queue behind a flush on SQLite's one writer.
+    ($store:expr, $which:ident, |$pool:ident, $sql:ident| $body:expr) => {
         match $store {
             Store::Sqlite(s) => {
-                let $pool = &s.writer;
+                let $pool = &s.$which;
                 let $sql = |q: &str| q.replace('$', "?");
                 $body
             }
             Store::Postgres(s) => {
-                let $pool = &s.writer;
+                let $pool = &s.$which;
                 let $sql = |q: &str| q.to_owned();
                 $body
             }
@@ -38,6 +42,7 @@ macro_rules! on_backend {
 mod accounts;
 mod admin;
 pub mod postgres;
+mod readers;
 mod response;
 pub mod sqlite;
 mod watch;
@@ -47,7 +52,7 @@ pub use admin::{Account, VehicleRow};
 pub use watch::Precinct;
 
 use tagwatch_model::{
-    Alert, AlertId, AlertKind, AuditEntry, CaseId, GeoBox, GeoPoint, Role, Station, StationId,
+    Alert, AlertId, AlertKind, AuditEntry, CaseId, GeoPoint, ReaderFix, Role, Station, StationId,
     StationKey, StationStatus, TagId, User, UserId, Vehicle, Visit, VisitId, Watermark,
 };
 
@@ -93,6 +98,9 @@ pub struct Batch {
     pub alerts: Vec<Alert>,
     pub watermarks: Vec<Watermark>,
     pub statuses: Vec<StationStatus>,
+    /// Mobile readers' GPS fixes (a fix already stored is kept as it is: a replayed frame
+    /// brings the same one again).
+    pub reader_fixes: Vec<ReaderFix>,
     /// Frames applied since the last checkpoint whose visits this batch does not write.
     pub journal: Vec<JournalEntry>,
     /// A checkpoint: the batch's visits cover every frame journaled up to this seq, so those
@@ -120,6 +128,7 @@ impl Batch {
             && self.alerts.is_empty()
             && self.watermarks.is_empty()
             && self.statuses.is_empty()
+            && self.reader_fixes.is_empty()
             && self.journal.is_empty()
             && self.journal_done_through.is_none()
     }
@@ -132,6 +141,7 @@ impl Batch {
             + self.alerts.len()
             + self.watermarks.len()
             + self.statuses.len()
+            + self.reader_fixes.len()
             + self.journal.len()
     }
 }
@@ -210,6 +220,18 @@ impl Store {
         }
     }
 
+    /// Drops visits that ended before `cutoff_ms`, except those of tags with an open theft case
+    /// (Postgres: whole daily partitions), and the mobile readers' fixes no kept visit needs.
+    /// Returns the visit rows dropped.
+    pub async fn retain(&self, cutoff_ms: i64) -> Result<u64> {
+        let dropped = match self {
+            Store::Sqlite(s) => s.retain(cutoff_ms).await?,
+            Store::Postgres(s) => s.retain(cutoff_ms).await?,
+        };
+        self.retain_reader_fixes(cutoff_ms).await?;
+        Ok(dropped)
+    }
+
     /// `sqlite` or `postgres`, for logs and health.
     pub fn backend(&self) -> &'static str {
         match self {
@@ -221,13 +243,8 @@ impl Store {
     delegate! {
         /// Every station with its last heartbeat, if it sent one.
         pub async fn stations_health(&self) -> Result<Vec<(Station, Option<StationStatus>)>>;
-        /// Visits at stations inside the box that overlap `[from_ms, to_ms]`, in time order.
-        pub async fn visits_in_box(&self, area: GeoBox, from_ms: i64, to_ms: i64, limit: u32) -> Result<Vec<PlacedVisit>>;
         /// Closes the open theft case of `tag` (the vehicle was recovered).
         pub async fn close_case(&self, tag: TagId, closed_at_ms: i64) -> Result<CaseId>;
-    /// Drops visits that ended before `cutoff_ms`, except those of tags with an open theft case
-    /// (Postgres: whole daily partitions). Returns the visit rows dropped.
-    pub async fn retain(&self, cutoff_ms: i64) -> Result<u64>;
     /// Runs the migrations only (they are idempotent: `tagwatch migrate`).
     pub async fn migrate(&self) -> Result<()>;
     pub async fn insert_station(&self, station: &Station, key: &StationKey, now_ms: i64) -> Result<()>;
@@ -257,11 +274,8 @@ impl Store {
     pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>>;
     /// The next unused visit id and alert seq.
     pub async fn next_ids(&self) -> Result<(i64, i64)>;
-    pub async fn last_location(&self, tag: TagId) -> Result<Option<Location>>;
     /// The tag heard most recently, if any.
     pub async fn most_recent_tag(&self) -> Result<Option<TagId>>;
-    /// The visits of `tag` overlapping `[from_ms, to_ms]`, in time order, at most `limit`.
-    pub async fn track(&self, tag: TagId, from_ms: i64, to_ms: i64, limit: u32) -> Result<Vec<PlacedVisit>>;
     /// Every visit, in id order (tests and exports).
     pub async fn all_visits(&self) -> Result<Vec<Visit>>;
     /// Alerts with `seq > after`, oldest first, at most `limit`.

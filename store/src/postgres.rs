@@ -8,9 +8,8 @@
 //! tables go in with `UNNEST` arrays. Everything of a flush commits in one transaction.
 
 use crate::{
-    alert_detail_column, alert_from_row, alert_tag_column, is_unique_violation,
-    placed_visit_from_row, to_u32, user_from_row, visit_from_row, AlertRow, Batch, Error,
-    JournalEntry, Location, PlacedVisit, PlacedVisitRow, Result, UserRow, VisitRow,
+    alert_detail_column, alert_from_row, alert_tag_column, is_unique_violation, to_u32,
+    user_from_row, visit_from_row, AlertRow, Batch, Error, JournalEntry, Result, UserRow, VisitRow,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgConnection, Postgres, Transaction};
@@ -18,8 +17,8 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 use tagwatch_model::{
-    Alert, CaseId, GeoBox, GeoPoint, Role, SessionId, Station, StationId, StationKey,
-    StationStatus, TagId, User, UserId, Vehicle, Visit, VisitId, Watermark,
+    Alert, CaseId, GeoPoint, Role, SessionId, Station, StationId, StationKey, StationStatus, TagId,
+    User, UserId, Vehicle, Visit, VisitId, Watermark,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -35,7 +34,7 @@ pub struct PgStore {
     /// One more for checkpoints, so that writing a checkpoint's visits does not hold up the
     /// flushes (and ACKs) behind it: the two touch different rows.
     checkpointer: PgPool,
-    reader: PgPool,
+    pub(crate) reader: PgPool,
 }
 
 impl PgStore {
@@ -464,6 +463,40 @@ async fn commit_on(pool: &PgPool, batch: &Batch) -> Result<()> {
         .execute(&mut *tx)
         .await?;
     }
+    if !batch.reader_fixes.is_empty() {
+        let f = &batch.reader_fixes;
+        let stations: Vec<i64> = f.iter().map(|f| i64::from(f.station.0)).collect();
+        let times: Vec<i64> = f.iter().map(|f| f.at_ms).collect();
+        let lats: Vec<f64> = f.iter().map(|f| f.position.lat).collect();
+        let lons: Vec<f64> = f.iter().map(|f| f.position.lon).collect();
+        sqlx::query(
+            "INSERT INTO reader_fixes (station, at_ms, lat, lon) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::float8[], $4::float8[]) \
+             ON CONFLICT (station, at_ms) DO NOTHING",
+        )
+        .bind(&stations)
+        .bind(&times)
+        .bind(&lats)
+        .bind(&lons)
+        .execute(&mut *tx)
+        .await?;
+        // One row per reader: its latest fix in the batch, if later than the one stored.
+        sqlx::query(
+            "INSERT INTO readers (station, at_ms, lat, lon) \
+             SELECT DISTINCT ON (station) * \
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::float8[], $4::float8[]) \
+               AS f (station, at_ms, lat, lon) \
+             ORDER BY station, at_ms DESC \
+             ON CONFLICT (station) DO UPDATE SET at_ms = excluded.at_ms, lat = excluded.lat, \
+               lon = excluded.lon WHERE excluded.at_ms > readers.at_ms",
+        )
+        .bind(&stations)
+        .bind(&times)
+        .bind(&lats)
+        .bind(&lons)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -676,27 +709,6 @@ impl PgStore {
 
     // ---- queries ----
 
-    pub async fn last_location(&self, tag: TagId) -> Result<Option<Location>> {
-        let row: Option<(i64, i64, f64, f64)> = sqlx::query_as(
-            "SELECT v.station, v.last_seen, s.lat, s.lon FROM \
-             (SELECT station, last_seen FROM visits WHERE tag = $1 \
-              ORDER BY first_seen DESC LIMIT 16) v \
-             JOIN stations s ON s.id = v.station ORDER BY v.last_seen DESC LIMIT 1",
-        )
-        .bind(i64::from(tag.0))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|(station, seen_at_ms, lat, lon)| {
-            Ok(Location {
-                tag,
-                station: StationId(to_u32(station)?),
-                position: GeoPoint { lat, lon },
-                seen_at_ms,
-            })
-        })
-        .transpose()
-    }
-
     pub async fn most_recent_tag(&self) -> Result<Option<TagId>> {
         // The newest visits by id are the newest created; the latest heard is among them.
         let tag: Option<i64> = sqlx::query_scalar(
@@ -706,28 +718,6 @@ impl PgStore {
         .fetch_optional(&self.reader)
         .await?;
         tag.map(|t| Ok(TagId(to_u32(t)?))).transpose()
-    }
-
-    pub async fn track(
-        &self,
-        tag: TagId,
-        from_ms: i64,
-        to_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<PlacedVisit>> {
-        let rows: Vec<PlacedVisitRow> = sqlx::query_as(
-            "SELECT v.id, v.tag, v.station, v.first_seen, v.last_seen, v.best_rssi, v.reads, \
-             s.lat, s.lon FROM visits v JOIN stations s ON s.id = v.station \
-             WHERE v.tag = $1 AND v.first_seen <= $2 AND v.last_seen >= $3 \
-             ORDER BY v.first_seen, v.id LIMIT $4",
-        )
-        .bind(i64::from(tag.0))
-        .bind(to_ms)
-        .bind(from_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(placed_visit_from_row).collect()
     }
 
     /// The visits of `tag` at `station` overlapping `[from_ms, to_ms]`.
@@ -750,33 +740,6 @@ impl PgStore {
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(visit_from_row).collect()
-    }
-
-    /// Visits at stations inside the box that overlap `[from_ms, to_ms]`, in time order.
-    pub async fn visits_in_box(
-        &self,
-        area: GeoBox,
-        from_ms: i64,
-        to_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<PlacedVisit>> {
-        let rows: Vec<PlacedVisitRow> = sqlx::query_as(
-            "SELECT v.id, v.tag, v.station, v.first_seen, v.last_seen, v.best_rssi, v.reads, \
-             s.lat, s.lon FROM stations s JOIN visits v ON v.station = s.id \
-             WHERE s.lat BETWEEN $1 AND $2 AND s.lon BETWEEN $3 AND $4 \
-             AND v.first_seen <= $5 AND v.last_seen >= $6 \
-             ORDER BY v.first_seen, v.id LIMIT $7",
-        )
-        .bind(area.south)
-        .bind(area.north)
-        .bind(area.west)
-        .bind(area.east)
-        .bind(to_ms)
-        .bind(from_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(placed_visit_from_row).collect()
     }
 
     pub async fn all_visits(&self) -> Result<Vec<Visit>> {

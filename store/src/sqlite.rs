@@ -4,9 +4,8 @@
 //! connection; readers run beside it.
 
 use crate::{
-    alert_detail_column, alert_from_row, alert_tag_column, is_unique_violation,
-    placed_visit_from_row, to_u32, user_from_row, visit_from_row, AlertRow, Batch, Error,
-    JournalEntry, Location, PlacedVisit, PlacedVisitRow, Result, UserRow, VisitRow,
+    alert_detail_column, alert_from_row, alert_tag_column, is_unique_violation, to_u32,
+    user_from_row, visit_from_row, AlertRow, Batch, Error, JournalEntry, Result, UserRow, VisitRow,
     ROWS_PER_STATEMENT,
 };
 use sqlx::sqlite::{
@@ -16,15 +15,15 @@ use sqlx::{QueryBuilder, Sqlite};
 use std::str::FromStr;
 use std::time::Duration;
 use tagwatch_model::{
-    Alert, CaseId, GeoBox, GeoPoint, Role, SessionId, Station, StationId, StationKey,
-    StationStatus, TagId, User, UserId, Vehicle, Visit, Watermark,
+    Alert, CaseId, GeoPoint, Role, SessionId, Station, StationId, StationKey, StationStatus, TagId,
+    User, UserId, Vehicle, Visit, Watermark,
 };
 
 /// A SQLite database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 impl SqliteStore {
@@ -378,6 +377,32 @@ impl SqliteStore {
             );
             q.build().execute(&mut *tx).await?;
         }
+        for chunk in batch.reader_fixes.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO reader_fixes (station, at_ms, lat, lon) ");
+            q.push_values(chunk, |mut row, f| {
+                row.push_bind(i64::from(f.station.0))
+                    .push_bind(f.at_ms)
+                    .push_bind(f.position.lat)
+                    .push_bind(f.position.lon);
+            });
+            q.push(" ON CONFLICT (station, at_ms) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO readers (station, at_ms, lat, lon) ");
+            q.push_values(chunk, |mut row, f| {
+                row.push_bind(i64::from(f.station.0))
+                    .push_bind(f.at_ms)
+                    .push_bind(f.position.lat)
+                    .push_bind(f.position.lon);
+            });
+            // `WHERE true`: SQLite's upsert after a VALUES list needs it to parse.
+            q.push(
+                " ON CONFLICT (station) DO UPDATE SET at_ms = excluded.at_ms, \
+                 lat = excluded.lat, lon = excluded.lon WHERE excluded.at_ms > readers.at_ms",
+            );
+            q.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -595,27 +620,6 @@ impl SqliteStore {
 
     // ---- queries ----
 
-    pub async fn last_location(&self, tag: TagId) -> Result<Option<Location>> {
-        let row: Option<(i64, i64, f64, f64)> = sqlx::query_as(
-            "SELECT v.station, v.last_seen, s.lat, s.lon FROM \
-             (SELECT station, last_seen FROM visits WHERE tag = ? \
-              ORDER BY first_seen DESC LIMIT 16) v \
-             JOIN stations s ON s.id = v.station ORDER BY v.last_seen DESC LIMIT 1",
-        )
-        .bind(i64::from(tag.0))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|(station, seen_at_ms, lat, lon)| {
-            Ok(Location {
-                tag,
-                station: StationId(to_u32(station)?),
-                position: GeoPoint { lat, lon },
-                seen_at_ms,
-            })
-        })
-        .transpose()
-    }
-
     /// The tag heard most recently, if any.
     pub async fn most_recent_tag(&self) -> Result<Option<TagId>> {
         let tag: Option<i64> =
@@ -623,29 +627,6 @@ impl SqliteStore {
                 .fetch_optional(&self.reader)
                 .await?;
         tag.map(|t| Ok(TagId(to_u32(t)?))).transpose()
-    }
-
-    /// The visits of `tag` overlapping `[from_ms, to_ms]`, in time order, at most `limit`.
-    pub async fn track(
-        &self,
-        tag: TagId,
-        from_ms: i64,
-        to_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<PlacedVisit>> {
-        let rows: Vec<PlacedVisitRow> = sqlx::query_as(
-            "SELECT v.id, v.tag, v.station, v.first_seen, v.last_seen, v.best_rssi, v.reads, \
-             s.lat, s.lon FROM visits v JOIN stations s ON s.id = v.station \
-             WHERE v.tag = ? AND v.first_seen <= ? AND v.last_seen >= ? \
-             ORDER BY v.first_seen, v.id LIMIT ?",
-        )
-        .bind(i64::from(tag.0))
-        .bind(to_ms)
-        .bind(from_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(placed_visit_from_row).collect()
     }
 
     /// The visits of `tag` at `station` overlapping `[from_ms, to_ms]` (late data merges into
@@ -669,33 +650,6 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(visit_from_row).collect()
-    }
-
-    /// Visits at stations inside the box that overlap `[from_ms, to_ms]`, in time order.
-    pub async fn visits_in_box(
-        &self,
-        area: GeoBox,
-        from_ms: i64,
-        to_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<PlacedVisit>> {
-        let rows: Vec<PlacedVisitRow> = sqlx::query_as(
-            "SELECT v.id, v.tag, v.station, v.first_seen, v.last_seen, v.best_rssi, v.reads, \
-             s.lat, s.lon FROM stations s JOIN visits v ON v.station = s.id \
-             WHERE s.lat BETWEEN ? AND ? AND s.lon BETWEEN ? AND ? \
-             AND v.first_seen <= ? AND v.last_seen >= ? \
-             ORDER BY v.first_seen, v.id LIMIT ?",
-        )
-        .bind(area.south)
-        .bind(area.north)
-        .bind(area.west)
-        .bind(area.east)
-        .bind(to_ms)
-        .bind(from_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(placed_visit_from_row).collect()
     }
 
     /// Every visit, in id order (tests and exports).

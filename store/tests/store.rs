@@ -1,8 +1,9 @@
 //! The store suite: what the rest of TagWatch relies on the database for.
 
 use tagwatch_model::{
-    Alert, AlertDetail, AlertId, AlertKind, CaseId, GeoPoint, Intercept, SessionId, Station,
-    StationId, StationKey, StationStatus, TagId, Vehicle, Visit, VisitId, Watermark,
+    Alert, AlertDetail, AlertId, AlertKind, CaseId, GeoBox, GeoPoint, Intercept, ReaderFix,
+    SessionId, Station, StationId, StationKey, StationStatus, TagId, Vehicle, Visit, VisitId,
+    Watermark,
 };
 use tagwatch_store::{Batch, Error, JournalEntry, Store};
 
@@ -282,6 +283,97 @@ async fn location_and_track_come_from_the_visits() {
                 .expect("track")
                 .len(),
             1
+        );
+    }
+}
+
+/// Station 3 is a mobile reader provisioned at 23.003: it heard tag 7 at 23.5 (fix at 2,500,
+/// the frame reporting the read at 2,000) and again at 24.0 after driving on (fix at 8,000).
+#[tokio::test]
+async fn a_mobile_readers_visits_are_placed_where_it_was() {
+    let fix = |at_ms: i64, lat: f64| ReaderFix {
+        station: StationId(3),
+        at_ms,
+        position: GeoPoint { lat, lon: 116.0 },
+    };
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        for id in [1, 3] {
+            let key = StationKey([u8::try_from(id).expect("small"); 32]);
+            store
+                .insert_station(&station(id), &key, 0)
+                .await
+                .expect("station");
+        }
+        let batch = Batch {
+            visits: vec![
+                visit(1, 7, 3, 2_000, 2_400),
+                visit(2, 7, 3, 7_000, 7_900),
+                visit(3, 8, 1, 7_000, 7_900),
+            ],
+            reader_fixes: vec![fix(1_000, 23.4), fix(2_500, 23.5), fix(8_000, 24.0)],
+            ..Batch::default()
+        };
+        store.commit(&batch).await.expect("commit");
+        // A replayed frame brings a fix already stored: kept as it is, nothing fails.
+        let replay = Batch {
+            reader_fixes: vec![fix(2_500, 23.5)],
+            ..Batch::default()
+        };
+        store.commit(&replay).await.expect("replay");
+
+        let track = store.track(TagId(7), 0, 10_000, 10).await.expect("track");
+        let lats: Vec<f64> = track.iter().map(|p| p.position.lat).collect();
+        assert_eq!(lats, vec![23.5, 24.0]);
+        let location = store
+            .last_location(TagId(7))
+            .await
+            .expect("location")
+            .expect("known");
+        assert_eq!(
+            (location.station, location.position.lat),
+            (StationId(3), 24.0)
+        );
+        let around = |lat: f64| GeoBox {
+            south: lat - 0.001,
+            west: 115.99,
+            north: lat + 0.001,
+            east: 116.01,
+        };
+        let found = |visits: Vec<tagwatch_store::PlacedVisit>| -> Vec<i64> {
+            visits.iter().map(|p| p.visit.id.0).collect()
+        };
+        let in_box = store
+            .visits_in_box(around(23.5), 0, 10_000, 10)
+            .await
+            .expect("box");
+        assert_eq!(found(in_box), vec![1]);
+        let precinct = store
+            .visits_in_box(around(23.003), 0, 10_000, 10)
+            .await
+            .expect("box");
+        assert_eq!(
+            found(precinct),
+            Vec::<i64>::new(),
+            "not at the reader's surveyed place"
+        );
+        let fixed = store
+            .visits_in_box(around(23.001), 0, 10_000, 10)
+            .await
+            .expect("box");
+        assert_eq!(found(fixed), vec![3]);
+
+        assert_eq!(
+            store.reader_positions().await.expect("readers"),
+            vec![fix(8_000, 24.0)]
+        );
+        let since = store.reader_fixes_since(2_000).await.expect("fixes");
+        assert_eq!(since, vec![fix(2_500, 23.5), fix(8_000, 24.0)]);
+        // Retention drops the fixes no kept visit needs, keeping each reader's latest place.
+        store.retain(9_000).await.expect("retain");
+        assert_eq!(
+            store.reader_fixes_since(0).await.expect("fixes"),
+            vec![fix(8_000, 24.0)]
         );
     }
 }

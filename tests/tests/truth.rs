@@ -185,3 +185,132 @@ async fn a_theft_reported_without_a_time_alerts_the_sighting_just_before_it() {
     let (_, alerts) = get(&server, "/api/v1/alerts?tag=7&purpose=case%20C-16").await;
     assert_eq!(alerts["alerts"], serde_json::json!([]), "{alerts}");
 }
+
+/// Station 1002 is a patrol car's reader, provisioned at its precinct. The car drives 5 km north
+/// and hears tag 2 there: every answer (location, track, radius, area from memory and from the
+/// store, the station list) places the read where the car was, none at the precinct.
+#[tokio::test]
+async fn every_answer_places_a_mobile_read_where_the_reader_was() {
+    let server = TestServer::start().await;
+    provision(&server, 1001, 1).await;
+    provision(&server, 1002, 2).await;
+    let precinct = support::station(1002).position;
+    let car = tagwatch_model::GeoPoint {
+        lat: precinct.lat + 0.045,
+        lon: precinct.lon,
+    };
+    let reader = TestStation::udp(1002, 1, server.udp()).await;
+    let now = now_ms();
+    let mut frame = reader.detections(1, now, &[2]);
+    frame.position = Some(tagwatch_gateway::wire::Position {
+        lat_e7: (car.lat * 1e7).round() as i32,
+        lon_e7: (car.lon * 1e7).round() as i32,
+    });
+    assert_eq!(reader.exchange(&frame).await, AckStatus::Accepted);
+    let near = |p: tagwatch_model::GeoPoint| {
+        (p.lat - car.lat).abs() < 1e-6 && (p.lon - car.lon).abs() < 1e-6
+    };
+    let point = |lat: &Value, lon: &Value| tagwatch_model::GeoPoint {
+        lat: lat.as_f64().expect("lat"),
+        lon: lon.as_f64().expect("lon"),
+    };
+
+    let (_, location) = get(&server, "/api/v1/vehicles/2/location?purpose=case%20C-3").await;
+    assert!(
+        near(point(&location["lat"], &location["lon"])),
+        "{location}"
+    );
+    let (_, track) = get(&server, "/api/v1/vehicles/2/track?purpose=case%20C-3").await;
+    let features = track["features"].as_array().expect("features");
+    assert_eq!(features.len(), 1, "{track}");
+    let xy = &features[0]["geometry"]["coordinates"];
+    assert!(near(point(&xy[1], &xy[0])), "{track}");
+
+    let radius = |p: tagwatch_model::GeoPoint| {
+        format!(
+            "/api/v1/tags/near?lat={}&lon={}&radius_m=500&purpose=case%20C-3",
+            p.lat, p.lon
+        )
+    };
+    let tags = |body: &Value| -> Vec<u64> {
+        body["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .map(|t| t["tag"].as_u64().expect("tag"))
+            .collect()
+    };
+    assert_eq!(tags(&get(&server, &radius(car)).await.1), vec![2]);
+    assert_eq!(
+        tags(&get(&server, &radius(precinct)).await.1),
+        Vec::<u64>::new()
+    );
+
+    let through = |p: tagwatch_model::GeoPoint, from_ms: i64| {
+        let (from, to) = (
+            tagwatch_model::time::to_rfc3339(from_ms),
+            tagwatch_model::time::to_rfc3339(now + 60_000),
+        );
+        format!(
+            "/api/v1/tags/through?south={}&west={}&north={}&east={}&from={from}&to={to}&purpose=case%20C-3",
+            p.lat - 0.002, p.lon - 0.002, p.lat + 0.002, p.lon + 0.002
+        )
+    };
+    // From memory (from the first detection on), then from the store (a window before the tracker's first
+    // detection); the visit reaches the store with the next flush.
+    for (from, source) in [(now, "memory"), (now - 7_200_000, "store")] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (status, body) = get(&server, &through(car, from)).await;
+            assert_eq!(
+                (status.as_u16(), body["source"].as_str()),
+                (200, Some(source)),
+                "{body}"
+            );
+            if tags(&body) == vec![2] {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{source}: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (_, body) = get(&server, &through(precinct, from)).await;
+        assert_eq!(tags(&body), Vec::<u64>::new(), "{source}: {body}");
+    }
+
+    let (_, list) = get(&server, "/api/v1/stations").await;
+    let stations = list["stations"].as_array().expect("stations");
+    let car_reader = stations.iter().find(|s| s["id"] == 1002).expect("1002");
+    assert_eq!(car_reader["mobile"], true, "{list}");
+    assert!(
+        near(point(&car_reader["lat"], &car_reader["lon"])),
+        "{list}"
+    );
+    assert_eq!(
+        car_reader["position_at"],
+        tagwatch_model::time::to_rfc3339(now)
+    );
+    let fixed = stations.iter().find(|s| s["id"] == 1001).expect("1001");
+    assert_eq!(
+        (fixed["mobile"].clone(), fixed["position_at"].clone()),
+        (Value::Bool(false), Value::Null)
+    );
+
+    // After a restart, the stored track and last location still place it where the car was.
+    let mut server = server;
+    server.restart().await;
+    let (_, track) = get(&server, "/api/v1/vehicles/2/track?purpose=case%20C-3").await;
+    let xy = &track["features"][0]["geometry"]["coordinates"];
+    assert!(near(point(&xy[1], &xy[0])), "{track}");
+    let (_, list) = get(&server, "/api/v1/stations").await;
+    let car_reader = list["stations"]
+        .as_array()
+        .expect("stations")
+        .iter()
+        .find(|s| s["id"] == 1002)
+        .cloned()
+        .expect("1002");
+    assert!(
+        near(point(&car_reader["lat"], &car_reader["lon"])),
+        "{list}"
+    );
+}

@@ -8,6 +8,7 @@
 //! - [`visits`]: detections → visits (per tag and station), robust to gaps, reordering, late data.
 //! - [`placement`]: where each tag is now, one station at a time, without ping-pong.
 //! - [`spatial`]: stations in a 2-D R-tree, and the tags placed at each.
+//! - [`readers`]: where each mobile reader was over time, which places its reads.
 //! - [`trajectory`]: closed visits and the moves between them in 3-D (x, y, t) R-trees, one per
 //!   ten minutes.
 //! - [`transitions`]: moves between stations learned online, to predict where a tag goes next.
@@ -18,6 +19,7 @@ pub mod calendar;
 pub mod fences;
 pub mod placement;
 pub mod queries;
+pub mod readers;
 pub mod rules;
 pub mod spatial;
 pub mod station_watch;
@@ -40,7 +42,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use tagwatch_model::{
     tag_flags, Alert, AlertDetail, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint,
-    Geofence, Station, StationId, TagId, VisitId,
+    Geofence, ReaderFix, Station, StationId, TagId, VisitId,
 };
 pub use visits::{VisitBook, VisitChanges};
 
@@ -204,11 +206,14 @@ pub struct Observation<'a> {
 #[derive(Debug)]
 pub struct Tracker {
     config: TrackerConfig,
+    /// Every station's surveyed place.
     stations: HashMap<StationId, GeoPoint>,
+    /// Fixed stations only: a mobile reader is wherever its last fix says.
     spatial: spatial::Spatial,
+    readers: readers::Readers,
     visits: VisitBook,
     places: FleetMap<TagId, TagPlace>,
-    /// Open visits at each fixed station: they join the trajectory index when they close.
+    /// Open visits at each station: they join the trajectory index when they close.
     open: HashMap<StationId, HashSet<(TagId, VisitId)>>,
     /// The same open visits by tag, for a tag's track.
     open_of_tag: FleetMap<TagId, Vec<(StationId, VisitId)>>,
@@ -246,6 +251,7 @@ impl Tracker {
             config,
             stations: HashMap::default(),
             spatial: spatial::Spatial::default(),
+            readers: readers::Readers::default(),
             visits: VisitBook::new(config.visit_gap_ms, next_visit_id),
             places: FleetMap::default(),
             open: HashMap::default(),
@@ -313,7 +319,35 @@ impl Tracker {
 
     pub fn set_station(&mut self, station: &Station) {
         self.stations.insert(station.id, station.position);
-        self.spatial.set_station(station.id, station.position);
+        if !self.readers.is_mobile(station.id) {
+            self.spatial.set_station(station.id, station.position);
+        }
+    }
+
+    /// Where a read at `station` at `t` was made: a mobile reader's fix of the frame that reported it, else
+    /// the station's surveyed place.
+    pub fn read_position(&self, station: StationId, t: i64) -> Option<GeoPoint> {
+        self.readers
+            .at(station, t)
+            .or_else(|| self.stations.get(&station).copied())
+    }
+
+    /// Puts back a mobile reader's fix loaded from the store after a restart.
+    pub fn restore_reader_fix(&mut self, fix: ReaderFix) {
+        if !self.readers.is_mobile(fix.station) {
+            self.spatial.remove_station(fix.station);
+        }
+        self.readers.restore(fix);
+    }
+
+    /// Mobile readers' fixes recorded since the last call (each flush saves them).
+    pub fn take_reader_fixes(&mut self) -> Vec<ReaderFix> {
+        self.readers.take_unsaved()
+    }
+
+    /// Each mobile reader's latest fix (time and place) held in memory.
+    pub fn reader_positions(&self) -> Vec<(StationId, i64, GeoPoint)> {
+        self.readers.latest().collect()
     }
 
     /// The tag is now stolen: every sighting raises an alert until the case closes.
@@ -447,16 +481,25 @@ impl Tracker {
             return alerts;
         };
         let xy = self.spatial.project(position);
+        if let Some(at) = obs.reader_position {
+            let sent_ms = obs.sent_at_ms.saturating_sub(shift_ms);
+            if self.readers.record(obs.frame.station, sent_ms, at) {
+                // A mobile reader is not at its surveyed place: the fixed-station index (area
+                // and radius questions) must not find its reads there.
+                self.spatial.remove_station(obs.frame.station);
+            }
+        }
         self.warm(detections);
         let first_sighting_alert = alerts.len();
         for d in detections {
             self.high_water_ms = self.high_water_ms.max(d.seen_at_ms);
             self.started_ms.get_or_insert(d.seen_at_ms);
             let (visit, new) = self.visits.add(d);
-            match obs.reader_position {
-                Some(_) => self.trajectories.fix(d.tag, xy, d.seen_at_ms),
-                None if new => self.opened(d.tag, d.station, visit.id, visit.last_seen_ms),
-                None => {}
+            if obs.reader_position.is_some() {
+                self.trajectories.fix(d.tag, xy, d.seen_at_ms);
+            }
+            if new {
+                self.opened(d.tag, d.station, visit.id, visit.last_seen_ms);
             }
             if new {
                 if let Some(&companion) = self.companions.get(&d.tag) {
@@ -678,6 +721,7 @@ impl Tracker {
             .high_water_ms
             .saturating_sub(self.config.index_window_ms);
         self.trajectories.forget_before(index_cut, PRUNE_BUDGET);
+        self.readers.prune(index_cut);
         if self.high_water_ms.saturating_sub(self.maintained_up_to_ms) >= MAINTAIN_STEP_MS {
             self.maintained_up_to_ms = self.high_water_ms;
             let closed_before = self
@@ -692,7 +736,7 @@ impl Tracker {
         }
     }
 
-    /// A visit opened at a fixed station.
+    /// A visit opened.
     fn opened(&mut self, tag: TagId, station: StationId, id: VisitId, last_seen_ms: i64) {
         if self.open.entry(station).or_default().insert((tag, id)) {
             self.open_of_tag.entry(tag).or_default().push((station, id));
@@ -736,9 +780,8 @@ impl Tracker {
             return;
         };
         let Some(xy) = self
-            .stations
-            .get(&station)
-            .and_then(|p| self.spatial.projected(*p))
+            .read_position(station, v.first_seen_ms)
+            .and_then(|p| self.spatial.projected(p))
         else {
             return;
         };
@@ -1206,6 +1249,99 @@ mod tests {
         };
         let alerts = tracker.apply(obs, 0);
         assert_eq!(alerts[0].position, here);
+    }
+
+    /// A patrol car provisioned at its precinct (station 1, at 23.0) drives 5 km north and
+    /// hears tag 7 there, then 550 m further on: the track, the radius and area questions and
+    /// the reader's own place all say where it heard the tag, never the precinct.
+    #[test]
+    fn every_answer_places_a_mobile_read_where_the_reader_was() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        tracker.set_station(&station_at(1, 23.0));
+        tracker.set_station(&station_at(2, 23.001));
+        let (first, second) = (
+            GeoPoint {
+                lat: 23.045,
+                lon: 116.0,
+            },
+            GeoPoint {
+                lat: 23.05,
+                lon: 116.0,
+            },
+        );
+        let heard = |tracker: &mut Tracker, seq: u32, t: i64, at: GeoPoint| {
+            let obs = Observation {
+                frame: frame(seq),
+                sent_at_ms: t,
+                reader_position: Some(at),
+                detections: &[det(7, t)],
+            };
+            tracker.apply(obs, t);
+        };
+        heard(&mut tracker, 1, 10_000, first);
+        // Still open: the track answers from the open visit.
+        let open = tracker.track(TagId(7), 0, 20_000);
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].position, first);
+        // Heard again after the visit gap, 550 m on: a second visit, at the second place.
+        heard(&mut tracker, 2, 100_000, second);
+        // A fixed station's tag keeps the tracker's time moving so both visits close.
+        apply(
+            &mut tracker,
+            3,
+            &[Detection {
+                station: StationId(2),
+                ..det(8, 400_000)
+            }],
+        );
+        tracker.maintain();
+        let track = tracker.track(TagId(7), 0, 500_000);
+        let places: Vec<(StationId, GeoPoint)> =
+            track.iter().map(|p| (p.station, p.position)).collect();
+        assert_eq!(places, vec![(StationId(1), first), (StationId(1), second)]);
+
+        // Near the precinct: only tag 8 at station 2, not tag 7.
+        let precinct = station_at(1, 23.0).position;
+        let near_precinct: Vec<u32> = tracker
+            .tags_near(precinct, 1_000.0, 0, 10)
+            .iter()
+            .map(|(t, _, _)| t.0)
+            .collect();
+        assert_eq!(near_precinct, vec![8]);
+        // Near where the car heard it last: tag 7, placed there.
+        let near = tracker.tags_near(second, 200.0, 0, 10);
+        assert_eq!(near.len(), 1);
+        assert_eq!(
+            (near[0].0, near[0].1.position, near[0].1.station),
+            (TagId(7), second, StationId(1))
+        );
+        assert!(near[0].2 < 1.0);
+
+        // Through a box around the first place: tag 7; around the precinct: not tag 7.
+        let around = |p: GeoPoint| {
+            Area::Box(tagwatch_model::GeoBox {
+                south: p.lat - 0.001,
+                west: p.lon - 0.001,
+                north: p.lat + 0.001,
+                east: p.lon + 0.001,
+            })
+        };
+        let through = tracker.tags_through(&around(first), 0, 500_000, 10);
+        assert_eq!(through.iter().map(|p| p.tag.0).collect::<Vec<_>>(), vec![7]);
+        let through = tracker.tags_through(&around(precinct), 0, 500_000, 10);
+        assert!(through.iter().all(|p| p.tag != TagId(7)), "{through:?}");
+
+        // The reader itself: its latest fix, and the fixes for the store.
+        assert_eq!(
+            tracker.reader_positions(),
+            vec![(StationId(1), 100_000, second)]
+        );
+        let saved: Vec<(i64, GeoPoint)> = tracker
+            .take_reader_fixes()
+            .iter()
+            .map(|f| (f.at_ms, f.position))
+            .collect();
+        assert_eq!(saved, vec![(10_000, first), (100_000, second)]);
     }
 
     proptest::proptest! {

@@ -162,7 +162,7 @@ impl Tracker {
                 Some(TrackPoint {
                     visit: s.visit,
                     station: s.station,
-                    position: *self.stations.get(&s.station)?,
+                    position: self.read_position(s.station, s.first_ms)?,
                     first_ms: s.first_ms,
                     last_ms: s.last_ms,
                     best_rssi: s.best_rssi,
@@ -171,17 +171,17 @@ impl Tracker {
             })
             .collect();
         for &(station, id) in self.open_of_tag.get(&tag).into_iter().flatten() {
-            let (Some(v), Some(position)) = (
-                self.visits.get(tag, station, id),
-                self.stations.get(&station),
-            ) else {
+            let Some(v) = self.visits.get(tag, station, id) else {
+                continue;
+            };
+            let Some(position) = self.read_position(station, v.first_seen_ms) else {
                 continue;
             };
             if v.last_seen_ms >= from_ms && v.first_seen_ms <= to_ms {
                 points.push(TrackPoint {
                     visit: v.id,
                     station: v.station,
-                    position: *position,
+                    position,
                     first_ms: v.first_seen_ms,
                     last_ms: v.last_seen_ms,
                     best_rssi: v.best_rssi,
@@ -391,8 +391,49 @@ impl Tracker {
     }
 
     /// Tags placed within `radius_m` of `center` at or after `since_ms`, nearest first (by
-    /// their station), at most `limit`.
+    /// their station, or for a mobile reader's read by where it was made), at most `limit`.
     pub fn tags_near(
+        &self,
+        center: GeoPoint,
+        radius_m: f64,
+        since_ms: i64,
+        limit: usize,
+    ) -> Vec<(TagId, LastSeen, f64)> {
+        let mut found = self.tags_near_fixed(center, radius_m, since_ms, limit);
+        // Tags placed at a mobile reader are where it heard them (their place's position), and
+        // the fixed-station index does not hold readers. Readers are few, and so are their tags.
+        let mut mobile: Vec<(TagId, LastSeen, f64)> = Vec::new();
+        for (reader, _, _) in self.readers.latest() {
+            for p in self.spatial.present_at(reader) {
+                let Some(place) = self.places.get(&p.tag).filter(|_| p.seen_at_ms >= since_ms)
+                else {
+                    continue;
+                };
+                let distance = spatial::distance_m(center, place.current.position);
+                if distance <= radius_m {
+                    let seen = LastSeen {
+                        station: reader,
+                        position: place.current.position,
+                        seen_at_ms: p.seen_at_ms,
+                    };
+                    mobile.push((p.tag, seen, distance));
+                }
+            }
+        }
+        if !mobile.is_empty() {
+            found.extend(mobile);
+            found.sort_by(|a, b| {
+                a.2.total_cmp(&b.2)
+                    .then(b.1.seen_at_ms.cmp(&a.1.seen_at_ms))
+                    .then(a.0.cmp(&b.0))
+            });
+            found.truncate(limit);
+        }
+        found
+    }
+
+    /// [`Tracker::tags_near`] at fixed stations.
+    fn tags_near_fixed(
         &self,
         center: GeoPoint,
         radius_m: f64,

@@ -70,6 +70,12 @@ impl Spatial {
     /// inserted again.
     pub fn set_station(&mut self, id: StationId, position: GeoPoint) {
         let xy = self.project(position);
+        self.remove_station(id);
+        self.stations.insert(GeomWithData::new(xy, id));
+    }
+
+    /// Takes a station out of the index (a mobile reader: it is not at its surveyed place).
+    pub fn remove_station(&mut self, id: StationId) {
         let old: Vec<StationPoint> = self
             .stations
             .iter()
@@ -79,7 +85,6 @@ impl Spatial {
         for s in old {
             self.stations.remove(&s);
         }
-        self.stations.insert(GeomWithData::new(xy, id));
     }
 
     /// `tag` is now placed at `station`; returns its slot there.
