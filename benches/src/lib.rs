@@ -1,1 +1,4 @@
-//! Benchmarks live in benches/.
+//! Benchmarks live in benches/; this library holds what the truth commands share.
+
+pub mod city_feed;
+pub mod rule_truth;

@@ -59,12 +59,35 @@ impl Default for CityConfig {
     }
 }
 
+impl CityConfig {
+    /// Metres east and north of the grid's south-west corner, in degrees.
+    pub fn geo_of(&self, xy: [f64; 2]) -> GeoPoint {
+        to_geo(self.origin, xy)
+    }
+
+    /// Degrees to metres east and north of the grid's south-west corner.
+    pub fn xy_of(&self, p: GeoPoint) -> [f64; 2] {
+        let o = self.origin;
+        [
+            (p.lon - o.lon) * METRES_PER_DEGREE * o.lat.to_radians().cos(),
+            (p.lat - o.lat) * METRES_PER_DEGREE,
+        ]
+    }
+}
+
 /// A station of the city.
 #[derive(Debug, Clone)]
 pub struct SimStation {
     pub id: StationId,
     pub position: GeoPoint,
     xy: [f64; 2],
+}
+
+impl SimStation {
+    /// Metres east and north of the grid's south-west corner.
+    pub fn xy(&self) -> [f64; 2] {
+        self.xy
+    }
 }
 
 /// One beacon heard by one station.
@@ -113,6 +136,8 @@ struct Vehicle {
     dest: (u32, u32),
     /// Along x first, then y (else the other way): one turn per trip.
     x_first: bool,
+    /// Stolen: driving to a den far away without stopping, then hidden there.
+    fleeing: bool,
 }
 
 /// The whole simulated world.
@@ -167,6 +192,7 @@ impl City {
                     at,
                     dest: at,
                     x_first: true,
+                    fleeing: false,
                     motion: Motion::Parked {
                         until_ms: start_ms,
                         resume_to: None,
@@ -206,6 +232,50 @@ impl City {
 
     pub fn now_ms(&self) -> i64 {
         self.now_ms
+    }
+
+    /// The stations whose range the vehicle with this tag is within now (ground truth, as of
+    /// the last tick; recorded only while truth is).
+    pub fn in_range_of(&self, tag: TagId) -> impl Iterator<Item = &SimStation> + '_ {
+        let vi = tag.0.checked_sub(self.config.first_tag).map(|i| i as usize);
+        vi.and_then(|i| self.in_range.get(i))
+            .into_iter()
+            .flatten()
+            .map(|&(si, _)| &self.stations[si])
+    }
+
+    /// Where the vehicle with this tag truly is: metres east and north of the grid's corner.
+    pub fn position_of(&self, tag: TagId) -> Option<[f64; 2]> {
+        let i = tag.0.checked_sub(self.config.first_tag)?;
+        self.vehicles.get(i as usize).map(|v| v.xy)
+    }
+
+    /// A thief takes the vehicle with this tag: from now on it drives, without stopping, to a
+    /// den at least half the city away (in blocks), in the middle of a block where no station
+    /// hears it, and stays there an hour.
+    pub fn steal(&mut self, tag: TagId) {
+        let Some(v) = tag
+            .0
+            .checked_sub(self.config.first_tag)
+            .and_then(|i| self.vehicles.get_mut(i as usize))
+        else {
+            return;
+        };
+        let (w, h) = (self.config.grid_w, self.config.grid_h);
+        let far = (w + h) / 2;
+        v.dest = loop {
+            let d = (self.rng.u32(0..w), self.rng.u32(0..h));
+            if v.at.0.abs_diff(d.0) + v.at.1.abs_diff(d.1) >= far {
+                break d;
+            }
+        };
+        v.x_first = self.rng.bool();
+        v.fleeing = true;
+        match &mut v.motion {
+            // Taken from where it was parked: it leaves at once, for the den.
+            Motion::Parked { until_ms, .. } => *until_ms = self.now_ms,
+            Motion::Driving { stop_in_m, .. } => *stop_in_m = None,
+        }
     }
 
     /// Is the vehicle with this tag moving now?
@@ -359,6 +429,19 @@ impl City {
 /// destination at random once there).
 fn next_motion(config: &CityConfig, rng: &mut fastrand::Rng, v: &mut Vehicle, now: i64) -> Motion {
     let (x, y) = v.at;
+    if v.fleeing && v.dest == v.at {
+        // At the den, in the middle of a block, out of every station's range: dark for an
+        // hour. (It comes back out at its corner.)
+        v.fleeing = false;
+        let half = config.spacing_m / 2.0;
+        let inward = |i: u32, n: u32| if i + 1 < n { half } else { -half };
+        v.xy[0] += inward(x, config.grid_w);
+        v.xy[1] += inward(y, config.grid_h);
+        return Motion::Parked {
+            until_ms: now + 3_600_000,
+            resume_to: Some((x, y)),
+        };
+    }
     if v.dest == v.at {
         v.dest = (rng.u32(0..config.grid_w), rng.u32(0..config.grid_h));
         v.x_first = rng.bool();
@@ -381,8 +464,9 @@ fn next_motion(config: &CityConfig, rng: &mut fastrand::Rng, v: &mut Vehicle, no
         Some(to) => Motion::Driving {
             to,
             speed_mps: 6.0 + rng.f64() * 8.0,
-            // Parking happens mid-block, somewhere along the road.
-            stop_in_m: (rng.f64() < config.parked_fraction).then(|| rng.f64() * config.spacing_m),
+            // Parking happens mid-block, somewhere along the road (a thief does not stop).
+            stop_in_m: (!v.fleeing && rng.f64() < config.parked_fraction)
+                .then(|| rng.f64() * config.spacing_m),
         },
         None => Motion::Parked {
             until_ms: now + 60_000,
@@ -437,6 +521,45 @@ mod tests {
         assert!(!a.is_empty());
         assert_eq!(a, b);
         assert_eq!(ta, tb);
+    }
+
+    #[test]
+    fn a_stolen_vehicle_drives_to_a_den_half_the_city_away_without_stopping() {
+        let config = CityConfig {
+            grid_w: 8,
+            grid_h: 8,
+            parked_fraction: 1.0,
+            ..small()
+        };
+        let mut city = City::new(config, 0);
+        let tag = TagId(city.config.first_tag);
+        city.steal(tag);
+        let start = city.vehicles[0].at;
+        let mut reads = Vec::new();
+        let mut stops = 0;
+        // 14 blocks at 6 m/s at worst is under 8 minutes.
+        for _ in 0..6_000 {
+            city.step(100, &mut reads);
+            let v = &city.vehicles[0];
+            if let Motion::Parked { until_ms, .. } = v.motion {
+                if until_ms < city.now_ms + 3_000_000 {
+                    stops += 1;
+                }
+            }
+        }
+        let v = &city.vehicles[0];
+        assert_eq!(v.at, v.dest, "at the den");
+        assert!(start.0.abs_diff(v.at.0) + start.1.abs_diff(v.at.1) >= 8);
+        assert!(matches!(v.motion, Motion::Parked { .. }), "hidden there");
+        assert_eq!(
+            city.in_range_of(tag).count(),
+            0,
+            "where no station hears it"
+        );
+        assert!(
+            stops <= 1,
+            "{stops} ticks stopped on the way (at most the first, parked)"
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!
 //! A tag whose accelerometer says it is moving (the wire's `MOVING` flag) is on its way: a
 //! station that hears it after the current one has missed [`MOVING_SILENCE_MS`] of its beacons
-//! takes it at once. Waiting ten seconds of silence would leave a vehicle passing stations a few
+//! takes it at once, unless it is the station the tag just came from (that way lies ping-pong
+//! between overlapping stations: going back takes the hysteresis). Waiting ten seconds of silence would leave a vehicle passing stations a few
 //! seconds apart one or two stations behind, and a geofence entered a station late.
 
 use tagwatch_model::{GeoPoint, StationId};
@@ -138,7 +139,11 @@ impl TagPlace {
             self.current.heard(position, t, rssi);
             return Step::Stayed;
         }
-        if moving && t - self.current.seen_at_ms >= MOVING_SILENCE_MS {
+        // On the way, not back: a vehicle in the overlap of two stations, each missing some of
+        // its beacons, would otherwise flip between them (and in and out of a fence between
+        // them). Going back to the station it came from takes the hysteresis below.
+        let back = self.previous.is_some_and(|p| p.station == station);
+        if moving && !back && t - self.current.seen_at_ms >= MOVING_SILENCE_MS {
             return self.move_to(Place::new(station, position, t, rssi));
         }
         let rival = match &mut self.rival {
@@ -246,6 +251,9 @@ mod tests {
             matches!(step, Step::Moved(from) if from.station == A),
             "{step:?}"
         );
+        assert_eq!(place.current.station, B);
+        // Still in the overlap, A hears it after B missed two beacons: it stays at B.
+        assert_eq!(place.observe(A, HERE, 7_000, -70, true), Step::Challenged);
         assert_eq!(place.current.station, B);
         // Parked, the same silence is not enough.
         let mut parked = TagPlace::new(A, HERE, 0, -70);

@@ -13,15 +13,22 @@
 //! reported stolen; every `stolen_sighting` predicts the next stations, scored against the
 //! station the vehicle truly reached next (top-1, top-3) and when (ETA error).
 //!
-//! Geofences, the other rules and time to recovery are still to come (issue 16).
+//! Watch rules: four district fences (edges mid-block) watch every vehicle; a share of the
+//! parked vehicles is armed after the warm-up; the stolen vehicles' passes by stations. Each is
+//! scored against what the vehicles truly did: precision, recall, and the delay to the alert
+//! (`rule_truth`).
+//!
+//! Scenarios: `--read-rate` (missed reads), `--range-m` (overlapping stations), `--skewed-clocks`
+//! (a share of the stations with clocks minutes off, ahead or behind, sending heartbeats), and
+//! `--tags` up to the reference city's 300,000. Time to recovery is `tagwatch-recovery`.
 
 use clap::Parser;
 use std::collections::HashMap;
-use tagwatch_model::{
-    tag_flags, Alert, AlertKind, CaseId, Detection, FrameKey, SessionId, Station, StationId, TagId,
-};
+use tagwatch_benches::city_feed::{self, TICK_MS};
+use tagwatch_benches::rule_truth::{self, ArmedTruth, FenceTruth};
+use tagwatch_model::{Alert, AlertKind, CaseId, StationId, TagId};
 use tagwatch_sim::city::{City, CityConfig, TruthInterval};
-use tagwatch_tracker::{Observation, Tracker, TrackerConfig};
+use tagwatch_tracker::{Command, Tracker};
 
 #[derive(Debug, Parser)]
 #[command(about = "Location accuracy of the tracker against the simulator's ground truth")]
@@ -48,9 +55,22 @@ struct Args {
     /// when not given).
     #[arg(long)]
     parked_fraction: Option<f64>,
+    /// A station's range, metres (stations are 200 m apart; over 100 m they overlap).
+    #[arg(long, default_value_t = 110.0)]
+    range_m: f64,
+    /// Share of the stations whose clock is 2 to 10 minutes off (ahead or behind).
+    #[arg(long, default_value_t = 0.0)]
+    skewed_clocks: f64,
+    /// District fences watching every vehicle.
+    #[arg(long, default_value_t = 4)]
+    fences: u32,
+    /// Share of the vehicles armed by their owners after the warm-up (those parked then).
+    #[arg(long, default_value_t = 0.05)]
+    armed: f64,
 }
 
-const TICK_MS: i64 = 100;
+/// Heartbeats every this often from every station (as `PROTOCOL.md` asks).
+const HEARTBEAT_MS: i64 = 30_000;
 
 /// One answer to "where is this vehicle now?".
 struct Answer {
@@ -64,8 +84,8 @@ struct Subject {
     name: &'static str,
     tracker: Tracker,
     answers: Vec<Answer>,
-    /// Its stolen-sighting alerts that predict where the vehicle goes next.
-    sightings: Vec<Alert>,
+    /// Every alert it raised.
+    alerts: Vec<Alert>,
     /// Whether its detections carry the MOVING flag.
     moving_flag: bool,
 }
@@ -78,31 +98,40 @@ fn main() {
         tags: args.tags,
         read_rate_center: args.read_rate,
         parked_fraction: args.parked_fraction.unwrap_or(default.parked_fraction),
+        range_m: args.range_m,
         ..default
     };
     let parked_fraction = config.parked_fraction;
-    let mut city = City::new(config, 1_800_000_000_000);
+    let mut city = City::new(config.clone(), 1_800_000_000_000);
+    let mut rng = fastrand::Rng::with_seed(args.seed ^ 0xc10c);
+    let mut clock_offsets: HashMap<StationId, i64> = HashMap::new();
+    for station in city.stations() {
+        if rng.f64() < args.skewed_clocks {
+            let minutes = rng.i64(2..=10) * if rng.bool() { 1 } else { -1 };
+            clock_offsets.insert(station.id, minutes * 60_000 + rng.i64(0..60_000));
+        }
+    }
     let mut subjects: Vec<Subject> = [("MOVING flag", true), ("no flag", false)]
         .into_iter()
-        .map(|(name, moving_flag)| {
-            let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
-            for s in city.stations() {
-                tracker.set_station(&Station {
-                    id: s.id,
-                    name: String::new(),
-                    position: s.position,
-                });
-            }
-            Subject {
-                name,
-                tracker,
-                answers: Vec::new(),
-                sightings: Vec::new(),
-                moving_flag,
-            }
+        .map(|(name, moving_flag)| Subject {
+            name,
+            tracker: city_feed::tracker_for(&city),
+            answers: Vec::new(),
+            alerts: Vec::new(),
+            moving_flag,
         })
         .collect();
     let tags: Vec<TagId> = city.tags().collect();
+    let mut fence_truth = FenceTruth::new(&config, &tags, args.fences);
+    for subject in &mut subjects {
+        for fence in fence_truth.fences() {
+            subject
+                .tracker
+                .command(Command::Geofence(fence.clone()), city.now_ms());
+        }
+    }
+    let mut armed_truth = ArmedTruth::default();
+    let mut stolen: HashMap<TagId, i64> = HashMap::new();
     eprintln!(
         "{} stations, {} vehicles, {} simulated minutes…",
         city.stations().len(),
@@ -111,74 +140,79 @@ fn main() {
     );
     let mut reads = Vec::new();
     let mut seq = 0u32;
+    // The bound no placement can beat without guessing: the station of each tag's latest read
+    // (the strongest of that beacon), with no hysteresis at all.
+    let mut latest_read: HashMap<TagId, (i64, i8, StationId)> = HashMap::new();
+    let mut bound: Vec<Answer> = Vec::new();
     let ticks = args.minutes * 60_000 / TICK_MS;
     for tick in 1..=ticks {
         reads.clear();
         city.step(TICK_MS, &mut reads);
-        let mut by_station: HashMap<usize, Vec<(Detection, bool)>> = HashMap::new();
-        for r in &reads {
-            let detection = Detection {
-                tag: r.tag,
-                station: city.stations()[r.station_index].id,
-                seen_at_ms: r.at_ms,
-                rssi: r.rssi,
-                reads: 1,
-                tag_flags: 0,
-            };
-            by_station
-                .entry(r.station_index)
-                .or_default()
-                .push((detection, r.moving));
-        }
-        let mut frames: Vec<_> = by_station.into_values().collect();
-        frames.sort_by_key(|f| f[0].0.station);
         let now = city.now_ms();
-        for frame in &frames {
-            seq += 1;
-            let key = FrameKey {
-                station: frame[0].0.station,
-                session: SessionId(1),
-                seq,
-            };
-            for subject in &mut subjects {
-                let detections: Vec<Detection> = frame
-                    .iter()
-                    .map(|&(d, moving)| Detection {
-                        tag_flags: if moving && subject.moving_flag {
-                            tag_flags::MOVING
-                        } else {
-                            0
-                        },
-                        ..d
-                    })
-                    .collect();
-                let obs = Observation {
-                    frame: key,
-                    sent_at_ms: now,
-                    reader_position: None,
-                    detections: &detections,
-                };
-                let alerts = subject.tracker.apply(obs, now);
-                subject.sightings.extend(alerts.into_iter().filter(|a| {
-                    a.kind == AlertKind::StolenSighting && !a.detail.intercept.is_empty()
-                }));
+        for r in &reads {
+            let read = (r.at_ms, r.rssi, city.stations()[r.station_index].id);
+            let e = latest_read.entry(r.tag).or_insert(read);
+            if (read.0, read.1) > (e.0, e.1) {
+                *e = read;
             }
         }
+        for frame in city_feed::frames(&city, &reads) {
+            seq += 1;
+            let offset = clock_offsets.get(&frame[0].0.station).copied().unwrap_or(0);
+            for subject in &mut subjects {
+                let (tracker, flag) = (&mut subject.tracker, subject.moving_flag);
+                let alerts = city_feed::apply(tracker, seq, &frame, flag, offset, now);
+                subject.alerts.extend(alerts);
+            }
+        }
+        if tick % (HEARTBEAT_MS / TICK_MS) == 0 {
+            for station in city.stations() {
+                seq += 1;
+                let offset = clock_offsets.get(&station.id).copied().unwrap_or(0);
+                for subject in &mut subjects {
+                    let tracker = &mut subject.tracker;
+                    let alerts = city_feed::heartbeat(tracker, seq, station.id, offset, now);
+                    subject.alerts.extend(alerts);
+                }
+            }
+        }
+        fence_truth.observe(&city, &tags, now);
+        armed_truth.observe(&city, now);
         if tick % 10 == 0 {
             for subject in &mut subjects {
                 subject.tracker.take_changes();
             }
         }
         if tick == args.warm_up * 60_000 / TICK_MS {
-            let stolen = (tags.len() as f64 * args.stolen) as usize;
+            let count = (tags.len() as f64 * args.stolen) as usize;
             for subject in &mut subjects {
-                for (case, &tag) in tags.iter().take(stolen).enumerate() {
+                for (case, &tag) in tags.iter().take(count).enumerate() {
                     subject.tracker.report_stolen(tag, CaseId(case as i64 + 1));
                 }
             }
-            eprintln!("  {stolen} vehicles reported stolen");
+            stolen.extend(tags.iter().take(count).map(|&tag| (tag, now)));
+            // Owners arm parked vehicles (not the stolen ones) where TagWatch last heard them.
+            let count_armed = (tags.len() as f64 * args.armed) as usize;
+            let armed = armed_truth.arm(&city, &tags[count..], count_armed, |tag| {
+                subjects[0].tracker.last_seen(tag).map(|l| l.position)
+            });
+            for subject in &mut subjects {
+                for &(tag, at) in &armed {
+                    let at = subject.tracker.last_seen(tag).map_or(at, |l| l.position);
+                    subject.tracker.arm(tag, at);
+                }
+            }
+            eprintln!(
+                "  {count} vehicles reported stolen, {} parked ones armed",
+                armed.len()
+            );
         }
         if tick % (60_000 / TICK_MS) == 0 {
+            bound.extend(latest_read.iter().map(|(&tag, &(_, _, station))| Answer {
+                tag,
+                at_ms: now,
+                station,
+            }));
             for subject in &mut subjects {
                 for &tag in &tags {
                     if let Some(location) = subject.tracker.location(tag) {
@@ -208,8 +242,9 @@ fn main() {
     println!("| tracker | answers in range | accuracy | lag p50 | lag p90 | lag max |");
     println!("|---|---:|---:|---:|---:|---:|");
     for subject in &subjects {
-        report(subject, &intervals);
+        report(subject.name, &subject.answers, &intervals);
     }
+    report("bound: latest read's station", &bound, &intervals);
     println!();
     println!(
         "intercept prediction (stolen sightings after a {}-minute warm-up):",
@@ -220,6 +255,35 @@ fn main() {
     for subject in &subjects {
         report_intercepts(subject, &intervals);
     }
+    println!();
+    println!(
+        "watch rules ({} fence crossings by {} watched vehicles; stolen passes after the report):",
+        fence_truth.crossings.len(),
+        tags.len()
+    );
+    println!("| tracker | rule | alerts | precision | events | recall | delay p50 | p90 |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let gap = tagwatch_tracker::TrackerConfig::default().visit_gap_ms;
+    for subject in &subjects {
+        let (enter, leave) = fence_truth.score(&subject.alerts, city.now_ms());
+        let name = |rule: &str| format!("{} | {rule}", subject.name);
+        println!("{}", enter.row(&name("geofence enter")));
+        println!("{}", leave.row(&name("geofence exit")));
+        println!(
+            "{}",
+            armed_truth.score(&subject.alerts).row(&name("armed_moved"))
+        );
+        let sightings = rule_truth::score_stolen(&intervals, &stolen, &subject.alerts, gap);
+        println!("{}", sightings.row(&name("stolen_sighting")));
+    }
+    if !clock_offsets.is_empty() {
+        println!();
+        println!(
+            "({} of {} stations with clocks 2-10 minutes off)",
+            clock_offsets.len(),
+            city.stations().len()
+        );
+    }
 }
 
 /// Scores each prediction against the station the vehicle's range truly reached next (the first
@@ -227,7 +291,11 @@ fn main() {
 fn report_intercepts(subject: &Subject, intervals: &HashMap<TagId, Vec<TruthInterval>>) {
     let (mut scored, mut top1, mut top3) = (0usize, 0usize, 0usize);
     let (mut relative, mut absolute): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    for alert in &subject.sightings {
+    let sightings = subject
+        .alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::StolenSighting && !a.detail.intercept.is_empty());
+    for alert in sightings {
         let Some(tag) = alert.tag else { continue };
         let next = intervals.get(&tag).and_then(|list| {
             list.iter()
@@ -268,11 +336,11 @@ fn report_intercepts(subject: &Subject, intervals: &HashMap<TagId, Vec<TruthInte
 
 /// Scores a subject's answers given while the vehicle was within range of some station: right
 /// when it is within range of the one given; otherwise, how long ago it left that one's range.
-fn report(subject: &Subject, intervals: &HashMap<TagId, Vec<TruthInterval>>) {
+fn report(name: &str, answers: &[Answer], intervals: &HashMap<TagId, Vec<TruthInterval>>) {
     let none = Vec::new();
     let (mut asked, mut right) = (0usize, 0usize);
     let mut lags: Vec<i64> = Vec::new();
-    for answer in &subject.answers {
+    for answer in answers {
         let tag_truth = intervals.get(&answer.tag).unwrap_or(&none);
         // One tick of tolerance: a beacon is heard at the tick's end.
         let within =
@@ -306,7 +374,7 @@ fn report(subject: &Subject, intervals: &HashMap<TagId, Vec<TruthInterval>>) {
     };
     println!(
         "| {} | {} | {:.4} | {} | {} | {} |",
-        subject.name,
+        name,
         asked,
         right as f64 / asked.max(1) as f64,
         at(0.5),
