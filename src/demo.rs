@@ -3,7 +3,9 @@
 //! Provisions the city's stations and vehicles into a fresh embedded store, starts the server
 //! (gateway, tracker, store, API), runs the simulator against its UDP or TCP port, reports a
 //! vehicle stolen through the HTTP API a little later, and prints each alert as it arrives on
-//! the API's SSE stream — the same path a patrol officer's screen uses.
+//! the API's SSE stream — the same path a patrol officer's screen uses. Simulated patrol units
+//! drive the city, report their positions and are dispatched to the stolen vehicle's sightings
+//! ([`crate::demo_patrol`]).
 
 use crate::{random_hex, Config, Secret, Server};
 use anyhow::Context;
@@ -138,8 +140,32 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
         Transport::Udp => server.udp_addr,
         Transport::Tcp => server.tcp_addr,
     };
+    let patrol_city = sim.city.clone();
     let sim_task = tokio::spawn(tagwatch_sim::run(sim, target, stop.clone()));
     let client = reqwest::Client::new();
+    let link = crate::demo_patrol::PatrolLink {
+        client: client.clone(),
+        api: api.clone(),
+        officer_token: crate::demo_patrol::login(&client, &api, "officer", &password).await?,
+        dispatcher_token: crate::demo_patrol::login(&client, &api, "dispatcher", &password).await?,
+    };
+    let (sightings, sightings_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (said_tx, mut said) = tokio::sync::mpsc::unbounded_channel();
+    let patrol_task = tokio::spawn(crate::demo_patrol::run(
+        patrol_city,
+        options.speed.unwrap_or(1.0),
+        link,
+        sightings_rx,
+        said_tx,
+        stop.clone(),
+    ));
+    line(
+        out,
+        format_args!(
+            "  patrol:       {} units (P-1…) drive the city and are dispatched to stolen vehicles",
+            crate::demo_patrol::DEMO_UNITS
+        ),
+    );
     let stream = client
         .get(format!("{api}/api/v1/alerts/stream"))
         .bearer_auth(&token)
@@ -178,6 +204,10 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
                     Err(error) => line(out, format_args!("Reporting the theft failed: {error:#}")),
                 }
             }
+            Some(said) = said.recv() => line(out, format_args!(
+                "[{:>5.1}s] {said}",
+                started.elapsed().as_secs_f64()
+            )),
             event = stream.next() => match event {
                 Some(Ok(event)) if event.event == "alert" => {
                     let alert: serde_json::Value = serde_json::from_str(&event.data)?;
@@ -192,6 +222,9 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
                         alert["lon"].as_f64().unwrap_or(f64::NAN),
                         alert["seen_at"].as_str().unwrap_or("?"),
                     ));
+                    if alert["kind"] == "stolen_sighting" {
+                        let _ = sightings.send(alert.clone());
+                    }
                     summary.alerts.push(alert);
                 }
                 Some(Ok(_)) => {}
@@ -201,6 +234,7 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
         }
     }
     stop.cancel();
+    patrol_task.await.context("patrol task")?;
     let report = sim_task.await.context("simulator task")?;
     summary.elapsed = started.elapsed();
     summary.frames_built = report.stats.frames_built;

@@ -24,6 +24,7 @@
 pub mod checkpoint_take;
 pub mod config;
 pub mod demo;
+pub mod demo_patrol;
 pub mod descriptors;
 pub mod hot_first;
 pub mod ingest;

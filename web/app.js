@@ -6,7 +6,7 @@
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem("tagwatch-token");
 let role = sessionStorage.getItem("tagwatch-role");
-let map, stationLayer, alertLayer, trackLayer, areaLayer, replayMarker, audio;
+let map, stationLayer, unitLayer, alertLayer, trackLayer, areaLayer, replayMarker, audio;
 let track = [];
 let alertCount = 0;
 
@@ -116,8 +116,11 @@ async function start(username) {
   trackLayer = L.layerGroup().addTo(map);
   areaLayer = L.layerGroup().addTo(map);
   alertLayer = L.layerGroup().addTo(map);
+  unitLayer = L.layerGroup().addTo(map);
   await loadStations(true);
   setInterval(() => loadStations(false).catch(() => {}), 30_000);
+  loadUnits().catch(() => {});
+  setInterval(() => loadUnits().catch(() => {}), 3_000);
   streamAlerts();
 }
 
@@ -129,12 +132,26 @@ async function loadStations(fit) {
       : s.silent ? ["#c53030", `silent since ${when(s.health.last_status_at)}`]
       : s.health.backlog > 0 ? ["#dd6b20", `backlog ${s.health.backlog}`]
       : ["#2f855a", "ok"];
+    const mobile = s.mobile ? `, mobile reader here at ${when(s.position_at)}` : "";
     L.circleMarker([s.lat, s.lon], { radius: 4, color: colour, weight: 1, fillOpacity: 0.7 })
-      .bindTooltip(plain(`${s.name} (#${s.id}): ${state}`))
+      .bindTooltip(plain(`${s.name} (#${s.id}): ${state}${mobile}`))
       .addTo(stationLayer);
   }
   if (fit && stations.length) {
     map.fitBounds(L.latLngBounds(stations.map((s) => [s.lat, s.lon])), { padding: [20, 20] });
+  }
+}
+
+// Patrol units as they report (blue: available, orange: on a job), redrawn every few seconds.
+async function loadUnits() {
+  const { units } = await api("/patrol/units");
+  unitLayer.clearLayers();
+  for (const u of units) {
+    const colour = u.available ? "#2b6cb0" : "#dd6b20";
+    const state = u.available ? "available" : "on a job";
+    L.circleMarker([u.lat, u.lon], { radius: 7, color: "#1a202c", weight: 2, fillColor: colour, fillOpacity: 1 })
+      .bindTooltip(plain(`${u.unit} (${u.officer}): ${state}, reported ${when(u.reported_at)}`))
+      .addTo(unitLayer);
   }
 }
 

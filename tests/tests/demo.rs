@@ -33,6 +33,8 @@ async fn the_demo_reports_a_theft_and_prints_its_alert() {
         "{printed}"
     );
     assert!(printed.contains("ALERT #1 stolen_sighting"), "{printed}");
+    // A simulated unit was sent to it, through the API.
+    assert!(printed.contains("Dispatched P-"), "{printed}");
     assert!(printed.contains("admin token:"), "{printed}");
     assert!(summary.frames_built > 0);
     assert_eq!(summary.frames_acked, summary.frames_built, "{printed}");
