@@ -5,7 +5,9 @@
 //! (`tagwatch-truth`, `tagwatch-recovery`) score what the tracker concludes from them.
 
 use std::collections::HashMap;
-use tagwatch_model::{tag_flags, Alert, Detection, FrameKey, SessionId, Station, StationId};
+use tagwatch_model::{
+    tag_flags, Alert, Detection, FrameKey, GeoPoint, SessionId, Station, StationId,
+};
 use tagwatch_sim::city::{City, Read};
 use tagwatch_tracker::station_watch::Heartbeat;
 use tagwatch_tracker::{Observation, Tracker, TrackerConfig};
@@ -82,6 +84,27 @@ pub fn apply(
         sent_at_ms: now_ms + clock_offset_ms,
         reader_position: None,
         detections: &detections,
+    };
+    tracker.apply(obs, now_ms)
+}
+
+/// Applies a mobile reader's frame number `seq`: what it heard at `at` (its GPS position).
+pub fn apply_mobile(
+    tracker: &mut Tracker,
+    seq: u32,
+    at: GeoPoint,
+    detections: &[Detection],
+    now_ms: i64,
+) -> Vec<Alert> {
+    let obs = Observation {
+        frame: FrameKey {
+            station: detections[0].station,
+            session: SessionId(1),
+            seq,
+        },
+        sent_at_ms: now_ms,
+        reader_position: Some(at),
+        detections,
     };
     tracker.apply(obs, now_ms)
 }

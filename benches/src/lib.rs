@@ -1,4 +1,5 @@
 //! Benchmarks live in benches/; this library holds what the truth commands share.
 
 pub mod city_feed;
+pub mod mobile_readers;
 pub mod rule_truth;

@@ -63,6 +63,11 @@ impl Unit {
     pub fn is_available(&self) -> bool {
         self.case.is_none()
     }
+
+    /// Nowhere left to drive.
+    pub fn is_idle(&self) -> bool {
+        self.route.is_empty()
+    }
 }
 
 /// Every unit of the city.
@@ -180,6 +185,15 @@ impl Patrol {
         let unit = &mut self.units[i];
         unit.route = route;
         unit.case = Some(case);
+    }
+
+    /// Sends the unit with call sign number `id` on patrol to the station at `to` (no case).
+    pub fn roam(&mut self, id: u32, to: GeoPoint) {
+        let target = self.corner_of(to);
+        let Some(i) = self.units.iter().position(|u| u.id == id) else {
+            return;
+        };
+        self.units[i].route = self.route(self.units[i].xy, target);
     }
 
     /// The unit is free again (the vehicle was recovered): it stays where it is.

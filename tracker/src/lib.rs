@@ -581,12 +581,19 @@ impl Tracker {
         self.clone_rule(s, latest, alerts);
         match step {
             Step::Moved(from) => {
-                self.transitions.learn(
-                    before,
-                    from.station,
-                    current.station,
-                    current.since_ms - from.since_ms,
-                );
+                // Moves between roadside stations only: a patrol car's reader is somewhere
+                // else every time, and no vehicle goes "next" to it.
+                let mobile =
+                    |id: Option<StationId>| id.is_some_and(|id| self.readers.is_mobile(id));
+                if !mobile(before) && !mobile(Some(from.station)) && !mobile(Some(current.station))
+                {
+                    self.transitions.learn(
+                        before,
+                        from.station,
+                        current.station,
+                        current.since_ms - from.since_ms,
+                    );
+                }
                 self.fence_rule(s, from.position, current.position, alerts);
             }
             // A mobile reader carried the tag along: fences watch its position too.
@@ -1249,6 +1256,48 @@ mod tests {
         };
         let alerts = tracker.apply(obs, 0);
         assert_eq!(alerts[0].position, here);
+    }
+
+    /// A tag heard by a patrol car's reader between two roadside stations: the moves to and
+    /// from the car teach the predictor nothing (no vehicle goes "next" to a patrol car).
+    #[test]
+    fn moves_to_and_from_a_mobile_reader_are_not_learned() {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        for (id, lat) in [(1, 23.0), (2, 23.01), (3, 23.02)] {
+            tracker.set_station(&station_at(id, lat));
+        }
+        let moving = |station: u32, t: i64| Detection {
+            station: StationId(station),
+            tag_flags: tag_flags::MOVING,
+            ..det(7, t)
+        };
+        apply(&mut tracker, 1, &[moving(1, 0)]);
+        let car = Observation {
+            frame: FrameKey {
+                station: StationId(3),
+                ..frame(2)
+            },
+            sent_at_ms: 20_000,
+            reader_position: Some(GeoPoint {
+                lat: 23.005,
+                lon: 116.0,
+            }),
+            detections: &[moving(3, 20_000)],
+        };
+        tracker.apply(car, 20_000);
+        apply(&mut tracker, 3, &[moving(2, 40_000)]);
+        assert_eq!(
+            tracker.location(TagId(7)).map(|l| l.station),
+            Some(StationId(2))
+        );
+        assert!(tracker
+            .transitions
+            .predict(None, StationId(1), 3)
+            .is_empty());
+        assert!(tracker
+            .transitions
+            .predict(None, StationId(3), 3)
+            .is_empty());
     }
 
     /// A patrol car provisioned at its precinct (station 1, at 23.0) drives 5 km north and

@@ -8,8 +8,9 @@
 //!
 //! A tag whose accelerometer says it is moving (the wire's `MOVING` flag) is on its way: a
 //! station that hears it after the current one has missed [`MOVING_SILENCE_MS`] of its beacons
-//! takes it at once, unless it is the station the tag just came from (that way lies ping-pong
-//! between overlapping stations: going back takes the hysteresis). Waiting ten seconds of silence would leave a vehicle passing stations a few
+//! takes it at once, unless it is the station the tag just came from: going back takes silence
+//! at the new one (just after a move the old station is often still the stronger, and the tag
+//! is leaving it; with widely overlapping stations that flipped it, and fences, back and forth). Waiting ten seconds of silence would leave a vehicle passing stations a few
 //! seconds apart one or two stations behind, and a geofence entered a station late.
 
 use tagwatch_model::{GeoPoint, StationId};
@@ -166,7 +167,9 @@ impl TagPlace {
             }
         };
         let silent = rival.seen_at_ms - self.current.seen_at_ms > SWITCH_SILENCE_MS;
-        let stronger = rival.score >= self.current.score + SWITCH_MARGIN_DB;
+        // A moving tag goes back to the station it came from on silence only: just after a
+        // move the old station is often still the stronger one, and the tag is leaving it.
+        let stronger = rival.score >= self.current.score + SWITCH_MARGIN_DB && !(moving && back);
         if !(silent || stronger) {
             return Step::Challenged;
         }
@@ -252,9 +255,14 @@ mod tests {
             "{step:?}"
         );
         assert_eq!(place.current.station, B);
-        // Still in the overlap, A hears it after B missed two beacons: it stays at B.
-        assert_eq!(place.observe(A, HERE, 7_000, -70, true), Step::Challenged);
+        // Still in the overlap, A hears it after B missed two beacons, even much stronger (it
+        // is still nearer A, driving away): it stays at B.
+        assert_eq!(place.observe(A, HERE, 7_000, -60, true), Step::Challenged);
+        assert_eq!(place.observe(A, HERE, 8_000, -58, true), Step::Challenged);
         assert_eq!(place.current.station, B);
+        // Parked back at A, B silent: A takes it back once B has been silent for a while.
+        let step = place.observe(A, HERE, 4_500 + SWITCH_SILENCE_MS + 1, -60, false);
+        assert!(matches!(step, Step::Moved(from) if from.station == B), "{step:?}");
         // Parked, the same silence is not enough.
         let mut parked = TagPlace::new(A, HERE, 0, -70);
         assert_eq!(parked.observe(B, HERE, 2_500, -72, false), Step::Challenged);

@@ -262,7 +262,7 @@ impl Tracker {
     }
 
     fn companion_missing(&mut self, check: CompanionCheck, now_ms: i64) -> Option<Alert> {
-        let position = self.stations.get(&check.station).copied()?;
+        let position = self.read_position(check.station, check.seen_at_ms)?;
         let mut nearby: Vec<_> = self
             .spatial
             .stations_within(position, COMPANION_RADIUS_M)

@@ -25,8 +25,9 @@
 use clap::Parser;
 use std::collections::HashMap;
 use tagwatch_benches::city_feed::{self, TICK_MS};
+use tagwatch_benches::mobile_readers::{MobileReaders, FIRST_READER, READER_RANGE_M};
 use tagwatch_benches::rule_truth::{self, ArmedTruth, FenceTruth};
-use tagwatch_model::{Alert, AlertKind, CaseId, StationId, TagId};
+use tagwatch_model::{Alert, AlertKind, CaseId, GeoPoint, StationId, TagId};
 use tagwatch_sim::city::{City, CityConfig, TruthInterval};
 use tagwatch_tracker::{Command, Tracker};
 
@@ -67,6 +68,9 @@ struct Args {
     /// Share of the vehicles armed by their owners after the warm-up (those parked then).
     #[arg(long, default_value_t = 0.05)]
     armed: f64,
+    /// Patrol cars with a mobile reader, roaming the city.
+    #[arg(long, default_value_t = 0)]
+    mobile_readers: u32,
 }
 
 /// Heartbeats every this often from every station (as `PROTOCOL.md` asks).
@@ -77,6 +81,10 @@ struct Answer {
     tag: TagId,
     at_ms: i64,
     station: StationId,
+    /// Where the answer placed it (a mobile reader's fix, or the station).
+    position: GeoPoint,
+    /// Where it truly was.
+    truth: GeoPoint,
 }
 
 /// A tracker and the answers it gave.
@@ -130,6 +138,12 @@ fn main() {
                 .command(Command::Geofence(fence.clone()), city.now_ms());
         }
     }
+    let mut readers = MobileReaders::new(&config, args.mobile_readers, args.seed);
+    for subject in &mut subjects {
+        for station in readers.stations() {
+            subject.tracker.set_station(&station);
+        }
+    }
     let mut armed_truth = ArmedTruth::default();
     let mut stolen: HashMap<TagId, i64> = HashMap::new();
     eprintln!(
@@ -163,6 +177,15 @@ fn main() {
                 let (tracker, flag) = (&mut subject.tracker, subject.moving_flag);
                 let alerts = city_feed::apply(tracker, seq, &frame, flag, offset, now);
                 subject.alerts.extend(alerts);
+            }
+        }
+        for (_, at, heard) in readers.step(&city, TICK_MS, now) {
+            seq += 1;
+            for subject in &mut subjects {
+                let tracker = &mut subject.tracker;
+                subject
+                    .alerts
+                    .extend(city_feed::apply_mobile(tracker, seq, at, &heard, now));
             }
         }
         if tick % (HEARTBEAT_MS / TICK_MS) == 0 {
@@ -208,18 +231,27 @@ fn main() {
             );
         }
         if tick % (60_000 / TICK_MS) == 0 {
-            bound.extend(latest_read.iter().map(|(&tag, &(_, _, station))| Answer {
-                tag,
-                at_ms: now,
-                station,
+            let truth = |tag| city.position_of(tag).map(|xy| config.geo_of(xy));
+            bound.extend(latest_read.iter().filter_map(|(&tag, &(_, _, station))| {
+                Some(Answer {
+                    tag,
+                    at_ms: now,
+                    station,
+                    position: truth(tag)?,
+                    truth: truth(tag)?,
+                })
             }));
             for subject in &mut subjects {
                 for &tag in &tags {
-                    if let Some(location) = subject.tracker.location(tag) {
+                    if let (Some(location), Some(truth)) =
+                        (subject.tracker.location(tag), truth(tag))
+                    {
                         subject.answers.push(Answer {
                             tag,
                             at_ms: now,
                             station: location.station,
+                            position: location.position,
+                            truth,
                         });
                     }
                 }
@@ -245,6 +277,18 @@ fn main() {
         report(subject.name, &subject.answers, &intervals);
     }
     report("bound: latest read's station", &bound, &intervals);
+    if args.mobile_readers > 0 {
+        println!();
+        println!(
+            "answers placed by a mobile reader ({} cars, range {READER_RANGE_M} m): right when the vehicle is within range of the place given",
+            args.mobile_readers
+        );
+        println!("| tracker | answers | accuracy | distance p50 | p90 |");
+        println!("|---|---:|---:|---:|---:|");
+        for subject in &subjects {
+            report_mobile(subject);
+        }
+    }
     println!();
     println!(
         "intercept prediction (stolen sightings after a {}-minute warm-up):",
@@ -273,7 +317,15 @@ fn main() {
             "{}",
             armed_truth.score(&subject.alerts).row(&name("armed_moved"))
         );
-        let sightings = rule_truth::score_stolen(&intervals, &stolen, &subject.alerts, gap);
+        // Sightings by roadside stations (the truth knows their ranges; a mobile reader's
+        // placements are scored above).
+        let at_stations: Vec<Alert> = subject
+            .alerts
+            .iter()
+            .filter(|a| a.station.0 < FIRST_READER)
+            .cloned()
+            .collect();
+        let sightings = rule_truth::score_stolen(&intervals, &stolen, &at_stations, gap);
         println!("{}", sightings.row(&name("stolen_sighting")));
     }
     if !clock_offsets.is_empty() {
@@ -340,7 +392,7 @@ fn report(name: &str, answers: &[Answer], intervals: &HashMap<TagId, Vec<TruthIn
     let none = Vec::new();
     let (mut asked, mut right) = (0usize, 0usize);
     let mut lags: Vec<i64> = Vec::new();
-    for answer in answers {
+    for answer in answers.iter().filter(|a| a.station.0 < FIRST_READER) {
         let tag_truth = intervals.get(&answer.tag).unwrap_or(&none);
         // One tick of tolerance: a beacon is heard at the tick's end.
         let within =
@@ -380,5 +432,32 @@ fn report(name: &str, answers: &[Answer], intervals: &HashMap<TagId, Vec<TruthIn
         at(0.5),
         at(0.9),
         at(1.0)
+    );
+}
+
+/// Scores the answers that placed a vehicle at a mobile reader's fix: right when the vehicle
+/// is within the reader's range of that place (as an answer at a station is right when the
+/// vehicle is within the station's range).
+fn report_mobile(subject: &Subject) {
+    let mut distances: Vec<f64> = subject
+        .answers
+        .iter()
+        .filter(|a| a.station.0 >= FIRST_READER)
+        .map(|a| tagwatch_tracker::spatial::distance_m(a.position, a.truth))
+        .collect();
+    distances.sort_by(f64::total_cmp);
+    let right = distances.iter().filter(|&&d| d <= READER_RANGE_M).count();
+    let at = |p: f64| {
+        distances
+            .get(((distances.len().max(1) - 1) as f64 * p) as usize)
+            .map_or("-".into(), |d| format!("{d:.0} m"))
+    };
+    println!(
+        "| {} | {} | {:.4} | {} | {} |",
+        subject.name,
+        distances.len(),
+        right as f64 / distances.len().max(1) as f64,
+        at(0.5),
+        at(0.9)
     );
 }
