@@ -71,6 +71,13 @@ impl AlertBus {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).tx = None;
     }
 
+    /// The alert with sequence number `seq`, if the ring still holds it (an alert is on the
+    /// stream before the flush that stores it).
+    pub fn recent(&self, seq: i64) -> Option<Alert> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.ring.iter().rev().find(|a| a.seq == seq).cloned()
+    }
+
     /// Subscribes, returning the ring's alerts after `after` (all of them for `None`: none).
     pub fn subscribe(&self, after: Option<i64>) -> Subscription {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());

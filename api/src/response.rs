@@ -36,11 +36,15 @@ fn alert_seq(seq: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::field("seq", format!("alert {seq:?} is not a positive number")))
 }
 
+/// The alert `seq`: from the store or, raised a moment ago and not yet flushed there, from the
+/// live stream's ring (an officer opens an alert the moment it arrives).
 async fn stored_alert(state: &ApiState, seq: i64) -> Result<Alert, ApiError> {
+    if let Some(alert) = state.store.alert(seq).await? {
+        return Ok(alert);
+    }
     state
-        .store
-        .alert(seq)
-        .await?
+        .bus
+        .recent(seq)
         .ok_or_else(|| ApiError::NotFound(format!("no alert {seq}")))
 }
 

@@ -236,3 +236,35 @@ async fn units_are_ranked_from_where_the_vehicle_is_now() {
         "{alert}"
     );
 }
+
+/// An alert is on the live stream before the flush that stores it (alerts go first): an
+/// officer who opens it at once, and a dispatcher who sends a unit, must not be told "no
+/// alert".
+#[tokio::test]
+async fn an_alert_opened_the_moment_it_arrives_is_found_before_it_is_stored() {
+    let server = TestServer::start_with(|c| c.flush_interval_ms = 5_000).await;
+    provision(&server, 1001, 321).await;
+    create_user(&server, "carol", "dispatcher").await;
+    let carol = login(&server, "carol").await;
+    let theft = json!({"note": "gone"});
+    let (status, _) = post(&server, "/api/v1/vehicles/321/theft", TOKEN, theft).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut live = support::open_events(&server, "/api/v1/alerts/stream", TOKEN).await;
+    let station = TestStation::udp(1001, 1, server.udp()).await;
+    station.send(&station.detections(1, now_ms(), &[321])).await;
+    let alert = support::next_alert_within(&mut live, std::time::Duration::from_secs(5))
+        .await
+        .expect("the alert, live");
+    let seq = alert["seq"].as_i64().expect("seq");
+    assert!(
+        server.store().alert(seq).await.expect("store").is_none(),
+        "not stored yet (the flush waits 5 s)"
+    );
+    let (status, file) = get(&server, &format!("/api/v1/alerts/{seq}"), TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{file}");
+    assert_eq!(file["tag"], 321);
+    report(&server, &carol, "P-1", 100.0, true).await;
+    let path = format!("/api/v1/alerts/{seq}/dispatch");
+    let (status, sent) = post(&server, &path, &carol, json!({"unit": "P-1"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+}

@@ -262,7 +262,10 @@ mod tests {
         assert_eq!(place.current.station, B);
         // Parked back at A, B silent: A takes it back once B has been silent for a while.
         let step = place.observe(A, HERE, 4_500 + SWITCH_SILENCE_MS + 1, -60, false);
-        assert!(matches!(step, Step::Moved(from) if from.station == B), "{step:?}");
+        assert!(
+            matches!(step, Step::Moved(from) if from.station == B),
+            "{step:?}"
+        );
         // Parked, the same silence is not enough.
         let mut parked = TagPlace::new(A, HERE, 0, -70);
         assert_eq!(parked.observe(B, HERE, 2_500, -72, false), Step::Challenged);
