@@ -396,7 +396,6 @@ impl SqliteStore {
                     .push_bind(f.position.lat)
                     .push_bind(f.position.lon);
             });
-            // `WHERE true`: SQLite's upsert after a VALUES list needs it to parse.
             q.push(
                 " ON CONFLICT (station) DO UPDATE SET at_ms = excluded.at_ms, \
                  lat = excluded.lat, lon = excluded.lon WHERE excluded.at_ms > readers.at_ms",
