@@ -378,29 +378,27 @@ impl SqliteStore {
             q.build().execute(&mut *tx).await?;
         }
         for chunk in batch.reader_fixes.chunks(ROWS_PER_STATEMENT) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("INSERT INTO reader_fixes (station, at_ms, lat, lon) ");
-            q.push_values(chunk, |mut row, f| {
-                row.push_bind(i64::from(f.station.0))
-                    .push_bind(f.at_ms)
-                    .push_bind(f.position.lat)
-                    .push_bind(f.position.lon);
-            });
-            q.push(" ON CONFLICT (station, at_ms) DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-            let mut q =
-                QueryBuilder::<Sqlite>::new("INSERT INTO readers (station, at_ms, lat, lon) ");
-            q.push_values(chunk, |mut row, f| {
-                row.push_bind(i64::from(f.station.0))
-                    .push_bind(f.at_ms)
-                    .push_bind(f.position.lat)
-                    .push_bind(f.position.lon);
-            });
-            q.push(
-                " ON CONFLICT (station) DO UPDATE SET at_ms = excluded.at_ms, \
-                 lat = excluded.lat, lon = excluded.lon WHERE excluded.at_ms > readers.at_ms",
-            );
-            q.build().execute(&mut *tx).await?;
+            // The same rows go to both tables: every fix, and each reader's latest.
+            for (table, conflict) in [
+                ("reader_fixes", " ON CONFLICT (station, at_ms) DO NOTHING"),
+                (
+                    "readers",
+                    " ON CONFLICT (station) DO UPDATE SET at_ms = excluded.at_ms, \
+                     lat = excluded.lat, lon = excluded.lon WHERE excluded.at_ms > readers.at_ms",
+                ),
+            ] {
+                let mut q = QueryBuilder::<Sqlite>::new(format!(
+                    "INSERT INTO {table} (station, at_ms, lat, lon) "
+                ));
+                q.push_values(chunk, |mut row, f| {
+                    row.push_bind(i64::from(f.station.0))
+                        .push_bind(f.at_ms)
+                        .push_bind(f.position.lat)
+                        .push_bind(f.position.lon);
+                });
+                q.push(conflict);
+                q.build().execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
