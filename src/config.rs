@@ -44,8 +44,13 @@ pub struct Config {
     /// Frames per flush before flushing early. A full batch waits for the store; meanwhile only
     /// frames that may raise an alert are applied.
     pub max_batch_frames: usize,
-    /// Frames queued between gateway and tracker; beyond it stations are told BUSY.
+    /// Frames the gateway hands over between two takes of the ingest (every few ms); beyond it
+    /// stations are told BUSY. The ingest's own queue is bounded by time: `admission_bound_ms`.
     pub queue_frames: usize,
+    /// Longest a frame may be expected to wait before it is applied, at the rate the ingest is
+    /// measured to drain its queue; beyond it stations are told BUSY at once (frames that may
+    /// raise an alert go past it, up to four times as far), ms.
+    pub admission_bound_ms: u64,
     /// Largest frame body accepted, bytes.
     pub max_frame_body: usize,
     /// Detections of a tag at one station closer than this are one visit, seconds.
@@ -98,6 +103,7 @@ impl Default for Config {
             checkpoint_interval_ms: None,
             max_batch_frames: 4096,
             queue_frames: 16_384,
+            admission_bound_ms: 1_000,
             max_frame_body: 32 * 1024,
             visit_gap_s: 30,
             clock_skew_limit_s: 120,
@@ -182,6 +188,9 @@ impl Config {
         if self.max_batch_frames == 0 || self.queue_frames == 0 {
             return invalid("max_batch_frames", "batch and queue sizes must be positive");
         }
+        if !(10..=60_000).contains(&self.admission_bound_ms) {
+            return invalid("admission_bound_ms", "must be 10..=60000");
+        }
         if !(64..=tagwatch_gateway::wire::MAX_BODY_LEN).contains(&self.max_frame_body) {
             return invalid("max_frame_body", "must be 64..=65535");
         }
@@ -234,6 +243,10 @@ impl Config {
 
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms)
+    }
+
+    pub fn admission_bound(&self) -> Duration {
+        Duration::from_millis(self.admission_bound_ms)
     }
 
     /// The checkpoint interval for this configuration's database (see `checkpoint_interval_ms`).

@@ -84,6 +84,72 @@ impl<T> HotQueue<T> {
     }
 }
 
+/// The ingest's queue: a lane for live frames and one for stations' backlogs (see
+/// [`crate::admission`]), each with hot stations first. Hot frames of either lane go first, then
+/// live frames, then the backlog: a backlog drains only with what live traffic leaves over.
+#[derive(Debug)]
+pub struct Lanes<T> {
+    live: HotQueue<T>,
+    backlog: HotQueue<T>,
+}
+
+impl<T> Default for Lanes<T> {
+    fn default() -> Self {
+        Self {
+            live: HotQueue::default(),
+            backlog: HotQueue::default(),
+        }
+    }
+}
+
+impl<T> Lanes<T> {
+    /// Appends `live` and `backlog` to their lanes (see [`HotQueue::admit`]); returns how many
+    /// items moved to a lane's front.
+    pub fn admit<S: Eq + Hash>(
+        &mut self,
+        live: Vec<T>,
+        backlog: Vec<T>,
+        station: impl Fn(&T) -> S,
+        hot: impl Fn(&T) -> bool,
+    ) -> usize {
+        let mut moved = 0;
+        if !live.is_empty() {
+            moved += self.live.admit(live, &station, &hot);
+        }
+        if !backlog.is_empty() {
+            moved += self.backlog.admit(backlog, &station, &hot);
+        }
+        moved
+    }
+
+    /// The next item to apply.
+    pub fn pop(&mut self) -> Option<T> {
+        if self.live.hot_next() || (!self.backlog.hot_next() && !self.live.is_empty()) {
+            self.live.pop()
+        } else {
+            self.backlog.pop()
+        }
+    }
+
+    /// The next item, if it is a hot station's.
+    pub fn pop_hot(&mut self) -> Option<T> {
+        self.live.pop_hot().or_else(|| self.backlog.pop_hot())
+    }
+
+    /// Whether the next item is a hot station's.
+    pub fn hot_next(&self) -> bool {
+        self.live.hot_next() || self.backlog.hot_next()
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.len() + self.backlog.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty() && self.backlog.is_empty()
+    }
+}
+
 /// Reorders `batch` in place: every item of a station that has at least one `hot` item in the
 /// batch comes first, then all others; within each part items keep their order. Returns how many
 /// items went to the front.
@@ -176,6 +242,35 @@ mod tests {
             [(3, 1, false), (3, 2, true), (2, 1, false), (4, 1, false)]
         );
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn hot_frames_of_either_lane_go_first_then_live_then_backlog() {
+        let mut lanes = Lanes::default();
+        // (station, seq, hot)
+        let live = vec![(1, 10, false), (2, 10, false)];
+        let backlog = vec![(3, 1, false), (4, 1, true), (3, 2, false)];
+        assert_eq!(lanes.admit(live, backlog, |f| f.0, |f| f.2), 1);
+        assert!(lanes.hot_next());
+        assert_eq!(
+            lanes.pop_hot(),
+            Some((4, 1, true)),
+            "a hot backlog frame first"
+        );
+        assert_eq!(lanes.pop_hot(), None);
+        let rest: Vec<_> = std::iter::from_fn(|| lanes.pop()).collect();
+        assert_eq!(
+            rest,
+            [(1, 10, false), (2, 10, false), (3, 1, false), (3, 2, false)],
+            "live before backlog, each in arrival order"
+        );
+        lanes.admit(vec![(1, 11, false)], vec![(3, 3, false)], |f| f.0, |f| f.2);
+        lanes.admit(vec![(2, 11, true)], Vec::new(), |f| f.0, |f| f.2);
+        assert_eq!(lanes.len(), 3);
+        assert_eq!(lanes.pop(), Some((2, 11, true)));
+        assert_eq!(lanes.pop(), Some((1, 11, false)));
+        assert_eq!(lanes.pop(), Some((3, 3, false)));
+        assert!(lanes.is_empty());
     }
 
     proptest! {

@@ -1,8 +1,11 @@
 //! # Ingest: where gateway, tracker and store meet, exactly once.
 //!
 //! One task owns the [`Tracker`] and the [`Dedupe`] state. It takes verified frames from the
-//! gateway's bounded queue, drops duplicates, applies fresh frames (stations carrying a stolen tag
-//! first, see [`crate::hot_first`]; any alert is published at once), and every `flush_interval`
+//! gateway's bounded queue every few milliseconds, answers duplicates, queues a fresh frame only
+//! while it can be applied within the admission bound and answers BUSY otherwise (see
+//! [`crate::admission`]), applies the queued frames (those that may raise an alert first, then
+//! live ones, then stations' backlogs, see [`crate::hot_first`]; any alert is published at once),
+//! and every `flush_interval`
 //! hands a [`Flush`] — the frames applied (journaled, see [`crate::journal`]), new alerts and the
 //! frames' watermarks, and now and then a checkpoint of the changed visits — to the writer task.
 //! The writer commits it in one transaction and only then sends ACCEPTED for those frames. Only one flush waits for the writer at a time, so a slow store stops the ingest
@@ -26,8 +29,9 @@ use tagwatch_tracker::{Command, Observation, Query, Tracker, VisitChanges};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{self, Admission, Class, Verdict};
 use crate::checkpoint_take::{CheckpointTake, TAKE_SLICE_PAIRS};
-use crate::hot_first::HotQueue;
+use crate::hot_first::Lanes;
 use crate::journal::{Checkpoints, Replayed};
 use crate::metrics::PipelineMetrics;
 
@@ -39,8 +43,8 @@ pub struct IngestConfig {
     /// A flush starts early once this many frames are waiting for it. A full batch waits for the
     /// writer; meanwhile hot frames are still applied, up to twice this.
     pub max_batch_frames: usize,
-    /// The gateway's queue: also the most frames taken in while a full batch waits.
-    pub queue_frames: usize,
+    /// Longest a frame may be expected to wait in the ingest's queue: past it, BUSY.
+    pub admission_bound: Duration,
     /// How often a flush writes the changed visits (see [`crate::journal`]); zero: every flush.
     pub checkpoint_interval: Duration,
 }
@@ -113,12 +117,16 @@ const BATCH_FRAMES: usize = 1_024;
 /// and without taking in the frames that arrived meanwhile.
 const YIELD_EVERY: Duration = Duration::from_millis(2);
 
-/// Frames the ingest holds in its [`HotQueue`] at most, if the gateway's queue is as long: ~0.8 s
-/// of frames at 1 M detections a second. A frame that may alert goes before all of them, so when
-/// the ingest falls behind for a moment (a checkpoint's take, the machine's other work) an alert
-/// does not wait behind the backlog, and while the batch waits for the writer the hot ones among
-/// them are applied. Past this, frames wait in the gateway's queue, in arrival order.
-const HOT_QUEUE_FRAMES: usize = 8 * BATCH_FRAMES;
+/// A frame taken in and queued for the tracker.
+#[derive(Debug)]
+struct Queued {
+    inbound: Inbound,
+    /// The class it was admitted under.
+    class: Class,
+    /// In the backlog lane.
+    backlog: bool,
+    cost: u64,
+}
 
 /// Whether a batch waiting for the writer may still take a hot station's frame: up to twice its
 /// bound, so memory stays bounded however long the store takes.
@@ -126,19 +134,105 @@ fn room_for_hot(building: &Building, config: &IngestConfig) -> bool {
     building.acks.len() < 2 * config.max_batch_frames
 }
 
-/// Moves the frames `arrived` into the queue, hot stations first.
-fn admit(
-    queue: &mut HotQueue<Inbound>,
+/// Takes in the frames `arrived`: answers those already applied, queues the fresh ones the
+/// admission lets in (each lane hot stations first) and tells the others BUSY at once.
+fn take_in(
+    queue: &mut Lanes<Queued>,
     arrived: &mut Vec<Inbound>,
     tracker: &Tracker,
+    dedupe: &Dedupe,
+    admission: &mut Admission,
     parts: &IngestParts,
 ) {
+    let (mut live, mut backlog) = (Vec::new(), Vec::new());
+    for inbound in arrived.drain(..) {
+        let key = inbound.key();
+        // Too far ahead is judged when the frame is applied: the frames queued before it
+        // may have moved its session's watermark by then.
+        let seen = match dedupe.check(key) {
+            Seen::TooFarAhead => Seen::Fresh,
+            seen => seen,
+        };
+        let Some(inbound) = answer_unless_fresh(seen, inbound, parts) else {
+            continue;
+        };
+        let (age, hot, detections) = match inbound.frame() {
+            Some(frame) => (
+                admission.age_class(key.station, frame.time_ms),
+                may_alert(tracker, frame),
+                match &frame.body {
+                    Body::Detections(records) => records.len(),
+                    _ => 0,
+                },
+            ),
+            None => (Class::Live, false, 0),
+        };
+        let class = if hot { Class::Hot } else { age };
+        let cost = admission::cost(detections);
+        if admission.decide(class, key.station, cost) == Verdict::Refuse {
+            parts.metrics.refused(class).inc();
+            inbound.ack.send(key, AckStatus::Busy);
+            continue;
+        }
+        admission.queued(class, key.station, cost);
+        let queued = Queued {
+            inbound,
+            class,
+            backlog: age == Class::Backlog,
+            cost,
+        };
+        if queued.backlog {
+            backlog.push(queued);
+        } else {
+            live.push(queued);
+        }
+    }
     let moved = queue.admit(
-        arrived.drain(..),
-        |i| i.key().station,
-        |i| i.frame().is_some_and(|frame| may_alert(tracker, frame)),
+        live,
+        backlog,
+        |q| q.inbound.key().station,
+        |q| q.class == Class::Hot,
     );
     parts.metrics.hot_first.inc_by(moved as u64);
+    show_admission(admission, &parts.metrics);
+}
+
+/// Sets the gauges of what the ingest has queued and how fast it drains.
+fn show_admission(admission: &Admission, metrics: &PipelineMetrics) {
+    metrics
+        .queued_cost
+        .set(i64::try_from(admission.queued_cost()).unwrap_or(i64::MAX));
+    metrics.drain_rate.set(admission.rate());
+    metrics
+        .expected_wait
+        .set(admission.expected_wait().as_secs_f64());
+}
+
+/// Answers a frame that is not to be applied (already applied, or too far ahead of its session)
+/// and returns `None`; returns a fresh frame as it is.
+fn answer_unless_fresh(seen: Seen, inbound: Inbound, parts: &IngestParts) -> Option<Inbound> {
+    let key = inbound.key();
+    match seen {
+        Seen::Fresh => return Some(inbound),
+        Seen::Duplicate => {
+            parts.metrics.duplicates.inc();
+            // A rejected frame is settled, never stored: its resend gets the same answer.
+            let status = match inbound.content {
+                Content::Frame(_) => AckStatus::Duplicate,
+                Content::Rejected { .. } => AckStatus::Rejected,
+            };
+            inbound.ack.send(key, status);
+        }
+        Seen::InFlight => {
+            // Its ACK follows the commit already under way.
+            parts.metrics.resends_in_flight.inc();
+        }
+        Seen::TooFarAhead => {
+            parts.metrics.too_far_ahead.inc();
+            inbound.ack.send(key, AckStatus::Busy);
+        }
+    }
+    None
 }
 
 /// Sets the gauges of the journal not yet checkpointed and of the checkpoint interval in effect.
@@ -180,9 +274,19 @@ pub async fn run_ingest(
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Frames taken from the gateway and not yet applied, hot stations' first.
-    let mut queue = HotQueue::default();
+    let mut queue = Lanes::default();
+    let mut admission = Admission::new(config.admission_bound);
     let mut arrived = Vec::with_capacity(BATCH_FRAMES);
+    // The drain rate is measured over the time frames were waiting: since `mark`, with the cost
+    // applied since then.
+    let mut mark = Instant::now();
+    let mut drained = 0;
     loop {
+        let now = Instant::now();
+        if !queue.is_empty() {
+            admission.drained(drained, now - mark);
+        }
+        (mark, drained) = (now, 0);
         // A full batch waits for the writer: this is where backpressure starts. Meanwhile only
         // hot stations' frames are applied (the batch grows past its bound by those few) and
         // frames keep being taken in, up to a bound, so a slow commit holds ACKs, not alerts.
@@ -227,14 +331,13 @@ pub async fn run_ingest(
                     break;
                 }
             }
-            // Frames that came since the last slice join the queue (up to its bound): a stolen
-            // vehicle's sighting does not wait behind the rest.
-            received = parts.frames.recv_many(&mut arrived, BATCH_FRAMES),
-                if queue.len() < config.queue_frames.min(HOT_QUEUE_FRAMES) => {
+            // Frames that came since the last slice are taken in (or told BUSY) at once: a
+            // stolen vehicle's sighting goes before everything queued, however much that is.
+            received = parts.frames.recv_many(&mut arrived, BATCH_FRAMES) => {
                 if received == 0 {
                     break;
                 }
-                admit(&mut queue, &mut arrived, &tracker, &parts);
+                take_in(&mut queue, &mut arrived, &tracker, &dedupe, &mut admission, &parts);
             }
             // An idle server finishes its checkpoint's take (under load, each slice of frames
             // takes a slice of it).
@@ -255,11 +358,13 @@ pub async fn run_ingest(
                     } else {
                         None
                     };
-                    let Some(inbound) = next else {
+                    let Some(queued) = next else {
                         break;
                     };
+                    admission.left(queued.class, queued.inbound.key().station, queued.cost);
+                    drained += queued.cost;
                     let alerts_before = building.alerts.len();
-                    handle(&mut tracker, &mut dedupe, &mut building, &parts, inbound).await;
+                    handle(&mut tracker, &mut dedupe, &mut building, &parts, queued.inbound).await;
                     if building.alerts.len() > alerts_before || started.elapsed() >= YIELD_EVERY {
                         break;
                     }
@@ -304,29 +409,10 @@ async fn handle(
         .metrics
         .queue_wait
         .observe(inbound.received_at.elapsed().as_secs_f64());
-    match dedupe.check(key) {
-        Seen::Fresh => {}
-        Seen::Duplicate => {
-            parts.metrics.duplicates.inc();
-            // A rejected frame is settled, never stored: its resend gets the same answer.
-            let status = match inbound.content {
-                Content::Frame(_) => AckStatus::Duplicate,
-                Content::Rejected { .. } => AckStatus::Rejected,
-            };
-            inbound.ack.send(key, status);
-            return;
-        }
-        Seen::InFlight => {
-            // Its ACK follows the commit already under way.
-            parts.metrics.resends_in_flight.inc();
-            return;
-        }
-        Seen::TooFarAhead => {
-            parts.metrics.too_far_ahead.inc();
-            inbound.ack.send(key, AckStatus::Busy);
-            return;
-        }
-    }
+    // Checked again: a resend may have been queued beside its first copy.
+    let Some(inbound) = answer_unless_fresh(dedupe.check(key), inbound, parts) else {
+        return;
+    };
     let frame = match &inbound.content {
         Content::Frame(frame) => frame,
         Content::Rejected { reason, .. } => {

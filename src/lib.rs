@@ -21,6 +21,7 @@
 //! - [`demo`]: the simulated city against a real server, in one process.
 //! - [`metrics`]: pipeline metrics.
 
+pub mod admission;
 pub mod checkpoint_take;
 pub mod config;
 pub mod demo;

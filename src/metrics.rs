@@ -1,6 +1,9 @@
 //! Pipeline metrics (ingest and store flushes), in Prometheus naming.
 
+use crate::admission::Class;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
@@ -31,6 +34,15 @@ pub struct PipelineMetrics {
     pub checkpoint_take_seconds: Histogram,
     pub upkeep_seconds: Histogram,
     pub queue_wait: Histogram,
+    refused: Family<ClassLabel, Counter>,
+    pub queued_cost: Gauge,
+    pub drain_rate: Gauge<f64, AtomicU64>,
+    pub expected_wait: Gauge<f64, AtomicU64>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
 }
 
 impl Default for PipelineMetrics {
@@ -61,11 +73,24 @@ impl Default for PipelineMetrics {
             upkeep_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             // 0.1 ms .. ~3 s
             queue_wait: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            refused: Family::default(),
+            queued_cost: Gauge::default(),
+            drain_rate: Gauge::default(),
+            expected_wait: Gauge::default(),
         }
     }
 }
 
 impl PipelineMetrics {
+    /// Frames of `class` the admission answered BUSY.
+    pub fn refused(&self, class: Class) -> Counter {
+        self.refused
+            .get_or_create(&ClassLabel {
+                class: class.label(),
+            })
+            .clone()
+    }
+
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "tagwatch_frames_applied",
@@ -176,6 +201,26 @@ impl PipelineMetrics {
             "tagwatch_tracker_upkeep_seconds",
             "Time the ingest task spends on the tracker's upkeep at a flush: closing visits, forgetting old ones, the trajectory index's buckets (frames wait meanwhile)",
             self.upkeep_seconds.clone(),
+        );
+        registry.register(
+            "tagwatch_ingest_refused_busy",
+            "Frames answered BUSY at once because the ingest could not apply them within the admission bound, by class (hot, live, backlog)",
+            self.refused.clone(),
+        );
+        registry.register(
+            "tagwatch_ingest_queued_cost",
+            "Work queued in the ingest, in detections (plus a few per frame)",
+            self.queued_cost.clone(),
+        );
+        registry.register(
+            "tagwatch_ingest_drain_rate",
+            "Work the ingest is measured to apply per second while frames wait, in detections",
+            self.drain_rate.clone(),
+        );
+        registry.register(
+            "tagwatch_ingest_expected_wait_seconds",
+            "How long the ingest's queue would take to drain at the measured rate",
+            self.expected_wait.clone(),
         );
         registry.register(
             "tagwatch_checkpoint_seconds",

@@ -280,7 +280,7 @@ impl Server {
             IngestConfig {
                 flush_interval: config.flush_interval(),
                 max_batch_frames: config.max_batch_frames,
-                queue_frames: config.queue_frames,
+                admission_bound: config.admission_bound(),
                 checkpoint_interval: config.checkpoint_interval(),
             },
             replayed,

@@ -426,16 +426,56 @@ pub(crate) fn status_from_row(station: StationId, row: StatusRow) -> Result<Stat
     })
 }
 
-/// Parses a watermark's `above` column: comma-separated sequence numbers.
-pub(crate) fn split_seqs(text: &str) -> Result<Vec<u32>> {
-    text.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<u32>()
-                .map_err(|_| Error::Corrupt(format!("watermark seq {s:?}")))
-        })
-        .collect()
+/// Writes a watermark's `above` column: comma-separated sequence numbers, a run of three or more
+/// written as `first-last`. A station that sends its live frames ahead of an hour's backlog (see
+/// `PROTOCOL.md`) has thousands of seqs above its watermark, nearly all in one run: this keeps its
+/// row a few bytes instead of kilobytes rewritten with every flush.
+pub(crate) fn join_seqs(seqs: &[u32]) -> String {
+    let mut text = String::new();
+    let mut rest = seqs;
+    while let Some(&first) = rest.first() {
+        let run = rest
+            .windows(2)
+            .take_while(|w| w[1] == w[0].wrapping_add(1))
+            .count()
+            + 1;
+        if !text.is_empty() {
+            text.push(',');
+        }
+        match run {
+            1 => text.push_str(&first.to_string()),
+            2 => text.push_str(&format!("{first},{}", rest[1])),
+            _ => text.push_str(&format!("{first}-{}", rest[run - 1])),
+        }
+        rest = &rest[run..];
+    }
+    text
 }
+
+/// Parses a watermark's `above` column (see [`join_seqs`]; plain lists written before runs were
+/// read the same). A run longer than [`MAX_ABOVE_RUN`] is corrupt: no session's window is that
+/// wide, and expanding it must not exhaust memory.
+pub(crate) fn split_seqs(text: &str) -> Result<Vec<u32>> {
+    let corrupt = |s: &str| Error::Corrupt(format!("watermark seq {s:?}"));
+    let mut seqs = Vec::new();
+    for part in text.split(',').filter(|s| !s.is_empty()) {
+        let parse = |s: &str| s.parse::<u32>().map_err(|_| corrupt(part));
+        match part.split_once('-') {
+            None => seqs.push(parse(part)?),
+            Some((first, last)) => {
+                let (first, last) = (parse(first)?, parse(last)?);
+                if last < first || last - first > MAX_ABOVE_RUN {
+                    return Err(corrupt(part));
+                }
+                seqs.extend(first..=last);
+            }
+        }
+    }
+    Ok(seqs)
+}
+
+/// The longest run of seqs a stored watermark may hold above its contiguous part.
+const MAX_ABOVE_RUN: u32 = 1 << 20;
 
 /// Helpers for test suites that need a real database.
 pub mod testing {
@@ -501,4 +541,44 @@ pub(crate) fn audit_from_row(row: AuditRow) -> Result<AuditEntry> {
         purpose,
         outcome,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn runs_are_written_as_ranges_and_lists_written_before_still_read() {
+        assert_eq!(join_seqs(&[]), "");
+        assert_eq!(join_seqs(&[7]), "7");
+        assert_eq!(join_seqs(&[7, 8]), "7,8");
+        assert_eq!(join_seqs(&[3, 5, 6, 7, 8, 20]), "3,5-8,20");
+        assert_eq!(split_seqs("3,5-8,20").expect("parses"), [3, 5, 6, 7, 8, 20]);
+        assert_eq!(split_seqs("1,2,3").expect("the old form"), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_corrupt_run_is_an_error_not_an_allocation() {
+        for text in ["8-5", "1-4294967295", "5-", "-5", "a-b", "1-2-3"] {
+            assert!(
+                matches!(split_seqs(text), Err(Error::Corrupt(_))),
+                "{text:?} must be refused"
+            );
+        }
+    }
+
+    proptest! {
+        /// Any set of seqs above a watermark reads back exactly as written.
+        #[test]
+        fn seqs_read_back_as_written(mut seqs in proptest::collection::vec(any::<u32>(), 0..64),
+                                     runs in proptest::collection::vec((0u32..u32::MAX - 100, 1u32..50), 0..4)) {
+            for (start, len) in runs {
+                seqs.extend(start..start + len);
+            }
+            seqs.sort_unstable();
+            seqs.dedup();
+            prop_assert_eq!(split_seqs(&join_seqs(&seqs)).expect("parses"), seqs);
+        }
+    }
 }

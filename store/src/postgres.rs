@@ -425,7 +425,11 @@ async fn commit_on(pool: &PgPool, batch: &Batch) -> Result<()> {
                 .map(|w| i64::from(w.contiguous))
                 .collect::<Vec<_>>(),
         )
-        .bind(w.iter().map(|w| join_seqs(&w.above)).collect::<Vec<_>>())
+        .bind(
+            w.iter()
+                .map(|w| crate::join_seqs(&w.above))
+                .collect::<Vec<_>>(),
+        )
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -842,13 +846,6 @@ async fn copy_visits(tx: &mut Transaction<'_, Postgres>, batch: &Batch) -> Resul
     )
     .await?;
     Ok(())
-}
-
-fn join_seqs(seqs: &[u32]) -> String {
-    seqs.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn partition_name(day: i64) -> String {

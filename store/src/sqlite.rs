@@ -333,12 +333,7 @@ impl SqliteStore {
                 "INSERT INTO watermarks (station, session, contiguous, above, updated_at) ",
             );
             q.push_values(chunk, |mut row, w| {
-                let above = w
-                    .above
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let above = crate::join_seqs(&w.above);
                 row.push_bind(i64::from(w.station.0))
                     .push_bind(i64::from(w.session.0))
                     .push_bind(i64::from(w.contiguous))

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 use support::TestStation;
+use tagwatch::admission::Class;
 use tagwatch::ingest::{run_ingest, IngestConfig, IngestParts};
 use tagwatch::journal::Replayed;
 use tagwatch::metrics::PipelineMetrics;
@@ -25,18 +26,28 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const BACKLOG: u32 = 3_000;
 const STOLEN: u32 = 777;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = tagwatch_store::Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("t.sqlite").display()
-    ))
-    .await
-    .expect("store");
+/// The ingest task, started on a gateway queue already holding `backlog` frames of 20 tags from
+/// station 1001 and then one frame of station 1002 carrying a stolen tag.
+struct Driven {
+    ingest: tokio::task::JoinHandle<()>,
+    live: tokio::sync::broadcast::Receiver<tagwatch_model::Alert>,
+    metrics: Arc<PipelineMetrics>,
+    /// Kept so that the ingest's queues stay open (it stops when the gateway's closes).
+    _open: (
+        Gateway,
+        mpsc::Receiver<tagwatch::ingest::Flush>,
+        mpsc::Sender<tagwatch_tracker::Command>,
+        mpsc::Sender<tagwatch_tracker::Query>,
+    ),
+}
+
+async fn drive(dir: &std::path::Path, backlog: u32, admission_bound: Duration) -> Driven {
+    let store =
+        tagwatch_store::Store::open(&format!("sqlite://{}", dir.join("t.sqlite").display()))
+            .await
+            .expect("store");
     let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
     let keys = StationKeys::default();
     for id in [1001, 1002] {
@@ -57,7 +68,7 @@ async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
         Arc::new(GatewayMetrics::default()),
         frames_tx,
     );
-    // ACKs would go here; none are sent, as nothing commits in this test.
+    // ACKs (BUSY at most, as nothing commits in this test) go to a socket nobody reads.
     let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
     let peer = socket.local_addr().expect("addr");
     let now = tagwatch_model::time::now_ms();
@@ -73,20 +84,20 @@ async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
         let admitted = gateway.admit(&bytes, header, IpAddr::V4(Ipv4Addr::LOCALHOST), replier);
         assert!(matches!(admitted, Admission::Queued), "{admitted:?}");
     };
-    for seq in 1..=BACKLOG {
+    for seq in 1..=backlog {
         let tags: Vec<u32> = (0..20).map(|i| 100_000 + (seq * 20 + i) % 5_000).collect();
         send(&busy, busy.detections(seq, now, &tags));
     }
     send(&hot, hot.detections(1, now, &[STOLEN, 500]));
 
     let bus = Arc::new(AlertBus::new(DEFAULT_RING));
-    let mut live = bus.subscribe(None).live;
+    let live = bus.subscribe(None).live;
     let metrics = Arc::new(PipelineMetrics::default());
     // The writer is never answered: its queue (one flush) fills and batches keep growing, but
     // never to `max_batch_frames`, so the ingest does not hold back.
-    let (writer, _writer_rx) = mpsc::channel(1);
-    let (_commands_tx, commands) = mpsc::channel(1);
-    let (_queries_tx, queries) = mpsc::channel(1);
+    let (writer, writer_rx) = mpsc::channel(1);
+    let (commands_tx, commands) = mpsc::channel(1);
+    let (queries_tx, queries) = mpsc::channel(1);
     let (_committed_tx, committed) = mpsc::unbounded_channel();
     let ingest = tokio::spawn(run_ingest(
         tracker,
@@ -105,7 +116,7 @@ async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
         IngestConfig {
             flush_interval: Duration::from_millis(100),
             max_batch_frames: 1_000_000,
-            queue_frames: 16_384,
+            admission_bound,
             checkpoint_interval: Duration::from_secs(3_600),
         },
         Replayed {
@@ -114,20 +125,92 @@ async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
         },
         CancellationToken::new(),
     ));
+    Driven {
+        ingest,
+        live,
+        metrics,
+        _open: (gateway, writer_rx, commands_tx, queries_tx),
+    }
+}
 
-    let alert = tokio::time::timeout(Duration::from_secs(30), live.recv())
+/// Waits for the stolen sighting's alert; returns the frames applied by then.
+async fn stolen_alert(driven: &mut Driven) -> u64 {
+    let alert = tokio::time::timeout(Duration::from_secs(30), driven.live.recv())
         .await
         .expect("an alert within 30 s")
         .expect("the bus is open");
-    let applied_by_then = metrics.frames_applied.get();
-    ingest.abort();
+    let applied_by_then = driven.metrics.frames_applied.get();
     assert_eq!(alert.kind, AlertKind::StolenSighting);
     assert_eq!(alert.tag, Some(TagId(STOLEN)));
     assert_eq!(alert.station, StationId(1002));
+    applied_by_then
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
+    const BACKLOG: u32 = 3_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut driven = drive(dir.path(), BACKLOG, Duration::from_secs(1)).await;
+    let applied_by_then = stolen_alert(&mut driven).await;
+    driven.ingest.abort();
     // Before the change it came after the whole backlog (3,001 frames applied); the ingest may
     // apply a few more while this task wakes up.
     assert!(
         applied_by_then < u64::from(BACKLOG) / 3,
         "{applied_by_then} frames applied before the stolen sighting was alerted"
     );
+}
+
+/// Deeper than the 8,192 frames the ingest used to sort (the rest waited, unsorted, in the
+/// gateway's queue): everything taken in is sorted, so the alert still comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_sighting_goes_before_a_backlog_deeper_than_the_old_hot_queue() {
+    const BACKLOG: u32 = 12_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A bound far above this backlog's cost: every frame is queued, none is refused.
+    let mut driven = drive(dir.path(), BACKLOG, Duration::from_secs(60)).await;
+    let applied_by_then = stolen_alert(&mut driven).await;
+    driven.ingest.abort();
+    assert_eq!(driven.metrics.refused(Class::Live).get(), 0);
+    // Before: 12,001 - 8,192 = 3,809 frames applied first.
+    assert!(
+        applied_by_then < 1_000,
+        "{applied_by_then} frames applied before the stolen sighting was alerted"
+    );
+}
+
+/// Over the admission bound, frames are told BUSY at once instead of queued; the frame that may
+/// raise an alert is still taken (and applied first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_bound_frames_are_refused_at_once_but_not_an_alert() {
+    const BACKLOG: u32 = 12_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 10 ms at the assumed 250,000 detections a second: about a hundred of these frames.
+    let mut driven = drive(dir.path(), BACKLOG, Duration::from_millis(10)).await;
+    let applied_by_then = stolen_alert(&mut driven).await;
+    let refused = driven.metrics.refused(Class::Live).get();
+    // Every frame taken in is queued or refused: wait until the ingest has taken them all.
+    let all_taken = async {
+        while driven.metrics.refused(Class::Live).get() + driven.metrics.frames_applied.get()
+            < u64::from(BACKLOG) + 1
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), all_taken)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "every frame applied or refused: {} refused, {} applied",
+                driven.metrics.refused(Class::Live).get(),
+                driven.metrics.frames_applied.get()
+            )
+        });
+    driven.ingest.abort();
+    assert!(
+        refused > u64::from(BACKLOG) * 9 / 10,
+        "{refused} refused: most of the backlog is left to the station"
+    );
+    assert_eq!(driven.metrics.refused(Class::Hot).get(), 0);
+    assert!(applied_by_then < 200, "{applied_by_then}");
 }

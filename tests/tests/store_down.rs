@@ -116,9 +116,9 @@ async fn postgres_down_stops_acks_then_everything_recovers() {
         "nothing is ACCEPTED while the store is down"
     );
     let busy = server
-        .series("tagwatch_frames_rejected_total{reason=\"busy\"}")
+        .series("tagwatch_acks_sent_total{status=\"busy\"}")
         .await;
-    assert!(busy > 0.0, "a full queue answers BUSY");
+    assert!(busy > 0.0, "a stalled ingest answers BUSY");
     // Memory stays bounded: frames held are at most the gateway's queue, as many again taken in
     // while a full batch waits for the writer, one batch building (which grows to twice its size
     // with frames that may raise an alert), one waiting and one being retried.

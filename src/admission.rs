@@ -1,0 +1,366 @@
+//! # Admission: which frames the ingest takes in when more arrives than it can apply.
+//!
+//! The ingest takes every frame the gateway verified as soon as it can (every few milliseconds),
+//! and decides here, at once, whether to queue it or to answer BUSY. The bound is on time, not on
+//! count: a frame is queued only while the frames ahead of it can be applied within
+//! `admission_bound` at the rate the ingest is measured to drain its queue (which already
+//! includes a slow store, a checkpoint's take and the machine's other work). Everything else
+//! stays in the stations' flash, which is what it is for: they resend after a back-off
+//! (`PROTOCOL.md`). So queue wait, the memory the queue holds and the delay before an alert are
+//! bounded whatever is offered.
+//!
+//! Three classes, in the order the ingest applies them (see [`crate::hot_first`]):
+//! - **hot**: the frame may raise an alert (a stolen or armed tag somewhere it has not alerted
+//!   yet). Admitted up to [`HOT_CEILING`] bounds of queued work, far past the others, so an
+//!   alert is refused only when even alerts alone overflow the machine;
+//! - **live**: the station's newest traffic. Admitted within the bound;
+//! - **backlog**: frames more than [`LIVE_WINDOW_MS`] older than the newest one heard from their
+//!   station (a station resending its flash after an outage). Admitted within half the bound,
+//!   so live frames always find room, and at most [`BACKLOG_PER_STATION`] queued per station,
+//!   so every station's backlog drains side by side at an equal share (fair across stations,
+//!   rather than oldest first: all stations' flash empties at the same pace, none is left to
+//!   overflow while another drains, and every part of the city catches up together).
+//!
+//! Frame cost is in detections (plus [`FRAME_COST`] for the frame itself), so a station hearing a
+//! hundred tags weighs a hundred times one hearing one.
+
+use std::collections::HashMap;
+use std::time::Duration;
+use tagwatch_model::StationId;
+
+/// Which queue a frame goes to, and under which bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Hot,
+    Live,
+    Backlog,
+}
+
+impl Class {
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::Hot => "hot",
+            Class::Live => "live",
+            Class::Backlog => "backlog",
+        }
+    }
+}
+
+/// A frame more than this much older than its station's newest is backlog.
+pub const LIVE_WINDOW_MS: u64 = 30_000;
+
+/// Frames a station may have queued as backlog at once.
+pub const BACKLOG_PER_STATION: u32 = 4;
+
+/// Hot frames are admitted until this many bounds of work are queued (memory stays bounded even
+/// if every frame carries a stolen tag).
+pub const HOT_CEILING: f64 = 4.0;
+
+/// A frame's own cost, in detections: the dedupe, the journal entry and the ACK.
+pub const FRAME_COST: u64 = 4;
+
+/// The drain rate assumed before any is measured, in detections a second: a fraction of what this
+/// machine applies, so a cold start refuses early rather than queueing for seconds.
+const INITIAL_RATE: f64 = 250_000.0;
+
+/// Busy time over which one rate sample is taken.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// Weight of the newest sample in the drain rate.
+const SAMPLE_WEIGHT: f64 = 0.5;
+
+/// The cost of a frame of `detections` records.
+pub fn cost(detections: usize) -> u64 {
+    FRAME_COST + detections as u64
+}
+
+/// The ingest's drain rate: cost applied per second of wall time while frames were waiting.
+#[derive(Debug, Clone)]
+pub struct DrainRate {
+    per_second: f64,
+    cost: u64,
+    busy: Duration,
+}
+
+impl Default for DrainRate {
+    fn default() -> Self {
+        Self {
+            per_second: INITIAL_RATE,
+            cost: 0,
+            busy: Duration::ZERO,
+        }
+    }
+}
+
+impl DrainRate {
+    /// Records that `cost` was applied over `busy`, a stretch during which frames were queued.
+    pub fn record(&mut self, cost: u64, busy: Duration) {
+        self.cost += cost;
+        self.busy += busy;
+        if self.busy >= SAMPLE_EVERY {
+            let sample = self.cost as f64 / self.busy.as_secs_f64();
+            self.per_second = (1.0 - SAMPLE_WEIGHT) * self.per_second + SAMPLE_WEIGHT * sample;
+            // Never zero: a store down for a while must not refuse the first frame after it.
+            self.per_second = self.per_second.max(1_000.0);
+            self.cost = 0;
+            self.busy = Duration::ZERO;
+        }
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.per_second
+    }
+}
+
+/// The verdict on one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Admit,
+    /// Answer BUSY: the station keeps the frame and resends it later.
+    Refuse,
+}
+
+/// What is queued and how fast it drains.
+#[derive(Debug)]
+pub struct Admission {
+    bound: Duration,
+    rate: DrainRate,
+    /// Cost of every frame queued.
+    queued: u64,
+    backlog_by_station: HashMap<StationId, u32>,
+    /// The newest frame time heard from each station, to tell backlog from live.
+    newest_ms: HashMap<StationId, u64>,
+}
+
+impl Admission {
+    pub fn new(bound: Duration) -> Self {
+        Self {
+            bound,
+            rate: DrainRate::default(),
+            queued: 0,
+            backlog_by_station: HashMap::new(),
+            newest_ms: HashMap::new(),
+        }
+    }
+
+    /// Live or backlog, by the frame's time against the newest heard from its station.
+    pub fn age_class(&mut self, station: StationId, time_ms: u64) -> Class {
+        let newest = self.newest_ms.entry(station).or_insert(time_ms);
+        *newest = (*newest).max(time_ms);
+        if *newest - time_ms > LIVE_WINDOW_MS {
+            Class::Backlog
+        } else {
+            Class::Live
+        }
+    }
+
+    /// Whether a frame of `class` from `station` costing `cost` may be queued now.
+    pub fn decide(&self, class: Class, station: StationId, cost: u64) -> Verdict {
+        // An empty queue takes anything: however large, the frame is applied next.
+        if self.queued == 0 {
+            return Verdict::Admit;
+        }
+        let wait_s = (self.queued + cost) as f64 / self.rate.per_second();
+        let bound_s = self.bound.as_secs_f64();
+        let admit = match class {
+            Class::Hot => wait_s <= HOT_CEILING * bound_s,
+            Class::Live => wait_s <= bound_s,
+            Class::Backlog => {
+                wait_s <= bound_s / 2.0
+                    && self.backlog_by_station.get(&station).copied().unwrap_or(0)
+                        < BACKLOG_PER_STATION
+            }
+        };
+        if admit {
+            Verdict::Admit
+        } else {
+            Verdict::Refuse
+        }
+    }
+
+    /// A frame was queued.
+    pub fn queued(&mut self, class: Class, station: StationId, cost: u64) {
+        self.queued += cost;
+        if class == Class::Backlog {
+            *self.backlog_by_station.entry(station).or_default() += 1;
+        }
+    }
+
+    /// A queued frame left the queue (applied, or answered without applying it).
+    pub fn left(&mut self, class: Class, station: StationId, cost: u64) {
+        self.queued = self.queued.saturating_sub(cost);
+        if class == Class::Backlog {
+            if let Some(n) = self.backlog_by_station.get_mut(&station) {
+                *n -= 1;
+                if *n == 0 {
+                    self.backlog_by_station.remove(&station);
+                }
+            }
+        }
+    }
+
+    /// See [`DrainRate::record`].
+    pub fn drained(&mut self, cost: u64, busy: Duration) {
+        self.rate.record(cost, busy);
+    }
+
+    /// Cost of every frame queued.
+    pub fn queued_cost(&self) -> u64 {
+        self.queued
+    }
+
+    /// The drain rate, in cost a second.
+    pub fn rate(&self) -> f64 {
+        self.rate.per_second()
+    }
+
+    /// How long the queue would take to drain at the measured rate.
+    pub fn expected_wait(&self) -> Duration {
+        Duration::from_secs_f64(self.queued as f64 / self.rate.per_second())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const S1: StationId = StationId(1);
+    const S2: StationId = StationId(2);
+
+    /// An admission whose rate is measured at `per_second` (two full samples).
+    fn measured(bound_ms: u64, per_second: u64) -> Admission {
+        let mut a = Admission::new(Duration::from_millis(bound_ms));
+        for _ in 0..40 {
+            a.drained(per_second / 10, Duration::from_millis(100));
+        }
+        assert!((a.rate() - per_second as f64).abs() < per_second as f64 * 0.01);
+        a
+    }
+
+    #[test]
+    fn live_frames_are_queued_up_to_the_bound_in_time_then_refused() {
+        // 100,000 a second, one second's bound: 100,000 of cost fit.
+        let mut a = measured(1_000, 100_000);
+        let mut admitted = 0;
+        while a.decide(Class::Live, S1, 1_000) == Verdict::Admit {
+            a.queued(Class::Live, S1, 1_000);
+            admitted += 1;
+        }
+        assert_eq!(admitted, 100, "one second of work at the measured rate");
+        // Applying one frame makes room for one.
+        a.left(Class::Live, S1, 1_000);
+        assert_eq!(a.decide(Class::Live, S1, 1_000), Verdict::Admit);
+    }
+
+    #[test]
+    fn a_slower_drain_admits_less() {
+        let mut fast = measured(1_000, 100_000);
+        let mut slow = measured(1_000, 10_000);
+        for a in [&mut fast, &mut slow] {
+            a.queued(Class::Live, S1, 20_000);
+        }
+        assert_eq!(fast.decide(Class::Live, S1, 1_000), Verdict::Admit);
+        assert_eq!(slow.decide(Class::Live, S1, 1_000), Verdict::Refuse);
+        assert_eq!(slow.expected_wait(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn hot_frames_go_past_the_bound_to_its_ceiling() {
+        let mut a = measured(1_000, 100_000);
+        a.queued(Class::Live, S1, 100_000);
+        assert_eq!(a.decide(Class::Live, S1, 10), Verdict::Refuse);
+        assert_eq!(a.decide(Class::Hot, S1, 10), Verdict::Admit);
+        a.queued(Class::Hot, S1, 300_000);
+        assert_eq!(
+            a.decide(Class::Hot, S1, 10),
+            Verdict::Refuse,
+            "four seconds of work queued: even a hot frame waits in the station"
+        );
+    }
+
+    #[test]
+    fn backlog_takes_half_the_bound_and_a_few_frames_per_station() {
+        let mut a = measured(1_000, 100_000);
+        a.queued(Class::Live, S2, 10);
+        for _ in 0..BACKLOG_PER_STATION {
+            assert_eq!(a.decide(Class::Backlog, S1, 100), Verdict::Admit);
+            a.queued(Class::Backlog, S1, 100);
+        }
+        assert_eq!(a.decide(Class::Backlog, S1, 100), Verdict::Refuse);
+        assert_eq!(
+            a.decide(Class::Backlog, S2, 100),
+            Verdict::Admit,
+            "another station's share"
+        );
+        a.left(Class::Backlog, S1, 100);
+        assert_eq!(a.decide(Class::Backlog, S1, 100), Verdict::Admit);
+        // Past half the bound only live frames still fit.
+        a.queued(Class::Live, S2, 50_000);
+        assert_eq!(a.decide(Class::Backlog, S2, 100), Verdict::Refuse);
+        assert_eq!(a.decide(Class::Live, S2, 100), Verdict::Admit);
+    }
+
+    #[test]
+    fn an_empty_queue_takes_any_frame() {
+        let a = measured(1, 1_000);
+        assert_eq!(a.decide(Class::Backlog, S1, 1_000_000), Verdict::Admit);
+    }
+
+    #[test]
+    fn frames_far_behind_their_stations_newest_are_backlog() {
+        let mut a = Admission::new(Duration::from_secs(1));
+        let now = 10_000_000;
+        assert_eq!(a.age_class(S1, now), Class::Live);
+        assert_eq!(a.age_class(S1, now - 3_600_000), Class::Backlog);
+        assert_eq!(a.age_class(S1, now - LIVE_WINDOW_MS), Class::Live);
+        assert_eq!(
+            a.age_class(S2, now - 3_600_000),
+            Class::Live,
+            "each station by its own clock"
+        );
+    }
+
+    #[test]
+    fn the_rate_follows_a_drain_that_slows_down() {
+        let mut a = measured(1_000, 1_000_000);
+        for _ in 0..20 {
+            a.drained(0, Duration::from_millis(100));
+        }
+        assert_eq!(a.rate(), 1_000.0, "a stalled drain: the floor, never zero");
+        a.drained(50_000, Duration::from_millis(100));
+        assert!(
+            a.rate() > 200_000.0,
+            "and it recovers at once: {}",
+            a.rate()
+        );
+    }
+
+    proptest! {
+        /// Whatever is queued and left, the queued cost is what is still in the queue, and no
+        /// station's backlog count is left behind.
+        #[test]
+        fn queued_cost_is_what_was_queued_and_has_not_left(
+            ops in proptest::collection::vec((0u32..3, 0u32..3, 1u64..1_000, any::<bool>()), 0..200)
+        ) {
+            let mut a = Admission::new(Duration::from_secs(1));
+            let mut inside: Vec<(Class, StationId, u64)> = Vec::new();
+            for (class, station, cost, enter) in ops {
+                let class = [Class::Hot, Class::Live, Class::Backlog][class as usize];
+                let station = StationId(station);
+                if enter || inside.is_empty() {
+                    a.queued(class, station, cost);
+                    inside.push((class, station, cost));
+                } else {
+                    let (class, station, cost) = inside.remove(0);
+                    a.left(class, station, cost);
+                }
+            }
+            prop_assert_eq!(a.queued_cost(), inside.iter().map(|f| f.2).sum::<u64>());
+            for (station, n) in &a.backlog_by_station {
+                let expected = inside.iter().filter(|f| f.0 == Class::Backlog && f.1 == *station).count();
+                prop_assert_eq!(*n as usize, expected);
+            }
+        }
+    }
+}
