@@ -1,7 +1,9 @@
 //! # A station's uplink: delivers its frames at least once, as `PROTOCOL.md` asks of firmware.
 //!
 //! Every frame is kept until an ACK says ACCEPTED, DUPLICATE or REJECTED; unacknowledged frames
-//! are resent oldest first after a timeout; BUSY just leaves the frame for a later resend. Over
+//! are resent oldest first after a timeout. A new frame goes out as soon as it is built, ahead of
+//! any backlog (live traffic first). BUSY pauses the whole uplink for a back-off (see
+//! [`Backoff`]), after which the refused frame is sent again. Over
 //! UDP, outgoing datagrams and incoming ACKs are dropped with the configured probability; over TCP
 //! only ACKs are (the stream itself is reliable), and a broken connection is re-opened.
 
@@ -84,6 +86,46 @@ impl LinkStats {
 struct Pending {
     bytes: bytes::Bytes,
     sent_at: Option<Instant>,
+    built_at: Instant,
+}
+
+/// A frame never sent and built this recently is live: it goes before the backlog.
+const LIVE_FOR: Duration = Duration::from_secs(5);
+
+/// The pause after a BUSY, as `PROTOCOL.md` asks of firmware: 250 ms after the first, doubling
+/// with each BUSY in a row up to 8 s, each drawn at random between half and one and a half times
+/// that (a thousand stations refused at once do not all come back at once); the next ACCEPTED
+/// or DUPLICATE ends the run.
+#[derive(Debug, Default)]
+struct Backoff {
+    in_a_row: u32,
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const LONGEST: Duration = Duration::from_secs(8);
+
+    fn holding(&self, now: Instant) -> bool {
+        self.until.is_some_and(|t| now < t)
+    }
+
+    /// A BUSY: pause (the BUSYs for the other frames of the same burst, arriving during the
+    /// pause, do not lengthen it).
+    fn busy(&mut self, now: Instant, rng: &mut fastrand::Rng) {
+        if self.holding(now) {
+            return;
+        }
+        self.in_a_row += 1;
+        let base = Self::FIRST
+            .saturating_mul(1 << (self.in_a_row - 1).min(6))
+            .min(Self::LONGEST);
+        self.until = Some(now + base.mul_f64(0.5 + rng.f64()));
+    }
+
+    fn settled(&mut self) {
+        self.in_a_row = 0;
+    }
 }
 
 #[derive(Debug)]
@@ -160,6 +202,7 @@ pub async fn run_link(
     let mut frames_open = true;
     let mut ticker = tokio::time::interval(Duration::from_millis(25));
     let mut next_connect = Instant::now();
+    let mut backoff = Backoff::default();
     loop {
         if conn.is_none() && Instant::now() >= next_connect {
             match connect(&config).await {
@@ -193,6 +236,7 @@ pub async fn run_link(
                     Pending {
                         bytes: bytes.freeze(),
                         sent_at: None,
+                        built_at: Instant::now(),
                     },
                 );
                 unacked.fetch_add(1, Ordering::Relaxed);
@@ -201,7 +245,15 @@ pub async fn run_link(
                 if config.loss > 0.0 && rng.f64() < config.loss {
                     stats.lost_in += 1;
                 } else {
-                    settle(&bytes, &key, &mut pending, &mut stats, &unacked);
+                    settle(
+                        &bytes,
+                        &key,
+                        &mut pending,
+                        &mut stats,
+                        &unacked,
+                        &mut backoff,
+                        &mut rng,
+                    );
                 }
             }
             Event::Received(Err(_)) => {
@@ -212,7 +264,7 @@ pub async fn run_link(
             }
             Event::Tick => {}
         }
-        if let Some(c) = conn.as_mut() {
+        if let Some(c) = conn.as_mut().filter(|_| !backoff.holding(Instant::now())) {
             if send_due(c, &config, &mut pending, &mut stats, &mut rng)
                 .await
                 .is_err()
@@ -236,6 +288,8 @@ fn settle(
     pending: &mut BTreeMap<u32, Pending>,
     stats: &mut LinkStats,
     unacked: &AtomicUsize,
+    backoff: &mut Backoff,
+    rng: &mut fastrand::Rng,
 ) {
     let Ok(frame) = wire::decode_datagram(bytes, key, wire::MAX_BODY_LEN) else {
         return;
@@ -245,8 +299,14 @@ fn settle(
     };
     if status == AckStatus::Busy {
         stats.busy += 1;
+        // Sent again once the pause is over.
+        if let Some(p) = pending.get_mut(&frame.seq) {
+            p.sent_at = None;
+        }
+        backoff.busy(Instant::now(), rng);
         return;
     }
+    backoff.settled();
     if pending.remove(&frame.seq).is_none() {
         stats.late_acks += 1;
         return;
@@ -259,7 +319,8 @@ fn settle(
     }
 }
 
-/// Sends never-sent and overdue frames, oldest first, within the window.
+/// Sends never-sent and overdue frames within the window: live ones first, then the rest
+/// oldest first.
 async fn send_due(
     conn: &mut Conn,
     config: &LinkConfig,
@@ -269,8 +330,24 @@ async fn send_due(
 ) -> std::io::Result<()> {
     let now = Instant::now();
     let overdue = |p: &Pending| p.sent_at.is_none_or(|t| now - t >= config.resend_after);
+    let live = |p: &Pending| p.sent_at.is_none() && now - p.built_at < LIVE_FOR;
     let mut outstanding = pending.values().filter(|p| !overdue(p)).count();
-    for p in pending.values_mut() {
+    // Live frames are the newest: found from the end, sent in order.
+    let first_live = pending
+        .iter()
+        .rev()
+        .take_while(|(_, p)| live(p))
+        .last()
+        .map(|(&seq, _)| seq);
+    let (mut live_frames, mut backlog) = (Vec::new(), Vec::new());
+    for (&seq, p) in pending.iter_mut() {
+        if first_live.is_some_and(|first| seq >= first) {
+            live_frames.push(p);
+        } else {
+            backlog.push(p);
+        }
+    }
+    for p in live_frames.into_iter().chain(backlog) {
         if outstanding >= config.window {
             break;
         }
@@ -296,4 +373,84 @@ async fn send_due(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_pauses_the_uplink_longer_each_time_in_a_row_until_a_frame_settles() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut backoff = Backoff::default();
+        let t0 = Instant::now();
+        backoff.busy(t0, &mut rng);
+        let first = backoff.until.expect("paused") - t0;
+        assert!(
+            (Duration::from_millis(125)..Duration::from_millis(375)).contains(&first),
+            "{first:?}"
+        );
+        // The other BUSYs of the same burst do not lengthen the pause.
+        backoff.busy(t0 + Duration::from_millis(100), &mut rng);
+        assert_eq!(backoff.until.expect("paused") - t0, first);
+        let mut now = t0;
+        for _ in 0..10 {
+            now = backoff.until.expect("paused");
+            assert!(!backoff.holding(now));
+            backoff.busy(now, &mut rng);
+        }
+        let longest = backoff.until.expect("paused") - now;
+        assert!(
+            (Duration::from_secs(4)..Duration::from_secs(12)).contains(&longest),
+            "capped near 8 s: {longest:?}"
+        );
+        backoff.settled();
+        let now = backoff.until.expect("paused");
+        backoff.busy(now, &mut rng);
+        assert!(backoff.until.expect("paused") - now < Duration::from_millis(375));
+    }
+
+    #[tokio::test]
+    async fn new_frames_go_out_before_the_backlog_which_goes_oldest_first() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let config = LinkConfig {
+            server: server.local_addr().expect("addr"),
+            transport: Transport::Udp,
+            loss: 0.0,
+            resend_after: Duration::from_secs(5),
+            window: 4,
+            seed: 1,
+        };
+        let mut conn = connect(&config).await.expect("connect");
+        let now = Instant::now();
+        let old = now - Duration::from_secs(600);
+        // seqs 1..=5 built ten minutes ago (a backlog), 6 and 7 just now.
+        let mut pending: BTreeMap<u32, Pending> = (1..=7u32)
+            .map(|seq| {
+                let pending = Pending {
+                    bytes: bytes::Bytes::from(seq.to_be_bytes().to_vec()),
+                    sent_at: None,
+                    built_at: if seq <= 5 { old } else { now },
+                };
+                (seq, pending)
+            })
+            .collect();
+        let mut stats = LinkStats::default();
+        let mut rng = fastrand::Rng::with_seed(1);
+        send_due(&mut conn, &config, &mut pending, &mut stats, &mut rng)
+            .await
+            .expect("sent");
+        let mut order = Vec::new();
+        let mut buf = [0u8; 16];
+        for _ in 0..4 {
+            let n = server.recv(&mut buf).await.expect("datagram");
+            order.push(u32::from_be_bytes(buf[..n].try_into().expect("4 bytes")));
+        }
+        assert_eq!(
+            order,
+            [6, 7, 1, 2],
+            "live first, then the backlog oldest first"
+        );
+        assert_eq!(stats.sends, 4, "the window holds the rest back");
+    }
 }
