@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tagwatch_gateway::server::FrameCodec;
@@ -43,7 +43,16 @@ pub struct LinkConfig {
     /// Frames outstanding (sent, not yet acknowledged, not overdue) at most.
     pub window: usize,
     pub seed: u64,
+    /// While set, the station's network is down: nothing is sent or received, and its frames
+    /// pile up in flash until it comes back (a city-wide outage in the benches).
+    pub down: Option<Arc<AtomicBool>>,
+    /// Frames listed here get the moment of their first send (the benches' alert latency,
+    /// measured from when a frame first left its station, backlog or not).
+    pub first_sends: Option<FirstSends>,
 }
+
+/// (station, seq) of frames to watch → when each was first sent.
+pub type FirstSends = Arc<std::sync::Mutex<std::collections::HashMap<(u32, u32), Option<Instant>>>>;
 
 /// What one link did; summed over stations for a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,6 +96,8 @@ struct Pending {
     bytes: bytes::Bytes,
     sent_at: Option<Instant>,
     built_at: Instant,
+    /// Sent at least once (`sent_at` is cleared again by a BUSY).
+    sent_before: bool,
 }
 
 /// A frame never sent and built this recently is live: it goes before the backlog.
@@ -203,8 +214,16 @@ pub async fn run_link(
     let mut ticker = tokio::time::interval(Duration::from_millis(25));
     let mut next_connect = Instant::now();
     let mut backoff = Backoff::default();
+    let mut station = 0;
     loop {
-        if conn.is_none() && Instant::now() >= next_connect {
+        let down = config
+            .down
+            .as_ref()
+            .is_some_and(|d| d.load(Ordering::Relaxed));
+        if down && conn.take().is_some() {
+            stats.reconnects += 1;
+        }
+        if !down && conn.is_none() && Instant::now() >= next_connect {
             match connect(&config).await {
                 Ok(c) => {
                     conn = Some(c);
@@ -228,6 +247,7 @@ pub async fn run_link(
             Event::Frame(None) => frames_open = false,
             Event::Frame(Some(frame)) => {
                 stats.frames_built += 1;
+                station = frame.station.0;
                 let Ok(bytes) = wire::encode(&frame, &key) else {
                     continue;
                 };
@@ -237,6 +257,7 @@ pub async fn run_link(
                         bytes: bytes.freeze(),
                         sent_at: None,
                         built_at: Instant::now(),
+                        sent_before: false,
                     },
                 );
                 unacked.fetch_add(1, Ordering::Relaxed);
@@ -265,7 +286,7 @@ pub async fn run_link(
             Event::Tick => {}
         }
         if let Some(c) = conn.as_mut().filter(|_| !backoff.holding(Instant::now())) {
-            if send_due(c, &config, &mut pending, &mut stats, &mut rng)
+            if send_due(c, &config, station, &mut pending, &mut stats, &mut rng)
                 .await
                 .is_err()
                 && config.transport == Transport::Tcp
@@ -324,6 +345,7 @@ fn settle(
 async fn send_due(
     conn: &mut Conn,
     config: &LinkConfig,
+    station: u32,
     pending: &mut BTreeMap<u32, Pending>,
     stats: &mut LinkStats,
     rng: &mut fastrand::Rng,
@@ -342,21 +364,26 @@ async fn send_due(
     let (mut live_frames, mut backlog) = (Vec::new(), Vec::new());
     for (&seq, p) in pending.iter_mut() {
         if first_live.is_some_and(|first| seq >= first) {
-            live_frames.push(p);
+            live_frames.push((seq, p));
         } else {
-            backlog.push(p);
+            backlog.push((seq, p));
         }
     }
-    for p in live_frames.into_iter().chain(backlog) {
+    let mut first_sent = Vec::new();
+    let mut result = Ok(());
+    for (seq, p) in live_frames.into_iter().chain(backlog) {
         if outstanding >= config.window {
             break;
         }
         if !overdue(p) {
             continue;
         }
-        if p.sent_at.is_some() {
+        if p.sent_at.is_some() || p.sent_before {
             stats.resends += 1;
+        } else {
+            first_sent.push(seq);
         }
+        p.sent_before = true;
         p.sent_at = Some(now);
         outstanding += 1;
         stats.sends += 1;
@@ -369,10 +396,23 @@ async fn send_due(
                 // A full socket buffer is a lost datagram; the resend covers it.
                 let _ = socket.send(&p.bytes).await;
             }
-            Conn::Tcp { writer, .. } => writer.write_all(&p.bytes).await?,
+            Conn::Tcp { writer, .. } => {
+                if let Err(e) = writer.write_all(&p.bytes).await {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
     }
-    Ok(())
+    if let (Some(marks), false) = (&config.first_sends, first_sent.is_empty()) {
+        let mut marks = marks.lock().expect("first sends lock");
+        for seq in first_sent {
+            if let Some(mark @ None) = marks.get_mut(&(station, seq)) {
+                *mark = Some(now);
+            }
+        }
+    }
+    result
 }
 
 #[cfg(test)]
@@ -420,7 +460,12 @@ mod tests {
             resend_after: Duration::from_secs(5),
             window: 4,
             seed: 1,
+            down: None,
+            first_sends: Some(FirstSends::default()),
         };
+        let marks = config.first_sends.clone().expect("marks");
+        marks.lock().expect("lock").insert((9, 6), None);
+        marks.lock().expect("lock").insert((9, 5), None);
         let mut conn = connect(&config).await.expect("connect");
         let now = Instant::now();
         let old = now - Duration::from_secs(600);
@@ -431,13 +476,14 @@ mod tests {
                     bytes: bytes::Bytes::from(seq.to_be_bytes().to_vec()),
                     sent_at: None,
                     built_at: if seq <= 5 { old } else { now },
+                    sent_before: false,
                 };
                 (seq, pending)
             })
             .collect();
         let mut stats = LinkStats::default();
         let mut rng = fastrand::Rng::with_seed(1);
-        send_due(&mut conn, &config, &mut pending, &mut stats, &mut rng)
+        send_due(&mut conn, &config, 9, &mut pending, &mut stats, &mut rng)
             .await
             .expect("sent");
         let mut order = Vec::new();
@@ -452,5 +498,8 @@ mod tests {
             "live first, then the backlog oldest first"
         );
         assert_eq!(stats.sends, 4, "the window holds the rest back");
+        let marks = marks.lock().expect("lock");
+        assert!(marks[&(9, 6)].is_some(), "a watched frame sent is stamped");
+        assert_eq!(marks[&(9, 5)], None, "one not sent yet is not");
     }
 }

@@ -144,6 +144,8 @@ pub async fn run(config: SimConfig, server: SocketAddr, stop: CancellationToken)
             resend_after: config.resend_after,
             window: config.window,
             seed: config.city.seed ^ (i as u64) << 8,
+            down: None,
+            first_sends: None,
         };
         links.push(tokio::spawn(run_link(
             link,

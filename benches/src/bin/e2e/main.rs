@@ -18,6 +18,7 @@
 //!
 //! `cargo run --release -p tagwatch-benches --bin tagwatch-e2e -- --help`
 
+mod backlog;
 mod loopback;
 mod metrics;
 mod plot;
@@ -33,7 +34,7 @@ use metrics::{process_usage, Scrape};
 use replay::{Handoffs, Replay};
 use report::{Run, Step};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tagwatch::{Config, Secret, Server};
@@ -109,6 +110,13 @@ struct Args {
     /// Skip the side-by-side comparisons (PostGIS queries, plain COPY) of the first Postgres run
     #[arg(long)]
     no_side_by_side: bool,
+    /// After the steps, a city-wide outage of this many minutes: every station keeps its frames,
+    /// then all reconnect at once and send their backlog while the city keeps driving (0: none)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=240))]
+    backlog_minutes: u64,
+    /// Longest the backlog is given to drain before the scenario is reported as not drained
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=240))]
+    backlog_max_drain_minutes: u64,
     /// Where results.json and the plots go
     #[arg(long, default_value = "target/e2e")]
     out: std::path::PathBuf,
@@ -356,6 +364,8 @@ async fn run_one(
         .map(|(s, k)| (s.id, k))
         .collect();
     let unacked = Arc::new(AtomicUsize::new(0));
+    let outage = Arc::new(AtomicBool::new(false));
+    let handoffs = Handoffs::default();
     let mut uplinks = Vec::new();
     let mut links = Vec::new();
     for (i, id) in recording.stations.iter().enumerate() {
@@ -367,6 +377,8 @@ async fn run_one(
             resend_after: Duration::from_secs(3),
             window: 256,
             seed: i as u64,
+            down: Some(outage.clone()),
+            first_sends: Some(handoffs.clone()),
         };
         links.push(tokio::spawn(run_link(
             link,
@@ -377,7 +389,13 @@ async fn run_one(
         )));
         uplinks.push(tx);
     }
-    let mut replay = Replay::new(recording.clone(), uplinks, city.first_tag, STOLEN_EVERY);
+    let mut replay = Replay::new(
+        recording.clone(),
+        uplinks,
+        handoffs,
+        city.first_tag,
+        STOLEN_EVERY,
+    );
     replay.synchronized = args.synchronized;
     let alert_latencies = listen_for_alerts(&client, &api, replay.handoffs.clone()).await?;
 
@@ -403,13 +421,20 @@ async fn run_one(
         let postgres_before = metrics::postgres_cpu_secs();
         let drops_before = metrics::udp_receive_drops();
         alert_latencies.lock().expect("lock").clear();
+        let rss = metrics::RssSampler::start();
         let offered = replay
             .offer(city_seconds(args.step_seconds), speed, copies)
             .await;
         let drain_secs = settle(&unacked).await;
         let after = Scrape::take(&client, &api).await?;
         let (cpu_after, rss_mib) = process_usage();
-        let mut alerts = alert_latencies.lock().expect("lock").clone();
+        let rss_series = rss.stop().await;
+        let mut alerts: Vec<f64> = alert_latencies
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|a| a.ms)
+            .collect();
         alerts.sort_by(f64::total_cmp);
         let step = Step::measure(report::StepInput {
             load,
@@ -426,6 +451,7 @@ async fn run_one(
             server_cpu_secs: metrics::threads_cpu_secs(&SERVER_THREAD_PREFIXES) - server_before,
             postgres_cpu_secs: metrics::postgres_cpu_secs() - postgres_before,
             rss_mib,
+            rss_series: &rss_series,
             alert_latencies_ms: &alerts,
             udp_drops: metrics::udp_receive_drops()
                 .zip(drops_before)
@@ -438,10 +464,52 @@ async fn run_one(
             break;
         }
     }
+    let backlog = if args.backlog_minutes > 0 {
+        Some(
+            backlog::run(backlog::Scenario {
+                minutes: args.backlog_minutes,
+                max_drain: Duration::from_secs(args.backlog_max_drain_minutes * 60),
+                replay: &mut replay,
+                outage: &outage,
+                unacked: &unacked,
+                client: &client,
+                api: &api,
+                alerts: &alert_latencies,
+                out: &args.out,
+                name: &format!("{store}-{transport:?}").to_lowercase(),
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    // Every frame built is finally acknowledged and applied exactly once: the stations resend
+    // what was refused BUSY (after their back-off), and nothing is applied twice.
+    let waited = settle_within(&unacked, Duration::from_secs(600)).await;
+    let applied_frames = Scrape::take(&client, &api)
+        .await?
+        .get("tagwatch_frames_applied_total");
     stop.cancel();
+    let mut link_stats = tagwatch_sim::LinkStats::default();
     for link in links {
-        let _ = link.await;
+        if let Ok(stats) = link.await {
+            link_stats.add(&stats);
+        }
     }
+    let exactly_once = serde_json::json!({
+        "frames_built": link_stats.frames_built,
+        "accepted": link_stats.accepted,
+        "duplicate": link_stats.duplicate,
+        "rejected": link_stats.rejected,
+        "busy_answers": link_stats.busy,
+        "unacknowledged_at_end": link_stats.unacked_at_end,
+        "frames_applied_by_server": applied_frames,
+        "settle_seconds": waited,
+        "every_frame_acknowledged": link_stats.unacked_at_end == 0
+            && link_stats.accepted + link_stats.duplicate == link_stats.frames_built,
+        "applied_exactly_once": applied_frames == link_stats.frames_built as f64,
+    });
+    eprintln!("  exactly once: {exactly_once}");
     // The gateway alone against loopback UDP, with frames it has already applied (seq 1).
     let loopback = match transport {
         Transport::Udp => {
@@ -527,7 +595,10 @@ async fn run_one(
         .get()
         .spawn(async move { server.shutdown().await })
         .await?;
-    Ok((Run::new(store, transport, steps, loopback, restart), side))
+    let mut run = Run::new(store, transport, steps, loopback, restart);
+    run.backlog = backlog;
+    run.exactly_once = Some(exactly_once);
+    Ok((run, side))
 }
 
 /// The server's own runtime, as it would have in its own process: its tasks never queue behind
@@ -571,21 +642,36 @@ async fn start_server(
 
 /// Waits until every offered frame is acknowledged, at most 10 s; returns the seconds waited.
 async fn settle(unacked: &AtomicUsize) -> f64 {
+    settle_within(unacked, Duration::from_secs(10)).await
+}
+
+/// Waits until every offered frame is acknowledged, at most `limit`; returns the seconds waited.
+async fn settle_within(unacked: &AtomicUsize, limit: Duration) -> f64 {
     let started = Instant::now();
-    while unacked.load(Ordering::Relaxed) > 0 && started.elapsed() < Duration::from_secs(10) {
+    while unacked.load(Ordering::Relaxed) > 0 && started.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     started.elapsed().as_secs_f64()
 }
 
-/// A live SSE client for stolen-vehicle alerts: each alert whose frame's hand-off is known adds
-/// its latency (ms) to the returned list.
+/// A stolen-vehicle alert the SSE client received: the frame that raised it, how long after
+/// that frame first left its station, and when it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertSeen {
+    pub station: u32,
+    pub seq: u32,
+    pub ms: f64,
+    pub at: Instant,
+}
+
+/// A live SSE client for stolen-vehicle alerts: each alert whose frame's first send is known adds
+/// itself, with its latency, to the returned list.
 async fn listen_for_alerts(
     client: &reqwest::Client,
     api: &str,
     handoffs: Handoffs,
-) -> anyhow::Result<Arc<Mutex<Vec<f64>>>> {
-    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+) -> anyhow::Result<Arc<Mutex<Vec<AlertSeen>>>> {
+    let latencies: Arc<Mutex<Vec<AlertSeen>>> = Arc::default();
     let sse = client
         .get(format!("{api}/api/v1/alerts/stream?kinds=stolen_sighting"))
         .bearer_auth(TOKEN)
@@ -610,11 +696,13 @@ async fn listen_for_alerts(
             let station = parts.next().and_then(|s| s.parse().ok());
             if let (Some(station), Some(seq)) = (station, seq) {
                 let sent = handoffs.lock().expect("lock").remove(&(station, seq));
-                if let Some(sent) = sent {
-                    found
-                        .lock()
-                        .expect("lock")
-                        .push(sent.elapsed().as_secs_f64() * 1_000.0);
+                if let Some(Some(sent)) = sent {
+                    found.lock().expect("lock").push(AlertSeen {
+                        station,
+                        seq,
+                        ms: sent.elapsed().as_secs_f64() * 1_000.0,
+                        at: Instant::now(),
+                    });
                 }
             }
         }

@@ -160,3 +160,37 @@ pub fn udp_receive_drops() -> Option<u64> {
 pub fn postgres_cpu_secs() -> f64 {
     cpu_secs_under("/proc", |name| name == "postgres")
 }
+
+/// This process's resident memory sampled every second while a step runs.
+pub struct RssSampler {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Vec<(f64, f64)>>,
+}
+
+impl RssSampler {
+    pub fn start() -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let until = stop.clone();
+        let task = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut samples = Vec::new();
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    () = until.cancelled() => break,
+                    _ = every.tick() => {
+                        samples.push((started.elapsed().as_secs_f64(), process_usage().1));
+                    }
+                }
+            }
+            samples
+        });
+        Self { stop, task }
+    }
+
+    /// (seconds since the start, MiB) samples.
+    pub async fn stop(self) -> Vec<(f64, f64)> {
+        self.stop.cancel();
+        self.task.await.unwrap_or_default()
+    }
+}

@@ -187,3 +187,107 @@ pub fn plot(results: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The backlog scenario over time since the stations reconnected: above, each stolen-vehicle
+/// alert's latency (log scale; live frames and backlog frames apart); below, the process's RSS
+/// and the frames still in the stations' flash.
+pub fn backlog(
+    path: &Path,
+    alerts: &[(f64, f64, bool)],
+    seconds: &[(f64, f64, f64)],
+) -> anyhow::Result<()> {
+    let t_max = seconds
+        .iter()
+        .map(|s| s.0)
+        .chain(alerts.iter().map(|a| a.0))
+        .fold(1.0, f64::max)
+        * 1.02;
+    let root = SVGBackend::new(path, (900, 760)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(400);
+    let ms_max = alerts.iter().map(|a| a.1).fold(100.0, f64::max) * 1.5;
+    let mut chart = ChartBuilder::on(&top)
+        .caption(
+            "City-wide backlog: stolen-vehicle alert latency after reconnecting",
+            ("sans-serif", 18),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..t_max, (1.0..ms_max).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds after the stations reconnected")
+        .y_desc("alert latency, ms (log)")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+    for (from_backlog, colour, name) in [
+        (false, COLOURS[0], "live frames"),
+        (true, COLOURS[1], "backlog frames"),
+    ] {
+        let style = colour.filled();
+        chart
+            .draw_series(
+                alerts
+                    .iter()
+                    .filter(|a| a.2 == from_backlog)
+                    .map(|a| Circle::new((a.0, a.1.max(1.0)), 2, style)),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, style));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+
+    let rss_max = seconds.iter().map(|s| s.1).fold(1.0, f64::max) * 1.3;
+    let flash_max = seconds.iter().map(|s| s.2).fold(1.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .right_y_label_area_size(80)
+        .build_cartesian_2d(0.0..t_max, 0.0..rss_max)?
+        .set_secondary_coord(0.0..t_max, 0.0..flash_max);
+    chart
+        .configure_mesh()
+        .x_desc("seconds after the stations reconnected")
+        .y_desc("RSS, MiB (server and load generator)")
+        .draw()?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("frames left in the stations' flash")
+        .y_label_formatter(&|v| format!("{:.0}k", v / 1_000.0))
+        .draw()?;
+    let rss_style = COLOURS[2].stroke_width(2);
+    chart
+        .draw_series(LineSeries::new(
+            seconds.iter().map(|s| (s.0, s.1)),
+            rss_style,
+        ))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .label("RSS")
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], rss_style));
+    let flash_style = COLOURS[3].stroke_width(2);
+    chart
+        .draw_secondary_series(LineSeries::new(
+            seconds.iter().map(|s| (s.0, s.2)),
+            flash_style,
+        ))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .label("backlog left in flash")
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], flash_style));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    eprintln!("Plot: {}", path.display());
+    Ok(())
+}

@@ -8,15 +8,16 @@
 //! alerts then waited behind up to a second's worth of frames; `--synchronized` still does.)
 
 use crate::stream::{Reading, Recording};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tagwatch_gateway::wire::Frame;
 use tagwatch_model::SessionId;
+use tagwatch_sim::link::FirstSends;
 use tokio::sync::mpsc;
 
-/// Hand-off times of frames that carry a stolen tag, by (station, seq), for alert latency.
-pub type Handoffs = Arc<Mutex<HashMap<(u32, u32), Instant>>>;
+/// Frames that carry a stolen tag, by (station, seq), with when their station first sent them
+/// (stamped by its uplink), for alert latency.
+pub type Handoffs = FirstSends;
 
 /// Moments within a second at which stations send: station `i` of `n` sends in moment
 /// `i * MOMENTS_PER_SECOND / n`.
@@ -52,6 +53,7 @@ impl Replay {
     pub fn new(
         recording: Arc<Recording>,
         uplinks: Vec<mpsc::Sender<Frame>>,
+        handoffs: Handoffs,
         first_tag: u32,
         stolen_every: u32,
     ) -> Self {
@@ -59,7 +61,7 @@ impl Replay {
             seqs: vec![0; recording.stations.len()],
             recording,
             uplinks,
-            handoffs: Arc::default(),
+            handoffs,
             first_tag,
             stolen_every,
             session: SessionId(1),
@@ -67,6 +69,11 @@ impl Replay {
             sim_second: 0,
             sim_start_ms: tagwatch_model::time::now_ms() / 1_000 * 1_000,
         }
+    }
+
+    /// The last sequence number each station has built, by station index.
+    pub fn seqs(&self) -> &[u32] {
+        &self.seqs
     }
 
     /// The city clock: the end of the last second offered.
@@ -121,7 +128,7 @@ impl Replay {
                         self.handoffs
                             .lock()
                             .expect("lock")
-                            .insert((frame.station.0, frame.seq), Instant::now());
+                            .insert((frame.station.0, frame.seq), None);
                     }
                     if self.uplinks[station].try_send(frame).is_err() {
                         offered.overflow_frames += 1;

@@ -23,6 +23,8 @@ pub struct StepInput<'a> {
     pub server_cpu_secs: f64,
     pub postgres_cpu_secs: f64,
     pub rss_mib: f64,
+    /// (seconds into the step, MiB), every second.
+    pub rss_series: &'a [(f64, f64)],
     pub alert_latencies_ms: &'a [f64],
     pub udp_drops: Option<u64>,
 }
@@ -38,7 +40,10 @@ pub struct Step {
     pub offered_per_s: f64,
     pub applied_per_s: f64,
     pub frames_acked_per_s: f64,
+    /// Frames answered BUSY (the gateway's queue full, or past the ingest's admission bound).
     pub busy_frames: f64,
+    /// BUSY answers as a share of all answers, percent.
+    pub busy_percent: f64,
     pub unsettled_frames: usize,
     pub ack_p50_ms: Option<f64>,
     pub ack_p99_ms: Option<f64>,
@@ -76,6 +81,8 @@ pub struct Step {
     /// Every `postgres` process on the machine, percent of one core.
     pub postgres_cpu_percent: f64,
     pub rss_mib: f64,
+    pub rss_max_mib: f64,
+    pub rss_series: Vec<(f64, f64)>,
     /// Datagrams the kernel dropped at full UDP receive buffers during the step.
     pub udp_drops: Option<u64>,
     /// Every offered detection applied, every frame settled, nothing refused BUSY.
@@ -101,7 +108,17 @@ impl Step {
         let (b, a) = (i.before, i.after);
         let secs = i.offer_secs.max(0.001);
         let applied = a.delta(b, "tagwatch_detections_applied_total");
-        let busy = a.delta(b, "tagwatch_frames_rejected_total{reason=\"busy\"}");
+        let answered = |status: &str| {
+            a.delta(
+                b,
+                &format!("tagwatch_acks_sent_total{{status=\"{status}\"}}"),
+            )
+        };
+        let busy = answered("busy");
+        let answers: f64 = ["accepted", "duplicate", "rejected", "busy"]
+            .iter()
+            .map(|s| answered(s))
+            .sum();
         let ms = |s: Option<f64>| s.map(|v| v * 1_000.0);
         let flush_p99_ms = ms(a.quantile(b, "tagwatch_store_flush_seconds", 0.99));
         let ack_p99_ms = ms(a.quantile(b, "tagwatch_ack_latency_seconds", 0.99));
@@ -134,7 +151,7 @@ impl Step {
             } else if ack_p99_ms.is_none_or(|p| p >= 3_000.0) {
                 "ACK latency above the stations' 3 s resend timeout"
             } else if busy > 0.0 {
-                "tracker / ingest (its queue filled: BUSY)"
+                "tracker / ingest (more offered than it applies within its admission bound: BUSY)"
             } else if i.overflow_frames > 0 || i.unsettled_frames > 0 {
                 "gateway / ACK (frames left unacknowledged)"
             } else if cpu_percent + postgres_cpu_percent > 190.0 {
@@ -151,6 +168,7 @@ impl Step {
             applied_per_s: applied / secs,
             frames_acked_per_s: a.delta(b, "tagwatch_acks_sent_total{status=\"accepted\"}") / secs,
             busy_frames: busy,
+            busy_percent: 100.0 * busy / answers.max(1.0),
             unsettled_frames: i.unsettled_frames,
             ack_p50_ms: ms(a.quantile(b, "tagwatch_ack_latency_seconds", 0.5)),
             ack_p99_ms,
@@ -184,6 +202,8 @@ impl Step {
             server_cpu_percent,
             postgres_cpu_percent,
             rss_mib: i.rss_mib,
+            rss_max_mib: i.rss_series.iter().map(|s| s.1).fold(i.rss_mib, f64::max),
+            rss_series: i.rss_series.to_vec(),
             udp_drops: i.udp_drops,
             sustained,
             limit,
@@ -196,11 +216,12 @@ impl Step {
 
     pub fn print(&self) {
         eprintln!(
-            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  queue wait p99 ≤{} ms  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} max {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms, every {:.0} s, journal {:.0} s)  upkeep max ≤{} ms  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB  UDP drops {}  {}",
+            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  BUSY {:.1}%  queue wait p99 ≤{} ms  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} max {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms, every {:.0} s, journal {:.0} s)  upkeep max ≤{} ms  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB (max {:.0})  UDP drops {}  {}",
             self.load,
             self.tags,
             self.offered_per_s,
             self.applied_per_s,
+            self.busy_percent,
             Self::fmt_ms(self.queue_wait_p99_ms),
             Self::fmt_ms(self.ack_p50_ms),
             Self::fmt_ms(self.ack_p99_ms),
@@ -220,6 +241,7 @@ impl Step {
             self.cpu_percent - self.server_cpu_percent,
             self.postgres_cpu_percent,
             self.rss_mib,
+            self.rss_max_mib,
             self.udp_drops.map_or("-".into(), |d| d.to_string()),
             self.limit.unwrap_or("sustained"),
         );
@@ -234,6 +256,7 @@ impl Step {
             "applied_detections_per_s": self.applied_per_s,
             "frames_acked_per_s": self.frames_acked_per_s,
             "busy_frames": self.busy_frames,
+            "busy_percent": self.busy_percent,
             "unsettled_frames": self.unsettled_frames,
             "ack_latency_ms": { "p50_le": self.ack_p50_ms, "p99_le": self.ack_p99_ms },
             "alert_latency_ms": { "count": self.alerts, "p50": self.alert_p50_ms, "p99": self.alert_p99_ms, "max": self.alert_max_ms },
@@ -253,6 +276,8 @@ impl Step {
             "load_generator_cpu_percent": self.cpu_percent - self.server_cpu_percent,
             "postgres_cpu_percent": self.postgres_cpu_percent,
             "rss_mib": self.rss_mib,
+            "rss_max_mib": self.rss_max_mib,
+            "rss_mib_every_second": self.rss_series.iter().map(|s| s.1.round()).collect::<Vec<_>>(),
             "udp_receive_buffer_drops": self.udp_drops,
             "sustained": self.sustained,
             "limited_by": self.limit,
@@ -270,6 +295,10 @@ pub struct Run {
     /// Postgres runs: the server killed after the last step and started again, the journal
     /// left since its last checkpoint applied again.
     pub restart: Option<Value>,
+    /// The city-wide backlog scenario, when run.
+    pub backlog: Option<Value>,
+    /// Frames built, acknowledged and applied over the whole run.
+    pub exactly_once: Option<Value>,
 }
 
 impl Run {
@@ -286,6 +315,8 @@ impl Run {
             steps,
             loopback,
             restart,
+            backlog: None,
+            exactly_once: None,
         }
     }
 
@@ -328,6 +359,8 @@ pub fn write(
             "steps": r.steps.iter().map(Step::json).collect::<Vec<_>>(),
             "gateway_vs_loopback_udp": r.loopback,
             "restart_after_crash": r.restart,
+            "city_wide_backlog": r.backlog,
+            "exactly_once": r.exactly_once,
         })).collect::<Vec<_>>(),
         "side_by_side": side_by_side,
     });
