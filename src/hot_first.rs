@@ -10,77 +10,121 @@
 //! keep their order (its visits and sequence numbers are built in order); the order between
 //! stations is only the network's anyway.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 /// Frames taken in and not yet applied, hot stations' first. Each item is marked hot or not once,
 /// when it arrives: an item marked hot that no longer is only goes early, which is harmless.
+///
+/// Two queues: `hot` holds every queued item of a station that has had a hot item since its
+/// items last ran out there, `cold` the rest. A station turning hot has its cold items taken out
+/// of `cold` (left as holes, skipped when popped), so nothing else is moved: taking in a frame
+/// costs the same however deep the queue is, and a station turning hot one scan of `cold`.
 #[derive(Debug)]
-pub struct HotQueue<T> {
-    items: VecDeque<(T, bool)>,
-    /// How many items at the front are hot stations' (moved there by the last reordering).
-    hot_front: usize,
+pub struct HotQueue<S, T> {
+    hot: VecDeque<(S, T)>,
+    cold: VecDeque<Option<(S, T)>>,
+    /// Items of each station in `hot`.
+    hot_stations: HashMap<S, usize>,
+    /// Items in `cold` (holes not counted).
+    cold_len: usize,
 }
 
-impl<T> Default for HotQueue<T> {
+impl<S, T> Default for HotQueue<S, T> {
     fn default() -> Self {
         Self {
-            items: VecDeque::new(),
-            hot_front: 0,
+            hot: VecDeque::new(),
+            cold: VecDeque::new(),
+            hot_stations: HashMap::new(),
+            cold_len: 0,
         }
     }
 }
 
-impl<T> HotQueue<T> {
-    /// Appends `arrived` in order; if any of them is hot, every item of a station with a hot item
-    /// in the queue moves before all others (see [`hot_stations_first`]). Returns how many items
-    /// moved to the front.
-    pub fn admit<S: Eq + Hash>(
+impl<S: Copy + Eq + Hash, T> HotQueue<S, T> {
+    /// Appends `arrived` in order; an item that is hot, or of a station already in the hot queue,
+    /// goes to the hot queue, taking its station's earlier cold items with it. Returns how many
+    /// items went to the hot queue.
+    pub fn admit(
         &mut self,
         arrived: impl IntoIterator<Item = T>,
         station: impl Fn(&T) -> S,
         hot: impl Fn(&T) -> bool,
     ) -> usize {
-        let before = self.items.len();
-        self.items.extend(arrived.into_iter().map(|item| {
-            let h = hot(&item);
-            (item, h)
-        }));
-        if !self.items.range(before..).any(|(_, h)| *h) {
-            return 0;
+        let mut moved = 0;
+        for item in arrived {
+            let s = station(&item);
+            if !self.hot_stations.contains_key(&s) {
+                if !hot(&item) {
+                    self.cold.push_back(Some((s, item)));
+                    self.cold_len += 1;
+                    continue;
+                }
+                moved += self.take_cold_of(s);
+            }
+            self.push_hot(s, item);
+            moved += 1;
         }
-        let mut all: Vec<(T, bool)> = self.items.drain(..).collect();
-        let moved = hot_stations_first(&mut all, |(item, _)| station(item), |(_, h)| *h);
-        self.items.extend(all);
-        self.hot_front = moved;
         moved
+    }
+
+    /// Moves station `s`'s cold items to the hot queue, in order; returns how many.
+    fn take_cold_of(&mut self, s: S) -> usize {
+        let mut taken = Vec::new();
+        for slot in self.cold.iter_mut() {
+            if slot.as_ref().is_some_and(|(of, _)| *of == s) {
+                taken.extend(slot.take());
+            }
+        }
+        self.cold_len -= taken.len();
+        let n = taken.len();
+        for (s, item) in taken {
+            self.push_hot(s, item);
+        }
+        n
+    }
+
+    fn push_hot(&mut self, s: S, item: T) {
+        *self.hot_stations.entry(s).or_default() += 1;
+        self.hot.push_back((s, item));
     }
 
     /// The next item to apply.
     pub fn pop(&mut self) -> Option<T> {
-        self.hot_front = self.hot_front.saturating_sub(1);
-        self.items.pop_front().map(|(item, _)| item)
+        self.pop_hot().or_else(|| {
+            while let Some(slot) = self.cold.pop_front() {
+                if let Some((_, item)) = slot {
+                    self.cold_len -= 1;
+                    return Some(item);
+                }
+            }
+            None
+        })
     }
 
     /// The next item, if it is a hot station's (while the rest wait: see the ingest's held batch).
     pub fn pop_hot(&mut self) -> Option<T> {
-        if self.hot_front == 0 {
-            return None;
+        let (s, item) = self.hot.pop_front()?;
+        if let Some(n) = self.hot_stations.get_mut(&s) {
+            *n -= 1;
+            if *n == 0 {
+                self.hot_stations.remove(&s);
+            }
         }
-        self.pop()
+        Some(item)
     }
 
     /// Whether the next item is a hot station's.
     pub fn hot_next(&self) -> bool {
-        self.hot_front > 0
+        !self.hot.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.hot.len() + self.cold_len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 }
 
@@ -88,12 +132,12 @@ impl<T> HotQueue<T> {
 /// [`crate::admission`]), each with hot stations first. Hot frames of either lane go first, then
 /// live frames, then the backlog: a backlog drains only with what live traffic leaves over.
 #[derive(Debug)]
-pub struct Lanes<T> {
-    live: HotQueue<T>,
-    backlog: HotQueue<T>,
+pub struct Lanes<S, T> {
+    live: HotQueue<S, T>,
+    backlog: HotQueue<S, T>,
 }
 
-impl<T> Default for Lanes<T> {
+impl<S, T> Default for Lanes<S, T> {
     fn default() -> Self {
         Self {
             live: HotQueue::default(),
@@ -102,10 +146,10 @@ impl<T> Default for Lanes<T> {
     }
 }
 
-impl<T> Lanes<T> {
+impl<S: Copy + Eq + Hash, T> Lanes<S, T> {
     /// Appends `live` and `backlog` to their lanes (see [`HotQueue::admit`]); returns how many
-    /// items moved to a lane's front.
-    pub fn admit<S: Eq + Hash>(
+    /// items went to a lane's hot queue.
+    pub fn admit(
         &mut self,
         live: Vec<T>,
         backlog: Vec<T>,
@@ -150,27 +194,6 @@ impl<T> Lanes<T> {
     }
 }
 
-/// Reorders `batch` in place: every item of a station that has at least one `hot` item in the
-/// batch comes first, then all others; within each part items keep their order. Returns how many
-/// items went to the front.
-pub fn hot_stations_first<T, S: Eq + Hash>(
-    batch: &mut Vec<T>,
-    station: impl Fn(&T) -> S,
-    hot: impl Fn(&T) -> bool,
-) -> usize {
-    let hot_stations: HashSet<S> = batch.iter().filter(|i| hot(i)).map(&station).collect();
-    if hot_stations.is_empty() {
-        return 0;
-    }
-    let (front, back): (Vec<T>, Vec<T>) = batch
-        .drain(..)
-        .partition(|i| hot_stations.contains(&station(i)));
-    let moved = front.len();
-    batch.extend(front);
-    batch.extend(back);
-    moved
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,19 +201,20 @@ mod tests {
 
     #[test]
     fn a_hot_station_moves_to_the_front_with_all_its_frames_in_order() {
+        let mut queue = HotQueue::default();
         // (station, seq, carries a stolen tag)
-        let mut batch = vec![
+        let batch = [
             (1, 1, false),
             (2, 1, false),
             (3, 1, false),
             (2, 2, true),
             (3, 2, false),
         ];
-        let moved = hot_stations_first(&mut batch, |f| f.0, |f| f.2);
-        assert_eq!(moved, 2);
+        assert_eq!(queue.admit(batch, |f| f.0, |f| f.2), 2);
+        let out: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
         assert_eq!(
-            batch,
-            vec![
+            out,
+            [
                 (2, 1, false),
                 (2, 2, true),
                 (1, 1, false),
@@ -202,10 +226,11 @@ mod tests {
 
     #[test]
     fn a_batch_without_hot_frames_is_left_alone() {
-        let mut batch = vec![(3, 1, false), (1, 1, false), (2, 1, false)];
-        let before = batch.clone();
-        assert_eq!(hot_stations_first(&mut batch, |f| f.0, |f| f.2), 0);
-        assert_eq!(batch, before);
+        let mut queue = HotQueue::default();
+        let batch = [(3, 1, false), (1, 1, false), (2, 1, false)];
+        assert_eq!(queue.admit(batch, |f| f.0, |f| f.2), 0);
+        let out: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
+        assert_eq!(out, batch);
     }
 
     #[test]
@@ -274,8 +299,8 @@ mod tests {
     }
 
     proptest! {
-        /// Items admitted in several lots, with pops in between, come out as each lot's hot
-        /// stations first, never losing an item and never reordering a station's items.
+        /// Items admitted in several lots, with pops in between: nothing is lost, each station's
+        /// items keep their order, and a hot item is next in line (or behind other hot ones).
         #[test]
         fn the_queue_keeps_each_stations_order_and_loses_nothing(
             lots in proptest::collection::vec(
@@ -291,14 +316,10 @@ mod tests {
                     .into_iter()
                     .map(|(s, h)| { seq += 1; (s, seq, h) })
                     .collect();
-                let hot_in_lot = lot.iter().any(|f| f.2);
+                let hot_in_lot: Vec<u8> = lot.iter().filter(|f| f.2).map(|f| f.0).collect();
                 queue.admit(lot, |f| f.0, |f| f.2);
-                if hot_in_lot {
-                    // The next item out is a hot station's.
-                    let next = queue.items.front().map(|(f, _)| f.0);
-                    let hot: HashSet<u8> =
-                        queue.items.iter().filter(|(_, h)| *h).map(|(f, _)| f.0).collect();
-                    prop_assert!(next.is_some_and(|s| hot.contains(&s)));
+                if !hot_in_lot.is_empty() {
+                    prop_assert!(queue.hot_next(), "a hot item goes to the hot queue");
                 }
                 for _ in 0..pops {
                     popped.extend(queue.pop());
@@ -306,38 +327,10 @@ mod tests {
             }
             popped.extend(std::iter::from_fn(|| queue.pop()));
             prop_assert_eq!(popped.len(), seq);
+            prop_assert!(queue.is_empty());
             for station in 0..6 {
                 let seqs: Vec<usize> =
                     popped.iter().filter(|f| f.0 == station).map(|f| f.1).collect();
-                prop_assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-            }
-        }
-    }
-
-    proptest! {
-        /// Nothing is lost or added, every hot station's frames come before any other
-        /// station's, and each station's frames keep their order.
-        #[test]
-        fn reorders_without_losing_or_reordering_a_station(
-            batch in proptest::collection::vec((0u8..8, any::<bool>()), 0..64)
-        ) {
-            // (station, seq in the batch, hot)
-            let mut batch: Vec<(u8, usize, bool)> =
-                batch.into_iter().enumerate().map(|(i, (s, h))| (s, i, h)).collect();
-            let original = batch.clone();
-            let moved = hot_stations_first(&mut batch, |f| f.0, |f| f.2);
-
-            let mut sorted = batch.clone();
-            sorted.sort_by_key(|f| f.1);
-            prop_assert_eq!(&sorted, &original);
-
-            let hot: HashSet<u8> = original.iter().filter(|f| f.2).map(|f| f.0).collect();
-            prop_assert_eq!(moved, original.iter().filter(|f| hot.contains(&f.0)).count());
-            prop_assert!(batch[..moved].iter().all(|f| hot.contains(&f.0)));
-            prop_assert!(batch[moved..].iter().all(|f| !hot.contains(&f.0)));
-            for station in 0..8 {
-                let seqs: Vec<usize> =
-                    batch.iter().filter(|f| f.0 == station).map(|f| f.1).collect();
                 prop_assert!(seqs.windows(2).all(|w| w[0] < w[1]));
             }
         }

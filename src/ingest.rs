@@ -137,7 +137,7 @@ fn room_for_hot(building: &Building, config: &IngestConfig) -> bool {
 /// Takes in the frames `arrived`: answers those already applied, queues the fresh ones the
 /// admission lets in (each lane hot stations first) and tells the others BUSY at once.
 fn take_in(
-    queue: &mut Lanes<Queued>,
+    queue: &mut Lanes<StationId, Queued>,
     arrived: &mut Vec<Inbound>,
     tracker: &Tracker,
     dedupe: &Dedupe,
@@ -277,20 +277,24 @@ pub async fn run_ingest(
     let mut queue = Lanes::default();
     let mut admission = Admission::new(config.admission_bound);
     let mut arrived = Vec::with_capacity(BATCH_FRAMES);
-    // The drain rate is measured over the time frames were waiting: since `mark`, with the cost
-    // applied since then.
+    // The drain rate is measured over the time since `mark` (with the cost applied since then)
+    // while frames were waiting: slices of frames, flushes, the tracker's upkeep, a stall for the
+    // writer. Taking frames in is not counted: a thousand stations reconnecting at once would
+    // otherwise read as a drain that stopped.
     let mut mark = Instant::now();
     let mut drained = 0;
+    let mut measured = false;
     loop {
         let now = Instant::now();
-        if !queue.is_empty() {
+        if measured {
             admission.drained(drained, now - mark);
         }
         (mark, drained) = (now, 0);
         // A full batch waits for the writer: this is where backpressure starts. Meanwhile only
         // hot stations' frames are applied (the batch grows past its bound by those few) and
-        // frames keep being taken in, up to a bound, so a slow commit holds ACKs, not alerts.
+        // frames keep being taken in, so a slow commit holds ACKs, not alerts.
         let held = building.acks.len() >= config.max_batch_frames;
+        measured = !queue.is_empty();
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
@@ -337,6 +341,7 @@ pub async fn run_ingest(
                 if received == 0 {
                     break;
                 }
+                measured = false;
                 take_in(&mut queue, &mut arrived, &tracker, &dedupe, &mut admission, &parts);
             }
             // An idle server finishes its checkpoint's take (under load, each slice of frames
