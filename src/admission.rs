@@ -16,10 +16,12 @@
 //! - **live**: the station's newest traffic. Admitted within the bound;
 //! - **backlog**: frames more than [`LIVE_WINDOW_MS`] older than the newest one heard from their
 //!   station (a station resending its flash after an outage). Admitted within half the bound,
-//!   so live frames always find room, and at most [`BACKLOG_PER_STATION`] queued per station,
-//!   so every station's backlog drains side by side at an equal share (fair across stations,
-//!   rather than oldest first: all stations' flash empties at the same pace, none is left to
-//!   overflow while another drains, and every part of the city catches up together).
+//!   so live frames always find room. Across stations the backlog drains fair rather than
+//!   oldest first: every station paces itself with a window that a BUSY halves (`PROTOCOL.md`),
+//!   so stations sharing a full server converge to equal shares, all their flash empties at the
+//!   same pace, none is left to fill up while another drains, and the whole city catches up
+//!   together. (A cap of a few queued frames per station was tried: it turned most of a
+//!   reconnecting city's frames into BUSY answers, which cost the CPU the drain needed.)
 //!
 //! Frame cost is in detections (plus [`FRAME_COST`] for the frame itself), so a station hearing a
 //! hundred tags weighs a hundred times one hearing one.
@@ -48,9 +50,6 @@ impl Class {
 
 /// A frame more than this much older than its station's newest is backlog.
 pub const LIVE_WINDOW_MS: u64 = 30_000;
-
-/// Frames a station may have queued as backlog at once.
-pub const BACKLOG_PER_STATION: u32 = 4;
 
 /// Hot frames are admitted until this many bounds of work are queued (memory stays bounded even
 /// if every frame carries a stolen tag).
@@ -127,7 +126,6 @@ pub struct Admission {
     rate: DrainRate,
     /// Cost of every frame queued.
     queued: u64,
-    backlog_by_station: HashMap<StationId, u32>,
     /// The newest frame time heard from each station, to tell backlog from live.
     newest_ms: HashMap<StationId, u64>,
 }
@@ -138,7 +136,6 @@ impl Admission {
             bound,
             rate: DrainRate::default(),
             queued: 0,
-            backlog_by_station: HashMap::new(),
             newest_ms: HashMap::new(),
         }
     }
@@ -154,8 +151,8 @@ impl Admission {
         }
     }
 
-    /// Whether a frame of `class` from `station` costing `cost` may be queued now.
-    pub fn decide(&self, class: Class, station: StationId, cost: u64) -> Verdict {
+    /// Whether a frame of `class` costing `cost` may be queued now.
+    pub fn decide(&self, class: Class, cost: u64) -> Verdict {
         // An empty queue takes anything: however large, the frame is applied next.
         if self.queued == 0 {
             return Verdict::Admit;
@@ -165,11 +162,7 @@ impl Admission {
         let admit = match class {
             Class::Hot => wait_s <= HOT_CEILING * bound_s,
             Class::Live => wait_s <= bound_s,
-            Class::Backlog => {
-                wait_s <= bound_s / 2.0
-                    && self.backlog_by_station.get(&station).copied().unwrap_or(0)
-                        < BACKLOG_PER_STATION
-            }
+            Class::Backlog => wait_s <= bound_s / 2.0,
         };
         if admit {
             Verdict::Admit
@@ -179,24 +172,13 @@ impl Admission {
     }
 
     /// A frame was queued.
-    pub fn queued(&mut self, class: Class, station: StationId, cost: u64) {
+    pub fn queued(&mut self, cost: u64) {
         self.queued += cost;
-        if class == Class::Backlog {
-            *self.backlog_by_station.entry(station).or_default() += 1;
-        }
     }
 
     /// A queued frame left the queue (applied, or answered without applying it).
-    pub fn left(&mut self, class: Class, station: StationId, cost: u64) {
+    pub fn left(&mut self, cost: u64) {
         self.queued = self.queued.saturating_sub(cost);
-        if class == Class::Backlog {
-            if let Some(n) = self.backlog_by_station.get_mut(&station) {
-                *n -= 1;
-                if *n == 0 {
-                    self.backlog_by_station.remove(&station);
-                }
-            }
-        }
     }
 
     /// See [`DrainRate::record`].
@@ -243,14 +225,14 @@ mod tests {
         // 100,000 a second, one second's bound: 100,000 of cost fit.
         let mut a = measured(1_000, 100_000);
         let mut admitted = 0;
-        while a.decide(Class::Live, S1, 1_000) == Verdict::Admit {
-            a.queued(Class::Live, S1, 1_000);
+        while a.decide(Class::Live, 1_000) == Verdict::Admit {
+            a.queued(1_000);
             admitted += 1;
         }
         assert_eq!(admitted, 100, "one second of work at the measured rate");
         // Applying one frame makes room for one.
-        a.left(Class::Live, S1, 1_000);
-        assert_eq!(a.decide(Class::Live, S1, 1_000), Verdict::Admit);
+        a.left(1_000);
+        assert_eq!(a.decide(Class::Live, 1_000), Verdict::Admit);
     }
 
     #[test]
@@ -258,53 +240,45 @@ mod tests {
         let mut fast = measured(1_000, 100_000);
         let mut slow = measured(1_000, 10_000);
         for a in [&mut fast, &mut slow] {
-            a.queued(Class::Live, S1, 20_000);
+            a.queued(20_000);
         }
-        assert_eq!(fast.decide(Class::Live, S1, 1_000), Verdict::Admit);
-        assert_eq!(slow.decide(Class::Live, S1, 1_000), Verdict::Refuse);
+        assert_eq!(fast.decide(Class::Live, 1_000), Verdict::Admit);
+        assert_eq!(slow.decide(Class::Live, 1_000), Verdict::Refuse);
         assert_eq!(slow.expected_wait(), Duration::from_secs(2));
     }
 
     #[test]
     fn hot_frames_go_past_the_bound_to_its_ceiling() {
         let mut a = measured(1_000, 100_000);
-        a.queued(Class::Live, S1, 100_000);
-        assert_eq!(a.decide(Class::Live, S1, 10), Verdict::Refuse);
-        assert_eq!(a.decide(Class::Hot, S1, 10), Verdict::Admit);
-        a.queued(Class::Hot, S1, 300_000);
+        a.queued(100_000);
+        assert_eq!(a.decide(Class::Live, 10), Verdict::Refuse);
+        assert_eq!(a.decide(Class::Hot, 10), Verdict::Admit);
+        a.queued(300_000);
         assert_eq!(
-            a.decide(Class::Hot, S1, 10),
+            a.decide(Class::Hot, 10),
             Verdict::Refuse,
             "four seconds of work queued: even a hot frame waits in the station"
         );
     }
 
     #[test]
-    fn backlog_takes_half_the_bound_and_a_few_frames_per_station() {
+    fn backlog_takes_half_the_bound() {
         let mut a = measured(1_000, 100_000);
-        a.queued(Class::Live, S2, 10);
-        for _ in 0..BACKLOG_PER_STATION {
-            assert_eq!(a.decide(Class::Backlog, S1, 100), Verdict::Admit);
-            a.queued(Class::Backlog, S1, 100);
-        }
-        assert_eq!(a.decide(Class::Backlog, S1, 100), Verdict::Refuse);
+        a.queued(49_000);
+        assert_eq!(a.decide(Class::Backlog, 1_000), Verdict::Admit);
+        a.queued(1_000);
+        assert_eq!(a.decide(Class::Backlog, 1_000), Verdict::Refuse);
         assert_eq!(
-            a.decide(Class::Backlog, S2, 100),
+            a.decide(Class::Live, 1_000),
             Verdict::Admit,
-            "another station's share"
+            "live frames still find room"
         );
-        a.left(Class::Backlog, S1, 100);
-        assert_eq!(a.decide(Class::Backlog, S1, 100), Verdict::Admit);
-        // Past half the bound only live frames still fit.
-        a.queued(Class::Live, S2, 50_000);
-        assert_eq!(a.decide(Class::Backlog, S2, 100), Verdict::Refuse);
-        assert_eq!(a.decide(Class::Live, S2, 100), Verdict::Admit);
     }
 
     #[test]
     fn an_empty_queue_takes_any_frame() {
         let a = measured(1, 1_000);
-        assert_eq!(a.decide(Class::Backlog, S1, 1_000_000), Verdict::Admit);
+        assert_eq!(a.decide(Class::Backlog, 1_000_000), Verdict::Admit);
     }
 
     #[test]
@@ -337,30 +311,22 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever is queued and left, the queued cost is what is still in the queue, and no
-        /// station's backlog count is left behind.
+        /// Whatever is queued and left, the queued cost is what is still in the queue.
         #[test]
         fn queued_cost_is_what_was_queued_and_has_not_left(
-            ops in proptest::collection::vec((0u32..3, 0u32..3, 1u64..1_000, any::<bool>()), 0..200)
+            ops in proptest::collection::vec((1u64..1_000, any::<bool>()), 0..200)
         ) {
             let mut a = Admission::new(Duration::from_secs(1));
-            let mut inside: Vec<(Class, StationId, u64)> = Vec::new();
-            for (class, station, cost, enter) in ops {
-                let class = [Class::Hot, Class::Live, Class::Backlog][class as usize];
-                let station = StationId(station);
+            let mut inside: Vec<u64> = Vec::new();
+            for (cost, enter) in ops {
                 if enter || inside.is_empty() {
-                    a.queued(class, station, cost);
-                    inside.push((class, station, cost));
+                    a.queued(cost);
+                    inside.push(cost);
                 } else {
-                    let (class, station, cost) = inside.remove(0);
-                    a.left(class, station, cost);
+                    a.left(inside.remove(0));
                 }
             }
-            prop_assert_eq!(a.queued_cost(), inside.iter().map(|f| f.2).sum::<u64>());
-            for (station, n) in &a.backlog_by_station {
-                let expected = inside.iter().filter(|f| f.0 == Class::Backlog && f.1 == *station).count();
-                prop_assert_eq!(*n as usize, expected);
-            }
+            prop_assert_eq!(a.queued_cost(), inside.iter().sum::<u64>());
         }
     }
 }

@@ -169,12 +169,12 @@ fn take_in(
         };
         let class = if hot { Class::Hot } else { age };
         let cost = admission::cost(detections);
-        if admission.decide(class, key.station, cost) == Verdict::Refuse {
+        if admission.decide(class, cost) == Verdict::Refuse {
             parts.metrics.refused(class).inc();
             inbound.ack.send(key, AckStatus::Busy);
             continue;
         }
-        admission.queued(class, key.station, cost);
+        admission.queued(cost);
         let queued = Queued {
             inbound,
             class,
@@ -366,7 +366,7 @@ pub async fn run_ingest(
                     let Some(queued) = next else {
                         break;
                     };
-                    admission.left(queued.class, queued.inbound.key().station, queued.cost);
+                    admission.left(queued.cost);
                     drained += queued.cost;
                     let alerts_before = building.alerts.len();
                     handle(&mut tracker, &mut dedupe, &mut building, &parts, queued.inbound).await;
@@ -450,6 +450,10 @@ async fn handle(
             .await
             {
                 Ok((first_visit_id, alerts)) => {
+                    let since_arrival = inbound.received_at.elapsed().as_secs_f64();
+                    for _ in &alerts {
+                        parts.metrics.alert_raise.observe(since_arrival);
+                    }
                     raised(alerts, building, parts);
                     first_visit_id
                 }

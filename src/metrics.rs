@@ -34,6 +34,7 @@ pub struct PipelineMetrics {
     pub checkpoint_take_seconds: Histogram,
     pub upkeep_seconds: Histogram,
     pub queue_wait: Histogram,
+    pub alert_raise: Histogram,
     refused: Family<ClassLabel, Counter>,
     pub queued_cost: Gauge,
     pub drain_rate: Gauge<f64, AtomicU64>,
@@ -73,6 +74,8 @@ impl Default for PipelineMetrics {
             upkeep_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             // 0.1 ms .. ~3 s
             queue_wait: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            // 0.1 ms .. ~3 s
+            alert_raise: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             refused: Family::default(),
             queued_cost: Gauge::default(),
             drain_rate: Gauge::default(),
@@ -201,6 +204,11 @@ impl PipelineMetrics {
             "tagwatch_tracker_upkeep_seconds",
             "Time the ingest task spends on the tracker's upkeep at a flush: closing visits, forgetting old ones, the trajectory index's buckets (frames wait meanwhile)",
             self.upkeep_seconds.clone(),
+        );
+        registry.register(
+            "tagwatch_alert_raise_seconds",
+            "From the arrival of a frame at the gateway to the publication of an alert it raised (on the live bus, before it is stored)",
+            self.alert_raise.clone(),
         );
         registry.register(
             "tagwatch_ingest_refused_busy",

@@ -2,8 +2,9 @@
 //!
 //! Every frame is kept until an ACK says ACCEPTED, DUPLICATE or REJECTED; unacknowledged frames
 //! are resent oldest first after a timeout. A new frame goes out as soon as it is built, ahead of
-//! any backlog (live traffic first). BUSY pauses the whole uplink for a back-off (see
-//! [`Backoff`]), after which the refused frame is sent again. Over
+//! any backlog (live traffic first). BUSY halves the window of unacknowledged frames (each ACK
+//! grows it by one again) and pauses resends and the backlog for a back-off (see [`Backoff`]),
+//! after which the refused frames are sent again. Over
 //! UDP, outgoing datagrams and incoming ACKs are dropped with the configured probability; over TCP
 //! only ACKs are (the stream itself is reliable), and a broken connection is re-opened.
 
@@ -95,27 +96,51 @@ impl LinkStats {
 struct Pending {
     bytes: bytes::Bytes,
     sent_at: Option<Instant>,
-    built_at: Instant,
+    /// The frame's own time (the station's clock).
+    time_ms: u64,
     /// Sent at least once (`sent_at` is cleared again by a BUSY).
     sent_before: bool,
 }
 
-/// A frame never sent and built this recently is live: it goes before the backlog.
-const LIVE_FOR: Duration = Duration::from_secs(5);
+/// A frame never sent and built within this of the newest one is live: it goes out at once,
+/// before the backlog, whatever the window and the pause.
+const LIVE_FOR_MS: u64 = 5_000;
 
-/// The pause after a BUSY, as `PROTOCOL.md` asks of firmware: 250 ms after the first, doubling
-/// with each BUSY in a row up to 8 s, each drawn at random between half and one and a half times
-/// that (a thousand stations refused at once do not all come back at once); the next ACCEPTED
-/// or DUPLICATE ends the run.
-#[derive(Debug, Default)]
+/// What a BUSY does, as `PROTOCOL.md` asks of firmware. The window of unacknowledged frames
+/// starts at [`Backoff::FIRST_WINDOW`] on each connection, grows by one with each ACCEPTED or
+/// DUPLICATE (doubling every round trip) up to the configured one, and is halved (at least one) by
+/// a BUSY: stations sharing a server that is full converge to equal shares of it, as TCP flows do,
+/// and a thousand stations reconnecting with hours of flash do not all send their whole window
+/// at once. Resends and the backlog pause: 250 ms after the first BUSY, doubling with each BUSY
+/// in a row up to 8 s, each drawn at random between half and one and a half times that (a
+/// thousand stations refused at once do not all come back at once); the next ACCEPTED or
+/// DUPLICATE ends the run.
+#[derive(Debug)]
 struct Backoff {
     in_a_row: u32,
     until: Option<Instant>,
+    window: usize,
+    largest: usize,
 }
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(250);
     const LONGEST: Duration = Duration::from_secs(8);
+    const FIRST_WINDOW: usize = 4;
+
+    /// A new connection: the window starts small again.
+    fn connected(&mut self) {
+        self.window = Self::FIRST_WINDOW.min(self.largest);
+    }
+
+    fn new(window: usize) -> Self {
+        Self {
+            in_a_row: 0,
+            until: None,
+            window: window.max(1),
+            largest: window.max(1),
+        }
+    }
 
     fn holding(&self, now: Instant) -> bool {
         self.until.is_some_and(|t| now < t)
@@ -127,6 +152,7 @@ impl Backoff {
         if self.holding(now) {
             return;
         }
+        self.window = (self.window / 2).max(1);
         self.in_a_row += 1;
         let base = Self::FIRST
             .saturating_mul(1 << (self.in_a_row - 1).min(6))
@@ -136,6 +162,7 @@ impl Backoff {
 
     fn settled(&mut self) {
         self.in_a_row = 0;
+        self.window = (self.window + 1).min(self.largest);
     }
 }
 
@@ -213,7 +240,7 @@ pub async fn run_link(
     let mut frames_open = true;
     let mut ticker = tokio::time::interval(Duration::from_millis(25));
     let mut next_connect = Instant::now();
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(config.window);
     let mut station = 0;
     loop {
         let down = config
@@ -227,6 +254,7 @@ pub async fn run_link(
             match connect(&config).await {
                 Ok(c) => {
                     conn = Some(c);
+                    backoff.connected();
                     // Whatever was in flight on the old connection is sent again.
                     for p in pending.values_mut() {
                         p.sent_at = None;
@@ -256,7 +284,7 @@ pub async fn run_link(
                     Pending {
                         bytes: bytes.freeze(),
                         sent_at: None,
-                        built_at: Instant::now(),
+                        time_ms: frame.time_ms,
                         sent_before: false,
                     },
                 );
@@ -285,10 +313,22 @@ pub async fn run_link(
             }
             Event::Tick => {}
         }
-        if let Some(c) = conn.as_mut().filter(|_| !backoff.holding(Instant::now())) {
-            if send_due(c, &config, station, &mut pending, &mut stats, &mut rng)
-                .await
-                .is_err()
+        if let Some(c) = conn.as_mut() {
+            let room = Room {
+                window: backoff.window,
+                paused: backoff.holding(Instant::now()),
+            };
+            if send_due(
+                c,
+                &config,
+                station,
+                room,
+                &mut pending,
+                &mut stats,
+                &mut rng,
+            )
+            .await
+            .is_err()
                 && config.transport == Transport::Tcp
             {
                 conn = None;
@@ -340,19 +380,32 @@ fn settle(
     }
 }
 
-/// Sends never-sent and overdue frames within the window: live ones first, then the rest
-/// oldest first.
+/// What the uplink may send besides its live frames.
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    /// Unacknowledged frames at most (live ones count, but are sent anyway).
+    window: usize,
+    /// Resends and the backlog wait (a BUSY's pause).
+    paused: bool,
+}
+
+/// Sends live frames at once, then never-sent and overdue ones oldest first, within the window
+/// and unless paused.
 async fn send_due(
     conn: &mut Conn,
     config: &LinkConfig,
     station: u32,
+    room: Room,
     pending: &mut BTreeMap<u32, Pending>,
     stats: &mut LinkStats,
     rng: &mut fastrand::Rng,
 ) -> std::io::Result<()> {
     let now = Instant::now();
     let overdue = |p: &Pending| p.sent_at.is_none_or(|t| now - t >= config.resend_after);
-    let live = |p: &Pending| p.sent_at.is_none() && now - p.built_at < LIVE_FOR;
+    let newest_ms = pending.values().next_back().map_or(0, |p| p.time_ms);
+    let live = |p: &Pending| {
+        p.sent_at.is_none() && !p.sent_before && newest_ms.saturating_sub(p.time_ms) < LIVE_FOR_MS
+    };
     let mut outstanding = pending.values().filter(|p| !overdue(p)).count();
     // Live frames are the newest: found from the end, sent in order.
     let first_live = pending
@@ -371,8 +424,10 @@ async fn send_due(
     }
     let mut first_sent = Vec::new();
     let mut result = Ok(());
-    for (seq, p) in live_frames.into_iter().chain(backlog) {
-        if outstanding >= config.window {
+    let live_count = live_frames.len();
+    for (i, (seq, p)) in live_frames.into_iter().chain(backlog).enumerate() {
+        let is_live = i < live_count;
+        if !is_live && (room.paused || outstanding >= room.window) {
             break;
         }
         if !overdue(p) {
@@ -422,9 +477,10 @@ mod tests {
     #[test]
     fn busy_pauses_the_uplink_longer_each_time_in_a_row_until_a_frame_settles() {
         let mut rng = fastrand::Rng::with_seed(7);
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(256);
         let t0 = Instant::now();
         backoff.busy(t0, &mut rng);
+        assert_eq!(backoff.window, 128, "the window halves");
         let first = backoff.until.expect("paused") - t0;
         assert!(
             (Duration::from_millis(125)..Duration::from_millis(375)).contains(&first),
@@ -433,6 +489,7 @@ mod tests {
         // The other BUSYs of the same burst do not lengthen the pause.
         backoff.busy(t0 + Duration::from_millis(100), &mut rng);
         assert_eq!(backoff.until.expect("paused") - t0, first);
+        assert_eq!(backoff.window, 128, "once per burst");
         let mut now = t0;
         for _ in 0..10 {
             now = backoff.until.expect("paused");
@@ -444,7 +501,9 @@ mod tests {
             (Duration::from_secs(4)..Duration::from_secs(12)).contains(&longest),
             "capped near 8 s: {longest:?}"
         );
+        assert_eq!(backoff.window, 1, "never below one");
         backoff.settled();
+        assert_eq!(backoff.window, 2, "each ACK grows it by one");
         let now = backoff.until.expect("paused");
         backoff.busy(now, &mut rng);
         assert!(backoff.until.expect("paused") - now < Duration::from_millis(375));
@@ -467,15 +526,13 @@ mod tests {
         marks.lock().expect("lock").insert((9, 6), None);
         marks.lock().expect("lock").insert((9, 5), None);
         let mut conn = connect(&config).await.expect("connect");
-        let now = Instant::now();
-        let old = now - Duration::from_secs(600);
-        // seqs 1..=5 built ten minutes ago (a backlog), 6 and 7 just now.
+        // seqs 1..=5 built ten minutes before 6 and 7 (a backlog after an outage).
         let mut pending: BTreeMap<u32, Pending> = (1..=7u32)
             .map(|seq| {
                 let pending = Pending {
                     bytes: bytes::Bytes::from(seq.to_be_bytes().to_vec()),
                     sent_at: None,
-                    built_at: if seq <= 5 { old } else { now },
+                    time_ms: if seq <= 5 { 1_000 } else { 601_000 },
                     sent_before: false,
                 };
                 (seq, pending)
@@ -483,9 +540,21 @@ mod tests {
             .collect();
         let mut stats = LinkStats::default();
         let mut rng = fastrand::Rng::with_seed(1);
-        send_due(&mut conn, &config, 9, &mut pending, &mut stats, &mut rng)
-            .await
-            .expect("sent");
+        let room = Room {
+            window: 4,
+            paused: false,
+        };
+        send_due(
+            &mut conn,
+            &config,
+            9,
+            room,
+            &mut pending,
+            &mut stats,
+            &mut rng,
+        )
+        .await
+        .expect("sent");
         let mut order = Vec::new();
         let mut buf = [0u8; 16];
         for _ in 0..4 {
@@ -498,6 +567,37 @@ mod tests {
             "live first, then the backlog oldest first"
         );
         assert_eq!(stats.sends, 4, "the window holds the rest back");
+        // A new frame during a BUSY's pause still goes at once; the backlog waits.
+        pending.insert(
+            8,
+            Pending {
+                bytes: bytes::Bytes::from(8u32.to_be_bytes().to_vec()),
+                sent_at: None,
+                time_ms: 602_000,
+                sent_before: false,
+            },
+        );
+        for p in pending.values_mut() {
+            p.sent_at = p.sent_at.map(|t| t - Duration::from_secs(10));
+        }
+        let paused = Room {
+            window: 4,
+            paused: true,
+        };
+        send_due(
+            &mut conn,
+            &config,
+            9,
+            paused,
+            &mut pending,
+            &mut stats,
+            &mut rng,
+        )
+        .await
+        .expect("sent");
+        let n = server.recv(&mut buf).await.expect("datagram");
+        assert_eq!(u32::from_be_bytes(buf[..n].try_into().expect("4 bytes")), 8);
+        assert_eq!(stats.sends, 5, "nothing overdue is resent while paused");
         let marks = marks.lock().expect("lock");
         assert!(marks[&(9, 6)].is_some(), "a watched frame sent is stamped");
         assert_eq!(marks[&(9, 5)], None, "one not sent yet is not");

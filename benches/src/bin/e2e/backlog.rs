@@ -143,6 +143,11 @@ pub async fn run(s: Scenario<'_>) -> anyhow::Result<Value> {
         "ingest_queue_wait_p50_ms_le": ms(after.quantile(&before, "tagwatch_ingest_queue_wait_seconds", 0.5)),
         "ingest_queue_wait_p99_ms_le": ms(after.quantile(&before, "tagwatch_ingest_queue_wait_seconds", 0.99)),
         "ingest_queue_wait_max_ms_le": ms(after.quantile(&before, "tagwatch_ingest_queue_wait_seconds", 1.0)),
+        "server_alert_latency_ms": {
+            "p50_le": ms(after.quantile(&before, "tagwatch_alert_raise_seconds", 0.5)),
+            "p99_le": ms(after.quantile(&before, "tagwatch_alert_raise_seconds", 0.99)),
+            "max_le": ms(after.quantile(&before, "tagwatch_alert_raise_seconds", 1.0)),
+        },
         "busy_answers": answered("busy"),
         "busy_percent": 100.0 * answered("busy") / answers.max(1.0),
         "history_lookups": after.delta(&before, "tagwatch_history_lookups_total"),

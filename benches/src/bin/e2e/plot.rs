@@ -202,6 +202,9 @@ pub fn backlog(
         .chain(alerts.iter().map(|a| a.0))
         .fold(1.0, f64::max)
         * 1.02;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let root = SVGBackend::new(path, (900, 760)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(400);

@@ -66,6 +66,10 @@ pub struct Step {
     pub upkeep_max_ms: Option<f64>,
     /// How long frames waited for the ingest, p99 (upper bound of its bucket).
     pub queue_wait_p99_ms: Option<f64>,
+    /// The server's own measure of alerts: from the frame's arrival to the alert's publication,
+    /// p99 and max (upper bounds of their buckets).
+    pub server_alert_p99_ms: Option<f64>,
+    pub server_alert_max_ms: Option<f64>,
     /// Checkpoint rows per second of checkpoint commit time: visit rows the store writes.
     pub checkpoint_rows_per_busy_s: f64,
     /// The server's checkpoint interval at the end of the step (stretched while checkpoints
@@ -188,6 +192,8 @@ impl Step {
             checkpoint_take_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_take_seconds", 0.99)),
             upkeep_max_ms: ms(a.quantile(b, "tagwatch_tracker_upkeep_seconds", 1.0)),
             queue_wait_p99_ms: ms(a.quantile(b, "tagwatch_ingest_queue_wait_seconds", 0.99)),
+            server_alert_p99_ms: ms(a.quantile(b, "tagwatch_alert_raise_seconds", 0.99)),
+            server_alert_max_ms: ms(a.quantile(b, "tagwatch_alert_raise_seconds", 1.0)),
             checkpoint_interval_s: a.get("tagwatch_checkpoint_interval_seconds"),
             journal_s,
             checkpoint_rows_per_busy_s: {
@@ -216,7 +222,7 @@ impl Step {
 
     pub fn print(&self) {
         eprintln!(
-            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  BUSY {:.1}%  queue wait p99 ≤{} ms  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} max {} ms ({})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms, every {:.0} s, journal {:.0} s)  upkeep max ≤{} ms  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB (max {:.0})  UDP drops {}  {}",
+            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  BUSY {:.1}%  queue wait p99 ≤{} ms  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} max {} ms ({}; in the server p99 ≤{} max ≤{} ms)  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms, every {:.0} s, journal {:.0} s)  upkeep max ≤{} ms  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB (max {:.0})  UDP drops {}  {}",
             self.load,
             self.tags,
             self.offered_per_s,
@@ -229,6 +235,8 @@ impl Step {
             Self::fmt_ms(self.alert_p99_ms),
             Self::fmt_ms(self.alert_max_ms),
             self.alerts,
+            Self::fmt_ms(self.server_alert_p99_ms),
+            Self::fmt_ms(self.server_alert_max_ms),
             self.store_rows_per_s,
             self.store_rows_per_busy_s,
             self.checkpoint_rows_per_s,
@@ -268,6 +276,7 @@ impl Step {
             "checkpoint_take_p99_ms_le": self.checkpoint_take_p99_ms,
             "tracker_upkeep_max_ms_le": self.upkeep_max_ms,
             "ingest_queue_wait_p99_ms_le": self.queue_wait_p99_ms,
+            "server_alert_latency_ms": { "p99_le": self.server_alert_p99_ms, "max_le": self.server_alert_max_ms },
             "checkpoint_rows_per_busy_s": self.checkpoint_rows_per_busy_s,
             "checkpoint_interval_s": self.checkpoint_interval_s,
             "journal_pending_s": self.journal_s,
