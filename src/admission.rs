@@ -11,8 +11,9 @@
 //!
 //! Three classes, in the order the ingest applies them (see [`crate::hot_first`]):
 //! - **hot**: the frame may raise an alert (a stolen or armed tag somewhere it has not alerted
-//!   yet). Admitted up to [`HOT_CEILING`] bounds of queued work, far past the others, so an
-//!   alert is refused only when even alerts alone overflow the machine;
+//!   yet). Admitted up to [`HOT_CEILING`] bounds of queued work (counted at no less than the
+//!   rate assumed at the start, so a stalled drain still takes alerts), far past the others, so
+//!   an alert is refused only when even alerts alone overflow the machine;
 //! - **live**: the station's newest traffic. Admitted within the bound;
 //! - **backlog**: frames more than [`LIVE_WINDOW_MS`] older than the newest one heard from their
 //!   station (a station resending its flash after an outage). Admitted within half the bound,
@@ -160,7 +161,13 @@ impl Admission {
         let wait_s = (self.queued + cost) as f64 / self.rate.per_second();
         let bound_s = self.bound.as_secs_f64();
         let admit = match class {
-            Class::Hot => wait_s <= HOT_CEILING * bound_s,
+            // Against at least the rate assumed at the start: a drain measured to have nearly
+            // stopped (a store outage, a burst taking all the time) still takes alerts, up to
+            // a memory ceiling.
+            Class::Hot => {
+                let rate = self.rate.per_second().max(INITIAL_RATE);
+                (self.queued + cost) as f64 / rate <= HOT_CEILING * bound_s
+            }
             Class::Live => wait_s <= bound_s,
             Class::Backlog => wait_s <= bound_s / 2.0,
         };
@@ -249,15 +256,30 @@ mod tests {
 
     #[test]
     fn hot_frames_go_past_the_bound_to_its_ceiling() {
-        let mut a = measured(1_000, 100_000);
-        a.queued(100_000);
+        let mut a = measured(1_000, 1_000_000);
+        a.queued(1_000_000);
         assert_eq!(a.decide(Class::Live, 10), Verdict::Refuse);
         assert_eq!(a.decide(Class::Hot, 10), Verdict::Admit);
-        a.queued(300_000);
+        a.queued(3_000_000);
         assert_eq!(
             a.decide(Class::Hot, 10),
             Verdict::Refuse,
             "four seconds of work queued: even a hot frame waits in the station"
+        );
+    }
+
+    #[test]
+    fn a_stalled_drain_still_takes_alerts() {
+        let mut a = measured(1_000, 1_000_000);
+        for _ in 0..20 {
+            a.drained(0, Duration::from_millis(100));
+        }
+        a.queued(10_000);
+        assert_eq!(a.decide(Class::Live, 10), Verdict::Refuse);
+        assert_eq!(
+            a.decide(Class::Hot, 10),
+            Verdict::Admit,
+            "counted at the starting rate, not at the stall's"
         );
     }
 

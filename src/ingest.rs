@@ -278,9 +278,9 @@ pub async fn run_ingest(
     let mut admission = Admission::new(config.admission_bound);
     let mut arrived = Vec::with_capacity(BATCH_FRAMES);
     // The drain rate is measured over the time since `mark` (with the cost applied since then)
-    // while frames were waiting: slices of frames, flushes, the tracker's upkeep, a stall for the
-    // writer. Taking frames in is not counted: a thousand stations reconnecting at once would
-    // otherwise read as a drain that stopped.
+    // while frames were waiting: slices of frames, taking frames in (and refusing them),
+    // flushes, the tracker's upkeep, a stall for the writer. All of it is what a queued frame
+    // waits for.
     let mut mark = Instant::now();
     let mut drained = 0;
     let mut measured = false;
@@ -341,7 +341,6 @@ pub async fn run_ingest(
                 if received == 0 {
                     break;
                 }
-                measured = false;
                 take_in(&mut queue, &mut arrived, &tracker, &dedupe, &mut admission, &parts);
             }
             // An idle server finishes its checkpoint's take (under load, each slice of frames
@@ -367,6 +366,16 @@ pub async fn run_ingest(
                         break;
                     };
                     admission.left(queued.cost);
+                    if queued.class != Class::Hot
+                        && queued.inbound.received_at.elapsed() > 2 * config.admission_bound
+                    {
+                        // Admitted at a rate the drain then fell below (a stall for the
+                        // writer, a checkpoint's take): it goes back to its station rather than
+                        // wait on, so no frame waits much past the bound.
+                        parts.metrics.refused_late().inc();
+                        queued.inbound.ack.send(queued.inbound.key(), AckStatus::Busy);
+                        continue;
+                    }
                     drained += queued.cost;
                     let alerts_before = building.alerts.len();
                     handle(&mut tracker, &mut dedupe, &mut building, &parts, queued.inbound).await;
@@ -451,8 +460,8 @@ async fn handle(
             {
                 Ok((first_visit_id, alerts)) => {
                     let since_arrival = inbound.received_at.elapsed().as_secs_f64();
-                    for _ in &alerts {
-                        parts.metrics.alert_raise.observe(since_arrival);
+                    for alert in &alerts {
+                        parts.metrics.alert_raised(alert.kind, since_arrival);
                     }
                     raised(alerts, building, parts);
                     first_visit_id

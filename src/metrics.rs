@@ -34,7 +34,7 @@ pub struct PipelineMetrics {
     pub checkpoint_take_seconds: Histogram,
     pub upkeep_seconds: Histogram,
     pub queue_wait: Histogram,
-    pub alert_raise: Histogram,
+    alert_raise: Family<KindLabel, Histogram, fn() -> Histogram>,
     refused: Family<ClassLabel, Counter>,
     pub queued_cost: Gauge,
     pub drain_rate: Gauge<f64, AtomicU64>,
@@ -44,6 +44,16 @@ pub struct PipelineMetrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClassLabel {
     class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// 0.1 ms .. ~3 s
+fn alert_raise_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
 impl Default for PipelineMetrics {
@@ -74,8 +84,7 @@ impl Default for PipelineMetrics {
             upkeep_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             // 0.1 ms .. ~3 s
             queue_wait: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
-            // 0.1 ms .. ~3 s
-            alert_raise: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            alert_raise: Family::new_with_constructor(alert_raise_buckets),
             refused: Family::default(),
             queued_cost: Gauge::default(),
             drain_rate: Gauge::default(),
@@ -87,11 +96,26 @@ impl Default for PipelineMetrics {
 impl PipelineMetrics {
     /// Frames of `class` the admission answered BUSY.
     pub fn refused(&self, class: Class) -> Counter {
-        self.refused
-            .get_or_create(&ClassLabel {
-                class: class.label(),
+        self.refused_as(class.label())
+    }
+
+    /// Frames admitted and then answered BUSY, because the drain slowed after their admission
+    /// and they waited past twice the bound.
+    pub fn refused_late(&self) -> Counter {
+        self.refused_as("late")
+    }
+
+    fn refused_as(&self, class: &'static str) -> Counter {
+        self.refused.get_or_create(&ClassLabel { class }).clone()
+    }
+
+    /// An alert of `kind` published `seconds` after its frame arrived.
+    pub fn alert_raised(&self, kind: tagwatch_model::AlertKind, seconds: f64) {
+        self.alert_raise
+            .get_or_create(&KindLabel {
+                kind: kind.as_str(),
             })
-            .clone()
+            .observe(seconds);
     }
 
     pub fn register(&self, registry: &mut Registry) {
@@ -207,12 +231,12 @@ impl PipelineMetrics {
         );
         registry.register(
             "tagwatch_alert_raise_seconds",
-            "From the arrival of a frame at the gateway to the publication of an alert it raised (on the live bus, before it is stored)",
+            "From the arrival of a frame at the gateway to the publication of an alert it raised (on the live bus, before it is stored), by kind",
             self.alert_raise.clone(),
         );
         registry.register(
             "tagwatch_ingest_refused_busy",
-            "Frames answered BUSY at once because the ingest could not apply them within the admission bound, by class (hot, live, backlog)",
+            "Frames answered BUSY because the ingest could not apply them within the admission bound, by class (hot, live, backlog; late: admitted, then past twice the bound when their turn came)",
             self.refused.clone(),
         );
         registry.register(

@@ -91,6 +91,32 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
+/// Runs the ingest on a thread of its own, with a single-threaded runtime, and returns a task
+/// that ends when it does. Every frame and every alert passes through this one task: on the
+/// shared workers, each time it yielded (every few milliseconds, so that the alert streams run)
+/// it waited for a whole round of the other ready tasks, which is a thousand stations'
+/// connections when a city reconnects at once (the e2e bench's backlog scenario measured up to
+/// 400 ms from a frame's arrival to its alert). The kernel now shares the cores between it and
+/// the workers instead. What it waits for (channels, timers, the store's connections) works from
+/// any runtime.
+fn spawn_ingest(
+    ingest: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("ingest".into())
+        .spawn(move || {
+            runtime.block_on(ingest);
+            drop(done_tx);
+        })?;
+    Ok(tokio::spawn(async move {
+        let _ = done.await;
+    }))
+}
+
 /// Waits for a task up to `limit`; gives the handle back if it is still running.
 async fn bounded(limit: Duration, mut task: JoinHandle<()>) -> Result<(), JoinHandle<()>> {
     match tokio::time::timeout(limit, &mut task).await {
@@ -263,7 +289,7 @@ impl Server {
             pipeline_metrics.clone(),
             abandon.clone(),
         ));
-        let ingest = tokio::spawn(ingest::run_ingest(
+        let ingest = spawn_ingest(ingest::run_ingest(
             tracker,
             dedupe,
             IngestParts {
@@ -285,7 +311,8 @@ impl Server {
             },
             replayed,
             shutdown.clone(),
-        ));
+        ))
+        .context("starting the ingest thread")?;
         let limits = Arc::new(tagwatch_api::limits::Limits::configured(
             config.token_calls_per_s,
             config.token_call_burst,

@@ -100,6 +100,8 @@ struct Pending {
     time_ms: u64,
     /// Sent at least once (`sent_at` is cleared again by a BUSY).
     sent_before: bool,
+    /// Sent more than once: its ACK says nothing about the ACK latency (which send it answers?).
+    resent: bool,
 }
 
 /// A frame never sent and built within this of the newest one is live: it goes out at once,
@@ -121,6 +123,8 @@ struct Backoff {
     until: Option<Instant>,
     window: usize,
     largest: usize,
+    /// Average ACK latency of frames sent once (seconds), for the resend timeout.
+    ack_latency_s: f64,
 }
 
 impl Backoff {
@@ -139,7 +143,20 @@ impl Backoff {
             until: None,
             window: window.max(1),
             largest: window.max(1),
+            ack_latency_s: 0.0,
         }
+    }
+
+    /// An ACK for a frame sent once, `latency` after it was sent.
+    fn acked_after(&mut self, latency: Duration) {
+        self.ack_latency_s = 0.875 * self.ack_latency_s + 0.125 * latency.as_secs_f64();
+    }
+
+    /// How long an unacknowledged frame waits before it is resent: three times the average ACK
+    /// latency, at least `minimum`, at most a minute. A server slow to commit (its ACKs come
+    /// late, not lost) then does not get every frame twice.
+    fn resend_after(&self, minimum: Duration) -> Duration {
+        Duration::from_secs_f64((3.0 * self.ack_latency_s).min(60.0)).max(minimum)
     }
 
     fn holding(&self, now: Instant) -> bool {
@@ -286,6 +303,7 @@ pub async fn run_link(
                         sent_at: None,
                         time_ms: frame.time_ms,
                         sent_before: false,
+                        resent: false,
                     },
                 );
                 unacked.fetch_add(1, Ordering::Relaxed);
@@ -317,6 +335,7 @@ pub async fn run_link(
             let room = Room {
                 window: backoff.window,
                 paused: backoff.holding(Instant::now()),
+                resend_after: backoff.resend_after(config.resend_after),
             };
             if send_due(
                 c,
@@ -368,9 +387,12 @@ fn settle(
         return;
     }
     backoff.settled();
-    if pending.remove(&frame.seq).is_none() {
+    let Some(settled) = pending.remove(&frame.seq) else {
         stats.late_acks += 1;
         return;
+    };
+    if let (false, Some(sent_at)) = (settled.resent, settled.sent_at) {
+        backoff.acked_after(sent_at.elapsed());
     }
     unacked.fetch_sub(1, Ordering::Relaxed);
     match status {
@@ -387,6 +409,8 @@ struct Room {
     window: usize,
     /// Resends and the backlog wait (a BUSY's pause).
     paused: bool,
+    /// An unacknowledged frame is resent after this long.
+    resend_after: Duration,
 }
 
 /// Sends live frames at once, then never-sent and overdue ones oldest first, within the window
@@ -401,7 +425,7 @@ async fn send_due(
     rng: &mut fastrand::Rng,
 ) -> std::io::Result<()> {
     let now = Instant::now();
-    let overdue = |p: &Pending| p.sent_at.is_none_or(|t| now - t >= config.resend_after);
+    let overdue = |p: &Pending| p.sent_at.is_none_or(|t| now - t >= room.resend_after);
     let newest_ms = pending.values().next_back().map_or(0, |p| p.time_ms);
     let live = |p: &Pending| {
         p.sent_at.is_none() && !p.sent_before && newest_ms.saturating_sub(p.time_ms) < LIVE_FOR_MS
@@ -435,6 +459,7 @@ async fn send_due(
         }
         if p.sent_at.is_some() || p.sent_before {
             stats.resends += 1;
+            p.resent = true;
         } else {
             first_sent.push(seq);
         }
@@ -509,6 +534,25 @@ mod tests {
         assert!(backoff.until.expect("paused") - now < Duration::from_millis(375));
     }
 
+    #[test]
+    fn late_acks_stretch_the_resend_timeout() {
+        let mut pacing = Backoff::new(8);
+        let minimum = Duration::from_secs(3);
+        assert_eq!(pacing.resend_after(minimum), minimum);
+        for _ in 0..60 {
+            pacing.acked_after(Duration::from_secs(4));
+        }
+        let stretched = pacing.resend_after(minimum);
+        assert!(
+            (Duration::from_secs(11)..=Duration::from_secs(12)).contains(&stretched),
+            "three times the ACK latency: {stretched:?}"
+        );
+        for _ in 0..60 {
+            pacing.acked_after(Duration::from_secs(100));
+        }
+        assert_eq!(pacing.resend_after(minimum), Duration::from_secs(60));
+    }
+
     #[tokio::test]
     async fn new_frames_go_out_before_the_backlog_which_goes_oldest_first() {
         let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -534,6 +578,7 @@ mod tests {
                     sent_at: None,
                     time_ms: if seq <= 5 { 1_000 } else { 601_000 },
                     sent_before: false,
+                    resent: false,
                 };
                 (seq, pending)
             })
@@ -543,6 +588,7 @@ mod tests {
         let room = Room {
             window: 4,
             paused: false,
+            resend_after: config.resend_after,
         };
         send_due(
             &mut conn,
@@ -575,6 +621,7 @@ mod tests {
                 sent_at: None,
                 time_ms: 602_000,
                 sent_before: false,
+                resent: false,
             },
         );
         for p in pending.values_mut() {
@@ -583,6 +630,7 @@ mod tests {
         let paused = Room {
             window: 4,
             paused: true,
+            resend_after: config.resend_after,
         };
         send_due(
             &mut conn,

@@ -46,10 +46,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "e2e-bench-admin-token-0123456789";
-/// The server runtime's thread name; with the tracker's index builder and SQLite's connection
-/// workers (sqlx runs each SQLite connection on a thread of its own), the server's threads.
+/// The server runtime's thread name; with the ingest's thread, the tracker's index builder and
+/// SQLite's connection workers (sqlx runs each SQLite connection on a thread of its own), the
+/// server's threads.
 const SERVER_THREADS: &str = "server";
-const SERVER_THREAD_PREFIXES: [&str; 3] = [SERVER_THREADS, "trajectory", "sqlx-sqlite"];
+const SERVER_THREAD_PREFIXES: [&str; 4] = [SERVER_THREADS, "ingest", "trajectory", "sqlx-sqlite"];
 /// Every this-many-th tag is reported stolen before the run.
 const STOLEN_EVERY: u32 = 100;
 
@@ -117,6 +118,9 @@ struct Args {
     /// Longest the backlog is given to drain before the scenario is reported as not drained
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=240))]
     backlog_max_drain_minutes: u64,
+    /// Skip the crash and restart at the end of a Postgres run (minutes after the largest steps)
+    #[arg(long)]
+    no_restart: bool,
     /// Where results.json and the plots go
     #[arg(long, default_value = "target/e2e")]
     out: std::path::PathBuf,
@@ -534,7 +538,7 @@ async fn run_one(
         }
         Transport::Tcp => None,
     };
-    let restart = if store == "postgres" {
+    let restart = if store == "postgres" && !args.no_restart {
         // A crash: the server's runtime is dropped with everything in it, nothing flushed.
         let pending = Scrape::take(&client, &api)
             .await?

@@ -34,15 +34,19 @@ impl Scrape {
         self.get(series) - before.get(series)
     }
 
-    /// The `q` quantile of histogram `name` over the observations since `before`, as the upper
-    /// bound of the bucket it falls in (seconds).
+    /// The `q` quantile of histogram `name` (with its labels, if any) over the observations
+    /// since `before`, as the upper bound of the bucket it falls in (seconds).
     pub fn quantile(&self, before: &Scrape, name: &str, q: f64) -> Option<f64> {
-        let prefix = format!("{name}_bucket{{le=\"");
+        // A labelled histogram (`name{kind="x"}`): its buckets carry the labels after `le`.
+        let (prefix, suffix) = match name.split_once('{') {
+            Some((base, labels)) => (format!("{base}_bucket{{le=\""), format!("\",{labels}")),
+            None => (format!("{name}_bucket{{le=\""), "\"}".to_owned()),
+        };
         let mut buckets: Vec<(f64, f64)> = self
             .0
             .keys()
             .filter_map(|k| {
-                let le = k.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+                let le = k.strip_prefix(&prefix)?.strip_suffix(&suffix)?;
                 let bound = if le == "+Inf" {
                     f64::INFINITY
                 } else {

@@ -95,6 +95,9 @@ pub struct Step {
     pub limit: Option<&'static str>,
 }
 
+/// The server's histogram of stolen-vehicle alerts, from a frame's arrival to the alert.
+pub const STOLEN_RAISE: &str = "tagwatch_alert_raise_seconds{kind=\"stolen_sighting\"}";
+
 /// Longest journal, in seconds of frames, a sustained step may leave for a crash to apply again:
 /// checkpoints stretch under load (twice their commit time), but past this they fall behind.
 const MAX_JOURNAL_S: f64 = 120.0;
@@ -192,8 +195,8 @@ impl Step {
             checkpoint_take_p99_ms: ms(a.quantile(b, "tagwatch_checkpoint_take_seconds", 0.99)),
             upkeep_max_ms: ms(a.quantile(b, "tagwatch_tracker_upkeep_seconds", 1.0)),
             queue_wait_p99_ms: ms(a.quantile(b, "tagwatch_ingest_queue_wait_seconds", 0.99)),
-            server_alert_p99_ms: ms(a.quantile(b, "tagwatch_alert_raise_seconds", 0.99)),
-            server_alert_max_ms: ms(a.quantile(b, "tagwatch_alert_raise_seconds", 1.0)),
+            server_alert_p99_ms: ms(a.quantile(b, STOLEN_RAISE, 0.99)),
+            server_alert_max_ms: ms(a.quantile(b, STOLEN_RAISE, 1.0)),
             checkpoint_interval_s: a.get("tagwatch_checkpoint_interval_seconds"),
             journal_s,
             checkpoint_rows_per_busy_s: {
