@@ -249,8 +249,11 @@ fn show_checkpoints(checkpoints: &Checkpoints, metrics: &PipelineMetrics) {
 /// stolen tag heard again in a visit that has alerted raises nothing, and with 1 % of tags stolen
 /// most busy frames carry one, which would put most of a burst at the front.
 fn may_alert(tracker: &Tracker, frame: &Frame) -> bool {
+    let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
     matches!(&frame.body, Body::Detections(records)
-        if records.iter().any(|r| tracker.may_alert(r.tag, frame.station)))
+    if records.iter().any(|r| {
+        tracker.may_alert(r.tag, frame.station, time_ms.saturating_sub(i64::from(r.age_ms)))
+    }))
 }
 
 /// Runs until `shutdown`, then flushes what it has applied and returns.

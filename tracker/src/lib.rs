@@ -380,22 +380,25 @@ impl Tracker {
         self.stolen.contains_key(&tag)
     }
 
-    /// Whether hearing `tag` at `station` may raise a stolen or armed alert: the tag is stolen,
-    /// or armed and `station` is away from where it was armed, and its open visit there (if
-    /// any) has not alerted yet. A cheap guess for ordering work ahead of applying a frame, not
-    /// a rule: it may say yes where the rules then find nothing (a visit gap just passed, say).
-    pub fn may_alert(&self, tag: TagId, station: StationId) -> bool {
-        let alerted_here = |alerted: &dyn Fn(VisitId) -> bool| {
-            self.open_of_tag
-                .get(&tag)
-                .is_some_and(|open| open.iter().any(|&(s, v)| s == station && alerted(v)))
-        };
-        if let Some(stolen) = self.stolen.get(&tag) {
+    /// Whether hearing `tag` at `station` at `seen_at_ms` may raise a stolen or armed alert: the
+    /// tag is stolen, or armed and `station` is away from where it was armed, and the visit
+    /// there that a detection at that time joins (if any) has not alerted yet. So a sighting in
+    /// a station's hour-old backlog, which joins none of today's visits, may alert. A cheap
+    /// guess for ordering work ahead of applying a frame, not a rule: it may say yes where the
+    /// rules then find nothing (a visit gap just passed, say).
+    pub fn may_alert(&self, tag: TagId, station: StationId, seen_at_ms: i64) -> bool {
+        let (stolen, guard) = (self.stolen.get(&tag), self.armed.get(&tag));
+        if stolen.is_none() && guard.is_none() {
+            return false;
+        }
+        let visit = self.visits.visit_at(tag, station, seen_at_ms);
+        let alerted_here = |alerted: &dyn Fn(VisitId) -> bool| visit.is_some_and(alerted);
+        if let Some(stolen) = stolen {
             if !alerted_here(&|v| stolen.alerted.contains(&v)) {
                 return true;
             }
         }
-        if let Some(guard) = self.armed.get(&tag) {
+        if let Some(guard) = guard {
             let away = self.stations.get(&station).is_some_and(|&position| {
                 spatial::distance_m(guard.position, position) > ARMED_RADIUS_M
             });
@@ -990,33 +993,43 @@ mod tests {
     }
 
     #[test]
-    fn may_alert_until_the_open_visit_has_alerted() {
+    fn may_alert_until_the_visit_it_joins_has_alerted() {
         let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
         tracker.set_station(&station());
         let here = StationId(1);
-        assert!(!tracker.may_alert(TagId(7), here), "not stolen");
+        assert!(!tracker.may_alert(TagId(7), here, 1_000), "not stolen");
         tracker.report_stolen(TagId(7), CaseId(5));
-        assert!(tracker.may_alert(TagId(7), here), "stolen, no visit yet");
+        assert!(
+            tracker.may_alert(TagId(7), here, 1_000),
+            "stolen, no visit yet"
+        );
         assert_eq!(apply(&mut tracker, 1, &[det(7, 1_000)]).len(), 1);
-        assert!(!tracker.may_alert(TagId(7), here), "its visit here alerted");
-        // Once that visit closes, the next sighting is a new visit and alerts again.
-        apply(&mut tracker, 2, &[det(8, 500_000)]);
-        tracker.maintain();
-        assert!(tracker.may_alert(TagId(7), here));
+        assert!(
+            !tracker.may_alert(TagId(7), here, 1_500),
+            "its visit here alerted"
+        );
+        // A sighting a visit gap later is a new visit, and alerts again.
+        assert!(tracker.may_alert(TagId(7), here, 501_000));
         let again = apply(&mut tracker, 3, &[det(7, 501_000)]);
         assert_eq!(again.len(), 1);
+        assert!(!tracker.may_alert(TagId(7), here, 501_500));
+        // A late sighting between the two (a station's backlog) joins neither: it may alert.
+        assert!(tracker.may_alert(TagId(7), here, 250_000));
 
         // Armed where the station is: hearing it there is no alert; armed far away, it is.
         tracker.arm(TagId(9), station().position);
-        assert!(!tracker.may_alert(TagId(9), here));
+        assert!(!tracker.may_alert(TagId(9), here, 502_000));
         let far = GeoPoint {
             lat: station().position.lat + 0.01,
             lon: station().position.lon,
         };
         tracker.arm(TagId(9), far);
-        assert!(tracker.may_alert(TagId(9), here));
+        assert!(tracker.may_alert(TagId(9), here, 502_000));
         assert_eq!(apply(&mut tracker, 4, &[det(9, 502_000)]).len(), 1);
-        assert!(!tracker.may_alert(TagId(9), here), "its visit here alerted");
+        assert!(
+            !tracker.may_alert(TagId(9), here, 502_500),
+            "its visit here alerted"
+        );
     }
 
     #[test]
