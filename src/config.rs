@@ -291,6 +291,14 @@ mod tests {
         };
         let err = config.validate().expect_err("invalid");
         assert!(err.to_string().starts_with("flush_interval_ms"), "{err}");
+        for admission_bound_ms in [0, 9, 60_001] {
+            let config = Config {
+                admission_bound_ms,
+                ..Config::default()
+            };
+            let err = config.validate().expect_err("out of range");
+            assert!(err.to_string().starts_with("admission_bound_ms"), "{err}");
+        }
         let config = Config {
             admin_token: Some(Secret("short".into())),
             ..Config::default()
