@@ -22,7 +22,7 @@ use tagwatch_gateway::dedupe::{Dedupe, Seen};
 use tagwatch_gateway::wire::{AckStatus, Body, Frame};
 use tagwatch_gateway::{AckPath, Content, Inbound};
 use tagwatch_model::{
-    time::now_ms, Detection, FrameKey, GeoPoint, SessionId, StationId, StationStatus,
+    time::now_ms, Detection, FrameKey, GeoPoint, SessionId, StationId, StationStatus, TagId,
 };
 use tagwatch_store::{Batch, JournalEntry, Store};
 use tagwatch_tracker::{Command, Observation, Query, Tracker, VisitChanges};
@@ -571,11 +571,17 @@ pub(crate) async fn apply_detections(
             tag_flags: r.tag_flags,
         })
         .collect();
-    let mut windows = tracker.history_needed(&detections);
-    windows.sort_unstable();
-    windows.dedup_by_key(|w| (w.0, w.1));
-    for (tag, station, from, to) in windows {
-        let visits = store.visits_near(tag, station, from, to).await?;
+    // One look at the store for the whole frame (its detections share the station), over the
+    // union of their windows: restoring a few visits more than needed is harmless.
+    let windows = tracker.history_needed(&detections);
+    if let (Some(from), Some(to)) = (
+        windows.iter().map(|w| w.2).min(),
+        windows.iter().map(|w| w.3).max(),
+    ) {
+        let mut tags: Vec<TagId> = windows.iter().map(|w| w.0).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        let visits = store.visits_near(frame.station, &tags, from, to).await?;
         visits.into_iter().for_each(|v| tracker.restore_visit(v));
         metrics.history_lookups.inc();
     }

@@ -161,7 +161,7 @@ impl PipelineMetrics {
         );
         registry.register(
             "tagwatch_history_lookups",
-            "Store reads of visits for late data behind the tracker's hot window",
+            "Store reads of visits for late data behind the tracker's hot window (one per frame that needs any)",
             self.history_lookups.clone(),
         );
         registry.register(

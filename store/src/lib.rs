@@ -41,6 +41,7 @@ macro_rules! on_backend {
 
 mod accounts;
 mod admin;
+mod history;
 pub mod postgres;
 mod readers;
 mod response;
@@ -278,11 +279,9 @@ impl Store {
     pub async fn most_recent_tag(&self) -> Result<Option<TagId>>;
     /// Every visit, in id order (tests and exports).
     pub async fn all_visits(&self) -> Result<Vec<Visit>>;
-    /// Alerts with `seq > after`, oldest first, at most `limit`.
-    /// The visits of `tag` at `station` overlapping `[from_ms, to_ms]`.
-    pub async fn visits_near(&self, tag: TagId, station: StationId, from_ms: i64, to_ms: i64) -> Result<Vec<Visit>>;
     /// The latest alerts about one tag, newest first.
     pub async fn alerts_for_tag(&self, tag: TagId, limit: u32) -> Result<Vec<Alert>>;
+    /// Alerts with `seq > after`, oldest first, at most `limit`.
     pub async fn alerts_after(&self, after: i64, limit: u32) -> Result<Vec<Alert>>;
     pub async fn station_status(&self, station: StationId) -> Result<Option<StationStatus>>;
     pub async fn insert_user(&self, username: &str, password_hash: &str, role: Role, now_ms: i64) -> Result<UserId>;

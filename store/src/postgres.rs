@@ -724,28 +724,6 @@ impl PgStore {
         tag.map(|t| Ok(TagId(to_u32(t)?))).transpose()
     }
 
-    /// The visits of `tag` at `station` overlapping `[from_ms, to_ms]`.
-    pub async fn visits_near(
-        &self,
-        tag: TagId,
-        station: StationId,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<Visit>> {
-        let rows: Vec<VisitRow> = sqlx::query_as(
-            "SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM visits \
-             WHERE tag = $1 AND station = $2 AND first_seen <= $3 AND last_seen >= $4 \
-             ORDER BY first_seen",
-        )
-        .bind(i64::from(tag.0))
-        .bind(i64::from(station.0))
-        .bind(to_ms)
-        .bind(from_ms)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(visit_from_row).collect()
-    }
-
     pub async fn all_visits(&self) -> Result<Vec<Visit>> {
         let rows: Vec<VisitRow> = sqlx::query_as(
             "SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM visits \

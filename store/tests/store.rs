@@ -393,6 +393,37 @@ async fn open_visits_are_those_near_the_latest_detection() {
 }
 
 #[tokio::test]
+async fn late_data_reads_back_the_visits_of_a_frames_tags_at_its_station_in_one_window() {
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        let batch = Batch {
+            visits: vec![
+                visit(1, 7, 1, 0, 1_000),
+                visit(2, 7, 1, 50_000, 60_000),
+                visit(3, 8, 1, 500, 700),
+                visit(4, 7, 2, 0, 1_000),       // another station
+                visit(5, 9, 1, 0, 1_000),       // a tag the frame does not carry
+                visit(6, 8, 1, 90_000, 95_000), // after the window
+            ],
+            ..Batch::default()
+        };
+        store.commit(&batch).await.expect("commit");
+        let mut near = store
+            .visits_near(StationId(1), &[TagId(7), TagId(8)], 900, 55_000)
+            .await
+            .expect("read");
+        near.sort_unstable_by_key(|v| v.id);
+        assert_eq!(
+            near,
+            vec![visit(1, 7, 1, 0, 1_000), visit(2, 7, 1, 50_000, 60_000),],
+            "visit 3 ended before the window"
+        );
+        let none = store.visits_near(StationId(1), &[], 0, i64::MAX).await;
+        assert!(none.expect("no tags: nothing to read").is_empty());
+    }
+}
+
+#[tokio::test]
 async fn a_database_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut urls = vec![format!(

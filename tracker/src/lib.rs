@@ -419,19 +419,15 @@ impl Tracker {
     }
 
     /// The (tag, station, from, to) windows whose stored visits must be restored before these
-    /// detections are applied: those behind the hot window (a station's late backlog).
+    /// detections are applied: those behind the hot window (a station's late backlog) that memory
+    /// may not hold completely (see [`VisitBook::history_window`]).
     pub fn history_needed(&self, detections: &[Detection]) -> Vec<(TagId, StationId, i64, i64)> {
-        let gap = self.visits.gap_ms();
         detections
             .iter()
-            .filter(|d| self.visits.needs_history(d.seen_at_ms))
-            // Once a visit near it is back in memory, later detections need no lookup.
-            .filter(|d| {
-                self.visits
-                    .visit_at(d.tag, d.station, d.seen_at_ms)
-                    .is_none()
+            .filter_map(|d| {
+                let (from, to) = self.visits.history_window(d.tag, d.station, d.seen_at_ms)?;
+                Some((d.tag, d.station, from, to))
             })
-            .map(|d| (d.tag, d.station, d.seen_at_ms - gap, d.seen_at_ms + gap))
             .collect()
     }
 

@@ -53,6 +53,10 @@ struct Slot {
     /// The take the change belongs to or, once taken, the take that took it (0: read from the
     /// store).
     take: u32,
+    /// Every stored visit of this pair overlapping `[complete_from, ∞)` is in memory, so a late
+    /// detection at `t` with `t - gap >= complete_from` needs no look at the store
+    /// (`i64::MAX`: nothing is known). A claim about the pair, held by each of its slots.
+    complete_from: i64,
 }
 
 /// A take under way: the visits changed before it began, as they were then.
@@ -78,6 +82,10 @@ pub struct VisitBook {
     /// flush takes each changed visit once). A list, not a set: appending costs no lookup.
     dirty: Vec<(TagId, StationId)>,
     deleted: Vec<VisitId>,
+    /// Visits merged away, by the take that carries their deletion, until it is committed: the
+    /// store still holds them meanwhile, and a late frame's look there must not bring one back
+    /// (its detections would be counted twice).
+    merged_away: rustc_hash::FxHashMap<VisitId, u32>,
     /// The take that changes from now on belong to (takes are numbered from 1).
     take: u32,
     taking: Option<Taking>,
@@ -125,6 +133,7 @@ impl VisitBook {
             by_pair: FleetMap::default(),
             dirty: Vec::new(),
             deleted: Vec::new(),
+            merged_away: rustc_hash::FxHashMap::default(),
             take: 1,
             taking: None,
             finished: 0,
@@ -154,9 +163,13 @@ impl VisitBook {
     }
 
     /// Puts back a visit loaded from the store (after a restart, or for late data), so later
-    /// detections extend it. A visit already in memory is newer than the store's copy: kept.
+    /// detections extend it. A visit already in memory is newer than the store's copy: kept; one
+    /// merged away whose deletion is not committed yet stays away.
     pub fn restore(&mut self, visit: Visit) {
         self.next_id = self.next_id.max(visit.id.0 + 1);
+        if self.merged_away.contains_key(&visit.id) {
+            return;
+        }
         let key = (visit.tag, visit.station);
         let list = self.by_pair.entry(key).or_default();
         if list.is_empty() {
@@ -173,6 +186,7 @@ impl VisitBook {
                 visit,
                 change: None,
                 take: 0,
+                complete_from: i64::MAX,
             },
         );
     }
@@ -181,6 +195,25 @@ impl VisitBook {
     /// must then be restored from the store before it is added.
     pub fn needs_history(&self, t: i64) -> bool {
         t.saturating_sub(self.gap_ms) < self.pruned_up_to
+    }
+
+    /// The window of stored visits of `tag` at `station` to restore before a detection at `t` is
+    /// added, if memory may lack one it joins: it is behind the sweep, and no earlier look (or
+    /// detection the sweep had not reached) covered it. The window reaches the sweep, so once it
+    /// is restored memory holds every stored visit of the pair from `t - gap` on, and later
+    /// detections of an in-order backlog need no look; a reordered frame that reaches further
+    /// back looks again (joining two visits the store holds apart would otherwise miss the first).
+    pub fn history_window(&self, tag: TagId, station: StationId, t: i64) -> Option<(i64, i64)> {
+        let from = t.saturating_sub(self.gap_ms);
+        if !self.needs_history(t) {
+            return None;
+        }
+        let known = self
+            .by_pair
+            .get(&(tag, station))
+            .and_then(|list| list.iter().map(|s| s.complete_from).min())
+            .is_some_and(|complete_from| complete_from <= from);
+        (!known).then(|| (from, t.saturating_add(self.gap_ms).max(self.pruned_up_to)))
     }
 
     /// The detection gap: a detection at `t` joins visits overlapping `t ± gap`.
@@ -256,6 +289,7 @@ impl VisitBook {
                     visit,
                     change: Some(Change::Full),
                     take: current,
+                    complete_from: t.saturating_sub(gap),
                 },
             );
             if !listed {
@@ -274,10 +308,13 @@ impl VisitBook {
         v.last_seen_ms = v.last_seen_ms.max(t);
         v.best_rssi = v.best_rssi.max(d.rssi);
         v.reads = v.reads.saturating_add(u32::from(d.reads));
+        list[i].complete_from = list[i].complete_from.min(t.saturating_sub(gap));
         // The detection may have closed the gap to the next visit: merge it into this one.
-        if let Some(next) = list.get(i + 1).map(|s| s.visit) {
+        if let Some(next) = list.get(i + 1).map(|s| (s.visit, s.complete_from)) {
+            let (next, next_complete_from) = next;
             if next.first_seen_ms - gap <= list[i].visit.last_seen_ms {
                 settle(&mut list[i + 1]);
+                list[i].complete_from = list[i].complete_from.min(next_complete_from);
                 let v = &mut list[i].visit;
                 v.last_seen_ms = v.last_seen_ms.max(next.last_seen_ms);
                 v.best_rssi = v.best_rssi.max(next.best_rssi);
@@ -285,6 +322,7 @@ impl VisitBook {
                 list.remove(i + 1);
                 self.len -= 1;
                 self.deleted.push(next.id);
+                self.merged_away.insert(next.id, current);
                 change = Change::Full;
             }
         }
@@ -392,6 +430,8 @@ impl VisitBook {
     /// Every take finished so far is committed: visits it took may leave memory.
     pub fn mark_committed(&mut self) {
         self.committed = self.finished;
+        let committed = self.committed;
+        self.merged_away.retain(|_, take| *take > committed);
     }
 
     /// Forgets visits that ended before `keep_after_ms` and are stored unchanged since, looking
@@ -412,6 +452,8 @@ impl VisitBook {
                 // Before a late detection could look for what just left.
                 self.pruned_up_to = self.pruned_up_to.max(keep_after_ms);
                 self.len -= before - list.len();
+                // What is left no longer holds every stored visit of the pair.
+                list.iter_mut().for_each(|s| s.complete_from = i64::MAX);
             }
             match list.iter().map(|s| s.visit.last_seen_ms).max() {
                 None => {
@@ -660,6 +702,48 @@ mod tests {
                 book.add(&det(t, reads));
             }
             prop_assert_eq!(spans(&mut book), reference(times, 10_000));
+        }
+
+        /// Late detections in any order, with old visits leaving memory between rounds: when the
+        /// store's visits are brought back as `history_window` asks, the stored visits are those of
+        /// the sorted sequence (a frame resent after later ones were applied does not split a
+        /// visit the store holds the first half of).
+        #[test]
+        fn late_detections_in_any_order_merge_with_visits_that_left_memory(
+            rounds in proptest::collection::vec(
+                proptest::collection::vec((0u32..2, 0i64..300_000, 1u8..5), 0..30),
+                1..8)
+        ) {
+            let mut book = VisitBook::new(10_000, 1);
+            let mut store: BTreeMap<VisitId, Visit> = BTreeMap::new();
+            let mut by_tag: BTreeMap<u32, Vec<(i64, u8)>> = BTreeMap::new();
+            for (round, detections) in rounds.into_iter().enumerate() {
+                for (tag, t, reads) in detections {
+                    let d = Detection { tag: TagId(tag), ..det(t, reads) };
+                    if let Some((from, to)) = book.history_window(d.tag, d.station, t) {
+                        store
+                            .values()
+                            .filter(|v| v.tag == d.tag && v.first_seen_ms <= to && v.last_seen_ms >= from)
+                            .for_each(|v| book.restore(*v));
+                    }
+                    book.add(&d);
+                    by_tag.entry(tag).or_default().push((t, reads));
+                }
+                // Committed at once, so what is old and unchanged leaves memory.
+                let changes = book.take_changes(60_000 * round as i64, true);
+                commit(&mut store, changes);
+            }
+            commit(&mut store, book.take_changes(i64::MIN, false));
+            for (tag, times) in by_tag {
+                let stored: Vec<_> = store
+                    .values()
+                    .filter(|v| v.tag == TagId(tag))
+                    .map(|v| (v.first_seen_ms, v.last_seen_ms, v.reads))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                prop_assert_eq!(stored, reference(times, 10_000));
+            }
         }
 
         /// Both ways of finding the changes take the same visits and keep the same ones in
