@@ -11,26 +11,21 @@
 //!                                   alert bus ──SSE──▶ api ◀── officers, admins
 //! ```
 //!
+//! The stages are crates: `tagwatch-gateway` (wire format, UDP and TCP), `tagwatch-ingest` (the
+//! exactly-once core), `tagwatch-tracker`, `tagwatch-store`, `tagwatch-api`. This one only
+//! reads the configuration and wires them together.
+//!
 //! ## Layout
 //! - [`config`]: settings from file, environment and flags.
-//! - [`ingest`]: the exactly-once core: apply, flush, commit, then ACK.
-//! - [`journal`]: frames journaled at each flush, visits written at checkpoints, replay at start.
 //! - [`server`]: starts and stops the whole pipeline.
 //! - [`descriptors`]: the open-file limit, raised and shared between kinds of connection.
 //! - [`signals`]: Ctrl-C and SIGTERM, both a clean stop.
 //! - [`demo`]: the simulated city against a real server, in one process.
-//! - [`metrics`]: pipeline metrics.
 
-pub mod admission;
-pub mod checkpoint_take;
 pub mod config;
 pub mod demo;
 pub mod demo_patrol;
 pub mod descriptors;
-pub mod hot_first;
-pub mod ingest;
-pub mod journal;
-pub mod metrics;
 pub mod server;
 pub mod signals;
 

@@ -7,9 +7,6 @@
 
 use crate::config::Config;
 use crate::descriptors;
-use crate::ingest::{self, IngestConfig, IngestParts};
-use crate::journal;
-use crate::metrics::PipelineMetrics;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -17,13 +14,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tagwatch_api::listener::HttpLimits;
-use tagwatch_api::live::{AlertBus, DEFAULT_RING};
-use tagwatch_api::{ApiState, Health, TokenHash};
-use tagwatch_gateway::dedupe::{Dedupe, DEFAULT_WINDOW};
+use tagwatch_api::{ApiState, TokenHash};
 use tagwatch_gateway::metrics::GatewayMetrics;
 use tagwatch_gateway::{Gateway, GatewayConfig, StationKeys};
+use tagwatch_ingest::live::{AlertBus, DEFAULT_RING};
+use tagwatch_ingest::{Health, Ingest, IngestConfig, IngestParts, PipelineMetrics, Restored};
 use tagwatch_store::Store;
-use tagwatch_tracker::{Tracker, TrackerConfig};
+use tagwatch_tracker::TrackerConfig;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -152,7 +149,7 @@ impl Server {
             .await
             .with_context(|| format!("opening the store at {}", config.database))?;
 
-        // Restore the live state.
+        // The live state, restored from the store.
         let seconds = |s: u64| i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1_000);
         let tracker_config = TrackerConfig {
             visit_gap_ms: seconds(config.visit_gap_s),
@@ -162,66 +159,24 @@ impl Server {
             clock_skew_limit_ms: seconds(config.clock_skew_limit_s),
             ..TrackerConfig::default()
         };
-        let (next_visit, next_alert) = store.next_ids().await?;
-        let mut tracker = Tracker::new(tracker_config, next_visit, next_alert);
         let keys = StationKeys::default();
-        for (station, key) in store.stations().await? {
-            tracker.set_station(&station);
-            keys.insert(station.id, key);
-        }
         // An administrator's retention setting outlives the configuration file's.
         let retention_days = match store.setting(tagwatch_api::admin::RETENTION_KEY).await? {
             Some(days) => days.parse().unwrap_or(config.retention_days),
             None => config.retention_days,
         };
         let retention_days = Arc::new(AtomicU32::new(retention_days));
-        let open_cases = store.open_cases().await?;
-        for &(tag, case) in &open_cases {
-            tracker.report_stolen(tag, case);
-        }
-        // Visits that later frames (resends, backlog) may still extend, and where the mobile
-        // readers among their stations were while they were heard.
-        let open_visits = store.open_visits(tracker_config.hot_window_ms).await?;
-        let oldest = open_visits.iter().map(|v| v.first_seen_ms).min();
-        for fix in store.reader_fixes_since(oldest.unwrap_or(i64::MAX)).await? {
-            tracker.restore_reader_fix(fix);
-        }
-        for visit in open_visits {
-            tracker.restore_visit(visit);
-        }
-        for (tag, _, position) in store.guards().await? {
-            tracker.arm(tag, position);
-        }
-        for fence in store.geofences().await? {
-            tracker.command(tagwatch_tracker::Command::Geofence(fence), 0);
-        }
-        for (tag, companion) in store.pairs().await? {
-            tracker.command(tagwatch_tracker::Command::Pair { tag, companion }, 0);
-        }
-        // A stolen tag's visit that was alerted before the restart stays alerted.
-        for &(tag, _) in &open_cases {
-            for alert in store.alerts_for_tag(tag, 1_000).await? {
-                tracker.restore_alert(&alert);
-            }
-        }
-        let mut dedupe = Dedupe::new(DEFAULT_WINDOW);
-        dedupe.restore(store.watermarks().await?);
 
         let mut registry = Registry::default();
         let gateway_metrics = Arc::new(GatewayMetrics::default());
         gateway_metrics.register(&mut registry);
         let pipeline_metrics = Arc::new(PipelineMetrics::default());
         pipeline_metrics.register(&mut registry);
-        // Frames the last run committed but did not checkpoint: applied again, last.
-        let replayed = journal::replay(&mut tracker, &store, &pipeline_metrics, next_alert)
-            .await
-            .context("applying the frame journal again")?;
-        tracing::info!(
-            stations = keys.len(),
-            visits_restored = tracker.visits_in_memory(),
-            frames_replayed = replayed.frames,
-            "state restored from the store"
-        );
+        let Restored {
+            tracker,
+            dedupe,
+            replayed,
+        } = tagwatch_ingest::restore(&store, tracker_config, &keys, &pipeline_metrics).await?;
         let health = Arc::new(Health::default());
         health
             .store_ok
@@ -281,7 +236,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let abandon = CancellationToken::new();
 
-        let writer = tokio::spawn(ingest::run_writer(
+        let writer = tokio::spawn(tagwatch_ingest::run_writer(
             store.clone(),
             writer_rx,
             committed_tx,
@@ -289,7 +244,7 @@ impl Server {
             pipeline_metrics.clone(),
             abandon.clone(),
         ));
-        let ingest = spawn_ingest(ingest::run_ingest(
+        let ingest = Ingest::new(
             tracker,
             dedupe,
             IngestParts {
@@ -310,9 +265,9 @@ impl Server {
                 checkpoint_interval: config.checkpoint_interval(),
             },
             replayed,
-            shutdown.clone(),
-        ))
-        .context("starting the ingest thread")?;
+        );
+        let ingest =
+            spawn_ingest(ingest.run(shutdown.clone())).context("starting the ingest thread")?;
         let limits = Arc::new(tagwatch_api::limits::Limits::configured(
             config.token_calls_per_s,
             config.token_call_burst,

@@ -2,7 +2,7 @@
 //!
 //! The officers' and administrators' side of the pipeline: provisioning (stations, vehicles),
 //! theft reports, locations and tracks from the store, and the live alert stream from the
-//! [`live::AlertBus`].
+//! ingest's [`AlertBus`].
 //!
 //! ## Layout
 //! - [`app`] builds the router (routes + auth + body limit); `main` only binds and serves.
@@ -10,7 +10,7 @@
 //!   the audit log.
 //! - [`routes`]: one handler per endpoint, validating every field with a 4xx that names it.
 //! - [`sse`]: `GET /api/v1/alerts/stream`, resumable with `Last-Event-ID`.
-//! - [`live`]: the alert bus. [`error`]: the one JSON error shape.
+//! - [`error`]: the one JSON error shape.
 
 pub mod accounts;
 pub mod admin;
@@ -20,7 +20,6 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod listener;
-pub mod live;
 pub mod openapi;
 pub mod response;
 pub mod routes;
@@ -38,27 +37,16 @@ use error::ApiError;
 use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use tagwatch_gateway::StationKeys;
+use tagwatch_ingest::{AlertBus, Health};
 use tagwatch_store::Store;
 use tagwatch_tracker::{Command, Query};
 use tokio::sync::mpsc;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Liveness of the pipeline behind the API, updated by the ingest and store tasks.
-#[derive(Debug, Default)]
-pub struct Health {
-    /// False while the store refuses commits (frames then get BUSY or no answer).
-    pub store_ok: AtomicBool,
-    pub last_commit_ms: AtomicI64,
-    /// Frames applied whose flush has not committed yet.
-    pub frames_in_flight: AtomicUsize,
-    /// Frames waiting in the gateway → tracker queue.
-    pub queue_depth: AtomicUsize,
-}
 
 /// A bearer token kept only as its SHA-256, compared in constant time; never printed.
 #[derive(Clone)]
@@ -94,7 +82,7 @@ pub struct ApiState {
     pub tracker: mpsc::Sender<Command>,
     /// Questions answered by the task that owns the tracker.
     pub queries: mpsc::Sender<Query>,
-    pub bus: Arc<live::AlertBus>,
+    pub bus: Arc<AlertBus>,
     pub admin_token: TokenHash,
     pub registry: Arc<Registry>,
     pub health: Arc<Health>,

@@ -7,11 +7,8 @@
 //! - [`keys`]: the station key registry MACs are checked against.
 //! - [`server`]: UDP and TCP listeners; each frame is authenticated, decoded and queued for the
 //!   tracker through a bounded channel (BUSY when it is full).
-//! - [`dedupe`]: which (station, session, seq) frames are applied, in flight or committed; owned by
-//!   the task that applies frames.
 //! - [`metrics`]: what the gateway counts.
 
-pub mod dedupe;
 pub mod keys;
 pub mod metrics;
 pub mod server;

@@ -3,8 +3,10 @@
 //! Disabling an account and changing a password are administrative acts; the audit log is
 //! append-only (triggers refuse updates and deletes) and searched by actor, target and time.
 
-use crate::{audit_from_row, AuditRow, Result, Store};
-use tagwatch_model::{AuditEntry, UserId};
+use crate::{
+    audit_from_row, is_unique_violation, user_from_row, AuditRow, Error, Result, Store, UserRow,
+};
+use tagwatch_model::{AuditEntry, Role, User, UserId};
 
 /// Which audit entries to list: all of them by default, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,5 +131,105 @@ impl Store {
                 .rows_affected()
         });
         Ok(done > 0)
+    }
+}
+
+impl Store {
+    pub async fn insert_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<UserId> {
+        on_backend!(self, writer, |pool, sql| {
+            let result = sqlx::query_scalar::<_, i64>(&sql("INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) \
+                 RETURNING id"))
+            .bind(username)
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(now_ms)
+            .fetch_one(pool)
+            .await;
+            match result {
+                Ok(id) => Ok(UserId(id)),
+                Err(e) if is_unique_violation(&e) => Err(Error::UserExists(username.to_owned())),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        on_backend!(self, reader, |pool, sql| {
+            let row: Option<UserRow> = sqlx::query_as(&sql(
+                "SELECT id, username, password_hash, role FROM users WHERE username = $1",
+            ))
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+            row.map(user_from_row).transpose()
+        })
+    }
+
+    pub async fn insert_token(
+        &self,
+        hash: &[u8; 32],
+        user: UserId,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<()> {
+        on_backend!(self, writer, |pool, sql| {
+            sqlx::query(&sql("INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)"))
+            .bind(hash.as_slice())
+            .bind(user.0)
+            .bind(now_ms)
+            .bind(expires_ms)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The user a token belongs to, if it is neither expired nor revoked.
+    pub async fn token_user(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<User>> {
+        on_backend!(self, reader, |pool, sql| {
+            let row: Option<UserRow> = sqlx::query_as(&sql(
+                "SELECT u.id, u.username, u.password_hash, u.role FROM tokens t \
+                 JOIN users u ON u.id = t.user_id \
+                 WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 \
+                 AND u.disabled_at IS NULL",
+            ))
+            .bind(hash.as_slice())
+            .bind(now_ms)
+            .fetch_optional(pool)
+            .await?;
+            row.map(user_from_row).transpose()
+        })
+    }
+
+    pub async fn revoke_token(&self, hash: &[u8; 32], now_ms: i64) -> Result<bool> {
+        on_backend!(self, writer, |pool, sql| {
+            let done = sqlx::query(&sql(
+                "UPDATE tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL",
+            ))
+            .bind(now_ms)
+            .bind(hash.as_slice())
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    pub async fn revoke_tokens_of(&self, user: UserId, now_ms: i64) -> Result<u64> {
+        on_backend!(self, writer, |pool, sql| {
+            let done = sqlx::query(&sql(
+                "UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            ))
+            .bind(now_ms)
+            .bind(user.0)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
     }
 }

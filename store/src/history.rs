@@ -56,3 +56,18 @@ impl Store {
         rows.into_iter().map(visit_from_row).collect()
     }
 }
+
+impl Store {
+    /// Every visit, in id order (tests and exports).
+    pub async fn all_visits(&self) -> Result<Vec<Visit>> {
+        on_backend!(self, reader, |pool, sql| {
+            let rows: Vec<VisitRow> = sqlx::query_as(&sql(
+                "SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM visits \
+                 ORDER BY id",
+            ))
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter().map(visit_from_row).collect()
+        })
+    }
+}

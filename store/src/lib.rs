@@ -41,11 +41,15 @@ macro_rules! on_backend {
 
 mod accounts;
 mod admin;
+mod alerts;
 mod history;
 pub mod postgres;
 mod readers;
 mod response;
+mod restart;
 pub mod sqlite;
+mod stations;
+mod vehicles;
 mod watch;
 
 pub use accounts::AuditFilter;
@@ -53,8 +57,8 @@ pub use admin::{Account, VehicleRow};
 pub use watch::Precinct;
 
 use tagwatch_model::{
-    Alert, AlertId, AlertKind, AuditEntry, CaseId, GeoPoint, ReaderFix, Role, Station, StationId,
-    StationKey, StationStatus, TagId, User, UserId, Vehicle, Visit, VisitId, Watermark,
+    Alert, AlertId, AlertKind, AuditEntry, GeoPoint, ReaderFix, Role, Station, StationId,
+    StationStatus, TagId, User, UserId, Vehicle, Visit, VisitId, Watermark,
 };
 
 /// What can go wrong in the store, with domain errors kept apart from database failures.
@@ -242,24 +246,11 @@ impl Store {
     }
 
     delegate! {
-        /// Every station with its last heartbeat, if it sent one.
-        pub async fn stations_health(&self) -> Result<Vec<(Station, Option<StationStatus>)>>;
-        /// Closes the open theft case of `tag` (the vehicle was recovered).
-        pub async fn close_case(&self, tag: TagId, closed_at_ms: i64) -> Result<CaseId>;
     /// Runs the migrations only (they are idempotent: `tagwatch migrate`).
     pub async fn migrate(&self) -> Result<()>;
-    pub async fn insert_station(&self, station: &Station, key: &StationKey, now_ms: i64) -> Result<()>;
-    /// Every station with its key (the gateway's registry at start).
-    pub async fn stations(&self) -> Result<Vec<(Station, StationKey)>>;
-    pub async fn station(&self, id: StationId) -> Result<Option<Station>>;
     pub async fn insert_vehicle(&self, vehicle: &Vehicle, now_ms: i64) -> Result<()>;
     /// Registers many vehicles in one transaction (bulk provisioning); all or none.
     pub async fn insert_vehicles(&self, vehicles: &[Vehicle], now_ms: i64) -> Result<()>;
-    pub async fn vehicle(&self, tag: TagId) -> Result<Option<Vehicle>>;
-    /// Opens a theft case for a registered vehicle.
-    pub async fn open_case(&self, tag: TagId, opened_at_ms: i64, note: &str) -> Result<CaseId>;
-    /// Tags with an open theft case (the tracker's hotlist at start).
-    pub async fn open_cases(&self) -> Result<Vec<(TagId, CaseId)>>;
     /// Writes one batch in a single transaction, with multi-row statements (one statement per
     /// [`ROWS_PER_STATEMENT`] rows rather than one per row: the per-statement cost dominates).
     pub async fn commit(&self, batch: &Batch) -> Result<()>;
@@ -267,34 +258,11 @@ impl Store {
     /// connection, so the flushes go on while it commits; checkpoints must commit in order, and
     /// each only after the flushes journaling the frames it covers.
     pub async fn commit_checkpoint(&self, batch: &Batch) -> Result<()>;
-    pub async fn watermarks(&self) -> Result<Vec<Watermark>>;
-    /// Journaled frames with `seq > after`, in order, at most `limit` (replayed at start).
-    pub async fn journal_after(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>>;
     /// Visits that may still grow: those whose last detection is within `window_ms` of the
     /// latest stored detection.
     pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>>;
-    /// The next unused visit id and alert seq.
-    pub async fn next_ids(&self) -> Result<(i64, i64)>;
     /// The tag heard most recently, if any.
     pub async fn most_recent_tag(&self) -> Result<Option<TagId>>;
-    /// Every visit, in id order (tests and exports).
-    pub async fn all_visits(&self) -> Result<Vec<Visit>>;
-    /// The latest alerts about one tag, newest first.
-    pub async fn alerts_for_tag(&self, tag: TagId, limit: u32) -> Result<Vec<Alert>>;
-    /// Alerts with `seq > after`, oldest first, at most `limit`.
-    pub async fn alerts_after(&self, after: i64, limit: u32) -> Result<Vec<Alert>>;
-    pub async fn station_status(&self, station: StationId) -> Result<Option<StationStatus>>;
-    pub async fn insert_user(&self, username: &str, password_hash: &str, role: Role, now_ms: i64) -> Result<UserId>;
-    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>>;
-    pub async fn insert_token(&self, hash: &[u8; 32], user: UserId, now_ms: i64, expires_ms: i64) -> Result<()>;
-    /// The user a token belongs to, if it is neither expired nor revoked.
-    pub async fn token_user(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<User>>;
-    pub async fn revoke_token(&self, hash: &[u8; 32], now_ms: i64) -> Result<bool>;
-    pub async fn revoke_tokens_of(&self, user: UserId, now_ms: i64) -> Result<u64>;
-    pub async fn set_vehicle_owner(&self, tag: TagId, owner: UserId) -> Result<()>;
-    /// The owner of a registered vehicle (`None` inside when it has none).
-    pub async fn vehicle_owner(&self, tag: TagId) -> Result<Option<Option<UserId>>>;
-    pub async fn vehicles_of(&self, owner: UserId) -> Result<Vec<Vehicle>>;
     }
 }
 

@@ -8,18 +8,14 @@
 //! tables go in with `UNNEST` arrays. Everything of a flush commits in one transaction.
 
 use crate::{
-    alert_detail_column, alert_from_row, alert_tag_column, is_unique_violation, to_u32,
-    user_from_row, visit_from_row, AlertRow, Batch, Error, JournalEntry, Result, UserRow, VisitRow,
+    alert_detail_column, alert_tag_column, to_u32, visit_from_row, Batch, Error, Result, VisitRow,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgConnection, Postgres, Transaction};
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
-use tagwatch_model::{
-    Alert, CaseId, GeoPoint, Role, SessionId, Station, StationId, StationKey, StationStatus, TagId,
-    User, UserId, Vehicle, Visit, VisitId, Watermark,
-};
+use tagwatch_model::{TagId, Vehicle, Visit, VisitId};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -178,65 +174,6 @@ impl PgStore {
 
     // ---- stations ----
 
-    pub async fn insert_station(
-        &self,
-        station: &Station,
-        key: &StationKey,
-        now_ms: i64,
-    ) -> Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO stations (id, name, lat, lon, key, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(i64::from(station.id.0))
-        .bind(&station.name)
-        .bind(station.position.lat)
-        .bind(station.position.lon)
-        .bind(key.as_bytes().as_slice())
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await;
-        match result {
-            Err(e) if is_unique_violation(&e) => Err(Error::StationExists(station.id)),
-            other => other.map(|_| ()).map_err(Error::from),
-        }
-    }
-
-    pub async fn stations(&self) -> Result<Vec<(Station, StationKey)>> {
-        let rows: Vec<(i64, String, f64, f64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, name, lat, lon, key FROM stations ORDER BY id")
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(|(id, name, lat, lon, key)| {
-                let key: [u8; 32] = key
-                    .try_into()
-                    .map_err(|_| Error::Corrupt(format!("station {id} key is not 32 bytes")))?;
-                Ok((
-                    Station {
-                        id: StationId(to_u32(id)?),
-                        name,
-                        position: GeoPoint { lat, lon },
-                    },
-                    StationKey(key),
-                ))
-            })
-            .collect()
-    }
-
-    pub async fn station(&self, id: StationId) -> Result<Option<Station>> {
-        let row: Option<(String, f64, f64)> =
-            sqlx::query_as("SELECT name, lat, lon FROM stations WHERE id = $1")
-                .bind(i64::from(id.0))
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(row.map(|(name, lat, lon)| Station {
-            id,
-            name,
-            position: GeoPoint { lat, lon },
-        }))
-    }
-
     // ---- vehicles and cases ----
 
     pub async fn insert_vehicle(&self, vehicle: &Vehicle, now_ms: i64) -> Result<()> {
@@ -286,61 +223,6 @@ impl PgStore {
             }
             other => other.map(|_| ()).map_err(Error::from),
         }
-    }
-
-    pub async fn vehicle(&self, tag: TagId) -> Result<Option<Vehicle>> {
-        let row: Option<(String, String, String)> =
-            sqlx::query_as("SELECT plate, owner_name, owner_phone FROM vehicles WHERE tag = $1")
-                .bind(i64::from(tag.0))
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(row.map(|(plate, owner_name, owner_phone)| Vehicle {
-            tag,
-            plate,
-            owner_name,
-            owner_phone,
-        }))
-    }
-
-    pub async fn open_case(&self, tag: TagId, opened_at_ms: i64, note: &str) -> Result<CaseId> {
-        if self.vehicle(tag).await?.is_none() {
-            return Err(Error::NoSuchVehicle(tag));
-        }
-        let result = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO cases (tag, opened_at, note) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(i64::from(tag.0))
-        .bind(opened_at_ms)
-        .bind(note)
-        .fetch_one(&self.writer)
-        .await;
-        match result {
-            Ok(id) => Ok(CaseId(id)),
-            Err(e) if is_unique_violation(&e) => Err(Error::CaseAlreadyOpen(tag)),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Closes the open theft case of `tag` (the vehicle was recovered).
-    pub async fn close_case(&self, tag: TagId, closed_at_ms: i64) -> Result<CaseId> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE cases SET closed_at = $1 WHERE tag = $2 AND closed_at IS NULL RETURNING id",
-        )
-        .bind(closed_at_ms)
-        .bind(i64::from(tag.0))
-        .fetch_optional(&self.writer)
-        .await?;
-        id.map(CaseId).ok_or(Error::NoOpenCase(tag))
-    }
-
-    pub async fn open_cases(&self) -> Result<Vec<(TagId, CaseId)>> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT tag, id FROM cases WHERE closed_at IS NULL ORDER BY id")
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(|(tag, id)| Ok((TagId(to_u32(tag)?), CaseId(id))))
-            .collect()
     }
 
     // ---- the flush ----
@@ -508,177 +390,7 @@ async fn commit_on(pool: &PgPool, batch: &Batch) -> Result<()> {
 impl PgStore {
     // ---- accounts, tokens, owners, audit ----
 
-    pub async fn insert_user(
-        &self,
-        username: &str,
-        password_hash: &str,
-        role: Role,
-        now_ms: i64,
-    ) -> Result<UserId> {
-        let result = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(role.as_str())
-        .bind(now_ms)
-        .fetch_one(&self.writer)
-        .await;
-        match result {
-            Ok(id) => Ok(UserId(id)),
-            Err(e) if is_unique_violation(&e) => Err(Error::UserExists(username.to_owned())),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            "SELECT id, username, password_hash, role FROM users WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(user_from_row).transpose()
-    }
-
-    pub async fn insert_token(
-        &self,
-        hash: &[u8; 32],
-        user: UserId,
-        now_ms: i64,
-        expires_ms: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(hash.as_slice())
-        .bind(user.0)
-        .bind(now_ms)
-        .bind(expires_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    /// The user a token belongs to, if it is neither expired nor revoked.
-    pub async fn token_user(&self, hash: &[u8; 32], now_ms: i64) -> Result<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            "SELECT u.id, u.username, u.password_hash, u.role FROM tokens t \
-             JOIN users u ON u.id = t.user_id \
-             WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 \
-             AND u.disabled_at IS NULL",
-        )
-        .bind(hash.as_slice())
-        .bind(now_ms)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(user_from_row).transpose()
-    }
-
-    pub async fn revoke_token(&self, hash: &[u8; 32], now_ms: i64) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL")
-                .bind(now_ms)
-                .bind(hash.as_slice())
-                .execute(&self.writer)
-                .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn revoke_tokens_of(&self, user: UserId, now_ms: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now_ms)
-        .bind(user.0)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    pub async fn set_vehicle_owner(&self, tag: TagId, owner: UserId) -> Result<()> {
-        let done = sqlx::query("UPDATE vehicles SET owner_id = $1 WHERE tag = $2")
-            .bind(owner.0)
-            .bind(i64::from(tag.0))
-            .execute(&self.writer)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NoSuchVehicle(tag));
-        }
-        Ok(())
-    }
-
-    /// The owner of a registered vehicle (`None` inside when it has none).
-    pub async fn vehicle_owner(&self, tag: TagId) -> Result<Option<Option<UserId>>> {
-        let row: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT owner_id FROM vehicles WHERE tag = $1")
-                .bind(i64::from(tag.0))
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(row.map(|(owner,)| owner.map(UserId)))
-    }
-
-    pub async fn vehicles_of(&self, owner: UserId) -> Result<Vec<Vehicle>> {
-        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT tag, plate, owner_name, owner_phone FROM vehicles WHERE owner_id = $1 \
-             ORDER BY tag",
-        )
-        .bind(owner.0)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter()
-            .map(|(tag, plate, owner_name, owner_phone)| {
-                Ok(Vehicle {
-                    tag: TagId(to_u32(tag)?),
-                    plate,
-                    owner_name,
-                    owner_phone,
-                })
-            })
-            .collect()
-    }
-
-    /// Every station with its last heartbeat, if it sent one.
-    pub async fn stations_health(&self) -> Result<Vec<(Station, Option<StationStatus>)>> {
-        let rows: Vec<crate::StationHealthRow> = sqlx::query_as(crate::STATIONS_HEALTH_SQL)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.into_iter()
-            .map(crate::station_health_from_row)
-            .collect()
-    }
-
     // ---- restart ----
-
-    pub async fn journal_after(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>> {
-        let rows: Vec<(i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT seq, applied_at, first_visit_id, frame FROM frame_journal \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.into_iter().map(crate::journal_entry).collect())
-    }
-
-    pub async fn watermarks(&self) -> Result<Vec<Watermark>> {
-        let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as("SELECT station, session, contiguous, above FROM watermarks")
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(|(station, session, contiguous, above)| {
-                Ok(Watermark {
-                    station: StationId(to_u32(station)?),
-                    session: SessionId(to_u32(session)?),
-                    contiguous: to_u32(contiguous)?,
-                    above: crate::split_seqs(&above)?,
-                })
-            })
-            .collect()
-    }
 
     /// Visits that may still grow. Without an index on `last_seen` (see the migration), the scan
     /// is bounded by id: visits created in the last [`OPEN_VISIT_SCAN_DAYS`] days, plus the DEFAULT
@@ -701,16 +413,6 @@ impl PgStore {
         rows.into_iter().map(visit_from_row).collect()
     }
 
-    pub async fn next_ids(&self) -> Result<(i64, i64)> {
-        let (visit, alert): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM visits), \
-                    (SELECT COALESCE(MAX(seq), 0) + 1 FROM alerts)",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        Ok((visit, alert))
-    }
-
     // ---- queries ----
 
     pub async fn most_recent_tag(&self) -> Result<Option<TagId>> {
@@ -722,52 +424,6 @@ impl PgStore {
         .fetch_optional(&self.reader)
         .await?;
         tag.map(|t| Ok(TagId(to_u32(t)?))).transpose()
-    }
-
-    pub async fn all_visits(&self) -> Result<Vec<Visit>> {
-        let rows: Vec<VisitRow> = sqlx::query_as(
-            "SELECT id, tag, station, first_seen, last_seen, best_rssi, reads FROM visits \
-             ORDER BY id",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(visit_from_row).collect()
-    }
-
-    /// The latest alerts about one tag, newest first.
-    pub async fn alerts_for_tag(&self, tag: TagId, limit: u32) -> Result<Vec<Alert>> {
-        let rows: Vec<AlertRow> = sqlx::query_as(
-            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at, detail FROM alerts \
-             WHERE tag = $1 ORDER BY seq DESC LIMIT $2",
-        )
-        .bind(i64::from(tag.0))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(alert_from_row).collect()
-    }
-
-    pub async fn alerts_after(&self, after: i64, limit: u32) -> Result<Vec<Alert>> {
-        let rows: Vec<AlertRow> = sqlx::query_as(
-            "SELECT seq, id, kind, tag, station, lat, lon, seen_at, raised_at, detail FROM alerts \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(alert_from_row).collect()
-    }
-
-    pub async fn station_status(&self, station: StationId) -> Result<Option<StationStatus>> {
-        let row: Option<crate::StatusRow> = sqlx::query_as(
-            "SELECT received_at, station_time, uptime_s, backlog, fw_version, temp_c, power, \
-             tags_in_range FROM station_status WHERE station = $1",
-        )
-        .bind(i64::from(station.0))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| crate::status_from_row(station, r)).transpose()
     }
 }
 

@@ -9,17 +9,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 use support::TestStation;
-use tagwatch::admission::Class;
-use tagwatch::ingest::{run_ingest, IngestConfig, IngestParts};
-use tagwatch::journal::Replayed;
-use tagwatch::metrics::PipelineMetrics;
-use tagwatch_api::live::{AlertBus, DEFAULT_RING};
-use tagwatch_api::Health;
-use tagwatch_gateway::dedupe::{Dedupe, DEFAULT_WINDOW};
 use tagwatch_gateway::metrics::GatewayMetrics;
 use tagwatch_gateway::server::Replier;
 use tagwatch_gateway::wire::{self, Frame};
 use tagwatch_gateway::{Admission, Gateway, GatewayConfig, StationKeys};
+use tagwatch_ingest::admission::Class;
+use tagwatch_ingest::dedupe::{Dedupe, DEFAULT_WINDOW};
+use tagwatch_ingest::journal::Replayed;
+use tagwatch_ingest::live::{AlertBus, DEFAULT_RING};
+use tagwatch_ingest::{run_ingest, Health, IngestConfig, IngestParts, PipelineMetrics};
 use tagwatch_model::{AlertKind, CaseId, GeoPoint, Station, StationId, TagId};
 use tagwatch_tracker::{Tracker, TrackerConfig};
 use tokio::net::UdpSocket;
@@ -37,7 +35,7 @@ struct Driven {
     /// Kept so that the ingest's queues stay open (it stops when the gateway's closes).
     _open: (
         Gateway,
-        mpsc::Receiver<tagwatch::ingest::Flush>,
+        mpsc::Receiver<tagwatch_ingest::Flush>,
         mpsc::Sender<tagwatch_tracker::Command>,
         mpsc::Sender<tagwatch_tracker::Query>,
     ),

@@ -22,7 +22,7 @@
 //! too. Visits leave the tracker's memory only at a checkpoint taken when every earlier one is
 //! committed, so a late frame that reads an old visit back from the store finds it there.
 
-use crate::ingest::apply_detections;
+use crate::apply::apply_detections;
 use crate::metrics::PipelineMetrics;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

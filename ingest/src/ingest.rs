@@ -1,0 +1,742 @@
+//! # Ingest: where gateway, tracker and store meet, exactly once.
+//!
+//! One task, [`Ingest::run`], owns the [`Tracker`] and the [`Dedupe`] state. It takes verified
+//! frames from the gateway's bounded queue every few milliseconds, answers duplicates, queues a
+//! fresh frame only while it can be applied within the admission bound and answers BUSY otherwise
+//! (see [`crate::admission`]), applies the queued frames (those that may raise an alert first,
+//! then live ones, then stations' backlogs, see [`crate::hot_first`]; any alert is published at
+//! once), and every `flush_interval` hands a [`Flush`] — the frames applied (journaled, see
+//! [`crate::journal`]), new alerts and the frames' watermarks, and now and then a checkpoint of
+//! the changed visits — to the writer task ([`crate::writer`]). The writer commits it in one
+//! transaction and only then sends ACCEPTED for those frames. Only one flush waits for the writer
+//! at a time, so a slow store stops the ingest task, fills the gateway's queue, and stations are
+//! told BUSY: memory stays bounded and nothing is acknowledged that is not durable.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tagwatch_gateway::wire::{AckStatus, Body, Frame};
+use tagwatch_gateway::{AckPath, Content, Inbound};
+use tagwatch_model::{time::now_ms, FrameKey, SessionId, StationId, StationStatus};
+use tagwatch_store::{Batch, JournalEntry, Store};
+use tagwatch_tracker::{Command, Query, Tracker, VisitChanges};
+use tokio::sync::mpsc;
+use tokio::time::Interval;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::{self, Admission, Class, Verdict};
+use crate::apply::apply_detections;
+use crate::checkpoint_take::{CheckpointTake, TAKE_SLICE_PAIRS};
+use crate::dedupe::{Dedupe, Seen};
+use crate::health::Health;
+use crate::hot_first::Lanes;
+use crate::journal::{Checkpoints, Replayed};
+use crate::live::AlertBus;
+use crate::metrics::PipelineMetrics;
+use crate::writer::{Committed, Flush, PendingAck};
+
+/// Batching of the ingest task.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestConfig {
+    /// Longest a frame waits for its flush (and so, with the commit, for its ACK).
+    pub flush_interval: Duration,
+    /// A flush starts early once this many frames are waiting for it. A full batch waits for the
+    /// writer; meanwhile hot frames are still applied, up to twice this.
+    pub max_batch_frames: usize,
+    /// Longest a frame may be expected to wait in the ingest's queue: past it, BUSY.
+    pub admission_bound: Duration,
+    /// How often a flush writes the changed visits (see [`crate::journal`]); zero: every flush.
+    pub checkpoint_interval: Duration,
+}
+
+/// The channels and shared parts the ingest task works with.
+#[derive(Debug)]
+pub struct IngestParts {
+    /// For late data: visits that have left the tracker's memory are read back from here.
+    pub store: Store,
+    pub frames: mpsc::Receiver<Inbound>,
+    pub commands: mpsc::Receiver<Command>,
+    /// Questions from the API, answered from the live state between frames.
+    pub queries: mpsc::Receiver<Query>,
+    pub committed: mpsc::UnboundedReceiver<Committed>,
+    pub writer: mpsc::Sender<Flush>,
+    pub bus: Arc<AlertBus>,
+    pub health: Arc<Health>,
+    pub metrics: Arc<PipelineMetrics>,
+}
+
+/// What has been applied since the last flush.
+#[derive(Debug, Default)]
+struct Building {
+    acks: Vec<PendingAck>,
+    sessions: HashSet<(StationId, SessionId)>,
+    alerts: Vec<tagwatch_model::Alert>,
+    statuses: HashMap<StationId, StationStatus>,
+    /// The DETECTIONS frames applied, numbered at the flush.
+    journal: Vec<JournalEntry>,
+}
+
+impl Building {
+    /// Frames waiting for their ACK, or alerts (from a command or a tick) waiting to be stored.
+    fn has_work(&self) -> bool {
+        !self.acks.is_empty() || !self.alerts.is_empty()
+    }
+}
+
+/// Frames taken from the gateway's queue at a time.
+const BATCH_FRAMES: usize = 1_024;
+
+/// Longest the ingest applies frames without letting the other tasks of its worker thread run,
+/// and without taking in the frames that arrived meanwhile.
+const YIELD_EVERY: Duration = Duration::from_millis(2);
+
+/// A frame taken in and queued for the tracker.
+#[derive(Debug)]
+struct Queued {
+    inbound: Inbound,
+    /// The class it was admitted under.
+    class: Class,
+    /// In the backlog lane.
+    backlog: bool,
+    cost: u64,
+}
+
+/// Whether a flush may wait for the writer.
+enum Wait {
+    Yes,
+    No,
+    /// The writer has room already.
+    Reserved(mpsc::OwnedPermit<Flush>),
+    /// The last flush before stopping: waits, and is a checkpoint.
+    Final,
+}
+
+/// What the ingest task turns to next: one arm of its `select!` each.
+enum Event {
+    Shutdown,
+    Command(Command),
+    Clock,
+    Query(Query),
+    Committed(Committed),
+    FlushDue,
+    WriterReady(mpsc::OwnedPermit<Flush>),
+    /// The gateway or the writer is gone: the server is stopping.
+    Closed,
+    Arrived,
+    TakeStep,
+    Slice {
+        held: bool,
+    },
+}
+
+/// How fast the queue drains, measured over the time since `mark` (with the cost applied since
+/// then) while frames were waiting: slices of frames, taking frames in (and refusing them),
+/// flushes, the tracker's upkeep, a stall for the writer. All of it is what a queued frame waits
+/// for.
+#[derive(Debug)]
+struct DrainClock {
+    mark: Instant,
+    drained: u64,
+    measuring: bool,
+}
+
+/// The ingest task's state; see the module's documentation.
+#[derive(Debug)]
+pub struct Ingest {
+    tracker: Tracker,
+    dedupe: Dedupe,
+    parts: IngestParts,
+    config: IngestConfig,
+    building: Building,
+    checkpoints: Checkpoints,
+    take: CheckpointTake,
+    /// Frames taken from the gateway and not yet applied, hot stations' first.
+    queue: Lanes<StationId, Queued>,
+    admission: Admission,
+    arrived: Vec<Inbound>,
+    drain: DrainClock,
+}
+
+/// The ingest's timers, made on the runtime that runs it (a timer belongs to the runtime it was
+/// made on).
+struct Timers {
+    /// When a flush is due.
+    flush: Interval,
+    /// Time-driven rules (a station gone silent) are checked once a second.
+    clock: Interval,
+}
+
+impl Timers {
+    fn new(flush_interval: Duration) -> Self {
+        let mut flush = tokio::time::interval(flush_interval);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut clock = tokio::time::interval(Duration::from_secs(1));
+        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { flush, clock }
+    }
+}
+
+impl Ingest {
+    pub fn new(
+        tracker: Tracker,
+        dedupe: Dedupe,
+        parts: IngestParts,
+        config: IngestConfig,
+        replayed: Replayed,
+    ) -> Self {
+        let ingest = Self {
+            tracker,
+            dedupe,
+            checkpoints: Checkpoints::new(config.checkpoint_interval, replayed),
+            take: CheckpointTake::default(),
+            building: Building::default(),
+            queue: Lanes::default(),
+            admission: Admission::new(config.admission_bound),
+            arrived: Vec::with_capacity(BATCH_FRAMES),
+            drain: DrainClock {
+                mark: Instant::now(),
+                drained: 0,
+                measuring: false,
+            },
+            parts,
+            config,
+        };
+        // Frames applied again from the journal are pending from the start, not from the first
+        // flush (an idle server makes none until its first checkpoint is due).
+        ingest.show_checkpoints();
+        ingest
+    }
+
+    /// Runs until `shutdown`, then flushes what it has applied and returns.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut timers = Timers::new(self.config.flush_interval);
+        loop {
+            self.measure_drain();
+            let keep_going = match self.next_event(&mut timers, &shutdown).await {
+                Event::Shutdown | Event::Closed => false,
+                Event::Command(command) => {
+                    let alerts = self.tracker.command(command, now_ms());
+                    self.raised(alerts);
+                    true
+                }
+                Event::Clock => {
+                    let alerts = self.tracker.tick(now_ms());
+                    self.raised(alerts);
+                    true
+                }
+                Event::Query(Query(ask)) => {
+                    ask(&self.tracker);
+                    true
+                }
+                Event::Committed(done) => {
+                    self.committed(done);
+                    true
+                }
+                Event::FlushDue => self.flush_if_due().await,
+                Event::WriterReady(permit) => self.flush(Wait::Reserved(permit)).await,
+                Event::Arrived => {
+                    self.take_in();
+                    true
+                }
+                Event::TakeStep => {
+                    // An idle server finishes its checkpoint's take (under load, each slice of
+                    // frames takes a slice of it).
+                    self.take
+                        .step(&mut self.tracker, &self.parts.metrics, TAKE_SLICE_PAIRS);
+                    tokio::task::yield_now().await;
+                    true
+                }
+                Event::Slice { held } => {
+                    self.apply_slice(held).await;
+                    true
+                }
+            };
+            if !keep_going {
+                break;
+            }
+        }
+        self.finish().await;
+    }
+
+    /// Waits for whatever comes first, in this order of priority when several are ready.
+    async fn next_event(&mut self, timers: &mut Timers, shutdown: &CancellationToken) -> Event {
+        // A full batch waits for the writer: this is where backpressure starts. Meanwhile only
+        // hot stations' frames are applied (the batch grows past its bound by those few) and
+        // frames keep being taken in, so a slow commit holds ACKs, not alerts.
+        let held = self.building.acks.len() >= self.config.max_batch_frames;
+        let room_for_hot = self.room_for_hot();
+        let queued = !self.queue.is_empty();
+        let take_under_way = self.take.under_way();
+        let slice_ready = queued && (!held || (self.queue.hot_next() && room_for_hot));
+        self.drain.measuring = queued;
+        let writer = self.parts.writer.clone();
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => Event::Shutdown,
+            Some(command) = self.parts.commands.recv() => Event::Command(command),
+            _ = timers.clock.tick() => Event::Clock,
+            Some(query) = self.parts.queries.recv() => Event::Query(query),
+            Some(done) = self.parts.committed.recv() => Event::Committed(done),
+            // The flush ticker before the frames: under steady load the frames are always
+            // ready, and a biased select would otherwise never flush on time.
+            _ = timers.flush.tick() => Event::FlushDue,
+            permit = writer.reserve_owned(), if held => match permit {
+                Ok(permit) => Event::WriterReady(permit),
+                Err(_) => Event::Closed,
+            },
+            // Frames that came since the last slice are taken in (or told BUSY) at once: a
+            // stolen vehicle's sighting goes before everything queued, however much that is.
+            received = self.parts.frames.recv_many(&mut self.arrived, BATCH_FRAMES) => {
+                if received == 0 { Event::Closed } else { Event::Arrived }
+            }
+            () = std::future::ready(()), if take_under_way && !queued => Event::TakeStep,
+            () = std::future::ready(()), if slice_ready => Event::Slice { held },
+        }
+    }
+
+    /// Feeds the admission the drain rate measured since the last turn of the loop.
+    fn measure_drain(&mut self) {
+        let now = Instant::now();
+        if self.drain.measuring {
+            self.admission
+                .drained(self.drain.drained, now - self.drain.mark);
+        }
+        self.drain.mark = now;
+        self.drain.drained = 0;
+    }
+
+    /// Whether a batch waiting for the writer may still take a hot station's frame: up to twice
+    /// its bound, so memory stays bounded however long the store takes.
+    fn room_for_hot(&self) -> bool {
+        self.building.acks.len() < 2 * self.config.max_batch_frames
+    }
+
+    /// The writer committed a flush: its frames are now durable.
+    fn committed(&mut self, done: Committed) {
+        self.dedupe.committed(done.frames);
+        if done.checkpoint {
+            self.checkpoints.committed();
+            // An idle server flushes no more: the journal gauge must drop to zero here.
+            self.show_checkpoints();
+        }
+        self.parts
+            .health
+            .frames_in_flight
+            .store(self.dedupe.in_flight(), Ordering::Relaxed);
+    }
+
+    /// A batch goes only when the writer can take it; while it is busy the batch keeps growing,
+    /// and repeated detections of a visit merge into one row. False if the writer is gone.
+    async fn flush_if_due(&mut self) -> bool {
+        if self.building.has_work() || self.checkpoints.overdue() || self.take.is_ready() {
+            self.flush(Wait::No).await
+        } else {
+            true
+        }
+    }
+
+    /// Takes in the frames that arrived: answers those already applied, queues the fresh ones
+    /// the admission lets in (each lane hot stations first) and tells the others BUSY at once.
+    fn take_in(&mut self) {
+        let (mut live, mut backlog) = (Vec::new(), Vec::new());
+        let mut arrived = std::mem::take(&mut self.arrived);
+        for inbound in arrived.drain(..) {
+            let key = inbound.key();
+            // Too far ahead is judged when the frame is applied: the frames queued before it
+            // may have moved its session's watermark by then.
+            let seen = match self.dedupe.check(key) {
+                Seen::TooFarAhead => Seen::Fresh,
+                seen => seen,
+            };
+            let Some(inbound) = self.answer_unless_fresh(seen, inbound) else {
+                continue;
+            };
+            let (age, hot, detections) = match inbound.frame() {
+                Some(frame) => (
+                    self.admission.age_class(key.station, frame.time_ms),
+                    may_alert(&self.tracker, frame),
+                    match &frame.body {
+                        Body::Detections(records) => records.len(),
+                        _ => 0,
+                    },
+                ),
+                None => (Class::Live, false, 0),
+            };
+            let class = if hot { Class::Hot } else { age };
+            let cost = admission::cost(detections);
+            if self.admission.decide(class, cost) == Verdict::Refuse {
+                self.parts.metrics.refused(class).inc();
+                inbound.ack.send(key, AckStatus::Busy);
+                continue;
+            }
+            self.admission.queued(cost);
+            let queued = Queued {
+                inbound,
+                class,
+                backlog: age == Class::Backlog,
+                cost,
+            };
+            if queued.backlog {
+                backlog.push(queued);
+            } else {
+                live.push(queued);
+            }
+        }
+        // The buffer's capacity is kept for the next frames.
+        self.arrived = arrived;
+        let moved = self.queue.admit(
+            live,
+            backlog,
+            |q| q.inbound.key().station,
+            |q| q.class == Class::Hot,
+        );
+        self.parts.metrics.hot_first.inc_by(moved as u64);
+        self.show_admission();
+    }
+
+    /// Applies queued frames for a slice of a few milliseconds, or up to an alert; while the
+    /// batch is `held` for the writer, only hot stations' frames. Then the other tasks of this
+    /// thread run (the store's connections, the writer's handoff).
+    async fn apply_slice(&mut self, held: bool) {
+        let started = Instant::now();
+        loop {
+            let next = if !held {
+                self.queue.pop()
+            } else if self.room_for_hot() {
+                self.queue.pop_hot()
+            } else {
+                None
+            };
+            let Some(queued) = next else {
+                break;
+            };
+            self.admission.left(queued.cost);
+            if queued.class != Class::Hot
+                && queued.inbound.received_at.elapsed() > 2 * self.config.admission_bound
+            {
+                // Admitted at a rate the drain then fell below (a stall for the writer, a
+                // checkpoint's take): it goes back to its station rather than wait on, so no
+                // frame waits much past the bound.
+                self.parts.metrics.refused_late().inc();
+                queued
+                    .inbound
+                    .ack
+                    .send(queued.inbound.key(), AckStatus::Busy);
+                continue;
+            }
+            self.drain.drained += queued.cost;
+            let alerts_before = self.building.alerts.len();
+            self.handle(queued.inbound).await;
+            if self.building.alerts.len() > alerts_before || started.elapsed() >= YIELD_EVERY {
+                break;
+            }
+        }
+        self.take
+            .step(&mut self.tracker, &self.parts.metrics, TAKE_SLICE_PAIRS);
+        tokio::task::yield_now().await;
+        self.parts.health.queue_depth.store(
+            self.parts.frames.len() + self.queue.len(),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Applies one frame taken from the queue (or answers it, if a copy was applied meanwhile).
+    async fn handle(&mut self, inbound: Inbound) {
+        let key = inbound.key();
+        self.parts
+            .metrics
+            .queue_wait
+            .observe(inbound.received_at.elapsed().as_secs_f64());
+        // Checked again: a resend may have been queued beside its first copy.
+        let Some(inbound) = self.answer_unless_fresh(self.dedupe.check(key), inbound) else {
+            return;
+        };
+        let frame = match &inbound.content {
+            Content::Frame(frame) => frame,
+            Content::Rejected { reason, .. } => {
+                // Never applied; its number is settled with the session's watermark, and
+                // REJECTED goes out once that is committed.
+                tracing::debug!(frame = %key, reason, "rejected frame settled");
+                self.settled(key, inbound.ack, inbound.received_at, AckStatus::Rejected);
+                return;
+            }
+        };
+        let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
+        match &frame.body {
+            Body::Detections(_) => {
+                let applied_at_ms = now_ms();
+                let first_visit_id = match apply_detections(
+                    &mut self.tracker,
+                    &self.parts.store,
+                    &self.parts.metrics,
+                    frame,
+                    applied_at_ms,
+                    None,
+                )
+                .await
+                {
+                    Ok((first_visit_id, alerts)) => {
+                        let since_arrival = inbound.received_at.elapsed().as_secs_f64();
+                        for alert in &alerts {
+                            self.parts.metrics.alert_raised(alert.kind, since_arrival);
+                        }
+                        self.raised(alerts);
+                        first_visit_id
+                    }
+                    Err(error) => {
+                        // Without the history the frame would be applied wrongly: not now.
+                        tracing::warn!(%error, frame = %key, "cannot read history for a late frame");
+                        self.parts.metrics.store_errors.inc();
+                        inbound.ack.send(key, AckStatus::Busy);
+                        return;
+                    }
+                };
+                self.building.journal.push(JournalEntry {
+                    seq: 0,
+                    applied_at_ms,
+                    first_visit_id,
+                    frame: inbound.raw,
+                });
+            }
+            Body::Status(s) => {
+                let mut alerts = Vec::new();
+                let beat = tagwatch_tracker::station_watch::Heartbeat {
+                    backlog: s.backlog,
+                    temp_c: s.temp_c,
+                    power_fault: s.power & 0x80 != 0,
+                };
+                self.tracker
+                    .heard_status(key, time_ms, now_ms(), beat, &mut alerts);
+                self.raised(alerts);
+                self.building.statuses.insert(
+                    frame.station,
+                    StationStatus {
+                        station: frame.station,
+                        received_at_ms: now_ms(),
+                        station_time_ms: time_ms,
+                        uptime_s: s.uptime_s,
+                        backlog: s.backlog,
+                        fw_version: s.fw_version,
+                        temp_c: s.temp_c,
+                        power: s.power,
+                        tags_in_range: s.tags_in_range,
+                    },
+                );
+            }
+            // The gateway refuses ACKs from stations before they get here.
+            Body::Ack(_) => {}
+        }
+        self.parts.metrics.frames_applied.inc();
+        self.settled(key, inbound.ack, inbound.received_at, AckStatus::Accepted);
+    }
+
+    /// Answers a frame that is not to be applied (already applied, or too far ahead of its
+    /// session) and returns `None`; returns a fresh frame as it is.
+    fn answer_unless_fresh(&self, seen: Seen, inbound: Inbound) -> Option<Inbound> {
+        let key = inbound.key();
+        let metrics = &self.parts.metrics;
+        match seen {
+            Seen::Fresh => return Some(inbound),
+            Seen::Duplicate => {
+                metrics.duplicates.inc();
+                // A rejected frame is settled, never stored: its resend gets the same answer.
+                let status = match inbound.content {
+                    Content::Frame(_) => AckStatus::Duplicate,
+                    Content::Rejected { .. } => AckStatus::Rejected,
+                };
+                inbound.ack.send(key, status);
+            }
+            Seen::InFlight => {
+                // Its ACK follows the commit already under way.
+                metrics.resends_in_flight.inc();
+            }
+            Seen::TooFarAhead => {
+                metrics.too_far_ahead.inc();
+                inbound.ack.send(key, AckStatus::Busy);
+            }
+        }
+        None
+    }
+
+    /// Records a frame as done in its session, to be answered `status` once its flush commits.
+    fn settled(&mut self, key: FrameKey, path: AckPath, received_at: Instant, status: AckStatus) {
+        self.dedupe.record(key);
+        self.building.sessions.insert((key.station, key.session));
+        self.building.acks.push(PendingAck {
+            path,
+            key,
+            status,
+            received_at,
+        });
+    }
+
+    /// Alerts just raised: published at once, and stored with the next flush.
+    fn raised(&mut self, alerts: Vec<tagwatch_model::Alert>) {
+        for alert in alerts {
+            self.parts.metrics.alerts.inc();
+            let tag = alert.tag.map(|t| t.0);
+            tracing::info!(alert = %alert.id.0, ?tag, station = %alert.station, "alert raised");
+            self.parts.bus.publish(alert.clone());
+            self.building.alerts.push(alert);
+        }
+    }
+
+    /// Hands the applied state to the writer; false if the writer is gone. With [`Wait::No`] it
+    /// does nothing while the writer is busy (the batch keeps growing).
+    async fn flush(&mut self, wait: Wait) -> bool {
+        let last = matches!(wait, Wait::Final);
+        let permit = match wait {
+            Wait::Reserved(permit) => permit,
+            Wait::Yes | Wait::Final => match self.parts.writer.clone().reserve_owned().await {
+                Ok(permit) => permit,
+                Err(_) => return false,
+            },
+            Wait::No => match self.parts.writer.clone().try_reserve_owned() {
+                Ok(permit) => permit,
+                Err(mpsc::error::TrySendError::Full(_)) => return true,
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            },
+        };
+        let mut done = std::mem::take(&mut self.building);
+        let has_work = done.has_work();
+        let checkpoint = last || self.checkpoints.due();
+        let mut visits = VisitChanges::default();
+        let mut journal = Vec::new();
+        let mut journal_done_through = None;
+        // A checkpoint taken since the last flush goes with this one: it commits after the flush
+        // that journaled the frames it covers.
+        let mut separate = self.take.take_ready();
+        let inline = checkpoint && self.checkpoints.inline();
+        if inline {
+            // No journal: the visits go with the frames, as their ACKs wait for them anyway.
+            visits = self.tracker.checkpoint(self.checkpoints.all_committed());
+            journal_done_through = self.checkpoints.start();
+        } else {
+            let started = Instant::now();
+            self.tracker.maintain();
+            self.parts
+                .metrics
+                .upkeep_seconds
+                .observe(started.elapsed().as_secs_f64());
+            journal = std::mem::take(&mut done.journal);
+            self.checkpoints.number(&mut journal);
+            self.parts
+                .metrics
+                .frames_journaled
+                .inc_by(journal.len() as u64);
+            if checkpoint {
+                // Taken in slices from now on, then committed after a later flush, on its own
+                // (see `writer::run_checkpoints`): the frames' ACKs do not wait for it. The last
+                // one is taken at once and goes with this flush (a take under way was finished
+                // and sent before).
+                self.take.begin(&mut self.tracker, &mut self.checkpoints);
+                if last {
+                    debug_assert!(separate.is_none());
+                    self.take.finish(&mut self.tracker, &self.parts.metrics);
+                    separate = self.take.take_ready();
+                }
+            }
+        }
+        if journal_done_through.is_none() && visits.is_empty() && separate.is_none() && !has_work {
+            // Nothing at all (a final flush with nothing applied since the last checkpoint).
+            return true;
+        }
+        if checkpoint {
+            self.parts.metrics.checkpoints.inc();
+        }
+        let batch = Batch {
+            visits: visits.upserts,
+            extended_visits: visits.extended,
+            deleted_visits: visits.deletes,
+            alerts: done.alerts,
+            watermarks: done
+                .sessions
+                .into_iter()
+                .map(|(station, session)| self.dedupe.watermark(station, session))
+                .collect(),
+            statuses: done.statuses.into_values().collect(),
+            reader_fixes: self.tracker.take_reader_fixes(),
+            journal,
+            journal_done_through,
+        };
+        self.show_checkpoints();
+        let metrics = &self.parts.metrics;
+        metrics
+            .visits_in_memory
+            .set(i64::try_from(self.tracker.visits_in_memory()).unwrap_or(i64::MAX));
+        self.parts
+            .health
+            .frames_in_flight
+            .store(self.dedupe.in_flight(), Ordering::Relaxed);
+        permit.send(Flush {
+            batch,
+            acks: done.acks,
+            inline_checkpoint: inline,
+            checkpoint: separate,
+        });
+        true
+    }
+
+    /// What was applied is flushed, with a checkpoint so that the next start has no journal to
+    /// apply; frames still queued were never applied and will be resent. A checkpoint being
+    /// taken goes first, on its own.
+    async fn finish(mut self) {
+        self.take.finish(&mut self.tracker, &self.parts.metrics);
+        let first = self.take.is_ready().then_some(Wait::Yes);
+        for wait in first.into_iter().chain([Wait::Final]) {
+            if !self.flush(wait).await {
+                return;
+            }
+        }
+    }
+
+    /// Sets the gauges of what the ingest has queued and how fast it drains.
+    fn show_admission(&self) {
+        let metrics = &self.parts.metrics;
+        metrics
+            .queued_cost
+            .set(i64::try_from(self.admission.queued_cost()).unwrap_or(i64::MAX));
+        metrics.drain_rate.set(self.admission.rate());
+        metrics
+            .expected_wait
+            .set(self.admission.expected_wait().as_secs_f64());
+    }
+
+    /// Sets the gauges of the journal not yet checkpointed and of the checkpoint interval in
+    /// effect.
+    fn show_checkpoints(&self) {
+        let metrics = &self.parts.metrics;
+        metrics
+            .journal_pending
+            .set(i64::try_from(self.checkpoints.pending()).unwrap_or(i64::MAX));
+        metrics
+            .checkpoint_interval
+            .set(self.checkpoints.interval().as_secs_f64());
+    }
+}
+
+/// Whether applying `frame` may raise a stolen or armed alert. Not "carries a stolen tag": a
+/// stolen tag heard again in a visit that has alerted raises nothing, and with 1 % of tags stolen
+/// most busy frames carry one, which would put most of a burst at the front.
+fn may_alert(tracker: &Tracker, frame: &Frame) -> bool {
+    let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
+    matches!(&frame.body, Body::Detections(records)
+    if records.iter().any(|r| {
+        tracker.may_alert(r.tag, frame.station, time_ms.saturating_sub(i64::from(r.age_ms)))
+    }))
+}
+
+/// Runs the ingest until `shutdown` (see [`Ingest::run`]).
+pub async fn run_ingest(
+    tracker: Tracker,
+    dedupe: Dedupe,
+    parts: IngestParts,
+    config: IngestConfig,
+    replayed: Replayed,
+    shutdown: CancellationToken,
+) {
+    Ingest::new(tracker, dedupe, parts, config, replayed)
+        .run(shutdown)
+        .await;
+}
