@@ -130,6 +130,23 @@ enum Event {
     },
 }
 
+impl Event {
+    /// What the ingest does for it, as its metrics name it.
+    fn step(&self) -> &'static str {
+        match self {
+            Event::Shutdown | Event::Closed => "stop",
+            Event::Command(_) => "command",
+            Event::Clock => "clock",
+            Event::Query(_) => "query",
+            Event::Committed(_) => "committed",
+            Event::FlushDue | Event::WriterReady(_) => "flush",
+            Event::Arrived => "take_in",
+            Event::TakeStep => "take_step",
+            Event::Slice { .. } => "slice",
+        }
+    }
+}
+
 /// How fast the queue drains, measured over the time since `mark` (with the cost applied since
 /// then) while frames were waiting: slices of frames, taking frames in (and refusing them),
 /// flushes, the tracker's upkeep, a stall for the writer. All of it is what a queued frame waits
@@ -213,7 +230,10 @@ impl Ingest {
         let mut timers = Timers::new(self.config.flush_interval);
         loop {
             self.measure_drain();
-            let keep_going = match self.next_event(&mut timers, &shutdown).await {
+            let event = self.next_event(&mut timers, &shutdown).await;
+            let started = Instant::now();
+            let step = event.step();
+            let keep_going = match event {
                 Event::Shutdown | Event::Closed => false,
                 Event::Command(command) => {
                     let alerts = self.tracker.command(command, now_ms());
@@ -252,6 +272,9 @@ impl Ingest {
                     true
                 }
             };
+            self.parts
+                .metrics
+                .ingest_step(step, started.elapsed().as_secs_f64());
             if !keep_going {
                 break;
             }
@@ -424,6 +447,12 @@ impl Ingest {
                     .ack
                     .send(queued.inbound.key(), AckStatus::Busy);
                 continue;
+            }
+            if queued.class == Class::Hot {
+                self.parts
+                    .metrics
+                    .hot_wait
+                    .observe(queued.inbound.received_at.elapsed().as_secs_f64());
             }
             self.drain.drained += queued.cost;
             let alerts_before = self.building.alerts.len();

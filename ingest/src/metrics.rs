@@ -35,6 +35,9 @@ pub struct PipelineMetrics {
     pub upkeep_seconds: Histogram,
     pub queue_wait: Histogram,
     alert_raise: Family<KindLabel, Histogram, fn() -> Histogram>,
+    /// Queue wait of the frames admitted as hot (those that may raise an alert).
+    pub hot_wait: Histogram,
+    steps: Family<StepLabel, Histogram, fn() -> Histogram>,
     refused: Family<ClassLabel, Counter>,
     pub queued_cost: Gauge,
     pub drain_rate: Gauge<f64, AtomicU64>,
@@ -44,6 +47,11 @@ pub struct PipelineMetrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClassLabel {
     class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabel {
+    step: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,6 +93,8 @@ impl Default for PipelineMetrics {
             // 0.1 ms .. ~3 s
             queue_wait: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             alert_raise: Family::new_with_constructor(alert_raise_buckets),
+            hot_wait: alert_raise_buckets(),
+            steps: Family::new_with_constructor(alert_raise_buckets),
             refused: Family::default(),
             queued_cost: Gauge::default(),
             drain_rate: Gauge::default(),
@@ -107,6 +117,14 @@ impl PipelineMetrics {
 
     fn refused_as(&self, class: &'static str) -> Counter {
         self.refused.get_or_create(&ClassLabel { class }).clone()
+    }
+
+    /// The ingest task spent `seconds` on one turn of its loop of kind `step` (nothing else ran
+    /// on it meanwhile: a frame that may alert waits at most that long to be looked at).
+    pub fn ingest_step(&self, step: &'static str, seconds: f64) {
+        self.steps
+            .get_or_create(&StepLabel { step })
+            .observe(seconds);
     }
 
     /// An alert of `kind` published `seconds` after its frame arrived.
@@ -233,6 +251,16 @@ impl PipelineMetrics {
             "tagwatch_alert_raise_seconds",
             "From the arrival of a frame at the gateway to the publication of an alert it raised (on the live bus, before it is stored), by kind",
             self.alert_raise.clone(),
+        );
+        registry.register(
+            "tagwatch_ingest_hot_wait_seconds",
+            "Queue wait of the frames admitted as hot (that may raise an alert), from arrival until the ingest takes them up",
+            self.hot_wait.clone(),
+        );
+        registry.register(
+            "tagwatch_ingest_step_seconds",
+            "Time the ingest task spends on one turn of its loop, by what it did (take_in, slice, flush, take_step, clock, command, query, committed); a frame that may alert waits behind at most one",
+            self.steps.clone(),
         );
         registry.register(
             "tagwatch_ingest_refused_busy",
