@@ -10,22 +10,24 @@
 //! keep their order (its visits and sequence numbers are built in order); the order between
 //! stations is only the network's anyway.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 
-/// Frames taken in and not yet applied, hot stations' first. Each item is marked hot or not once,
-/// when it arrives: an item marked hot that no longer is only goes early, which is harmless.
+/// Frames taken in and not yet applied, hot ones first. Each item is marked hot or not once, when
+/// it arrives: an item marked hot that no longer is only goes early, which is harmless.
 ///
-/// Two queues: `hot` holds every queued item of a station that has had a hot item since its
-/// items last ran out there, `cold` the rest. A station turning hot has its cold items taken out
-/// of `cold` (left as holes, skipped when popped), so nothing else is moved: taking in a frame
-/// costs the same however deep the queue is, and a station turning hot one scan of `cold`.
+/// Two queues: `hot` holds the hot items and, ahead of each, the earlier items of its station;
+/// `cold` the rest. A hot item takes its station's cold items out of `cold` (left as holes,
+/// skipped when popped), so nothing else is moved: taking in a frame costs the same however deep
+/// the queue is, and a hot one one scan of `cold`. Every hot item goes before every cold one, so
+/// each station's items keep their order. A station's later items that are not hot stay cold:
+/// were they to follow it into `hot`, a deep queue would keep every station that was ever hot
+/// there (its next frame arriving before the last one is applied), and the hot queue would grow
+/// into the whole queue, with alerts waiting behind it (seen at ×16 load).
 #[derive(Debug)]
 pub struct HotQueue<S, T> {
-    hot: VecDeque<(S, T)>,
+    hot: VecDeque<T>,
     cold: VecDeque<Option<(S, T)>>,
-    /// Items of each station in `hot`.
-    hot_stations: HashMap<S, usize>,
     /// Items in `cold` (holes not counted).
     cold_len: usize,
 }
@@ -35,16 +37,14 @@ impl<S, T> Default for HotQueue<S, T> {
         Self {
             hot: VecDeque::new(),
             cold: VecDeque::new(),
-            hot_stations: HashMap::new(),
             cold_len: 0,
         }
     }
 }
 
 impl<S: Copy + Eq + Hash, T> HotQueue<S, T> {
-    /// Appends `arrived` in order; an item that is hot, or of a station already in the hot queue,
-    /// goes to the hot queue, taking its station's earlier cold items with it. Returns how many
-    /// items went to the hot queue.
+    /// Appends `arrived` in order; a hot item goes to the hot queue, taking its station's earlier
+    /// cold items with it. Returns how many items went to the hot queue.
     pub fn admit(
         &mut self,
         arrived: impl IntoIterator<Item = T>,
@@ -54,15 +54,13 @@ impl<S: Copy + Eq + Hash, T> HotQueue<S, T> {
         let mut moved = 0;
         for item in arrived {
             let s = station(&item);
-            if !self.hot_stations.contains_key(&s) {
-                if !hot(&item) {
-                    self.cold.push_back(Some((s, item)));
-                    self.cold_len += 1;
-                    continue;
-                }
-                moved += self.take_cold_of(s);
+            if !hot(&item) {
+                self.cold.push_back(Some((s, item)));
+                self.cold_len += 1;
+                continue;
             }
-            self.push_hot(s, item);
+            moved += self.take_cold_of(s);
+            self.hot.push_back(item);
             moved += 1;
         }
         moved
@@ -70,23 +68,15 @@ impl<S: Copy + Eq + Hash, T> HotQueue<S, T> {
 
     /// Moves station `s`'s cold items to the hot queue, in order; returns how many.
     fn take_cold_of(&mut self, s: S) -> usize {
-        let mut taken = Vec::new();
+        let before = self.hot.len();
         for slot in self.cold.iter_mut() {
             if slot.as_ref().is_some_and(|(of, _)| *of == s) {
-                taken.extend(slot.take());
+                self.hot.extend(slot.take().map(|(_, item)| item));
             }
         }
-        self.cold_len -= taken.len();
-        let n = taken.len();
-        for (s, item) in taken {
-            self.push_hot(s, item);
-        }
+        let n = self.hot.len() - before;
+        self.cold_len -= n;
         n
-    }
-
-    fn push_hot(&mut self, s: S, item: T) {
-        *self.hot_stations.entry(s).or_default() += 1;
-        self.hot.push_back((s, item));
     }
 
     /// The next item to apply.
@@ -102,16 +92,10 @@ impl<S: Copy + Eq + Hash, T> HotQueue<S, T> {
         })
     }
 
-    /// The next item, if it is a hot station's (while the rest wait: see the ingest's held batch).
+    /// The next item, if it is hot or a hot item's station's (while the rest wait: see the
+    /// ingest's held batch).
     pub fn pop_hot(&mut self) -> Option<T> {
-        let (s, item) = self.hot.pop_front()?;
-        if let Some(n) = self.hot_stations.get_mut(&s) {
-            *n -= 1;
-            if *n == 0 {
-                self.hot_stations.remove(&s);
-            }
-        }
-        Some(item)
+        self.hot.pop_front()
     }
 
     /// Whether the next item is a hot station's.
@@ -267,6 +251,20 @@ mod tests {
             [(3, 1, false), (3, 2, true), (2, 1, false), (4, 1, false)]
         );
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_hot_stations_later_frames_wait_with_the_rest() {
+        let mut queue = HotQueue::default();
+        // (station, seq, hot)
+        queue.admit([(1, 1, true)], |f| f.0, |f| f.2);
+        // Station 1 is in the hot queue; its next frame is not hot and takes its turn.
+        assert_eq!(
+            queue.admit([(2, 1, false), (1, 2, false)], |f| f.0, |f| f.2),
+            0
+        );
+        let out: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
+        assert_eq!(out, [(1, 1, true), (2, 1, false), (1, 2, false)]);
     }
 
     #[test]
