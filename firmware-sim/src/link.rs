@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tagwatch_gateway::server::FrameCodec;
+use tagwatch_gateway::framing::FrameCodec;
 use tagwatch_gateway::wire::{self, AckStatus, Body, Frame};
 use tagwatch_model::StationKey;
 use tokio::io::AsyncWriteExt;

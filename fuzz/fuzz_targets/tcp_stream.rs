@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use tagwatch_gateway::server::FrameCodec;
+use tagwatch_gateway::framing::FrameCodec;
 use tagwatch_gateway::wire;
 use tokio_util::codec::Decoder;
 

@@ -4,11 +4,13 @@
 //!
 //! ## Layout
 //! - [`wire`]: the TWB/1 codec, pure (bytes + nom, no I/O).
+//! - [`framing`]: a TCP byte stream cut into whole frames, pure; the simulator uses it too.
 //! - [`keys`]: the station key registry MACs are checked against.
 //! - [`server`]: UDP and TCP listeners; each frame is authenticated, decoded and queued for the
 //!   tracker through a bounded channel (BUSY when it is full).
 //! - [`metrics`]: what the gateway counts.
 
+pub mod framing;
 pub mod keys;
 pub mod metrics;
 pub mod server;

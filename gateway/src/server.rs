@@ -5,9 +5,10 @@
 //! When that channel is full the station is told BUSY and keeps its frame. ACKs for admitted
 //! frames are sent later, after the store commit, through the frame's [`AckPath`].
 
+use crate::framing::{FrameCodec, StreamError};
 use crate::keys::StationKeys;
 use crate::metrics::{GatewayMetrics, KindLabel, StationLabel};
-use crate::wire::{self, AckStatus, Body, Frame, Header, WireError};
+use crate::wire::{self, AckStatus, Body, Frame, Header};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +19,7 @@ use tagwatch_model::{FrameKey, StationKey};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Notify, Semaphore};
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 /// Limits and tolerances of the gateway.
@@ -380,44 +381,6 @@ pub async fn serve_udp(socket: Arc<UdpSocket>, gateway: Arc<Gateway>, shutdown: 
                 gateway.metrics.reject(error.reason());
                 gateway.metrics.unauthenticated_from(peer.ip());
             }
-        }
-    }
-}
-
-/// Splits a TCP byte stream into whole frames (`check` first: an oversized or foreign header is
-/// an error before any of its body is buffered).
-#[derive(Debug)]
-pub struct FrameCodec {
-    max_body: usize,
-}
-
-impl FrameCodec {
-    pub fn new(max_body: usize) -> Self {
-        Self { max_body }
-    }
-}
-
-/// Why a TCP stream cannot go on.
-#[derive(Debug, thiserror::Error)]
-pub enum StreamError {
-    #[error("unparseable stream: {0}")]
-    Wire(WireError),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-impl Decoder for FrameCodec {
-    type Item = (Header, BytesMut);
-    type Error = StreamError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
-        match wire::check(src, self.max_body) {
-            Ok(header) => Ok(Some((header, src.split_to(header.frame_len())))),
-            Err(WireError::Incomplete { needed, have }) => {
-                src.reserve(needed.saturating_sub(have));
-                Ok(None)
-            }
-            Err(error) => Err(StreamError::Wire(error)),
         }
     }
 }

@@ -12,11 +12,15 @@
 //! - [`trajectory`]: closed visits and the moves between them in 3-D (x, y, t) R-trees, one per
 //!   ten minutes.
 //! - [`transitions`]: moves between stations learned online, to predict where a tag goes next.
-//! - [`fences`], [`station_watch`] and [`rules`]: the watch rules that raise alerts.
+//! - [`rules`]: the watch rules that raise alerts, one module per family, each with its own
+//!   state (hotlist, armed vehicles, flags, clones, geofences with [`fences`], companions, and
+//!   stations with [`station_watch`]); the tracker applies a frame and then asks them.
+//! - `movement`: where a stolen vehicle is heading, for its alert.
 //! - [`queries`]: what investigators ask (track, area, near, convoy, fencing dens).
 
 pub mod calendar;
 pub mod fences;
+mod movement;
 pub mod placement;
 pub mod queries;
 pub mod readers;
@@ -38,26 +42,16 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 /// ingest, and every alert behind it, waited. This one moves a few old entries on each insert
 /// after it grows, so no insert waits for the whole table.
 pub(crate) type FleetMap<K, V> = griddle::HashMap<K, V, rustc_hash::FxBuildHasher>;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use rules::{raise, Draft, Sighting};
 use tagwatch_model::{
-    tag_flags, Alert, AlertDetail, AlertId, AlertKind, CaseId, Detection, FrameKey, GeoPoint,
-    Geofence, ReaderFix, Station, StationId, TagId, VisitId,
+    tag_flags, Alert, CaseId, Detection, FrameKey, GeoPoint, Geofence, ReaderFix, Station,
+    StationId, TagId, VisitId,
 };
 pub use visits::{VisitBook, VisitChanges};
 
-/// Two sightings of one tag closer than this are never impossible travel: neighbouring stations
-/// hear the same tag within a second, so the distance must exceed any overlap of ranges.
-pub const CLONE_MIN_DISTANCE_M: f64 = 1_500.0;
-/// Faster than this between two sightings is impossible for a road vehicle (252 km/h).
-pub const CLONE_MAX_SPEED_MPS: f64 = 70.0;
-
-/// An armed vehicle heard further than this from where it was armed has moved: beyond the
-/// overlap of neighbouring stations, so a parked vehicle heard by the next station is not one.
-pub const ARMED_RADIUS_M: f64 = 300.0;
-
-/// A companion heard at a station within this distance counts as with its tag.
-pub const COMPANION_RADIUS_M: f64 = 300.0;
+pub use rules::armed::ARMED_RADIUS_M;
+pub use rules::clone::{CLONE_MAX_SPEED_MPS, CLONE_MIN_DISTANCE_M};
+pub use rules::companion::COMPANION_RADIUS_M;
 
 /// How late (in detection time) a closed visit may move into the trajectory index: the index
 /// seals a bucket only this long after the visit gap.
@@ -167,30 +161,6 @@ pub struct LastSeen {
     pub seen_at_ms: i64,
 }
 
-#[derive(Debug)]
-struct Guard {
-    position: GeoPoint,
-    alerted: Option<VisitId>,
-}
-
-#[derive(Debug)]
-struct Stolen {
-    case: CaseId,
-    /// Visits already alerted in this case: one alert per visit, not per detection.
-    alerted: HashSet<VisitId>,
-}
-
-/// A paired tag heard at the start of a visit: is its companion heard too, by `due_ms`?
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct CompanionCheck {
-    due_ms: i64,
-    tag: TagId,
-    companion: TagId,
-    frame: FrameKey,
-    seen_at_ms: i64,
-    station: StationId,
-}
-
 /// One frame's worth of detections, with where they were heard.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
@@ -223,17 +193,13 @@ pub struct Tracker {
     closing: calendar::Calendar<(TagId, StationId, VisitId)>,
     trajectories: trajectory::Trajectories,
     transitions: transitions::Transitions,
-    stolen: HashMap<TagId, Stolen>,
-    /// Per tag, the visit of its latest flag alert and the flag bits already alerted in it:
-    /// a held panic button raises one alert per visit, not one per frame.
-    flags_alerted: HashMap<TagId, (VisitId, u8)>,
-    /// Per tag, the visit of its latest clone alert: one alert per visit at the far place.
-    clone_alerted: HashMap<TagId, VisitId>,
-    /// Armed vehicles: where they were armed, and the visit of their latest alert.
-    armed: HashMap<TagId, Guard>,
+    /// The watch rules, each with its own state (see [`rules`]).
+    hotlist: rules::stolen::Hotlist,
+    guards: rules::armed::Guards,
+    flags: rules::flags::FlagWatch,
+    clones: rules::clone::CloneWatch,
     fences: fences::Fences,
-    companions: HashMap<TagId, TagId>,
-    companion_checks: BinaryHeap<Reverse<CompanionCheck>>,
+    companions: rules::companion::Companions,
     station_watch: station_watch::StationWatch,
     next_alert_seq: i64,
     /// The latest detection time seen: the tracker's notion of "now", in station time, so that
@@ -259,13 +225,12 @@ impl Tracker {
             closing: calendar::Calendar::new(1_000),
             trajectories: trajectory::Trajectories::new(config.bucket_ms),
             transitions: transitions::Transitions::default(),
-            stolen: HashMap::default(),
-            flags_alerted: HashMap::default(),
-            clone_alerted: HashMap::default(),
-            armed: HashMap::default(),
+            hotlist: rules::stolen::Hotlist::default(),
+            guards: rules::armed::Guards::default(),
+            flags: rules::flags::FlagWatch::default(),
+            clones: rules::clone::CloneWatch::default(),
             fences: fences::Fences::default(),
-            companions: HashMap::default(),
-            companion_checks: BinaryHeap::new(),
+            companions: rules::companion::Companions::default(),
             station_watch: station_watch::StationWatch::new(
                 config.station_silent_ms,
                 config.clock_skew_limit_ms,
@@ -302,17 +267,11 @@ impl Tracker {
             }
             Command::Recovered { tag } => self.recovered(tag),
             Command::Armed { tag, position } => self.arm(tag, position),
-            Command::Disarmed { tag } => {
-                self.armed.remove(&tag);
-            }
+            Command::Disarmed { tag } => self.guards.disarm(tag),
             Command::Geofence(fence) => self.fences.set(fence),
             Command::RemoveGeofence { id } => self.fences.remove(id),
-            Command::Pair { tag, companion } => {
-                self.companions.insert(tag, companion);
-            }
-            Command::Unpair { tag } => {
-                self.companions.remove(&tag);
-            }
+            Command::Pair { tag, companion } => self.companions.pair(tag, companion),
+            Command::Unpair { tag } => self.companions.unpair(tag),
         }
         Vec::new()
     }
@@ -352,32 +311,20 @@ impl Tracker {
 
     /// The tag is now stolen: every sighting raises an alert until the case closes.
     pub fn report_stolen(&mut self, tag: TagId, case: CaseId) {
-        self.stolen.insert(
-            tag,
-            Stolen {
-                case,
-                alerted: HashSet::default(),
-            },
-        );
+        self.hotlist.report(tag, case);
     }
 
     /// Guards the tag where it is parked.
     pub fn arm(&mut self, tag: TagId, position: GeoPoint) {
-        self.armed.insert(
-            tag,
-            Guard {
-                position,
-                alerted: None,
-            },
-        );
+        self.guards.arm(tag, position);
     }
 
     pub fn recovered(&mut self, tag: TagId) {
-        self.stolen.remove(&tag);
+        self.hotlist.recovered(tag);
     }
 
     pub fn is_stolen(&self, tag: TagId) -> bool {
-        self.stolen.contains_key(&tag)
+        self.hotlist.is_stolen(tag)
     }
 
     /// Whether hearing `tag` at `station` at `seen_at_ms` may raise a stolen or armed alert: the
@@ -387,26 +334,14 @@ impl Tracker {
     /// guess for ordering work ahead of applying a frame, not a rule: it may say yes where the
     /// rules then find nothing (a visit gap just passed, say).
     pub fn may_alert(&self, tag: TagId, station: StationId, seen_at_ms: i64) -> bool {
-        let (stolen, guard) = (self.stolen.get(&tag), self.armed.get(&tag));
-        if stolen.is_none() && guard.is_none() {
+        if !self.hotlist.is_stolen(tag) && !self.guards.is_armed(tag) {
             return false;
         }
         let visit = self.visits.visit_at(tag, station, seen_at_ms);
-        let alerted_here = |alerted: &dyn Fn(VisitId) -> bool| visit.is_some_and(alerted);
-        if let Some(stolen) = stolen {
-            if !alerted_here(&|v| stolen.alerted.contains(&v)) {
-                return true;
-            }
-        }
-        if let Some(guard) = guard {
-            let away = self.stations.get(&station).is_some_and(|&position| {
-                spatial::distance_m(guard.position, position) > ARMED_RADIUS_M
-            });
-            if away && !alerted_here(&|v| guard.alerted == Some(v)) {
-                return true;
-            }
-        }
-        false
+        self.hotlist.may_alert(tag, visit)
+            || self
+                .guards
+                .may_alert(tag, self.stations.get(&station).copied(), visit)
     }
 
     /// Puts back an open visit loaded from the store after a restart.
@@ -440,9 +375,7 @@ impl Tracker {
         let Some(visit) = self.visits.visit_at(tag, alert.station, alert.seen_at_ms) else {
             return;
         };
-        if let Some(stolen) = self.stolen.get_mut(&tag) {
-            stolen.alerted.insert(visit);
-        }
+        self.hotlist.alerted(tag, visit);
     }
 
     /// Applies one frame's detections; returns the alerts they raise, in order.
@@ -499,30 +432,26 @@ impl Tracker {
             }
             if new {
                 self.opened(d.tag, d.station, visit.id, visit.last_seen_ms);
-            }
-            if new {
-                if let Some(&companion) = self.companions.get(&d.tag) {
-                    self.companion_checks.push(Reverse(CompanionCheck {
-                        due_ms: d.seen_at_ms + self.config.visit_gap_ms,
-                        tag: d.tag,
-                        companion,
-                        frame: obs.frame,
-                        seen_at_ms: d.seen_at_ms,
-                        station: d.station,
-                    }));
-                }
+                self.companions
+                    .opened(d, obs.frame, self.config.visit_gap_ms);
             }
             let sighting = Sighting {
                 frame: obs.frame,
                 d,
                 visit: visit.id,
                 position,
-                now_ms,
             };
-            self.place(sighting, &mut alerts);
-            self.flag_rules(sighting, &mut alerts);
-            self.armed_rule(sighting, &mut alerts);
-            self.stolen_rule(sighting, &mut alerts);
+            let mut drafts = Vec::new();
+            self.place(sighting, &mut drafts);
+            self.flags.check(sighting, &mut drafts);
+            drafts.extend(self.guards.check(sighting));
+            if let Some((case, mut draft)) = self.hotlist.check(sighting) {
+                draft.detail = self.movement_detail(d.tag, d.station, case, d.seen_at_ms, now_ms);
+                drafts.push(draft);
+            }
+            for draft in drafts {
+                alerts.push(self.issue(draft, now_ms));
+            }
         }
         if shift_ms != 0 {
             for alert in &mut alerts[first_sighting_alert..] {
@@ -531,6 +460,43 @@ impl Tracker {
         }
         self.companion_rule(now_ms, &mut alerts);
         alerts
+    }
+
+    /// Gives a draft its place in the alert stream.
+    fn issue(&mut self, draft: Draft, now_ms: i64) -> Alert {
+        raise(&mut self.next_alert_seq, draft, now_ms)
+    }
+
+    /// `companion_missing` for the checks now due: was the companion heard at the tag's station
+    /// or one within [`COMPANION_RADIUS_M`] of where the tag was read?
+    fn companion_rule(&mut self, now_ms: i64, alerts: &mut Vec<Alert>) {
+        let mut drafts = Vec::new();
+        let (spatial, visits, readers, stations) =
+            (&self.spatial, &self.visits, &self.readers, &self.stations);
+        self.companions.due(
+            self.high_water_ms,
+            |check| {
+                let position = readers
+                    .at(check.station, check.seen_at_ms)
+                    .or_else(|| stations.get(&check.station).copied())?;
+                let mut nearby: Vec<StationId> = spatial
+                    .stations_within(position, COMPANION_RADIUS_M)
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect();
+                nearby.push(check.station);
+                let with_it = nearby.iter().any(|&s| {
+                    visits
+                        .visit_at(check.companion, s, check.seen_at_ms)
+                        .is_some()
+                });
+                Some((position, with_it))
+            },
+            &mut drafts,
+        );
+        for draft in drafts {
+            alerts.push(self.issue(draft, now_ms));
+        }
     }
 
     /// Looks up each detection's place and visits before any is applied. With millions of tags
@@ -548,7 +514,7 @@ impl Tracker {
     }
 
     /// Moves the tag's placement with this detection, and runs the rules that watch moves.
-    fn place(&mut self, s: Sighting<'_>, alerts: &mut Vec<Alert>) {
+    fn place(&mut self, s: Sighting<'_>, drafts: &mut Vec<Draft>) {
         let (d, position) = (s.d, s.position);
         let Some(place) = self.places.get_mut(&d.tag) else {
             let mut place = TagPlace::new(d.station, position, d.seen_at_ms, d.rssi);
@@ -577,7 +543,7 @@ impl Tracker {
             }
             Step::First | Step::Challenged | Step::Late => {}
         }
-        self.clone_rule(s, latest, alerts);
+        drafts.extend(self.clones.check(s, latest));
         match step {
             Step::Moved(from) => {
                 // Moves between roadside stations only: a patrol car's reader is somewhere
@@ -593,11 +559,11 @@ impl Tracker {
                         current.since_ms - from.since_ms,
                     );
                 }
-                self.fence_rule(s, from.position, current.position, alerts);
+                rules::fence::check(&self.fences, s, from.position, current.position, drafts);
             }
             // A mobile reader carried the tag along: fences watch its position too.
             Step::Stayed if latest.position != position && latest.station == d.station => {
-                self.fence_rule(s, latest.position, position, alerts);
+                rules::fence::check(&self.fences, s, latest.position, position, drafts);
             }
             Step::First | Step::Stayed | Step::Challenged | Step::Late => {}
         }
@@ -650,6 +616,22 @@ impl Tracker {
             let alert = self.station_alert(finding, Some(frame), now_ms);
             alerts.push(alert);
         }
+    }
+
+    /// An alert about a station from what the station watch found.
+    fn station_alert(
+        &mut self,
+        finding: station_watch::Finding,
+        frame: Option<FrameKey>,
+        now_ms: i64,
+    ) -> Alert {
+        let position = self
+            .stations
+            .get(&finding.station())
+            .copied()
+            .unwrap_or(GeoPoint { lat: 0.0, lon: 0.0 });
+        let draft = rules::station::draft(finding, frame, position, now_ms);
+        self.issue(draft, now_ms)
     }
 
     /// Runs the time-driven rules (stations gone silent) at server time `now_ms`; called about
@@ -832,62 +814,10 @@ impl Tracker {
     }
 }
 
-/// One detection as the watch rules see it: the frame it came in, the visit it joined, where it
-/// was heard, and the server time.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Sighting<'a> {
-    frame: FrameKey,
-    d: &'a Detection,
-    visit: VisitId,
-    position: GeoPoint,
-    now_ms: i64,
-}
-
-/// An alert about to be raised: everything but its place in the stream.
-#[derive(Debug)]
-struct Draft {
-    kind: AlertKind,
-    id: String,
-    tag: Option<TagId>,
-    station: StationId,
-    position: GeoPoint,
-    seen_at_ms: i64,
-    detail: AlertDetail,
-}
-
-/// The deterministic id of an alert raised by `tag` in `frame`:
-/// `{scope}-{tag}-{station}-{session}-{seq}`, so the same frame applied again (after a crash)
-/// yields the same id and the store keeps one alert.
-fn frame_alert_id(scope: &str, tag: TagId, frame: FrameKey) -> String {
-    let FrameKey {
-        station,
-        session,
-        seq,
-    } = frame;
-    format!("{scope}-{tag}-{station}-{session}-{seq}")
-}
-
-/// Gives a draft the next sequence number.
-fn raise(next_seq: &mut i64, draft: Draft, now_ms: i64) -> Alert {
-    let alert = Alert {
-        seq: *next_seq,
-        id: AlertId(draft.id),
-        kind: draft.kind,
-        tag: draft.tag,
-        station: draft.station,
-        position: draft.position,
-        seen_at_ms: draft.seen_at_ms,
-        raised_at_ms: now_ms,
-        detail: draft.detail,
-    };
-    *next_seq += 1;
-    alert
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tagwatch_model::{tag_flags, SessionId};
+    use tagwatch_model::{tag_flags, AlertKind, SessionId};
 
     fn station() -> Station {
         Station {

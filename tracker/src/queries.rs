@@ -347,9 +347,9 @@ impl Tracker {
     /// `min_tags`, largest first.
     pub fn dens(&self, now_ms: i64, dark_for_ms: i64, radius_m: f64, min_tags: usize) -> Vec<Den> {
         let dark: Vec<(TagId, LastSeen)> = self
-            .stolen
-            .keys()
-            .filter_map(|&tag| Some((tag, self.last_seen(tag)?)))
+            .hotlist
+            .tags()
+            .filter_map(|tag| Some((tag, self.last_seen(tag)?)))
             .filter(|(_, l)| l.seen_at_ms <= now_ms.saturating_sub(dark_for_ms))
             .collect();
         let points: Vec<Point<f64>> = dark

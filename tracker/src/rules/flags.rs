@@ -1,0 +1,40 @@
+//! # Flag rules: `panic`, `tag_tamper` and `low_battery`, raised from the tag's own flags, once per
+//! flag per visit (a held panic button raises one alert per visit, not one per frame).
+
+use super::{Draft, Sighting};
+use rustc_hash::FxHashMap as HashMap;
+use tagwatch_model::{tag_flags, AlertKind, TagId, VisitId};
+
+const RULES: [(u8, AlertKind); 3] = [
+    (tag_flags::PANIC, AlertKind::Panic),
+    (tag_flags::TAMPER, AlertKind::TagTamper),
+    (tag_flags::LOW_BATTERY, AlertKind::LowBattery),
+];
+
+/// Per tag, the visit of its latest flag alert and the flag bits already alerted in it.
+#[derive(Debug, Default)]
+pub(crate) struct FlagWatch {
+    alerted: HashMap<TagId, (VisitId, u8)>,
+}
+
+impl FlagWatch {
+    /// The alerts this sighting's flags raise.
+    pub fn check(&mut self, s: Sighting<'_>, drafts: &mut Vec<Draft>) {
+        let raised =
+            s.d.tag_flags & (tag_flags::PANIC | tag_flags::TAMPER | tag_flags::LOW_BATTERY);
+        if raised == 0 {
+            return;
+        }
+        let entry = self.alerted.entry(s.d.tag).or_insert((s.visit, 0));
+        if entry.0 != s.visit {
+            *entry = (s.visit, 0);
+        }
+        let fresh = raised & !entry.1;
+        entry.1 |= raised;
+        for (bit, kind) in RULES {
+            if fresh & bit != 0 {
+                drafts.push(Draft::about(kind, kind.as_str(), s));
+            }
+        }
+    }
+}
