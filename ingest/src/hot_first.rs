@@ -103,6 +103,19 @@ impl<S: Copy + Eq + Hash, T> HotQueue<S, T> {
         !self.hot.is_empty()
     }
 
+    /// Takes the first item of the hot queue that `wanted` picks, ahead of the rest (a frame
+    /// that may alert, ahead of its station's earlier frames, while the batch waits for a slow
+    /// store). The hot queue is short: hot items and their stations' earlier ones.
+    pub fn take_first_hot(&mut self, wanted: impl Fn(&T) -> bool) -> Option<T> {
+        let at = self.hot.iter().position(wanted)?;
+        self.hot.remove(at)
+    }
+
+    /// Whether the hot queue holds an item `wanted` picks.
+    pub fn any_hot(&self, wanted: impl Fn(&T) -> bool) -> bool {
+        self.hot.iter().any(wanted)
+    }
+
     pub fn len(&self) -> usize {
         self.hot.len() + self.cold_len
     }
@@ -167,6 +180,19 @@ impl<S: Copy + Eq + Hash, T> Lanes<S, T> {
     /// Whether the next item is a hot station's.
     pub fn hot_next(&self) -> bool {
         self.live.hot_next() || self.backlog.hot_next()
+    }
+
+    /// The first hot-queue item `wanted` picks, live lane first (see
+    /// [`HotQueue::take_first_hot`]).
+    pub fn take_first_hot(&mut self, wanted: impl Fn(&T) -> bool) -> Option<T> {
+        self.live
+            .take_first_hot(&wanted)
+            .or_else(|| self.backlog.take_first_hot(&wanted))
+    }
+
+    /// Whether either lane's hot queue holds an item `wanted` picks.
+    pub fn any_hot(&self, wanted: impl Fn(&T) -> bool) -> bool {
+        self.live.any_hot(&wanted) || self.backlog.any_hot(&wanted)
     }
 
     pub fn len(&self) -> usize {
@@ -265,6 +291,26 @@ mod tests {
         );
         let out: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
         assert_eq!(out, [(1, 1, true), (2, 1, false), (1, 2, false)]);
+    }
+
+    #[test]
+    fn a_frame_that_may_alert_can_be_taken_ahead_of_its_stations_earlier_ones() {
+        let mut lanes = Lanes::default();
+        // (station, seq, hot)
+        lanes.admit(
+            vec![(1, 1, false), (2, 1, false)],
+            Vec::new(),
+            |f| f.0,
+            |f| f.2,
+        );
+        lanes.admit(vec![(1, 2, true)], vec![(3, 1, true)], |f| f.0, |f| f.2);
+        assert!(lanes.any_hot(|f| f.2));
+        assert_eq!(lanes.take_first_hot(|f| f.2), Some((1, 2, true)));
+        assert_eq!(lanes.take_first_hot(|f| f.2), Some((3, 1, true)));
+        assert_eq!(lanes.take_first_hot(|f| f.2), None);
+        assert!(!lanes.any_hot(|f| f.2));
+        let rest: Vec<_> = std::iter::from_fn(|| lanes.pop()).collect();
+        assert_eq!(rest, [(1, 1, false), (2, 1, false)], "nothing lost");
     }
 
     #[test]

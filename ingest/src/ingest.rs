@@ -42,7 +42,8 @@ pub struct IngestConfig {
     /// Longest a frame waits for its flush (and so, with the commit, for its ACK).
     pub flush_interval: Duration,
     /// A flush starts early once this many frames are waiting for it. A full batch waits for the
-    /// writer; meanwhile hot frames are still applied, up to twice this.
+    /// writer; meanwhile hot stations' frames are still applied up to twice this, and frames
+    /// that may raise an alert up to four times this.
     pub max_batch_frames: usize,
     /// Longest a frame may be expected to wait in the ingest's queue: past it, BUSY.
     pub admission_bound: Duration,
@@ -125,9 +126,7 @@ enum Event {
     Closed,
     Arrived,
     TakeStep,
-    Slice {
-        held: bool,
-    },
+    Slice,
 }
 
 impl Event {
@@ -142,7 +141,7 @@ impl Event {
             Event::FlushDue | Event::WriterReady(_) => "flush",
             Event::Arrived => "take_in",
             Event::TakeStep => "take_step",
-            Event::Slice { .. } => "slice",
+            Event::Slice => "slice",
         }
     }
 }
@@ -267,8 +266,8 @@ impl Ingest {
                     tokio::task::yield_now().await;
                     true
                 }
-                Event::Slice { held } => {
-                    self.apply_slice(held).await;
+                Event::Slice => {
+                    self.apply_slice().await;
                     true
                 }
             };
@@ -288,10 +287,12 @@ impl Ingest {
         // hot stations' frames are applied (the batch grows past its bound by those few) and
         // frames keep being taken in, so a slow commit holds ACKs, not alerts.
         let held = self.building.acks.len() >= self.config.max_batch_frames;
-        let room_for_hot = self.room_for_hot();
         let queued = !self.queue.is_empty();
         let take_under_way = self.take.under_way();
-        let slice_ready = queued && (!held || (self.queue.hot_next() && room_for_hot));
+        let slice_ready = queued
+            && (!held
+                || (self.queue.hot_next() && self.room_for_hot())
+                || (self.room_for_alerting() && self.queue.any_hot(may_raise)));
         self.drain.measuring = queued;
         let writer = self.parts.writer.clone();
         tokio::select! {
@@ -314,7 +315,7 @@ impl Ingest {
                 if received == 0 { Event::Closed } else { Event::Arrived }
             }
             () = std::future::ready(()), if take_under_way && !queued => Event::TakeStep,
-            () = std::future::ready(()), if slice_ready => Event::Slice { held },
+            () = std::future::ready(()), if slice_ready => Event::Slice,
         }
     }
 
@@ -333,6 +334,15 @@ impl Ingest {
     /// its bound, so memory stays bounded however long the store takes.
     fn room_for_hot(&self) -> bool {
         self.building.acks.len() < 2 * self.config.max_batch_frames
+    }
+
+    /// Whether a batch waiting for the writer, with no room left for hot stations' frames, may
+    /// still take a frame that may raise an alert itself (ahead of its station's earlier ones):
+    /// up to four times its bound. Such frames are few, and a commit can take seconds when the
+    /// store falls behind (a checkpoint of six million tags' visits): the alert must not wait
+    /// for it.
+    fn room_for_alerting(&self) -> bool {
+        self.building.acks.len() < 4 * self.config.max_batch_frames
     }
 
     /// The writer committed a flush: its frames are now durable.
@@ -419,15 +429,20 @@ impl Ingest {
     }
 
     /// Applies queued frames for a slice of a few milliseconds, or up to an alert; while the
-    /// batch is `held` for the writer, only hot stations' frames. Then the other tasks of this
+    /// batch is held for the writer (full), only hot stations' frames and then only those that
+    /// may alert. Then the other tasks of this
     /// thread run (the store's connections, the writer's handoff).
-    async fn apply_slice(&mut self, held: bool) {
+    async fn apply_slice(&mut self) {
         let started = Instant::now();
         loop {
+            // Checked at each frame: a slice may fill the batch.
+            let held = self.building.acks.len() >= self.config.max_batch_frames;
             let next = if !held {
                 self.queue.pop()
             } else if self.room_for_hot() {
                 self.queue.pop_hot()
+            } else if self.room_for_alerting() {
+                self.queue.take_first_hot(may_raise)
             } else {
                 None
             };
@@ -754,6 +769,11 @@ fn may_alert(tracker: &Tracker, frame: &Frame) -> bool {
     if records.iter().any(|r| {
         tracker.may_alert(r.tag, frame.station, time_ms.saturating_sub(i64::from(r.age_ms)))
     }))
+}
+
+/// Whether a queued frame was admitted as one that may raise an alert itself.
+fn may_raise(queued: &Queued) -> bool {
+    queued.class == Class::Hot
 }
 
 /// Runs the ingest until `shutdown` (see [`Ingest::run`]).

@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 const STOLEN: u32 = 777;
 
 /// The ingest task, started on a gateway queue already holding `backlog` frames of 20 tags from
-/// station 1001 and then one frame of station 1002 carrying a stolen tag.
+/// station 1001, then `plain` frames of station 1002 and one of station 1002 carrying a stolen
+/// tag. Its writer never answers: one flush fills its queue.
 struct Driven {
     ingest: tokio::task::JoinHandle<()>,
     live: tokio::sync::broadcast::Receiver<tagwatch_model::Alert>,
@@ -41,7 +42,13 @@ struct Driven {
     ),
 }
 
-async fn drive(dir: &std::path::Path, backlog: u32, admission_bound: Duration) -> Driven {
+async fn drive(
+    dir: &std::path::Path,
+    backlog: u32,
+    plain: u32,
+    admission_bound: Duration,
+    max_batch_frames: usize,
+) -> Driven {
     let store =
         tagwatch_store::Store::open(&format!("sqlite://{}", dir.join("t.sqlite").display()))
             .await
@@ -86,13 +93,16 @@ async fn drive(dir: &std::path::Path, backlog: u32, admission_bound: Duration) -
         let tags: Vec<u32> = (0..20).map(|i| 100_000 + (seq * 20 + i) % 5_000).collect();
         send(&busy, busy.detections(seq, now, &tags));
     }
-    send(&hot, hot.detections(1, now, &[STOLEN, 500]));
+    for seq in 1..=plain {
+        send(&hot, hot.detections(seq, now, &[500, 501]));
+    }
+    send(&hot, hot.detections(plain + 1, now, &[STOLEN, 500]));
 
     let bus = Arc::new(AlertBus::new(DEFAULT_RING));
     let live = bus.subscribe(None).live;
     let metrics = Arc::new(PipelineMetrics::default());
-    // The writer is never answered: its queue (one flush) fills and batches keep growing, but
-    // never to `max_batch_frames`, so the ingest does not hold back.
+    // The writer is never answered: its queue (one flush) fills and batches keep growing; unless
+    // `max_batch_frames` is small, never to it, so the ingest does not hold back.
     let (writer, writer_rx) = mpsc::channel(1);
     let (commands_tx, commands) = mpsc::channel(1);
     let (queries_tx, queries) = mpsc::channel(1);
@@ -113,7 +123,7 @@ async fn drive(dir: &std::path::Path, backlog: u32, admission_bound: Duration) -
         },
         IngestConfig {
             flush_interval: Duration::from_millis(100),
-            max_batch_frames: 1_000_000,
+            max_batch_frames,
             admission_bound,
             checkpoint_interval: Duration::from_secs(3_600),
         },
@@ -148,7 +158,7 @@ async fn stolen_alert(driven: &mut Driven) -> u64 {
 async fn a_stolen_sighting_goes_before_a_backlog_of_frames() {
     const BACKLOG: u32 = 3_000;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut driven = drive(dir.path(), BACKLOG, Duration::from_secs(1)).await;
+    let mut driven = drive(dir.path(), BACKLOG, 0, Duration::from_secs(1), 1_000_000).await;
     let applied_by_then = stolen_alert(&mut driven).await;
     driven.ingest.abort();
     // Before the change it came after the whole backlog (3,001 frames applied); the ingest may
@@ -166,7 +176,7 @@ async fn a_stolen_sighting_goes_before_a_backlog_deeper_than_the_old_hot_queue()
     const BACKLOG: u32 = 12_000;
     let dir = tempfile::tempdir().expect("tempdir");
     // A bound far above this backlog's cost: every frame is queued, none is refused.
-    let mut driven = drive(dir.path(), BACKLOG, Duration::from_secs(60)).await;
+    let mut driven = drive(dir.path(), BACKLOG, 0, Duration::from_secs(60), 1_000_000).await;
     let applied_by_then = stolen_alert(&mut driven).await;
     driven.ingest.abort();
     assert_eq!(driven.metrics.refused(Class::Live).get(), 0);
@@ -184,7 +194,7 @@ async fn past_the_bound_frames_are_refused_at_once_but_not_an_alert() {
     const BACKLOG: u32 = 12_000;
     let dir = tempfile::tempdir().expect("tempdir");
     // 10 ms at the assumed 250,000 detections a second: about a hundred of these frames.
-    let mut driven = drive(dir.path(), BACKLOG, Duration::from_millis(10)).await;
+    let mut driven = drive(dir.path(), BACKLOG, 0, Duration::from_millis(10), 1_000_000).await;
     let applied_by_then = stolen_alert(&mut driven).await;
     let refused = driven.metrics.refused(Class::Live).get();
     // Every frame is applied or refused, at once or when its turn came past twice the bound
@@ -212,4 +222,24 @@ async fn past_the_bound_frames_are_refused_at_once_but_not_an_alert() {
     );
     assert_eq!(driven.metrics.refused(Class::Hot).get(), 0);
     assert!(applied_by_then < 200, "{applied_by_then}");
+}
+
+/// A batch waits for a writer that never answers, and the room it leaves for hot stations'
+/// frames is used up by station 1002's earlier frames: the frame that may raise the alert is
+/// still taken, ahead of them (it waited for the commit before, however long that took).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_sighting_is_applied_while_the_batch_waits_for_the_store() {
+    const MAX_BATCH: usize = 4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Station 1002's 20 earlier frames go to the hot queue with its stolen sighting: one batch
+    // is flushed, the next fills and is held, the hot allowance (twice the batch) fills too.
+    let mut driven = drive(dir.path(), 50, 20, Duration::from_secs(60), MAX_BATCH).await;
+    let applied_by_then = stolen_alert(&mut driven).await;
+    driven.ingest.abort();
+    // At most one batch flushed (the writer's queue holds one), the next held with its hot
+    // allowance: before, the ingest stopped there until the writer answered (never, here).
+    assert!(
+        applied_by_then <= 4 * MAX_BATCH as u64 + 1,
+        "{applied_by_then} frames applied before the stolen sighting was alerted"
+    );
 }
