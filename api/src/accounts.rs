@@ -374,11 +374,11 @@ pub async fn audit(
         target: query
             .tag
             .as_deref()
-            .map(crate::routes::tag_from_path)
+            .map(crate::input::tag_from_path)
             .transpose()?
             .map(|tag| format!("tag:{tag}")),
-        from_ms: crate::routes::time_param("from", query.from.as_deref())?,
-        to_ms: crate::routes::time_param("to", query.to.as_deref())?,
+        from_ms: crate::input::time_param("from", query.from.as_deref())?,
+        to_ms: crate::input::time_param("to", query.to.as_deref())?,
     };
     let entries = state.store.audit(&filter, limit).await?;
     Ok(Json(AuditAnswer {

@@ -5,7 +5,7 @@
 use crate::answers::{Retention, UserView, Users, VehiclePageAnswer, VehicleRowView};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::Body;
+use crate::input::Body;
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};

@@ -4,7 +4,7 @@
 use crate::answers::{PrecinctView, Precincts};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::Body;
+use crate::input::Body;
 use crate::spatial::point;
 use crate::ApiState;
 use axum::extract::State;
@@ -177,7 +177,7 @@ pub async fn create_precinct(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&[Role::Admin])?;
     let Json(new) = body?;
-    let name = crate::routes::text("name", new.name)?;
+    let name = crate::input::text("name", new.name)?;
     let area = outline(&new.area)?;
     let id = state.store.insert_precinct(&name, &area, now_ms()).await?;
     Ok((

@@ -8,7 +8,8 @@
 //! - [`app`] builds the router (routes + auth + body limit); `main` only binds and serves.
 //! - [`auth`]: bearer tokens → a caller with a role; passwords. [`accounts`]: login, users,
 //!   the audit log.
-//! - [`routes`]: one handler per endpoint, validating every field with a 4xx that names it.
+//! - [`routes`]: one handler per endpoint, validating every field with a 4xx that names it
+//!   ([`input`]) and writing every query of movements to the audit log first ([`audit`]).
 //! - [`sse`]: `GET /api/v1/alerts/stream`, resumable with `Last-Event-ID`.
 //! - [`error`]: the one JSON error shape.
 
@@ -16,8 +17,10 @@ pub mod accounts;
 pub mod admin;
 pub mod alert_filter;
 pub mod answers;
+pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod input;
 pub mod limits;
 pub mod listener;
 pub mod openapi;

@@ -7,7 +7,7 @@
 use crate::answers::{ActionView, AlertFile, UnitView, Units};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::{text, Body};
+use crate::input::{text, Body};
 use crate::spatial::point;
 use crate::ApiState;
 use axum::extract::{Path, State};

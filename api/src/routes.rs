@@ -4,10 +4,11 @@ use crate::answers::{
     AlertList, CaseAnswer, GuardAnswer, LocationAnswer, StationAnswer, StationCreated,
     StationHealth, Stations, VehicleAnswer,
 };
+use crate::audit::{accessible_vehicle, audit_movements, checked_params, movement_query};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::input::{id_u32, tag_from_path, text, time_param, Body};
 use crate::ApiState;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -16,46 +17,13 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use tagwatch_model::time::{from_rfc3339, now_ms, to_rfc3339};
-use tagwatch_model::{AuditEntry, GeoPoint, Role, Station, StationId, StationKey, TagId, Vehicle};
+use tagwatch_model::time::{now_ms, to_rfc3339};
+use tagwatch_model::{GeoPoint, Role, Station, StationId, StationKey, TagId, Vehicle};
 use tagwatch_tracker::{Command, LastSeen};
 
 /// How far a theft report without `last_seen_at` looks back when its owner never armed,
 /// disarmed or recovered the vehicle.
 const DEFAULT_LOOK_BACK_MS: i64 = 24 * 3_600_000;
-
-/// Longest free-text field (names, plates, notes).
-const MAX_TEXT: usize = 200;
-
-pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
-
-pub(crate) fn text(field: &'static str, value: String) -> Result<String, ApiError> {
-    let value = value.trim().to_owned();
-    if value.is_empty() {
-        return Err(ApiError::field(field, format!("{field} must not be empty")));
-    }
-    if value.chars().count() > MAX_TEXT {
-        return Err(ApiError::field(
-            field,
-            format!("{field} is longer than {MAX_TEXT} characters"),
-        ));
-    }
-    Ok(value)
-}
-
-pub(crate) fn id_u32(field: &'static str, value: i64) -> Result<u32, ApiError> {
-    u32::try_from(value)
-        .ok()
-        .filter(|v| *v != 0)
-        .ok_or_else(|| ApiError::field(field, format!("{field} must be in 1..=4294967295")))
-}
-
-pub(crate) fn tag_from_path(tag: &str) -> Result<TagId, ApiError> {
-    tag.parse::<i64>()
-        .map_err(|_| ApiError::field("tag", format!("tag {tag:?} is not a number")))
-        .and_then(|t| id_u32("tag", t))
-        .map(TagId)
-}
 
 pub(crate) async fn tell_tracker(state: &ApiState, command: Command) -> Result<(), ApiError> {
     state
@@ -555,170 +523,6 @@ pub async fn recovered(
     }))
 }
 
-/// A vehicle the caller may act on: any for police, their own for an owner. An owner asking
-/// for someone else's vehicle learns nothing, not even that it exists: the answer is the one
-/// for a tag nobody registered, word for word.
-pub(crate) async fn accessible_vehicle(
-    state: &ApiState,
-    caller: &Caller,
-    tag: TagId,
-) -> Result<(), ApiError> {
-    let owner = state.store.vehicle_owner(tag).await?;
-    match (owner, caller.role) {
-        (Some(_), role) if role.is_police() => Ok(()),
-        (Some(Some(owner)), Role::Owner) if caller.user == Some(owner) => Ok(()),
-        _ => Err(ApiError::NotFound(format!("no vehicle with tag {tag}"))),
-    }
-}
-
-/// The purpose as it may be written to the log: printable, at most [`tagwatch_model::MAX_PURPOSE_CHARS`] characters.
-fn loggable(purpose: Option<&str>) -> String {
-    purpose
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(tagwatch_model::MAX_PURPOSE_CHARS)
-        .collect()
-}
-
-/// Every query of a vehicle's movements states why and is written to the audit log before it
-/// is answered (if the log cannot be written, nothing is answered). A refused one is written
-/// too, with why it was refused: no such vehicle (or not the owner's), or no real purpose.
-/// Owners looking at their own vehicle are logged, with that as the purpose.
-pub(crate) async fn audit_movements(
-    state: &ApiState,
-    caller: &Caller,
-    action: &str,
-    tag: TagId,
-    purpose: Option<&str>,
-) -> Result<(), ApiError> {
-    let target = format!("tag:{tag}");
-    if let Err(refused) = accessible_vehicle(state, caller, tag).await {
-        return Err(audit_refusal(state, caller, action, target, purpose, refused).await);
-    }
-    audit(state, caller, action, target, purpose).await
-}
-
-/// Refuses a movement query unless the caller is police, writing the refusal to the audit log.
-pub(crate) async fn require_police(
-    state: &ApiState,
-    caller: &Caller,
-    action: &str,
-    purpose: Option<&str>,
-) -> Result<(), ApiError> {
-    match caller.require(&[Role::Officer, Role::Dispatcher, Role::Admin]) {
-        Ok(()) => Ok(()),
-        Err(refused) => {
-            Err(audit_refusal(state, caller, action, "area".into(), purpose, refused).await)
-        }
-    }
-}
-
-/// A movement query's parameters, checked: when they are invalid, the refusal is written to the
-/// audit log (naming the field) before it is answered, like every other refusal.
-pub(crate) async fn checked_params<T>(
-    state: &ApiState,
-    caller: &Caller,
-    action: &str,
-    target: String,
-    purpose: Option<&str>,
-    params: Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    match params {
-        Ok(params) => Ok(params),
-        Err(refused) => Err(audit_refusal(state, caller, action, target, purpose, refused).await),
-    }
-}
-
-/// A movement query's parameters as sent: when they cannot be read at all (`lat=abc`), the
-/// refusal is written to the audit log with the purpose the query states, if any can be read.
-pub(crate) async fn movement_query<T>(
-    state: &ApiState,
-    caller: &Caller,
-    action: &str,
-    target: String,
-    uri: &axum::http::Uri,
-    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
-) -> Result<T, ApiError> {
-    match query {
-        Ok(Query(query)) => Ok(query),
-        Err(rejection) => {
-            // Only the purpose, whatever else the query holds.
-            #[derive(Deserialize)]
-            struct Stated {
-                purpose: Option<String>,
-            }
-            let stated = Query::<Stated>::try_from_uri(uri).ok();
-            let purpose = stated.and_then(|Query(q)| q.purpose);
-            let refused = ApiError::BadBody(rejection.body_text());
-            Err(audit_refusal(state, caller, action, target, purpose.as_deref(), refused).await)
-        }
-    }
-}
-
-/// Writes a refused query to the audit log and gives back the error to answer with.
-pub(crate) async fn audit_refusal(
-    state: &ApiState,
-    caller: &Caller,
-    action: &str,
-    target: String,
-    purpose: Option<&str>,
-    refused: ApiError,
-) -> ApiError {
-    let outcome = format!("refused: {}", refused.code());
-    let entry = audit_entry(caller, action, target, loggable(purpose), outcome);
-    match state.store.append_audit(&entry).await {
-        Ok(_) => refused,
-        // Nothing is answered that the log could not record, refusals included.
-        Err(error) => error.into(),
-    }
-}
-
-fn audit_entry(
-    caller: &Caller,
-    action: &str,
-    target: String,
-    purpose: String,
-    outcome: String,
-) -> AuditEntry {
-    AuditEntry {
-        id: 0,
-        at_ms: now_ms(),
-        actor: caller.username.clone(),
-        role: caller.role,
-        action: action.to_owned(),
-        target,
-        purpose,
-        outcome,
-    }
-}
-
-/// Writes an audit entry for a query of movements (a vehicle's, or everyone's in an area); a
-/// query without a real purpose is refused, and that refusal written.
-pub(crate) async fn audit(
-    state: &ApiState,
-    caller: &Caller,
-    action: &str,
-    target: String,
-    purpose: Option<&str>,
-) -> Result<(), ApiError> {
-    let purpose = match (caller.role, purpose) {
-        (Role::Owner, _) => "owner viewing their own vehicle".to_owned(),
-        (_, Some(p)) if tagwatch_model::purpose_says_something(p) => p.trim().to_owned(),
-        _ => {
-            let refused = ApiError::field(
-                "purpose",
-                "state the purpose of this query: a case number or a reason, 3 to 200 characters \
-                 with at least three letters or digits",
-            );
-            return Err(audit_refusal(state, caller, action, target, purpose, refused).await);
-        }
-    };
-    let entry = audit_entry(caller, action, target, purpose, "answered".into());
-    state.store.append_audit(&entry).await?;
-    Ok(())
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurposeQuery {
@@ -773,22 +577,6 @@ pub async fn location(
         heading_deg: None,
         speed_mps: None,
     }))
-}
-
-pub(crate) fn time_param(
-    field: &'static str,
-    value: Option<&str>,
-) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|v| {
-            from_rfc3339(v).map_err(|_| {
-                ApiError::field(
-                    field,
-                    format!("{field} {v:?} is not an RFC 3339 time (e.g. 2026-11-23T08:00:00Z)"),
-                )
-            })
-        })
-        .transpose()
 }
 
 /// `GET /healthz`: 200 while the store commits, 503 while it does not.

@@ -6,9 +6,10 @@
 //! to the store for older windows.
 
 use crate::answers::{Companion, Companions, DarkTag, Den, Dens};
+use crate::audit::{audit, checked_params, movement_query, require_police};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::{audit, checked_params, movement_query, require_police, time_param};
+use crate::input::time_param;
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
@@ -309,7 +310,7 @@ pub async fn travelling_with(
     uri: axum::http::Uri,
     query: Result<Query<CompanionsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Companions>, ApiError> {
-    let tag = crate::routes::tag_from_path(&tag)?;
+    let tag = crate::input::tag_from_path(&tag)?;
     let target = format!("tag:{tag}");
     let q = movement_query(&state, &caller, "vehicle.companions", target, &uri, query).await?;
     require_police(&state, &caller, "vehicle.companions", q.purpose.as_deref()).await?;

@@ -7,9 +7,10 @@
 //! brand-new alert's track must see the sighting that raised it.
 
 use crate::answers::{PointGeometry, Track, TrackFeature, TrackVisit, TrackWindow};
+use crate::audit::{audit_movements, checked_params, movement_query};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::{audit_movements, checked_params, movement_query, tag_from_path, time_param};
+use crate::input::{tag_from_path, time_param};
 use crate::ApiState;
 use axum::extract::{Path, Query, State};
 use axum::http::header;

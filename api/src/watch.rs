@@ -4,9 +4,11 @@
 //! against it; at start the server loads both lists from the store into the tracker.
 
 use crate::answers::{FenceView, Fences, PairView};
+use crate::audit::accessible_vehicle;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::{accessible_vehicle, id_u32, tag_from_path, tell_tracker, text, Body};
+use crate::input::{id_u32, tag_from_path, text, Body};
+use crate::routes::tell_tracker;
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
