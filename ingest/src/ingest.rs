@@ -88,6 +88,11 @@ impl Building {
 /// Frames taken from the gateway's queue at a time.
 const BATCH_FRAMES: usize = 1_024;
 
+/// Most frames one turn takes in: everything waiting in the gateway's queue, up to this (its
+/// default capacity), so a frame that may alert is classified at the next turn however many
+/// arrived with it.
+const MAX_INTAKE: usize = 16 * BATCH_FRAMES;
+
 /// Longest the ingest applies frames without letting the other tasks of its worker thread run,
 /// and without taking in the frames that arrived meanwhile.
 const YIELD_EVERY: Duration = Duration::from_millis(2);
@@ -171,6 +176,8 @@ pub struct Ingest {
     queue: Lanes<StationId, Queued>,
     admission: Admission,
     arrived: Vec<Inbound>,
+    /// The last turn took frames in: the next applies a slice first, if there is one to apply.
+    took_in: bool,
     drain: DrainClock,
 }
 
@@ -210,6 +217,7 @@ impl Ingest {
             queue: Lanes::default(),
             admission: Admission::new(config.admission_bound),
             arrived: Vec::with_capacity(BATCH_FRAMES),
+            took_in: false,
             drain: DrainClock {
                 mark: Instant::now(),
                 drained: 0,
@@ -230,6 +238,7 @@ impl Ingest {
         loop {
             self.measure_drain();
             let event = self.next_event(&mut timers, &shutdown).await;
+            self.took_in = matches!(event, Event::Arrived);
             let started = Instant::now();
             let step = event.step();
             let keep_going = match event {
@@ -294,6 +303,10 @@ impl Ingest {
                 || (self.queue.hot_next() && self.room_for_hot())
                 || (self.room_for_alerting() && self.queue.any_hot(may_raise)));
         self.drain.measuring = queued;
+        // Taking frames in and applying them take turns: while stations resend what was refused,
+        // frames arrive at every turn, and taking them in first each time left nothing applied
+        // (at ×20 load, 265,000 detections a second applied, and alerts waited seconds).
+        let may_take_in = !(slice_ready && self.took_in);
         let writer = self.parts.writer.clone();
         tokio::select! {
             biased;
@@ -311,7 +324,7 @@ impl Ingest {
             },
             // Frames that came since the last slice are taken in (or told BUSY) at once: a
             // stolen vehicle's sighting goes before everything queued, however much that is.
-            received = self.parts.frames.recv_many(&mut self.arrived, BATCH_FRAMES) => {
+            received = self.parts.frames.recv_many(&mut self.arrived, BATCH_FRAMES), if may_take_in => {
                 if received == 0 { Event::Closed } else { Event::Arrived }
             }
             () = std::future::ready(()), if take_under_way && !queued => Event::TakeStep,
@@ -374,6 +387,12 @@ impl Ingest {
     fn take_in(&mut self) {
         let (mut live, mut backlog) = (Vec::new(), Vec::new());
         let mut arrived = std::mem::take(&mut self.arrived);
+        while arrived.len() < MAX_INTAKE {
+            match self.parts.frames.try_recv() {
+                Ok(inbound) => arrived.push(inbound),
+                Err(_) => break,
+            }
+        }
         for inbound in arrived.drain(..) {
             let key = inbound.key();
             // Too far ahead is judged when the frame is applied: the frames queued before it
