@@ -161,7 +161,10 @@ impl Server {
         };
         let keys = StationKeys::default();
         // An administrator's retention setting outlives the configuration file's.
-        let retention_days = match store.setting(tagwatch_api::admin::RETENTION_KEY).await? {
+        let retention_days = match store
+            .setting(tagwatch_api::handlers::admin::RETENTION_KEY)
+            .await?
+        {
             Some(days) => days.parse().unwrap_or(config.retention_days),
             None => config.retention_days,
         };

@@ -6,30 +6,25 @@
 //!
 //! ## Layout
 //! - [`app`] builds the router (routes + auth + body limit); `main` only binds and serves.
-//! - [`auth`]: bearer tokens → a caller with a role; passwords. [`accounts`]: login, users,
-//!   the audit log.
-//! - [`routes`]: one handler per endpoint, validating every field with a 4xx that names it
-//!   ([`input`]) and writing every query of movements to the audit log first ([`audit`]).
-//! - [`sse`]: `GET /api/v1/alerts/stream`, resumable with `Last-Event-ID`.
-//! - [`error`]: the one JSON error shape.
+//! - [`handlers`]: one module per resource (stations, vehicles, thefts, alerts and the live
+//!   stream, responses, area and track queries, geofences and pairs, precincts, accounts,
+//!   admin, health).
+//! - [`input`]: request input checked with a 4xx that names the field; [`audit`]: who may see a
+//!   vehicle, and every query of movements written to the audit log first.
+//! - [`answers`]: the JSON shapes answered; [`error`]: the one JSON error shape;
+//!   [`openapi`]: the document describing it all.
+//! - [`auth`]: bearer tokens → a caller with a role; passwords. [`limits`]: rate limits.
+//!   [`listener`]: the HTTP listener's own bounds. [`web`]: the officers' map page.
 
-pub mod accounts;
-pub mod admin;
-pub mod alert_filter;
 pub mod answers;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod handlers;
 pub mod input;
 pub mod limits;
 pub mod listener;
 pub mod openapi;
-pub mod response;
-pub mod routes;
-pub mod spatial;
-pub mod sse;
-pub mod track;
-pub mod watch;
 pub mod web;
 
 use axum::extract::DefaultBodyLimit;
@@ -96,6 +91,15 @@ pub struct ApiState {
     pub retention_days: Arc<AtomicU32>,
 }
 
+/// Sends the task that owns the tracker a change of its reference data.
+pub(crate) async fn tell_tracker(state: &ApiState, command: Command) -> Result<(), ApiError> {
+    state
+        .tracker
+        .send(command)
+        .await
+        .map_err(|_| ApiError::Unavailable)
+}
+
 /// Asks the task that owns the tracker a question, and waits for the answer.
 pub(crate) async fn ask_tracker<T: Send + 'static>(
     state: &ApiState,
@@ -148,65 +152,97 @@ async fn method_not_allowed(method: axum::http::Method) -> ApiError {
 /// The whole router.
 pub fn app(state: ApiState) -> Router {
     let api = Router::new()
-        .route("/logout", post(accounts::logout))
-        .route("/me", get(accounts::me))
-        .route("/me/vehicles", get(accounts::my_vehicles))
-        .route("/users", post(accounts::create_user).get(admin::users))
+        .route("/logout", post(handlers::accounts::logout))
+        .route("/me", get(handlers::accounts::me))
+        .route("/me/vehicles", get(handlers::accounts::my_vehicles))
+        .route(
+            "/users",
+            post(handlers::accounts::create_user).get(handlers::admin::users),
+        )
         .route(
             "/settings/retention",
-            get(admin::retention).put(admin::set_retention),
+            get(handlers::admin::retention).put(handlers::admin::set_retention),
         )
-        .route("/users/{username}/revoke", post(accounts::revoke_user))
-        .route("/users/{username}/disable", post(accounts::disable_user))
-        .route("/users/{username}/enable", post(accounts::enable_user))
-        .route("/users/{username}/password", post(accounts::reset_password))
-        .route("/me/password", post(accounts::change_password))
-        .route("/audit", get(accounts::audit))
+        .route(
+            "/users/{username}/revoke",
+            post(handlers::accounts::revoke_user),
+        )
+        .route(
+            "/users/{username}/disable",
+            post(handlers::accounts::disable_user),
+        )
+        .route(
+            "/users/{username}/enable",
+            post(handlers::accounts::enable_user),
+        )
+        .route(
+            "/users/{username}/password",
+            post(handlers::accounts::reset_password),
+        )
+        .route("/me/password", post(handlers::accounts::change_password))
+        .route("/audit", get(handlers::accounts::audit))
         .route(
             "/stations",
-            post(routes::create_station).get(routes::list_stations),
+            post(handlers::stations::create_station).get(handlers::stations::list_stations),
         )
         .route(
             "/vehicles",
-            post(routes::create_vehicle).get(admin::vehicles),
+            post(handlers::vehicles::create_vehicle).get(handlers::admin::vehicles),
         )
-        .route("/vehicles/{tag}/theft", post(routes::report_theft))
-        .route("/vehicles/{tag}/recovered", post(routes::recovered))
-        .route("/vehicles/{tag}/arm", post(routes::arm))
-        .route("/vehicles/{tag}/disarm", post(routes::disarm))
-        .route("/alerts", get(routes::list_alerts))
-        .route("/alerts/{seq}", get(response::alert))
-        .route("/alerts/{seq}/accept", post(response::accept))
-        .route("/alerts/{seq}/reject", post(response::reject))
-        .route("/alerts/{seq}/dispatch", post(response::dispatch))
-        .route("/patrol/position", post(response::report_position))
-        .route("/patrol/units", get(response::units))
-        .route("/tags/near", get(spatial::tags_near))
-        .route("/tags/through", get(spatial::tags_through))
-        .route("/vehicles/{tag}/location", get(routes::location))
-        .route("/vehicles/{tag}/track", get(track::track))
-        .route("/vehicles/{tag}/companions", get(spatial::travelling_with))
-        .route("/dens", get(spatial::dens))
+        .route(
+            "/vehicles/{tag}/theft",
+            post(handlers::thefts::report_theft),
+        )
+        .route(
+            "/vehicles/{tag}/recovered",
+            post(handlers::thefts::recovered),
+        )
+        .route("/vehicles/{tag}/arm", post(handlers::vehicles::arm))
+        .route("/vehicles/{tag}/disarm", post(handlers::vehicles::disarm))
+        .route("/alerts", get(handlers::alerts::list_alerts))
+        .route("/alerts/{seq}", get(handlers::response::alert))
+        .route("/alerts/{seq}/accept", post(handlers::response::accept))
+        .route("/alerts/{seq}/reject", post(handlers::response::reject))
+        .route("/alerts/{seq}/dispatch", post(handlers::response::dispatch))
+        .route(
+            "/patrol/position",
+            post(handlers::response::report_position),
+        )
+        .route("/patrol/units", get(handlers::response::units))
+        .route("/tags/near", get(handlers::spatial::tags_near))
+        .route("/tags/through", get(handlers::spatial::tags_through))
+        .route(
+            "/vehicles/{tag}/location",
+            get(handlers::vehicles::location),
+        )
+        .route("/vehicles/{tag}/track", get(handlers::track::track))
+        .route(
+            "/vehicles/{tag}/companions",
+            get(handlers::spatial::travelling_with),
+        )
+        .route("/dens", get(handlers::spatial::dens))
         .route(
             "/geofences",
-            post(watch::create_geofence).get(watch::list_geofences),
+            post(handlers::watch::create_geofence).get(handlers::watch::list_geofences),
         )
-        .route("/geofences/{id}", delete(watch::delete_geofence))
+        .route("/geofences/{id}", delete(handlers::watch::delete_geofence))
         .route(
             "/precincts",
-            post(alert_filter::create_precinct).get(alert_filter::precincts),
+            post(handlers::alert_filter::create_precinct).get(handlers::alert_filter::precincts),
         )
         .route(
             "/vehicles/{tag}/pair",
-            get(watch::get_pair).put(watch::pair).delete(watch::unpair),
+            get(handlers::watch::get_pair)
+                .put(handlers::watch::pair)
+                .delete(handlers::watch::unpair),
         )
-        .route("/alerts/stream", get(sse::stream))
+        .route("/alerts/stream", get(handlers::sse::stream))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ))
         // Login and this API's description are the calls without a token.
-        .route("/login", post(accounts::login))
+        .route("/login", post(handlers::accounts::login))
         .route("/openapi.json", get(openapi::serve))
         .layer(middleware::from_fn(objects_only))
         .method_not_allowed_fallback(method_not_allowed);
@@ -218,8 +254,8 @@ pub fn app(state: ApiState) -> Router {
     router
         .route("/config.json", get(web::config))
         .nest("/api/v1", api)
-        .route("/healthz", get(routes::healthz))
-        .route("/metrics", get(routes::metrics))
+        .route("/healthz", get(handlers::health::healthz))
+        .route("/metrics", get(handlers::health::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -5,7 +5,7 @@
 //! route documented, every documented route answered), so the document cannot drift.
 
 use crate::answers::*;
-use crate::spatial::{NearAnswer, ThroughAnswer};
+use crate::handlers::spatial::{NearAnswer, ThroughAnswer};
 use serde_json::{json, Map, Value};
 
 /// A query or body field.
@@ -676,9 +676,11 @@ fn constrained(name: &str, kind: &str) -> Value {
             json!({ "minimum": 1, "maximum": u32::MAX })
         }
         "seq" if kind == "integer" => json!({ "minimum": 1, "maximum": i64::MAX }),
-        "radius_m" => json!({ "exclusiveMinimum": 0, "maximum": crate::spatial::MAX_RADIUS_M }),
+        "radius_m" => {
+            json!({ "exclusiveMinimum": 0, "maximum": crate::handlers::spatial::MAX_RADIUS_M })
+        }
         "retention_days" => json!({ "type": "integer", "minimum": 1, "maximum": 3650 }),
-        "tags" => json!({ "minItems": 1, "maxItems": crate::watch::MAX_FENCE_TAGS,
+        "tags" => json!({ "minItems": 1, "maxItems": crate::handlers::watch::MAX_FENCE_TAGS,
                           "items": { "type": "integer", "minimum": 1, "maximum": u32::MAX } }),
         "area" => json!({ "minItems": 3, "maxItems": 256, "items": { "type": "array",
             "prefixItems": [{ "type": "number", "minimum": -90, "maximum": 90 },

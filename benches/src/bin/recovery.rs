@@ -262,7 +262,7 @@ fn nearest_available(patrol: &Patrol, at: tagwatch_model::GeoPoint, now: i64) ->
             reported_at_ms: now,
         })
         .collect();
-    tagwatch_api::response::nearest_units(&reported, at, now)
+    tagwatch_api::handlers::response::nearest_units(&reported, at, now)
         .into_iter()
         .filter_map(|(u, _)| u.unit.parse().ok())
         .collect()

@@ -7,8 +7,8 @@
 use crate::answers::{ActionView, AlertFile, UnitView, Units};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::handlers::spatial::point;
 use crate::input::{text, Body};
-use crate::spatial::point;
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -136,7 +136,7 @@ pub async fn alert(
         None => None,
     };
     Ok(Json(AlertFile {
-        alert: crate::sse::alert_view(&alert),
+        alert: crate::handlers::sse::alert_view(&alert),
         status: status(&actions),
         actions: actions.iter().map(action_view).collect(),
         nearest_units: nearest_units(&units, now_at.unwrap_or(alert.position), now_ms())

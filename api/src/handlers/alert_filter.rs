@@ -4,8 +4,8 @@
 use crate::answers::{PrecinctView, Precincts};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::handlers::spatial::point;
 use crate::input::Body;
-use crate::spatial::point;
 use crate::ApiState;
 use axum::extract::State;
 use axum::http::StatusCode;

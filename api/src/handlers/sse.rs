@@ -5,10 +5,10 @@
 //! store and then the bus's ring, and goes on live without a gap or a repeat. A client that falls
 //! behind the broadcast is re-synchronised from the same sources rather than dropped.
 
-use crate::alert_filter::{AlertFilter, FilterParams};
 use crate::answers::AlertView;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::handlers::alert_filter::{AlertFilter, FilterParams};
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;

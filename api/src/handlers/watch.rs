@@ -8,7 +8,7 @@ use crate::audit::accessible_vehicle;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::input::{id_u32, tag_from_path, text, Body};
-use crate::routes::tell_tracker;
+use crate::tell_tracker;
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -42,7 +42,7 @@ pub struct NewGeofence {
 
 fn geofence(new: NewGeofence) -> Result<Geofence, ApiError> {
     let name = text("name", new.name)?;
-    let area = crate::alert_filter::outline(&new.area)?;
+    let area = crate::handlers::alert_filter::outline(&new.area)?;
     let span = |f: fn(&tagwatch_model::GeoPoint) -> f64| {
         let (lo, hi) = area
             .iter()

@@ -1,0 +1,193 @@
+//! # Vehicles: registration (admin), guard mode (the owner arms and disarms), and where one is
+//! now (police, or its owner; audited with its purpose).
+
+use crate::answers::{GuardAnswer, LocationAnswer, VehicleAnswer};
+use crate::audit::{accessible_vehicle, audit_movements, movement_query};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::input::{id_u32, tag_from_path, text, Body};
+use crate::{tell_tracker, ApiState};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use tagwatch_model::time::{now_ms, to_rfc3339};
+use tagwatch_model::{Role, TagId, Vehicle};
+use tagwatch_tracker::Command;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVehicle {
+    tag: i64,
+    plate: String,
+    owner_name: String,
+    owner_phone: String,
+    /// The username of the owner's account, if they have one.
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+/// `POST /api/v1/vehicles` (admin: vehicles are registered at the registration desk)
+pub async fn create_vehicle(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: Body<NewVehicle>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let Json(new) = body?;
+    let vehicle = Vehicle {
+        tag: TagId(id_u32("tag", new.tag)?),
+        plate: text("plate", new.plate)?,
+        owner_name: text("owner_name", new.owner_name)?,
+        owner_phone: text("owner_phone", new.owner_phone)?,
+    };
+    let owner = match new.owner.as_deref() {
+        Some(username) => {
+            let user = state
+                .store
+                .user_by_name(username)
+                .await?
+                .ok_or_else(|| ApiError::field("owner", format!("no user {username:?}")))?;
+            if user.role != Role::Owner {
+                return Err(ApiError::field(
+                    "owner",
+                    format!("{username:?} is not an owner"),
+                ));
+            }
+            Some(user)
+        }
+        None => None,
+    };
+    state.store.insert_vehicle(&vehicle, now_ms()).await?;
+    if let Some(user) = &owner {
+        state.store.set_vehicle_owner(vehicle.tag, user.id).await?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(VehicleAnswer {
+            tag: vehicle.tag.0,
+            plate: vehicle.plate,
+            owner_name: vehicle.owner_name,
+            owner_phone: vehicle.owner_phone,
+            owner: Some(owner.map(|u| u.username)),
+        }),
+    ))
+}
+
+/// `POST /api/v1/vehicles/{tag}/arm`: guard mode while parked. The vehicle is guarded where it
+/// was last heard; heard away from there, it raises `armed_moved`.
+pub async fn arm(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(tag): Path<String>,
+) -> Result<Json<GuardAnswer>, ApiError> {
+    let tag = tag_from_path(&tag)?;
+    accessible_vehicle(&state, &caller, tag).await?;
+    let place = crate::ask_tracker(&state, move |tracker| tracker.last_seen(tag))
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "tag {tag} has not been heard yet: arm it where a station can hear it"
+            ))
+        })?;
+    let armed_at = now_ms();
+    state
+        .store
+        .arm(tag, armed_at, place.station, place.position)
+        .await?;
+    tell_tracker(
+        &state,
+        Command::Armed {
+            tag,
+            position: place.position,
+        },
+    )
+    .await?;
+    Ok(Json(GuardAnswer {
+        tag: tag.0,
+        armed: true,
+        armed_at: Some(to_rfc3339(armed_at)),
+        station: Some(place.station.0),
+        lat: Some(place.position.lat),
+        lon: Some(place.position.lon),
+    }))
+}
+
+/// `POST /api/v1/vehicles/{tag}/disarm`
+pub async fn disarm(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(tag): Path<String>,
+) -> Result<Json<GuardAnswer>, ApiError> {
+    let tag = tag_from_path(&tag)?;
+    accessible_vehicle(&state, &caller, tag).await?;
+    if !state.store.disarm(tag, now_ms()).await? {
+        return Err(ApiError::Conflict(format!("tag {tag} is not armed")));
+    }
+    tell_tracker(&state, Command::Disarmed { tag }).await?;
+    Ok(Json(GuardAnswer {
+        tag: tag.0,
+        armed: false,
+        armed_at: None,
+        station: None,
+        lat: None,
+        lon: None,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurposeQuery {
+    purpose: Option<String>,
+}
+
+/// `GET /api/v1/vehicles/{tag}/location`
+pub async fn location(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(tag): Path<String>,
+    uri: axum::http::Uri,
+    query: Result<Query<PurposeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<LocationAnswer>, ApiError> {
+    let tag = tag_from_path(&tag)?;
+    let target = format!("tag:{tag}");
+    let query = movement_query(&state, &caller, "vehicle.location", target, &uri, query).await?;
+    audit_movements(
+        &state,
+        &caller,
+        "vehicle.location",
+        tag,
+        query.purpose.as_deref(),
+    )
+    .await?;
+    // The tracker knows where it is placed now and how it is moving; after a restart, before
+    // it is heard again, the store knows where it was last.
+    if let Some(now) = crate::ask_tracker(&state, move |tracker| tracker.location(tag)).await? {
+        return Ok(Json(LocationAnswer {
+            tag: tag.0,
+            station: now.station.0,
+            lat: now.position.lat,
+            lon: now.position.lon,
+            seen_at: to_rfc3339(now.seen_at_ms),
+            placed_since: Some(to_rfc3339(now.since_ms)),
+            heading_deg: now.heading_deg.map(|h| (h * 10.0).round() / 10.0),
+            speed_mps: now.speed_mps.map(|v| (v * 10.0).round() / 10.0),
+        }));
+    }
+    let location = state
+        .store
+        .last_location(tag)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tag {tag} has not been heard yet")))?;
+    Ok(Json(LocationAnswer {
+        tag: tag.0,
+        station: location.station.0,
+        lat: location.position.lat,
+        lon: location.position.lon,
+        seen_at: to_rfc3339(location.seen_at_ms),
+        placed_since: None,
+        heading_deg: None,
+        speed_mps: None,
+    }))
+}
