@@ -3,6 +3,8 @@
 //! Built from one table, [`ENDPOINTS`]: method, path, who may call it, what it does, and its
 //! query and body fields. The API tests check the table against the router both ways (every
 //! route documented, every documented route answered), so the document cannot drift.
+//!
+//! Why this file is long: it is the OpenAPI document itself, endpoint by endpoint.
 
 use crate::answers::*;
 use crate::handlers::spatial::{NearAnswer, ThroughAnswer};

@@ -176,21 +176,6 @@ pub(crate) type UserRow = (i64, String, String, String);
 pub(crate) type AuditRow = (i64, i64, String, String, String, String, String, String);
 pub(crate) type AlertRow = (i64, String, String, i64, i64, f64, f64, i64, i64, String);
 
-/// Writes each `Store` method as a call to the same method of whichever backend is open.
-macro_rules! delegate {
-    ($($(#[$doc:meta])* pub async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
-        $(
-            $(#[$doc])*
-            pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                match self {
-                    Store::Sqlite(s) => s.$name($($arg),*).await,
-                    Store::Postgres(s) => s.$name($($arg),*).await,
-                }
-            }
-        )*
-    };
-}
-
 /// The database, whichever backend the URL names.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -245,24 +230,66 @@ impl Store {
         }
     }
 
-    delegate! {
+    // What truly differs between the backends (transactions, COPY, partitions): each has its
+    // own; every other query is written once, in the modules by topic.
+
     /// Runs the migrations only (they are idempotent: `tagwatch migrate`).
-    pub async fn migrate(&self) -> Result<()>;
-    pub async fn insert_vehicle(&self, vehicle: &Vehicle, now_ms: i64) -> Result<()>;
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.migrate().await,
+            Store::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    pub async fn insert_vehicle(&self, vehicle: &Vehicle, now_ms: i64) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.insert_vehicle(vehicle, now_ms).await,
+            Store::Postgres(s) => s.insert_vehicle(vehicle, now_ms).await,
+        }
+    }
+
     /// Registers many vehicles in one transaction (bulk provisioning); all or none.
-    pub async fn insert_vehicles(&self, vehicles: &[Vehicle], now_ms: i64) -> Result<()>;
+    pub async fn insert_vehicles(&self, vehicles: &[Vehicle], now_ms: i64) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.insert_vehicles(vehicles, now_ms).await,
+            Store::Postgres(s) => s.insert_vehicles(vehicles, now_ms).await,
+        }
+    }
+
     /// Writes one batch in a single transaction, with multi-row statements (one statement per
     /// [`ROWS_PER_STATEMENT`] rows rather than one per row: the per-statement cost dominates).
-    pub async fn commit(&self, batch: &Batch) -> Result<()>;
+    pub async fn commit(&self, batch: &Batch) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.commit(batch).await,
+            Store::Postgres(s) => s.commit(batch).await,
+        }
+    }
+
     /// Commits a checkpoint (visits and the journal they cover). On Postgres it has its own
     /// connection, so the flushes go on while it commits; checkpoints must commit in order, and
     /// each only after the flushes journaling the frames it covers.
-    pub async fn commit_checkpoint(&self, batch: &Batch) -> Result<()>;
+    pub async fn commit_checkpoint(&self, batch: &Batch) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.commit_checkpoint(batch).await,
+            Store::Postgres(s) => s.commit_checkpoint(batch).await,
+        }
+    }
+
     /// Visits that may still grow: those whose last detection is within `window_ms` of the
     /// latest stored detection.
-    pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>>;
+    pub async fn open_visits(&self, window_ms: i64) -> Result<Vec<Visit>> {
+        match self {
+            Store::Sqlite(s) => s.open_visits(window_ms).await,
+            Store::Postgres(s) => s.open_visits(window_ms).await,
+        }
+    }
+
     /// The tag heard most recently, if any.
-    pub async fn most_recent_tag(&self) -> Result<Option<TagId>>;
+    pub async fn most_recent_tag(&self) -> Result<Option<TagId>> {
+        match self {
+            Store::Sqlite(s) => s.most_recent_tag().await,
+            Store::Postgres(s) => s.most_recent_tag().await,
+        }
     }
 }
 

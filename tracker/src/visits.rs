@@ -10,6 +10,9 @@
 //! takes the visits as they were when it began: a detection about to change a visit the take has
 //! not reached yet first hands the take the visit as it is ([`VisitBook::add`]). Old visits leave
 //! memory in slices too, found by the minute they were last heard ([`VisitBook::prune`]).
+//!
+//! Why this file is long: half of it is its tests, the property tests of order independence
+//! and of checkpoint takes among them.
 
 // FxHash: keys are small integers that come only from authenticated stations,
 // and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
