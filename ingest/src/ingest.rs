@@ -98,12 +98,8 @@ const BATCH_FRAMES: usize = 1_024;
 const MAX_INTAKE: usize = 16 * BATCH_FRAMES;
 
 /// Longest the ingest applies frames without letting the other tasks of its worker thread run,
-/// and without taking in the frames that arrived meanwhile, unless the last intake took longer
-/// (see [`Ingest::apply_slice`]).
+/// and without taking in the frames that arrived meanwhile.
 const YIELD_EVERY: Duration = Duration::from_millis(2);
-
-/// Longest a slice runs however long the intake before it took.
-const LONGEST_SLICE: Duration = Duration::from_millis(50);
 
 /// A frame taken in and queued for the tracker.
 #[derive(Debug)]
@@ -186,8 +182,6 @@ pub struct Ingest {
     arrived: Vec<Inbound>,
     /// The last turn took frames in: the next applies a slice first, if there is one to apply.
     took_in: bool,
-    /// How long the last intake took: the next slice may run as long.
-    intake_took: Duration,
     drain: DrainClock,
 }
 
@@ -228,7 +222,6 @@ impl Ingest {
             admission: Admission::new(config.admission_bound),
             arrived: Vec::with_capacity(BATCH_FRAMES),
             took_in: false,
-            intake_took: Duration::ZERO,
             drain: DrainClock {
                 mark: Instant::now(),
                 drained: 0,
@@ -276,7 +269,6 @@ impl Ingest {
                 Event::WriterReady(permit) => self.flush(Wait::Reserved(permit)).await,
                 Event::Arrived => {
                     self.take_in();
-                    self.intake_took = started.elapsed();
                     true
                 }
                 Event::TakeStep => {
@@ -461,18 +453,10 @@ impl Ingest {
 
     /// Applies queued frames for a slice of a few milliseconds, or up to an alert; while the
     /// batch is held for the writer (full), only hot stations' frames and then only those that
-    /// may alert. Then the other tasks of this thread run (the store's connections, the writer's
-    /// handoff).
-    ///
-    /// A slice runs as long as the intake before it took (up to [`LONGEST_SLICE`]): when a
-    /// reconnecting city floods the gateway, classifying and refusing what arrived can take tens
-    /// of milliseconds a turn, and two-millisecond slices between such turns left the queue to
-    /// drain at a tenth of the machine. Applying and taking in share the ingest's time about
-    /// equally instead; an alert still ends a slice at once.
+    /// may alert. Then the other tasks of this
+    /// thread run (the store's connections, the writer's handoff).
     async fn apply_slice(&mut self) {
         let started = Instant::now();
-        let budget = self.intake_took.clamp(YIELD_EVERY, LONGEST_SLICE);
-        self.intake_took = Duration::ZERO;
         loop {
             // Checked at each frame: a slice may fill the batch.
             let held = self.building.acks.len() >= self.config.max_batch_frames;
@@ -511,7 +495,7 @@ impl Ingest {
             self.drain.drained += queued.cost;
             let alerts_before = self.building.alerts.len();
             self.handle(queued.inbound).await;
-            if self.building.alerts.len() > alerts_before || started.elapsed() >= budget {
+            if self.building.alerts.len() > alerts_before || started.elapsed() >= YIELD_EVERY {
                 break;
             }
         }
