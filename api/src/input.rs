@@ -4,8 +4,9 @@
 use crate::error::ApiError;
 use axum::extract::rejection::JsonRejection;
 use axum::Json;
+use tagwatch_model::geo::GeoError;
 use tagwatch_model::time::from_rfc3339;
-use tagwatch_model::TagId;
+use tagwatch_model::{GeoPoint, TagId};
 
 /// Longest free-text field (names, plates, notes).
 const MAX_TEXT: usize = 200;
@@ -54,4 +55,15 @@ pub(crate) fn time_param(
             })
         })
         .transpose()
+}
+
+/// A position from a request's `lat` and `lon`, the offending one named when out of range.
+pub(crate) fn point(lat: f64, lon: f64) -> Result<GeoPoint, ApiError> {
+    GeoPoint::new(lat, lon).map_err(|e| {
+        let field = match e {
+            GeoError::Latitude(_) => "lat",
+            GeoError::Longitude(_) => "lon",
+        };
+        ApiError::field(field, e.to_string())
+    })
 }

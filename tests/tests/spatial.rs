@@ -235,6 +235,7 @@ async fn spatial_queries_are_validated_refused_to_owners_and_need_a_purpose() {
         (near(&format!("{}&radius_m=0&purpose=case%201", at_1001())), "radius_m"),
         (near(&format!("{}&radius_m=9000&purpose=case%201", at_1001())), "radius_m"),
         (near("lat=91&lon=0&radius_m=10&purpose=case%201"), "lat"),
+        (near("lat=0&lon=181&radius_m=10&purpose=case%201"), "lon"),
         (near(&format!("{}&radius_m=10&minutes=0&purpose=case%201", at_1001())), "minutes"),
         ("/api/v1/tags/through?south=0&west=0&north=1&east=1&from=2026-01-01T00:00:00Z&to=2026-01-01T01:00:00Z&purpose=case%201".into(), "north"),
         ("/api/v1/tags/through?south=0&west=0&north=0.01&east=0.01&from=2026-01-02T00:00:00Z&to=2026-01-01T01:00:00Z&purpose=case%201".into(), "from"),

@@ -4,7 +4,7 @@
 use crate::answers::{PrecinctView, Precincts};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::handlers::spatial::point;
+use crate::input::point;
 use crate::input::Body;
 use crate::ApiState;
 use axum::extract::State;

@@ -7,7 +7,7 @@
 use crate::answers::{ActionView, AlertFile, UnitView, Units};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::handlers::spatial::point;
+use crate::input::point;
 use crate::input::{text, Body};
 use crate::ApiState;
 use axum::extract::{Path, State};

@@ -9,13 +9,13 @@ use crate::answers::{Companion, Companions, DarkTag, Den, Dens};
 use crate::audit::{audit, checked_params, movement_query, require_police};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::input::time_param;
+use crate::input::{point, time_param};
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tagwatch_model::time::{now_ms, to_rfc3339};
-use tagwatch_model::{GeoBox, GeoPoint};
+use tagwatch_model::GeoBox;
 use tagwatch_tracker::Area;
 
 /// Largest radius of a "near" query.
@@ -38,17 +38,6 @@ pub struct NearQuery {
     minutes: Option<u32>,
     limit: Option<u32>,
     purpose: Option<String>,
-}
-
-pub(crate) fn point(lat: f64, lon: f64) -> Result<GeoPoint, ApiError> {
-    GeoPoint::new(lat, lon).map_err(|e| {
-        let field = if e.to_string().starts_with("lat") {
-            "lat"
-        } else {
-            "lon"
-        };
-        ApiError::field(field, e.to_string())
-    })
 }
 
 fn limit(value: Option<u32>) -> Result<u32, ApiError> {

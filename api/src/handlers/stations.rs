@@ -36,7 +36,7 @@ pub async fn create_station(
     let Json(new) = body?;
     let id = StationId(id_u32("id", new.id)?);
     let name = text("name", new.name)?;
-    let position = crate::handlers::spatial::point(new.lat, new.lon)?;
+    let position = crate::input::point(new.lat, new.lon)?;
     let (key, generated) = match new.key.as_deref() {
         Some(hex) => (
             StationKey::from_hex(hex).map_err(|e| ApiError::field("key", e.to_string()))?,
