@@ -276,9 +276,9 @@ async fn spatial_queries_are_validated_refused_to_owners_and_need_a_purpose() {
         .iter()
         .map(|e| (e["actor"].clone(), e["outcome"].clone()))
         .collect();
-    // Eight malformed parameters and one missing purpose above, the query missing parameters,
+    // Nine malformed parameters and one missing purpose above, the query missing parameters,
     // then the owner's attempt.
-    let mut expected = vec![(json!("(admin token)"), json!("refused: invalid_field")); 9];
+    let mut expected = vec![(json!("(admin token)"), json!("refused: invalid_field")); 10];
     expected.push((json!("(admin token)"), json!("refused: invalid_body")));
     expected.push((json!("alice"), json!("refused: forbidden")));
     assert_eq!(
