@@ -299,7 +299,7 @@ impl Ingest {
         // A full batch waits for the writer: this is where backpressure starts. Meanwhile only
         // hot stations' frames are applied (the batch grows past its bound by those few) and
         // frames keep being taken in, so a slow commit holds ACKs, not alerts.
-        let held = self.building.acks.len() >= self.config.max_batch_frames;
+        let held = self.batch_full();
         let queued = !self.queue.is_empty();
         let take_under_way = self.take.under_way();
         let slice_ready = queued
@@ -345,6 +345,11 @@ impl Ingest {
         }
         self.drain.mark = now;
         self.drain.drained = 0;
+    }
+
+    /// Whether the batch being built is full: it waits for the writer (see [`IngestConfig`]).
+    fn batch_full(&self) -> bool {
+        self.building.acks.len() >= self.config.max_batch_frames
     }
 
     /// Whether a batch waiting for the writer may still take a hot station's frame: up to twice
@@ -459,7 +464,7 @@ impl Ingest {
         let started = Instant::now();
         loop {
             // Checked at each frame: a slice may fill the batch.
-            let held = self.building.acks.len() >= self.config.max_batch_frames;
+            let held = self.batch_full();
             let next = if !held {
                 self.queue.pop()
             } else if self.room_for_hot() {
