@@ -41,15 +41,15 @@ pub struct Config {
     /// Unset: 30 s on Postgres (checkpoints commit on a connection of their own, alongside the
     /// flushes), 0 on SQLite (one writer: a checkpoint would hold the flushes and ACKs up).
     pub checkpoint_interval_ms: Option<u64>,
-    /// Frames per flush before flushing early. A full batch waits for the store; meanwhile only
-    /// frames that may raise an alert are applied.
+    /// Frames per flush before flushing early. A full batch waits for the store (a frame's stolen
+    /// and armed alerts are raised as it is taken in, before it waits).
     pub max_batch_frames: usize,
     /// Frames the gateway hands over between two takes of the ingest (every few ms); beyond it
     /// stations are told BUSY. The ingest's own queue is bounded by time: `admission_bound_ms`.
     pub queue_frames: usize,
     /// Longest a frame may be expected to wait before it is applied, at the rate the ingest is
-    /// measured to drain its queue; beyond it stations are told BUSY at once (frames that may
-    /// raise an alert go past it, up to four times as far), ms.
+    /// measured to drain its queue; beyond it stations are told BUSY at once (a refused frame's
+    /// stolen and armed alerts are raised all the same), ms.
     pub admission_bound_ms: u64,
     /// Largest frame body accepted, bytes.
     pub max_frame_body: usize,

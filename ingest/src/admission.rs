@@ -9,11 +9,7 @@
 //! (`PROTOCOL.md`). So queue wait, the memory the queue holds and the delay before an alert are
 //! bounded whatever is offered.
 //!
-//! Three classes, in the order the ingest applies them (see [`crate::hot_first`]):
-//! - **hot**: the frame may raise an alert (a stolen or armed tag somewhere it has not alerted
-//!   yet). Admitted up to [`HOT_CEILING`] bounds of queued work (counted at no less than the
-//!   rate assumed at the start, so a stalled drain still takes alerts), far past the others, so
-//!   an alert is refused only when even alerts alone overflow the machine;
+//! Two classes, in the order the ingest applies them (see [`crate::lanes`]):
 //! - **live**: the station's newest traffic. Admitted within the bound;
 //! - **backlog**: frames more than [`LIVE_WINDOW_MS`] older than the newest one heard from their
 //!   station (a station resending its flash after an outage). Admitted within half the bound,
@@ -23,6 +19,12 @@
 //!   same pace, none is left to fill up while another drains, and the whole city catches up
 //!   together. (A cap of a few queued frames per station was tried: it turned most of a
 //!   reconnecting city's frames into BUSY answers, which cost the CPU the drain needed.)
+//!
+//! Alerts do not wait in either: a frame's stolen and armed sightings are alerted as it is taken
+//! in, before this decision (`Tracker::alert_ahead`), so a frame told BUSY has alerted all the
+//! same. (Until 2026-12-06 frames that might alert had a class of their own, admitted up to four
+//! bounds and applied first; with 1 % of tags stolen, most busy frames were in it, and past the
+//! machine's capacity alerts waited seconds in a queue of "hot" frames.)
 //!
 //! Frame cost is in detections (plus [`FRAME_COST`] for the frame itself), so a station hearing a
 //! hundred tags weighs a hundred times one hearing one.
@@ -34,7 +36,6 @@ use tagwatch_model::StationId;
 /// Which queue a frame goes to, and under which bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
-    Hot,
     Live,
     Backlog,
 }
@@ -42,7 +43,6 @@ pub enum Class {
 impl Class {
     pub fn label(self) -> &'static str {
         match self {
-            Class::Hot => "hot",
             Class::Live => "live",
             Class::Backlog => "backlog",
         }
@@ -51,10 +51,6 @@ impl Class {
 
 /// A frame more than this much older than its station's newest is backlog.
 pub const LIVE_WINDOW_MS: u64 = 30_000;
-
-/// Hot frames are admitted until this many bounds of work are queued (memory stays bounded even
-/// if every frame carries a stolen tag).
-pub const HOT_CEILING: f64 = 4.0;
 
 /// A frame's own cost, in detections: the dedupe, the journal entry and the ACK.
 pub const FRAME_COST: u64 = 4;
@@ -161,13 +157,6 @@ impl Admission {
         let wait_s = (self.queued + cost) as f64 / self.rate.per_second();
         let bound_s = self.bound.as_secs_f64();
         let admit = match class {
-            // Against at least the rate assumed at the start: a drain measured to have nearly
-            // stopped (a store outage, a burst taking all the time) still takes alerts, up to
-            // a memory ceiling.
-            Class::Hot => {
-                let rate = self.rate.per_second().max(INITIAL_RATE);
-                (self.queued + cost) as f64 / rate <= HOT_CEILING * bound_s
-            }
             Class::Live => wait_s <= bound_s,
             Class::Backlog => wait_s <= bound_s / 2.0,
         };
@@ -252,35 +241,6 @@ mod tests {
         assert_eq!(fast.decide(Class::Live, 1_000), Verdict::Admit);
         assert_eq!(slow.decide(Class::Live, 1_000), Verdict::Refuse);
         assert_eq!(slow.expected_wait(), Duration::from_secs(2));
-    }
-
-    #[test]
-    fn hot_frames_go_past_the_bound_to_its_ceiling() {
-        let mut a = measured(1_000, 1_000_000);
-        a.queued(1_000_000);
-        assert_eq!(a.decide(Class::Live, 10), Verdict::Refuse);
-        assert_eq!(a.decide(Class::Hot, 10), Verdict::Admit);
-        a.queued(3_000_000);
-        assert_eq!(
-            a.decide(Class::Hot, 10),
-            Verdict::Refuse,
-            "four seconds of work queued: even a hot frame waits in the station"
-        );
-    }
-
-    #[test]
-    fn a_stalled_drain_still_takes_alerts() {
-        let mut a = measured(1_000, 1_000_000);
-        for _ in 0..20 {
-            a.drained(0, Duration::from_millis(100));
-        }
-        a.queued(10_000);
-        assert_eq!(a.decide(Class::Live, 10), Verdict::Refuse);
-        assert_eq!(
-            a.decide(Class::Hot, 10),
-            Verdict::Admit,
-            "counted at the starting rate, not at the stall's"
-        );
     }
 
     #[test]

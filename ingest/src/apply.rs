@@ -1,11 +1,11 @@
-//! # Applying a frame's detections to the tracker, late history first.
+//! # Applying a frame's detections to the tracker, late history first; and its alerts ahead.
 //!
 //! Shared by the ingest (frames as they arrive) and the journal's replay at start (frames
 //! committed but not checkpointed before a stop), so a frame is applied the same way both times.
 
 use crate::metrics::PipelineMetrics;
 use tagwatch_gateway::wire::{Body, Frame};
-use tagwatch_model::{Detection, GeoPoint, TagId};
+use tagwatch_model::{Alert, Detection, GeoPoint, TagId};
 use tagwatch_store::Store;
 use tagwatch_tracker::{Observation, Tracker};
 
@@ -23,22 +23,11 @@ pub async fn apply_detections(
     frame: &Frame,
     now_ms: i64,
     resume_visit_id: Option<i64>,
-) -> Result<(i64, Vec<tagwatch_model::Alert>), tagwatch_store::Error> {
-    let Body::Detections(records) = &frame.body else {
+) -> Result<(i64, Vec<Alert>), tagwatch_store::Error> {
+    let Body::Detections(_) = &frame.body else {
         return Ok((tracker.next_visit_id(), Vec::new()));
     };
-    let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
-    let detections: Vec<Detection> = records
-        .iter()
-        .map(|r| Detection {
-            tag: r.tag,
-            station: frame.station,
-            seen_at_ms: time_ms.saturating_sub(i64::from(r.age_ms)),
-            rssi: r.rssi,
-            reads: r.reads,
-            tag_flags: r.tag_flags,
-        })
-        .collect();
+    let detections = detections_of(frame);
     // One look at the store for the whole frame (its detections share the station), over the
     // union of their windows: restoring a few visits more than needed is harmless.
     let windows = tracker.history_needed(&detections);
@@ -57,16 +46,56 @@ pub async fn apply_detections(
         tracker.resume_visit_ids(next);
     }
     let first_visit_id = tracker.next_visit_id();
-    let reader_position = frame
-        .position
-        .and_then(|p| GeoPoint::from_e7(p.lat_e7, p.lon_e7).ok());
-    let observation = Observation {
-        frame: frame.key(),
-        sent_at_ms: time_ms,
-        reader_position,
-        detections: &detections,
-    };
-    let alerts = tracker.apply(observation, now_ms);
+    let alerts = tracker.apply(observation(frame, &detections), now_ms);
     metrics.detections_applied.inc_by(detections.len() as u64);
     Ok((first_visit_id, alerts))
+}
+
+/// Raises at once the stolen and armed alerts a DETECTIONS frame will raise (see
+/// `Tracker::alert_ahead`): for the ingest, as the frame is taken in, before it waits its turn.
+pub fn alert_ahead(tracker: &mut Tracker, frame: &Frame, now_ms: i64) -> Vec<Alert> {
+    let Body::Detections(records) = &frame.body else {
+        return Vec::new();
+    };
+    // Most frames carry no watched tag: they cost a lookup per record, nothing more.
+    if !records.iter().any(|r| tracker.is_watched(r.tag)) {
+        return Vec::new();
+    }
+    let detections = detections_of(frame);
+    tracker.alert_ahead(observation(frame, &detections), now_ms)
+}
+
+/// A DETECTIONS frame's detections, each at its own time by the station's clock.
+fn detections_of(frame: &Frame) -> Vec<Detection> {
+    let Body::Detections(records) = &frame.body else {
+        return Vec::new();
+    };
+    let time_ms = frame_time(frame);
+    records
+        .iter()
+        .map(|r| Detection {
+            tag: r.tag,
+            station: frame.station,
+            seen_at_ms: time_ms.saturating_sub(i64::from(r.age_ms)),
+            rssi: r.rssi,
+            reads: r.reads,
+            tag_flags: r.tag_flags,
+        })
+        .collect()
+}
+
+fn frame_time(frame: &Frame) -> i64 {
+    i64::try_from(frame.time_ms).unwrap_or(i64::MAX)
+}
+
+/// What the tracker is told about a frame's detections.
+fn observation<'a>(frame: &Frame, detections: &'a [Detection]) -> Observation<'a> {
+    Observation {
+        frame: frame.key(),
+        sent_at_ms: frame_time(frame),
+        reader_position: frame
+            .position
+            .and_then(|p| GeoPoint::from_e7(p.lat_e7, p.lon_e7).ok()),
+        detections,
+    }
 }

@@ -1,10 +1,11 @@
 //! # Ingest: where gateway, tracker and store meet, exactly once.
 //!
 //! One task, [`Ingest::run`], owns the [`Tracker`] and the [`Dedupe`] state. It takes verified
-//! frames from the gateway's bounded queue every few milliseconds, answers duplicates, queues a
-//! fresh frame only while it can be applied within the admission bound and answers BUSY otherwise
-//! (see [`crate::admission`]), applies the queued frames (those that may raise an alert first,
-//! then live ones, then stations' backlogs, see [`crate::hot_first`]; any alert is published at
+//! frames from the gateway's bounded queue every few milliseconds, answers duplicates, raises at
+//! once the stolen and armed alerts a fresh frame carries (`Tracker::alert_ahead`: the frame
+//! itself may wait, or be told BUSY), queues it only while it can be applied within the
+//! admission bound and answers BUSY otherwise (see [`crate::admission`]), applies the queued
+//! frames (live ones, then stations' backlogs, see [`crate::lanes`]; any alert is published at
 //! once), and every `flush_interval` hands a [`Flush`] — the frames applied (journaled, see
 //! [`crate::journal`]), new alerts and the frames' watermarks, and now and then a checkpoint of
 //! the changed visits — to the writer task ([`crate::writer`]). The writer commits it in one
@@ -20,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tagwatch_gateway::wire::{AckStatus, Body, Frame};
+use tagwatch_gateway::wire::{AckStatus, Body};
 use tagwatch_gateway::{AckPath, Content, Inbound};
 use tagwatch_model::{time::now_ms, FrameKey, SessionId, StationId, StationStatus};
 use tagwatch_store::{Batch, JournalEntry, Store};
@@ -30,12 +31,12 @@ use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{self, Admission, Class, Verdict};
-use crate::apply::apply_detections;
+use crate::apply::{alert_ahead, apply_detections};
 use crate::checkpoint_take::{CheckpointTake, TAKE_SLICE_PAIRS};
 use crate::dedupe::{Dedupe, Seen};
 use crate::health::Health;
-use crate::hot_first::Lanes;
 use crate::journal::{Checkpoints, Replayed};
+use crate::lanes::Lanes;
 use crate::live::AlertBus;
 use crate::metrics::PipelineMetrics;
 use crate::writer::{Committed, Flush, PendingAck};
@@ -46,8 +47,8 @@ pub struct IngestConfig {
     /// Longest a frame waits for its flush (and so, with the commit, for its ACK).
     pub flush_interval: Duration,
     /// A flush starts early once this many frames are waiting for it. A full batch waits for the
-    /// writer; meanwhile hot stations' frames are still applied up to twice this, and frames
-    /// that may raise an alert up to four times this.
+    /// writer, and nothing more is applied meanwhile (frames are still taken in, and their alerts
+    /// raised).
     pub max_batch_frames: usize,
     /// Longest a frame may be expected to wait in the ingest's queue: past it, BUSY.
     pub admission_bound: Duration,
@@ -93,8 +94,8 @@ impl Building {
 const BATCH_FRAMES: usize = 1_024;
 
 /// Most frames one turn takes in: everything waiting in the gateway's queue, up to this (its
-/// default capacity), so a frame that may alert is classified at the next turn however many
-/// arrived with it.
+/// default capacity), so a frame's alerts are raised at the next turn however many arrived with
+/// it.
 const MAX_INTAKE: usize = 16 * BATCH_FRAMES;
 
 /// Longest the ingest applies frames without letting the other tasks of its worker thread run,
@@ -105,10 +106,6 @@ const YIELD_EVERY: Duration = Duration::from_millis(2);
 #[derive(Debug)]
 struct Queued {
     inbound: Inbound,
-    /// The class it was admitted under.
-    class: Class,
-    /// In the backlog lane.
-    backlog: bool,
     cost: u64,
 }
 
@@ -176,8 +173,8 @@ pub struct Ingest {
     building: Building,
     checkpoints: Checkpoints,
     take: CheckpointTake,
-    /// Frames taken from the gateway and not yet applied, hot stations' first.
-    queue: Lanes<StationId, Queued>,
+    /// Frames taken from the gateway and not yet applied, live ones first.
+    queue: Lanes<Queued>,
     admission: Admission,
     arrived: Vec<Inbound>,
     /// The last turn took frames in: the next applies a slice first, if there is one to apply.
@@ -296,16 +293,12 @@ impl Ingest {
 
     /// Waits for whatever comes first, in this order of priority when several are ready.
     async fn next_event(&mut self, timers: &mut Timers, shutdown: &CancellationToken) -> Event {
-        // A full batch waits for the writer: this is where backpressure starts. Meanwhile only
-        // hot stations' frames are applied (the batch grows past its bound by those few) and
-        // frames keep being taken in, so a slow commit holds ACKs, not alerts.
+        // A full batch waits for the writer: this is where backpressure starts. Meanwhile frames
+        // keep being taken in, and their alerts raised, so a slow commit holds ACKs, not alerts.
         let held = self.batch_full();
         let queued = !self.queue.is_empty();
         let take_under_way = self.take.under_way();
-        let slice_ready = queued
-            && (!held
-                || (self.queue.hot_next() && self.room_for_hot())
-                || (self.room_for_alerting() && self.queue.any_hot(may_raise)));
+        let slice_ready = queued && !held;
         self.drain.measuring = queued;
         // Taking frames in and applying them take turns: while stations resend what was refused,
         // frames arrive at every turn, and taking them in first each time left nothing applied
@@ -327,7 +320,7 @@ impl Ingest {
                 Err(_) => Event::Closed,
             },
             // Frames that came since the last slice are taken in (or told BUSY) at once: a
-            // stolen vehicle's sighting goes before everything queued, however much that is.
+            // stolen vehicle's sighting is alerted before everything queued, however much that is.
             received = self.parts.frames.recv_many(&mut self.arrived, BATCH_FRAMES), if may_take_in => {
                 if received == 0 { Event::Closed } else { Event::Arrived }
             }
@@ -350,21 +343,6 @@ impl Ingest {
     /// Whether the batch being built is full: it waits for the writer (see [`IngestConfig`]).
     fn batch_full(&self) -> bool {
         self.building.acks.len() >= self.config.max_batch_frames
-    }
-
-    /// Whether a batch waiting for the writer may still take a hot station's frame: up to twice
-    /// its bound, so memory stays bounded however long the store takes.
-    fn room_for_hot(&self) -> bool {
-        self.building.acks.len() < 2 * self.config.max_batch_frames
-    }
-
-    /// Whether a batch waiting for the writer, with no room left for hot stations' frames, may
-    /// still take a frame that may raise an alert itself (ahead of its station's earlier ones):
-    /// up to four times its bound. Such frames are few, and a commit can take seconds when the
-    /// store falls behind (a checkpoint of six million tags' visits): the alert must not wait
-    /// for it.
-    fn room_for_alerting(&self) -> bool {
-        self.building.acks.len() < 4 * self.config.max_batch_frames
     }
 
     /// The writer committed a flush: its frames are now durable.
@@ -391,10 +369,9 @@ impl Ingest {
         }
     }
 
-    /// Takes in the frames that arrived: answers those already applied, queues the fresh ones
-    /// the admission lets in (each lane hot stations first) and tells the others BUSY at once.
+    /// Takes in the frames that arrived: answers those already applied, raises the alerts of the
+    /// fresh ones, queues those the admission lets in and tells the others BUSY at once.
     fn take_in(&mut self) {
-        let (mut live, mut backlog) = (Vec::new(), Vec::new());
         let mut arrived = std::mem::take(&mut self.arrived);
         while arrived.len() < MAX_INTAKE {
             match self.parts.frames.try_recv() {
@@ -413,18 +390,23 @@ impl Ingest {
             let Some(inbound) = self.answer_unless_fresh(seen, inbound) else {
                 continue;
             };
-            let (age, hot, detections) = match inbound.frame() {
-                Some(frame) => (
-                    self.admission.age_class(key.station, frame.time_ms),
-                    may_alert(&self.tracker, frame),
-                    match &frame.body {
-                        Body::Detections(records) => records.len(),
-                        _ => 0,
-                    },
-                ),
-                None => (Class::Live, false, 0),
+            let (class, detections) = match inbound.frame() {
+                Some(frame) => {
+                    let alerts = alert_ahead(&mut self.tracker, frame, now_ms());
+                    if !alerts.is_empty() {
+                        self.parts.metrics.alerts_ahead.inc_by(alerts.len() as u64);
+                        self.raised_for(alerts, inbound.received_at);
+                    }
+                    (
+                        self.admission.age_class(key.station, frame.time_ms),
+                        match &frame.body {
+                            Body::Detections(records) => records.len(),
+                            _ => 0,
+                        },
+                    )
+                }
+                None => (Class::Live, 0),
             };
-            let class = if hot { Class::Hot } else { age };
             let cost = admission::cost(detections);
             if self.admission.decide(class, cost) == Verdict::Refuse {
                 self.parts.metrics.refused(class).inc();
@@ -432,55 +414,29 @@ impl Ingest {
                 continue;
             }
             self.admission.queued(cost);
-            let queued = Queued {
-                inbound,
-                class,
-                backlog: age == Class::Backlog,
-                cost,
-            };
-            if queued.backlog {
-                backlog.push(queued);
-            } else {
-                live.push(queued);
+            let queued = Queued { inbound, cost };
+            match class {
+                Class::Live => self.queue.push_live(queued),
+                Class::Backlog => self.queue.push_backlog(queued),
             }
         }
         // The buffer's capacity is kept for the next frames.
         self.arrived = arrived;
-        let moved = self.queue.admit(
-            live,
-            backlog,
-            |q| q.inbound.key().station,
-            |q| q.class == Class::Hot,
-        );
-        self.parts.metrics.hot_first.inc_by(moved as u64);
         self.show_admission();
     }
 
-    /// Applies queued frames for a slice of a few milliseconds, or up to an alert; while the
-    /// batch is held for the writer (full), only hot stations' frames and then only those that
-    /// may alert. Then the other tasks of this
-    /// thread run (the store's connections, the writer's handoff).
+    /// Applies queued frames for a slice of a few milliseconds, or up to an alert, or until the
+    /// batch is full. Then the other tasks of this thread run (the store's connections, the
+    /// writer's handoff).
     async fn apply_slice(&mut self) {
         let started = Instant::now();
-        loop {
-            // Checked at each frame: a slice may fill the batch.
-            let held = self.batch_full();
-            let next = if !held {
-                self.queue.pop()
-            } else if self.room_for_hot() {
-                self.queue.pop_hot()
-            } else if self.room_for_alerting() {
-                self.queue.take_first_hot(may_raise)
-            } else {
-                None
-            };
-            let Some(queued) = next else {
+        // Checked at each frame: a slice may fill the batch.
+        while !self.batch_full() {
+            let Some(queued) = self.queue.pop() else {
                 break;
             };
             self.admission.left(queued.cost);
-            if queued.class != Class::Hot
-                && queued.inbound.received_at.elapsed() > 2 * self.config.admission_bound
-            {
+            if queued.inbound.received_at.elapsed() > 2 * self.config.admission_bound {
                 // Admitted at a rate the drain then fell below (a stall for the writer, a
                 // checkpoint's take): it goes back to its station rather than wait on, so no
                 // frame waits much past the bound.
@@ -490,12 +446,6 @@ impl Ingest {
                     .ack
                     .send(queued.inbound.key(), AckStatus::Busy);
                 continue;
-            }
-            if queued.class == Class::Hot {
-                self.parts
-                    .metrics
-                    .hot_wait
-                    .observe(queued.inbound.received_at.elapsed().as_secs_f64());
             }
             self.drain.drained += queued.cost;
             let alerts_before = self.building.alerts.len();
@@ -549,11 +499,7 @@ impl Ingest {
                 .await
                 {
                     Ok((first_visit_id, alerts)) => {
-                        let since_arrival = inbound.received_at.elapsed().as_secs_f64();
-                        for alert in &alerts {
-                            self.parts.metrics.alert_raised(alert.kind, since_arrival);
-                        }
-                        self.raised(alerts);
+                        self.raised_for(alerts, inbound.received_at);
                         first_visit_id
                     }
                     Err(error) => {
@@ -641,6 +587,15 @@ impl Ingest {
             status,
             received_at,
         });
+    }
+
+    /// Alerts a frame that arrived at `received_at` raised: timed, then [`Self::raised`].
+    fn raised_for(&mut self, alerts: Vec<tagwatch_model::Alert>, received_at: Instant) {
+        let since_arrival = received_at.elapsed().as_secs_f64();
+        for alert in &alerts {
+            self.parts.metrics.alert_raised(alert.kind, since_arrival);
+        }
+        self.raised(alerts);
     }
 
     /// Alerts just raised: published at once, and stored with the next flush.
@@ -737,6 +692,9 @@ impl Ingest {
         metrics
             .visits_in_memory
             .set(i64::try_from(self.tracker.visits_in_memory()).unwrap_or(i64::MAX));
+        metrics
+            .judged_ahead
+            .set(i64::try_from(self.tracker.judged_ahead()).unwrap_or(i64::MAX));
         self.parts
             .health
             .frames_in_flight
@@ -786,22 +744,6 @@ impl Ingest {
             .checkpoint_interval
             .set(self.checkpoints.interval().as_secs_f64());
     }
-}
-
-/// Whether applying `frame` may raise a stolen or armed alert. Not "carries a stolen tag": a
-/// stolen tag heard again in a visit that has alerted raises nothing, and with 1 % of tags stolen
-/// most busy frames carry one, which would put most of a burst at the front.
-fn may_alert(tracker: &Tracker, frame: &Frame) -> bool {
-    let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
-    matches!(&frame.body, Body::Detections(records)
-    if records.iter().any(|r| {
-        tracker.may_alert(r.tag, frame.station, time_ms.saturating_sub(i64::from(r.age_ms)))
-    }))
-}
-
-/// Whether a queued frame was admitted as one that may raise an alert itself.
-fn may_raise(queued: &Queued) -> bool {
-    queued.class == Class::Hot
 }
 
 /// Runs the ingest until `shutdown` (see [`Ingest::run`]).

@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! gateway ─Inbound─▶ Ingest::run ─────────────── Flush ──▶ writer ──commit──▶ store
-//!                    │ dedupe, admission,                    │ then ACK
-//!                    │ hot-first queue, apply                └─ Committed ─▶ Ingest (dedupe)
+//!                    │ dedupe, alerts ahead,                 │ then ACK
+//!                    │ admission, lanes, apply               └─ Committed ─▶ Ingest (dedupe)
 //!                    └─ alerts ─▶ AlertBus ─▶ (API: SSE)
 //! ```
 //!
@@ -15,8 +15,10 @@
 //! - [`restore`]: the live state rebuilt from the store at start (journal replay included).
 //! - [`ingest`]: the task that owns the tracker: takes frames in, applies them, hands flushes on.
 //! - [`dedupe`]: which (station, session, seq) frames are applied, in flight or committed.
+//! - `Tracker::alert_ahead` (called at intake): a frame's stolen and armed sightings alerted at
+//!   once, whether the frame is then queued or told BUSY.
 //! - [`admission`]: whether a frame can be applied within the bound, or is told BUSY.
-//! - [`hot_first`]: the queue: frames that may alert first, then live, then backlog.
+//! - [`lanes`]: the queue: live frames, then stations' backlogs.
 //! - [`apply`]: a frame's detections applied to the tracker, late history read back first.
 //! - [`journal`]: frames journaled at each flush, visits written at checkpoints, replay at start.
 //! - [`checkpoint_take`]: a checkpoint's changed visits taken in slices between frames.
@@ -29,9 +31,9 @@ pub mod apply;
 pub mod checkpoint_take;
 pub mod dedupe;
 pub mod health;
-pub mod hot_first;
 pub mod ingest;
 pub mod journal;
+pub mod lanes;
 pub mod live;
 pub mod metrics;
 pub mod restore;

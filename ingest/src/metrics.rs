@@ -15,7 +15,7 @@ pub struct PipelineMetrics {
     pub detections_applied: Counter,
     pub duplicates: Counter,
     pub resends_in_flight: Counter,
-    pub hot_first: Counter,
+    pub alerts_ahead: Counter,
     pub too_far_ahead: Counter,
     pub alerts: Counter,
     pub store_errors: Counter,
@@ -26,6 +26,7 @@ pub struct PipelineMetrics {
     pub journal_pending: Gauge,
     pub checkpoint_interval: Gauge<f64, AtomicU64>,
     pub visits_in_memory: Gauge,
+    pub judged_ahead: Gauge,
     pub ack_latency: Histogram,
     pub flush_rows: Histogram,
     pub flush_seconds: Histogram,
@@ -35,8 +36,6 @@ pub struct PipelineMetrics {
     pub upkeep_seconds: Histogram,
     pub queue_wait: Histogram,
     alert_raise: Family<KindLabel, Histogram, fn() -> Histogram>,
-    /// Queue wait of the frames admitted as hot (those that may raise an alert).
-    pub hot_wait: Histogram,
     steps: Family<StepLabel, Histogram, fn() -> Histogram>,
     refused: Family<ClassLabel, Counter>,
     pub queued_cost: Gauge,
@@ -71,7 +70,7 @@ impl Default for PipelineMetrics {
             detections_applied: Counter::default(),
             duplicates: Counter::default(),
             resends_in_flight: Counter::default(),
-            hot_first: Counter::default(),
+            alerts_ahead: Counter::default(),
             too_far_ahead: Counter::default(),
             alerts: Counter::default(),
             store_errors: Counter::default(),
@@ -82,6 +81,7 @@ impl Default for PipelineMetrics {
             journal_pending: Gauge::default(),
             checkpoint_interval: Gauge::default(),
             visits_in_memory: Gauge::default(),
+            judged_ahead: Gauge::default(),
             // 0.5 ms .. ~16 s
             ack_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             flush_rows: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
@@ -93,7 +93,6 @@ impl Default for PipelineMetrics {
             // 0.1 ms .. ~3 s
             queue_wait: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             alert_raise: Family::new_with_constructor(alert_raise_buckets),
-            hot_wait: alert_raise_buckets(),
             steps: Family::new_with_constructor(alert_raise_buckets),
             refused: Family::default(),
             queued_cost: Gauge::default(),
@@ -120,7 +119,7 @@ impl PipelineMetrics {
     }
 
     /// The ingest task spent `seconds` on one turn of its loop of kind `step` (nothing else ran
-    /// on it meanwhile: a frame that may alert waits at most that long to be looked at).
+    /// on it meanwhile: a frame's alerts wait at most that long to be raised).
     pub fn ingest_step(&self, step: &'static str, seconds: f64) {
         self.steps
             .get_or_create(&StepLabel { step })
@@ -158,9 +157,9 @@ impl PipelineMetrics {
             self.resends_in_flight.clone(),
         );
         registry.register(
-            "tagwatch_frames_hot_first",
-            "Frames applied ahead of their batch because a frame of their station may raise an alert",
-            self.hot_first.clone(),
+            "tagwatch_alerts_ahead",
+            "Stolen and armed alerts raised as their frame was taken in, before it was applied (whether it was then queued or told BUSY)",
+            self.alerts_ahead.clone(),
         );
         registry.register(
             "tagwatch_frames_too_far_ahead",
@@ -213,6 +212,11 @@ impl PipelineMetrics {
             self.visits_in_memory.clone(),
         );
         registry.register(
+            "tagwatch_tracker_judged_ahead",
+            "Spans of stolen or armed sightings alerted (or judged) ahead whose frames are not all applied yet",
+            self.judged_ahead.clone(),
+        );
+        registry.register(
             "tagwatch_ack_latency_seconds",
             "From a frame's arrival to its ACCEPTED",
             self.ack_latency.clone(),
@@ -253,18 +257,13 @@ impl PipelineMetrics {
             self.alert_raise.clone(),
         );
         registry.register(
-            "tagwatch_ingest_hot_wait_seconds",
-            "Queue wait of the frames admitted as hot (that may raise an alert), from arrival until the ingest takes them up",
-            self.hot_wait.clone(),
-        );
-        registry.register(
             "tagwatch_ingest_step_seconds",
-            "Time the ingest task spends on one turn of its loop, by what it did (take_in, slice, flush, take_step, clock, command, query, committed); a frame that may alert waits behind at most one",
+            "Time the ingest task spends on one turn of its loop, by what it did (take_in, slice, flush, take_step, clock, command, query, committed); a frame's alerts wait behind at most one",
             self.steps.clone(),
         );
         registry.register(
             "tagwatch_ingest_refused_busy",
-            "Frames answered BUSY because the ingest could not apply them within the admission bound, by class (hot, live, backlog; late: admitted, then past twice the bound when their turn came)",
+            "Frames answered BUSY because the ingest could not apply them within the admission bound, by class (live, backlog; late: admitted, then past twice the bound when their turn came)",
             self.refused.clone(),
         );
         registry.register(

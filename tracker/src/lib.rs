@@ -16,12 +16,14 @@
 //!   state (hotlist, armed vehicles, flags, clones, geofences with [`fences`], companions, and
 //!   stations with [`station_watch`]); the tracker applies a frame and then asks them.
 //! - `movement`: where a stolen vehicle is heading, for its alert.
+//! - `ahead`: stolen and armed alerts raised as a frame arrives, before it is applied.
 //! - [`queries`]: what investigators ask (track, area, near, convoy, fencing dens).
 //!
 //! Why this file is long (about 800 lines): it is the facade every frame goes through, the
 //! applying loop and the upkeep that must see all of the state at once; each part it asks
 //! (visits, placement, trajectories, rules) lives in its own module.
 
+mod ahead;
 pub mod calendar;
 pub mod fences;
 mod movement;
@@ -48,8 +50,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 pub(crate) type FleetMap<K, V> = griddle::HashMap<K, V, rustc_hash::FxBuildHasher>;
 use rules::{raise, Draft, Sighting};
 use tagwatch_model::{
-    tag_flags, Alert, CaseId, Detection, FrameKey, GeoPoint, Geofence, ReaderFix, Station,
-    StationId, TagId, VisitId,
+    tag_flags, Alert, AlertKind, CaseId, Detection, FrameKey, GeoPoint, Geofence, ReaderFix,
+    Station, StationId, TagId, VisitId,
 };
 pub use visits::{VisitBook, VisitChanges};
 
@@ -205,6 +207,8 @@ pub struct Tracker {
     fences: fences::Fences,
     companions: rules::companion::Companions,
     station_watch: station_watch::StationWatch,
+    /// Sightings alerted as their frame arrived, not applied yet (see `ahead`).
+    ahead: ahead::Ledger,
     next_alert_seq: i64,
     /// The latest detection time seen: the tracker's notion of "now", in station time, so that
     /// replays and simulations at any speed age out the hot window consistently.
@@ -239,6 +243,7 @@ impl Tracker {
                 config.station_silent_ms,
                 config.clock_skew_limit_ms,
             ),
+            ahead: ahead::Ledger::default(),
             next_alert_seq,
             high_water_ms: i64::MIN,
             started_ms: None,
@@ -331,21 +336,9 @@ impl Tracker {
         self.hotlist.is_stolen(tag)
     }
 
-    /// Whether hearing `tag` at `station` at `seen_at_ms` may raise a stolen or armed alert: the
-    /// tag is stolen, or armed and `station` is away from where it was armed, and the visit
-    /// there that a detection at that time joins (if any) has not alerted yet. So a sighting in
-    /// a station's hour-old backlog, which joins none of today's visits, may alert. A cheap
-    /// guess for ordering work ahead of applying a frame, not a rule: it may say yes where the
-    /// rules then find nothing (a visit gap just passed, say).
-    pub fn may_alert(&self, tag: TagId, station: StationId, seen_at_ms: i64) -> bool {
-        if !self.hotlist.is_stolen(tag) && !self.guards.is_armed(tag) {
-            return false;
-        }
-        let visit = self.visits.visit_at(tag, station, seen_at_ms);
-        self.hotlist.may_alert(tag, visit)
-            || self
-                .guards
-                .may_alert(tag, self.stations.get(&station).copied(), visit)
+    /// Whether a sighting of `tag` may raise a stolen or armed alert somewhere.
+    pub fn is_watched(&self, tag: TagId) -> bool {
+        self.hotlist.is_stolen(tag) || self.guards.is_armed(tag)
     }
 
     /// Puts back an open visit loaded from the store after a restart.
@@ -377,6 +370,20 @@ impl Tracker {
             return;
         };
         let Some(visit) = self.visits.visit_at(tag, alert.station, alert.seen_at_ms) else {
+            // Raised ahead of a frame not applied before the stop: when the station resends it,
+            // its sighting must not alert again.
+            if matches!(
+                alert.kind,
+                AlertKind::StolenSighting | AlertKind::ArmedMoved
+            ) {
+                self.ahead.alerted(
+                    tag,
+                    alert.station,
+                    alert.seen_at_ms,
+                    alert.kind,
+                    self.config.visit_gap_ms,
+                );
+            }
             return;
         };
         self.hotlist.alerted(tag, visit);
@@ -445,13 +452,23 @@ impl Tracker {
                 visit: visit.id,
                 position,
             };
+            // Alerts raised as the frame arrived are not raised again; their visit counts as
+            // alerted all the same.
+            let ahead = if self.ahead.is_empty() {
+                ahead::Covered::default()
+            } else {
+                self.ahead.settle(obs.frame, d, self.config.visit_gap_ms)
+            };
             let mut drafts = Vec::new();
             self.place(sighting, &mut drafts);
             self.flags.check(sighting, &mut drafts);
-            drafts.extend(self.guards.check(sighting));
+            drafts.extend(self.guards.check(sighting).filter(|_| !ahead.armed));
             if let Some((case, mut draft)) = self.hotlist.check(sighting) {
-                draft.detail = self.movement_detail(d.tag, d.station, case, d.seen_at_ms, now_ms);
-                drafts.push(draft);
+                if !ahead.stolen {
+                    draft.detail =
+                        self.movement_detail(d.tag, d.station, case, d.seen_at_ms, now_ms);
+                    drafts.push(draft);
+                }
             }
             for draft in drafts {
                 alerts.push(self.issue(draft, now_ms));
@@ -716,6 +733,11 @@ impl Tracker {
         self.readers.prune(index_cut);
         if self.high_water_ms.saturating_sub(self.maintained_up_to_ms) >= MAINTAIN_STEP_MS {
             self.maintained_up_to_ms = self.high_water_ms;
+            // A frame alerted ahead and never applied (its station gave up on it).
+            self.ahead.forget_before(
+                self.high_water_ms
+                    .saturating_sub(2 * self.config.hot_window_ms),
+            );
             let closed_before = self
                 .high_water_ms
                 .saturating_sub(self.config.visit_gap_ms + 2 * CLOSE_STEP_MS);

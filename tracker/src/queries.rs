@@ -99,6 +99,18 @@ pub struct Den {
 /// Speeds above this from two stations' entry times are noise (overlapping stations).
 const MAX_PLAUSIBLE_SPEED_MPS: f64 = 90.0;
 
+/// Speed (m/s) and heading (degrees from north) of a move from one place, arrived at at one time,
+/// to another: none when the move is too slow to be one (longer than a transit) or faster than
+/// any vehicle (two stations' clocks, or a clone).
+pub(crate) fn motion(from: (GeoPoint, i64), to: (GeoPoint, i64)) -> Option<(f64, f64)> {
+    let seconds = (to.1 - from.1) as f64 / 1000.0;
+    let speed = spatial::distance_m(from.0, to.0) / seconds;
+    (seconds > 0.0
+        && seconds <= crate::trajectory::MAX_TRANSIT_MS as f64 / 1000.0
+        && speed <= MAX_PLAUSIBLE_SPEED_MPS)
+        .then(|| (speed, bearing(from.0, to.0)))
+}
+
 impl Tracker {
     /// The earliest time memory answers questions from: the later of the tracker's first
     /// detection and the start of the index window. None before the first detection.
@@ -136,15 +148,12 @@ impl Tracker {
             speed_mps: None,
         };
         if let Some(previous) = place.previous {
-            let seconds = (current.since_ms - previous.since_ms) as f64 / 1000.0;
-            let metres = spatial::distance_m(previous.position, current.position);
-            let speed = metres / seconds;
-            if seconds > 0.0
-                && seconds <= crate::trajectory::MAX_TRANSIT_MS as f64 / 1000.0
-                && speed <= MAX_PLAUSIBLE_SPEED_MPS
-            {
+            if let Some((speed, heading)) = motion(
+                (previous.position, previous.since_ms),
+                (current.position, current.since_ms),
+            ) {
                 location.speed_mps = Some(speed);
-                location.heading_deg = Some(bearing(previous.position, current.position));
+                location.heading_deg = Some(heading);
             }
         }
         Some(location)

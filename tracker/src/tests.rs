@@ -102,44 +102,133 @@ fn a_stolen_tag_raises_one_alert_per_visit_with_a_deterministic_id() {
     assert!(apply(&mut tracker, 5, &[det(7, 900_000)]).is_empty());
 }
 
+fn ahead(tracker: &mut Tracker, seq: u32, detections: &[Detection]) -> Vec<Alert> {
+    let obs = Observation {
+        frame: frame(seq),
+        sent_at_ms: 0,
+        reader_position: None,
+        detections,
+    };
+    tracker.alert_ahead(obs, 99)
+}
+
 #[test]
-fn may_alert_until_the_visit_it_joins_has_alerted() {
+fn an_alert_ahead_is_raised_once_per_visit_and_not_again_when_its_frames_are_applied() {
     let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
     tracker.set_station(&station());
-    let here = StationId(1);
-    assert!(!tracker.may_alert(TagId(7), here, 1_000), "not stolen");
+    assert!(
+        ahead(&mut tracker, 1, &[det(7, 1_000)]).is_empty(),
+        "not stolen"
+    );
     tracker.report_stolen(TagId(7), CaseId(5));
-    assert!(
-        tracker.may_alert(TagId(7), here, 1_000),
-        "stolen, no visit yet"
+    let first = ahead(&mut tracker, 2, &[det(8, 1_000), det(7, 1_000)]);
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        first[0].id.0, "stolen_sighting-5-7-1-3-2",
+        "the frame's own id"
     );
-    assert_eq!(apply(&mut tracker, 1, &[det(7, 1_000)]).len(), 1);
+    assert_eq!(first[0].detail.case, Some(5));
+    // The next frames of the same visit arrive before the first is applied: no second alert,
+    // also for a sighting more than a visit gap after the first (the one between links them).
+    assert!(ahead(&mut tracker, 3, &[det(7, 20_000)]).is_empty());
+    assert!(ahead(&mut tracker, 4, &[det(7, 45_000)]).is_empty());
     assert!(
-        !tracker.may_alert(TagId(7), here, 1_500),
-        "its visit here alerted"
+        ahead(&mut tracker, 2, &[det(8, 1_000), det(7, 1_000)]).is_empty(),
+        "a copy resent after a BUSY"
     );
-    // A sighting a visit gap later is a new visit, and alerts again.
-    assert!(tracker.may_alert(TagId(7), here, 501_000));
-    let again = apply(&mut tracker, 3, &[det(7, 501_000)]);
-    assert_eq!(again.len(), 1);
-    assert!(!tracker.may_alert(TagId(7), here, 501_500));
-    // A late sighting between the two (a station's backlog) joins neither: it may alert.
-    assert!(tracker.may_alert(TagId(7), here, 250_000));
+    // Applied in any order: nothing more, and the ledger empties.
+    assert!(apply(&mut tracker, 4, &[det(7, 45_000)]).is_empty());
+    assert!(apply(&mut tracker, 2, &[det(8, 1_000), det(7, 1_000)]).is_empty());
+    assert!(apply(&mut tracker, 3, &[det(7, 20_000)]).is_empty());
+    assert_eq!(tracker.judged_ahead(), 0);
+    // The visit counts as alerted: its next sighting, ahead or applied, raises nothing.
+    assert!(ahead(&mut tracker, 5, &[det(7, 50_000)]).is_empty());
+    assert!(apply(&mut tracker, 5, &[det(7, 50_000)]).is_empty());
+    // A new visit alerts again; so does a late sighting between two visits (a backlog).
+    assert_eq!(ahead(&mut tracker, 6, &[det(7, 500_000)]).len(), 1);
+    assert_eq!(ahead(&mut tracker, 7, &[det(7, 250_000)]).len(), 1);
+    assert!(apply(&mut tracker, 6, &[det(7, 500_000)]).is_empty());
+    assert!(apply(&mut tracker, 7, &[det(7, 250_000)]).is_empty());
+    assert_eq!(tracker.judged_ahead(), 0);
+}
 
-    // Armed where the station is: hearing it there is no alert; armed far away, it is.
+#[test]
+fn an_armed_vehicle_heard_away_alerts_ahead_once() {
+    let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+    tracker.set_station(&station());
+    // Armed where the station is: hearing it there is no alert.
     tracker.arm(TagId(9), station().position);
-    assert!(!tracker.may_alert(TagId(9), here, 502_000));
+    assert!(ahead(&mut tracker, 1, &[det(9, 1_000)]).is_empty());
+    assert!(apply(&mut tracker, 1, &[det(9, 1_000)]).is_empty());
     let far = GeoPoint {
         lat: station().position.lat + 0.01,
         lon: station().position.lon,
     };
     tracker.arm(TagId(9), far);
-    assert!(tracker.may_alert(TagId(9), here, 502_000));
-    assert_eq!(apply(&mut tracker, 4, &[det(9, 502_000)]).len(), 1);
-    assert!(
-        !tracker.may_alert(TagId(9), here, 502_500),
-        "its visit here alerted"
+    let alerts = ahead(&mut tracker, 2, &[det(9, 500_000)]);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, AlertKind::ArmedMoved);
+    assert!(alerts[0].detail.moved_m.is_some_and(|m| m > 1_000.0));
+    assert!(apply(&mut tracker, 2, &[det(9, 500_000)]).is_empty());
+    assert!(apply(&mut tracker, 3, &[det(9, 501_000)]).is_empty());
+}
+
+#[test]
+fn an_alert_ahead_says_what_applying_its_frame_would() {
+    // Two trackers that know the same: the tag heard at station 2, then at station 1.
+    let setup = || {
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        tracker.set_station(&station_at(1, 23.0));
+        tracker.set_station(&station_at(2, 23.01));
+        tracker.report_stolen(TagId(7), CaseId(5));
+        let at_2 = Detection {
+            station: StationId(2),
+            ..det(7, 1_000)
+        };
+        let obs = Observation {
+            frame: FrameKey {
+                station: StationId(2),
+                session: SessionId(1),
+                seq: 1,
+            },
+            sent_at_ms: 0,
+            reader_position: None,
+            detections: &[at_2],
+        };
+        assert_eq!(tracker.apply(obs, 99).len(), 1);
+        tracker
+    };
+    let applied = apply(&mut setup(), 1, &[det(7, 90_000)]);
+    let raised = ahead(&mut setup(), 1, &[det(7, 90_000)]);
+    assert_eq!(applied.len(), 1);
+    assert_eq!(raised.len(), 1);
+    let (applied, raised) = (&applied[0], &raised[0]);
+    assert_eq!(raised.id, applied.id);
+    assert_eq!(
+        (raised.kind, raised.station, raised.seen_at_ms),
+        (applied.kind, applied.station, applied.seen_at_ms)
     );
+    assert_eq!(raised.detail.case, applied.detail.case);
+    assert!(applied.detail.heading_deg.is_some(), "{applied:?}");
+    assert_eq!(raised.detail.heading_deg, applied.detail.heading_deg);
+    assert_eq!(raised.detail.speed_mps, applied.detail.speed_mps);
+}
+
+#[test]
+fn after_a_restart_a_sighting_alerted_ahead_is_not_alerted_again_when_resent() {
+    let mut before = Tracker::new(TrackerConfig::default(), 1, 1);
+    before.set_station(&station());
+    before.report_stolen(TagId(7), CaseId(5));
+    let alerts = ahead(&mut before, 1, &[det(7, 1_000)]);
+    assert_eq!(alerts.len(), 1);
+    // Stopped before the frame was applied; the alert was stored.
+    let mut after = Tracker::new(TrackerConfig::default(), 1, 2);
+    after.set_station(&station());
+    after.report_stolen(TagId(7), CaseId(5));
+    after.restore_alert(&alerts[0]);
+    assert!(ahead(&mut after, 1, &[det(7, 1_000)]).is_empty());
+    assert!(apply(&mut after, 1, &[det(7, 1_000)]).is_empty());
+    assert!(apply(&mut after, 2, &[det(7, 2_000)]).is_empty());
 }
 
 #[test]
@@ -552,5 +641,52 @@ proptest::proptest! {
             placed.sort_unstable();
             proptest::prop_assert_eq!(listed, placed);
         }
+    }
+}
+
+proptest::proptest! {
+    /// Frames of a stolen tag arrive in time order, each judged ahead once or twice (a copy
+    /// resent after a BUSY), and are applied later in any order: every visit they make has
+    /// exactly one alert, raised ahead, and the ledger empties.
+    #[test]
+    fn alerts_ahead_are_one_per_visit_whatever_order_frames_are_applied_in(
+        mut times in proptest::collection::vec(0i64..400_000, 1..14),
+        resent in proptest::collection::vec(proptest::bool::ANY, 14),
+        order in proptest::collection::vec(proptest::num::usize::ANY, 14),
+    ) {
+        times.sort_unstable();
+        times.dedup();
+        let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+        tracker.set_station(&station());
+        tracker.report_stolen(TagId(7), CaseId(5));
+        let mut alerts = Vec::new();
+        for (i, &t) in times.iter().enumerate() {
+            let seq = i as u32 + 1;
+            alerts.extend(ahead(&mut tracker, seq, &[det(7, t)]));
+            if resent[i] {
+                alerts.extend(ahead(&mut tracker, seq, &[det(7, t)]));
+            }
+        }
+        let mut pending: Vec<usize> = (0..times.len()).collect();
+        for pick in order.iter().take(times.len()) {
+            let i = pending.remove(pick % pending.len());
+            let applied = apply(&mut tracker, i as u32 + 1, &[det(7, times[i])]);
+            proptest::prop_assert!(applied.is_empty(), "raised again when applied: {applied:?}");
+        }
+        proptest::prop_assert_eq!(tracker.judged_ahead(), 0);
+        // The visits: runs of times no further apart than the gap.
+        let gap = tracker.config().visit_gap_ms;
+        let mut visits: Vec<(i64, i64)> = Vec::new();
+        for &t in &times {
+            match visits.last_mut() {
+                Some(v) if t - v.1 <= gap => v.1 = t,
+                _ => visits.push((t, t)),
+            }
+        }
+        for v in &visits {
+            let in_it = alerts.iter().filter(|a| v.0 <= a.seen_at_ms && a.seen_at_ms <= v.1).count();
+            proptest::prop_assert_eq!(in_it, 1, "visit {:?}, alerts {:?}", v, alerts);
+        }
+        proptest::prop_assert_eq!(alerts.len(), visits.len());
     }
 }

@@ -4,7 +4,7 @@
 use super::{Draft, Sighting};
 use crate::spatial;
 use rustc_hash::FxHashMap as HashMap;
-use tagwatch_model::{AlertKind, GeoPoint, TagId, VisitId};
+use tagwatch_model::{AlertKind, Detection, FrameKey, GeoPoint, TagId, VisitId};
 
 /// An armed vehicle heard further than this from where it was armed has moved: beyond the
 /// overlap of neighbouring stations, so a parked vehicle heard by the next station is not one.
@@ -60,13 +60,24 @@ impl Guards {
 
     /// The alert this sighting raises, if the tag is armed and has moved.
     pub fn check(&mut self, s: Sighting<'_>) -> Option<Draft> {
-        let guard = self.armed.get_mut(&s.d.tag)?;
-        let moved_m = spatial::distance_m(guard.position, s.position);
-        if moved_m <= ARMED_RADIUS_M || guard.alerted == Some(s.visit) {
+        if self.armed.get(&s.d.tag)?.alerted == Some(s.visit) {
             return None;
         }
-        guard.alerted = Some(s.visit);
-        let mut draft = Draft::about(AlertKind::ArmedMoved, "armed_moved", s);
+        let draft = self.draft(s.frame, s.d, s.position)?;
+        self.armed.get_mut(&s.d.tag)?.alerted = Some(s.visit);
+        Some(draft)
+    }
+
+    /// The alert hearing `d` in `frame` at `position` raises if the tag is armed and that is
+    /// away from where it was armed, whatever visit it joins (an alert raised ahead of its frame:
+    /// see `crate::ahead`).
+    pub fn draft(&self, frame: FrameKey, d: &Detection, position: GeoPoint) -> Option<Draft> {
+        let guard = self.armed.get(&d.tag)?;
+        let moved_m = spatial::distance_m(guard.position, position);
+        if moved_m <= ARMED_RADIUS_M {
+            return None;
+        }
+        let mut draft = Draft::heard(AlertKind::ArmedMoved, "armed_moved", frame, d, position);
         draft.detail.moved_m = Some(moved_m.round());
         Some(draft)
     }

@@ -55,13 +55,24 @@ pub(crate) struct Draft {
 impl Draft {
     /// A draft about a sighting, its id scoped by `scope`.
     pub fn about(kind: AlertKind, scope: &str, s: Sighting<'_>) -> Self {
+        Self::heard(kind, scope, s.frame, s.d, s.position)
+    }
+
+    /// A draft about detection `d` of `frame`, heard at `position` (whatever visit it joins).
+    pub fn heard(
+        kind: AlertKind,
+        scope: &str,
+        frame: FrameKey,
+        d: &Detection,
+        position: GeoPoint,
+    ) -> Self {
         Self {
             kind,
-            id: frame_alert_id(scope, s.d.tag, s.frame),
-            tag: Some(s.d.tag),
-            station: s.d.station,
-            position: s.position,
-            seen_at_ms: s.d.seen_at_ms,
+            id: frame_alert_id(scope, d.tag, frame),
+            tag: Some(d.tag),
+            station: d.station,
+            position,
+            seen_at_ms: d.seen_at_ms,
             detail: AlertDetail::default(),
         }
     }

@@ -6,7 +6,7 @@
 
 use super::{Draft, Sighting};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use tagwatch_model::{AlertKind, CaseId, TagId, VisitId};
+use tagwatch_model::{AlertKind, CaseId, Detection, FrameKey, GeoPoint, TagId, VisitId};
 
 #[derive(Debug)]
 struct Stolen {
@@ -68,8 +68,20 @@ impl Hotlist {
         if !stolen.alerted.insert(s.visit) {
             return None;
         }
-        let case = stolen.case;
+        self.draft(s.frame, s.d, s.position)
+    }
+
+    /// The alert hearing `d` in `frame` raises if the tag is stolen, whatever visit it joins
+    /// (an alert raised ahead of its frame: see `crate::ahead`).
+    pub fn draft(
+        &self,
+        frame: FrameKey,
+        d: &Detection,
+        position: GeoPoint,
+    ) -> Option<(CaseId, Draft)> {
+        let case = self.stolen.get(&d.tag)?.case;
         let scope = format!("stolen_sighting-{}", case.0);
-        Some((case, Draft::about(AlertKind::StolenSighting, &scope, s)))
+        let draft = Draft::heard(AlertKind::StolenSighting, &scope, frame, d, position);
+        Some((case, draft))
     }
 }

@@ -70,8 +70,8 @@ pub struct Step {
     /// p99 and max (upper bounds of their buckets).
     pub server_alert_p99_ms: Option<f64>,
     pub server_alert_max_ms: Option<f64>,
-    /// Queue wait of frames admitted as hot, p99 (bucket bound).
-    pub hot_wait_p99_ms: Option<f64>,
+    /// Stolen and armed alerts raised as their frame was taken in (before it was applied).
+    pub alerts_ahead: f64,
     /// The longest turn of the ingest's loop, by what it did (bucket bounds).
     pub ingest_step_max_ms: Vec<(&'static str, Option<f64>)>,
     /// Checkpoint rows per second of checkpoint commit time: visit rows the store writes.
@@ -213,7 +213,7 @@ impl Step {
             queue_wait_p99_ms: ms(a.quantile(b, "tagwatch_ingest_queue_wait_seconds", 0.99)),
             server_alert_p99_ms: ms(a.quantile(b, STOLEN_RAISE, 0.99)),
             server_alert_max_ms: ms(a.quantile(b, STOLEN_RAISE, 1.0)),
-            hot_wait_p99_ms: ms(a.quantile(b, "tagwatch_ingest_hot_wait_seconds", 0.99)),
+            alerts_ahead: a.delta(b, "tagwatch_alerts_ahead_total"),
             ingest_step_max_ms: INGEST_STEPS
                 .iter()
                 .map(|&step| {
@@ -243,7 +243,7 @@ impl Step {
         }
     }
 
-    /// The ingest's longest loop turns, longest first: what a hot frame may have waited behind.
+    /// The ingest's longest loop turns, longest first: what a frame's alerts may have waited behind.
     fn longest_turns(&self) -> String {
         let mut turns: Vec<_> = self
             .ingest_step_max_ms
@@ -265,7 +265,7 @@ impl Step {
 
     pub fn print(&self) {
         eprintln!(
-            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  BUSY {:.1}%  queue wait p99 ≤{} ms  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} max {} ms ({}; in the server p99 ≤{} max ≤{} ms; hot wait p99 ≤{} ms; longest ingest turn {})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms, every {:.0} s, journal {:.0} s)  upkeep max ≤{} ms  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB (max {:.0})  UDP drops {}  {}",
+            "  ×{:<3} {:>9} tags  offered {:>9.0}/s applied {:>9.0}/s  BUSY {:.1}%  queue wait p99 ≤{} ms  ACK p50 ≤{} p99 ≤{} ms  alert p50 {} p99 {} max {} ms ({}; in the server p99 ≤{} max ≤{} ms; {:.0} raised ahead; longest ingest turn {})  rows {:>8.0}/s ({:.0}/s busy) + checkpoints {:>7.0}/s (p99 ≤{} ms, taken in ≤{} ms, every {:.0} s, journal {:.0} s)  upkeep max ≤{} ms  CPU server {:>3.0}% + load generator {:>3.0}% + Postgres {:>3.0}%  RSS {:.0} MiB (max {:.0})  UDP drops {}  {}",
             self.load,
             self.tags,
             self.offered_per_s,
@@ -280,7 +280,7 @@ impl Step {
             self.alerts,
             Self::fmt_ms(self.server_alert_p99_ms),
             Self::fmt_ms(self.server_alert_max_ms),
-            Self::fmt_ms(self.hot_wait_p99_ms),
+            self.alerts_ahead,
             self.longest_turns(),
             self.store_rows_per_s,
             self.store_rows_per_busy_s,
@@ -322,7 +322,7 @@ impl Step {
             "tracker_upkeep_max_ms_le": self.upkeep_max_ms,
             "ingest_queue_wait_p99_ms_le": self.queue_wait_p99_ms,
             "server_alert_latency_ms": { "p99_le": self.server_alert_p99_ms, "max_le": self.server_alert_max_ms },
-            "hot_wait_p99_ms_le": self.hot_wait_p99_ms,
+            "alerts_ahead": self.alerts_ahead,
             "ingest_turn_max_ms_le": self.ingest_step_max_ms.iter().map(|(step, ms)| (step.to_string(), json!(ms))).collect::<serde_json::Map<_, _>>(),
             "checkpoint_rows_per_busy_s": self.checkpoint_rows_per_busy_s,
             "checkpoint_interval_s": self.checkpoint_interval_s,
