@@ -1,14 +1,18 @@
-//! # Configuration: one struct tree, loaded once from defaults, a TOML file, `TAGWATCH_*`
+//! # Configuration: one tree of sections, loaded once from defaults, a TOML file, `TAGWATCH_*`
 //! environment variables and command-line flags (each overriding the one before), validated, and
 //! passed down. Secrets print as `<redacted>`.
+//!
+//! The defaults live here and only here: `tagwatch.example.toml` at the repository's root lists
+//! every key at its default (a test holds it to that), and `tagwatch serve --print-config` prints
+//! the configuration in effect. Durations are written with their unit (`"20ms"`, `"30s"`, `"1h"`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-/// A secret string (the admin token). Its `Debug` never shows it.
+/// A secret string (the admin token). Its `Debug` never shows it, nor does `--print-config`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(pub String);
@@ -19,56 +23,202 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Everything `tagwatch serve` needs.
-#[derive(Debug, Clone, Deserialize)]
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
+}
+
+/// Everything `tagwatch serve` needs, by section (`[listen]`, `[store]`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// `sqlite://PATH` (created if missing), `sqlite::memory:`, or `postgres://USER@HOST/DB`.
-    pub database: String,
+    pub listen: ListenSection,
+    pub store: StoreSection,
+    pub ingest: IngestSection,
+    pub tracker: TrackerSection,
+    pub stations: StationsSection,
+    pub api: ApiSection,
+}
+
+/// `[listen]`: where the server listens.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenSection {
     /// UDP address stations send frames to.
     pub udp: SocketAddr,
     /// TCP address stations stream frames to.
     pub tcp: SocketAddr,
-    /// HTTP address of the API.
+    /// HTTP address of the API and the web map.
     pub http: SocketAddr,
-    /// Bearer token of the administrator; generated at start when absent.
-    pub admin_token: Option<Secret>,
+}
+
+impl Default for ListenSection {
+    fn default() -> Self {
+        Self {
+            udp: SocketAddr::from(([0, 0, 0, 0], 7700)),
+            tcp: SocketAddr::from(([0, 0, 0, 0], 7700)),
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl ListenSection {
+    /// Every socket on 127.0.0.1 at a port the system picks (tests, benches, the demo).
+    pub fn loopback() -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            udp: any,
+            tcp: any,
+            http: any,
+        }
+    }
+}
+
+/// `[store]`: the database and how often it is written.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite://PATH` (created if missing), `sqlite::memory:`, or `postgres://USER@HOST/DB`.
+    pub database: String,
     /// Longest a frame waits for its store flush.
-    pub flush_interval_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
     /// How often a checkpoint writes the visits changed since the last one, each once, and drops
-    /// the frame journal that covered them until then; 0: every flush writes visits (no journal).
-    /// A minimum: the next checkpoint also waits twice as long as the last one took to commit.
-    /// Unset: 30 s on Postgres (checkpoints commit on a connection of their own, alongside the
-    /// flushes), 0 on SQLite (one writer: a checkpoint would hold the flushes and ACKs up).
-    pub checkpoint_interval_ms: Option<u64>,
+    /// the frame journal that covered them until then; zero: every flush writes visits (no
+    /// journal). A minimum: the next checkpoint also waits twice as long as the last one took to
+    /// commit. Unset: 30 s on Postgres (checkpoints commit on a connection of their own, alongside
+    /// the flushes), zero on SQLite (one writer: a checkpoint would hold the flushes and ACKs up).
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub checkpoint_interval: Option<Duration>,
+    /// Visits older than this many days are dropped (except those of vehicles with an open theft
+    /// case); an admin's `PUT /api/v1/settings/retention` overrides it.
+    pub retention_days: u32,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            database: "sqlite://tagwatch.sqlite".into(),
+            flush_interval: Duration::from_millis(20),
+            checkpoint_interval: None,
+            retention_days: 90,
+        }
+    }
+}
+
+impl StoreSection {
+    /// The checkpoint interval for this database (see `checkpoint_interval`).
+    pub fn checkpoint_interval(&self) -> Duration {
+        let default = if self.database.starts_with("sqlite:") {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(30)
+        };
+        self.checkpoint_interval.unwrap_or(default)
+    }
+}
+
+/// `[ingest]`: how much the server takes on when more arrives than it can apply.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
     /// Frames per flush before flushing early. A full batch waits for the store (a frame's stolen
     /// and armed alerts are raised as it is taken in, before it waits).
     pub max_batch_frames: usize,
     /// Frames the gateway hands over between two takes of the ingest (every few ms); beyond it
-    /// stations are told BUSY. The ingest's own queue is bounded by time: `admission_bound_ms`.
+    /// stations are told BUSY. The ingest's own queue is bounded by time: `admission_bound`.
     pub queue_frames: usize,
     /// Longest a frame may be expected to wait before it is applied, at the rate the ingest is
     /// measured to drain its queue; beyond it stations are told BUSY at once (a refused frame's
-    /// stolen and armed alerts are raised all the same), ms.
-    pub admission_bound_ms: u64,
-    /// Largest frame body accepted, bytes.
+    /// stolen and armed alerts are raised all the same).
+    #[serde(with = "humantime_serde")]
+    pub admission_bound: Duration,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        Self {
+            max_batch_frames: 4096,
+            queue_frames: 16_384,
+            admission_bound: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[tracker]`: what makes a visit, and how much of the past stays in memory.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerSection {
+    /// Detections of a tag at one station closer than this are one visit.
+    #[serde(with = "humantime_serde")]
+    pub visit_gap: Duration,
+    /// Station clocks further off than this are flagged (`station_clock_skew`) and their
+    /// detections moved to the time the server trusts.
+    #[serde(with = "humantime_serde")]
+    pub clock_skew_limit: Duration,
+    /// How long visits stay in memory after their last detection; later data for them is merged
+    /// with the stored visit.
+    #[serde(with = "humantime_serde")]
+    pub hot_window: Duration,
+    /// How far back the in-memory trajectory index reaches; questions about older times are
+    /// answered from the store.
+    #[serde(with = "humantime_serde")]
+    pub index_window: Duration,
+    /// A station with no frame (detections or STATUS) for this long raises `station_silent`.
+    #[serde(with = "humantime_serde")]
+    pub station_silent: Duration,
+}
+
+impl Default for TrackerSection {
+    fn default() -> Self {
+        Self {
+            visit_gap: Duration::from_secs(30),
+            clock_skew_limit: Duration::from_secs(120),
+            hot_window: Duration::from_secs(3_600),
+            index_window: Duration::from_secs(86_400),
+            station_silent: Duration::from_secs(90),
+        }
+    }
+}
+
+/// `[stations]`: what one station (or one address) may make the gateway hold.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StationsSection {
+    /// Largest frame body accepted, bytes; a TCP header declaring more closes the connection.
     pub max_frame_body: usize,
-    /// Detections of a tag at one station closer than this are one visit, seconds.
-    pub visit_gap_s: u64,
-    /// Station clocks further off than this are flagged, seconds.
-    pub clock_skew_limit_s: u64,
-    /// How long visits stay in the tracker's memory after their last detection, seconds; later
-    /// data for them is merged with the stored visit.
-    pub hot_window_s: u64,
-    /// How far back the tracker's in-memory trajectory index reaches, seconds; questions about
-    /// older times are answered from the store.
-    pub index_window_s: u64,
-    /// A station with no frame (detections or STATUS) for this long raises `station_silent`,
-    /// seconds.
-    pub station_silent_s: u64,
-    /// Visits older than this are dropped (except those of vehicles with an open theft case).
-    pub retention_days: u32,
+    /// Station TCP connections open at once (lowered at start to fit the open-file limit).
+    pub tcp_connections: usize,
+    /// Station TCP connections from one source address that have not yet sent a frame with a
+    /// valid MAC (authenticated stations do not count, so stations behind one NAT are all served).
+    pub tcp_connections_per_source: usize,
+    /// A station TCP connection that has sent no frame with a valid MAC this long after opening
+    /// is closed.
+    #[serde(with = "humantime_serde")]
+    pub tcp_auth_timeout: Duration,
+}
+
+impl Default for StationsSection {
+    fn default() -> Self {
+        Self {
+            max_frame_body: 32 * 1024,
+            tcp_connections: 4_096,
+            tcp_connections_per_source: 64,
+            tcp_auth_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[api]`: the HTTP API and the web map.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Bearer token of the administrator (at least 16 characters); generated at start when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<Secret>,
     /// Map tile URL template (`{z}/{x}/{y}`) for the web map; none: a plain background.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tile_url: Option<String>,
     /// API calls per second one token may sustain, and the burst it may make.
     pub token_calls_per_s: u32,
@@ -77,66 +227,38 @@ pub struct Config {
     /// and its burst.
     pub unauthenticated_per_min: u32,
     pub unauthenticated_burst: u32,
-    /// Station TCP connections open at once (lowered at start to fit the open-file limit).
-    pub tcp_connections: usize,
-    /// Station TCP connections from one source address that have not yet sent a frame with a
-    /// valid MAC (authenticated stations do not count, so stations behind one NAT are all served).
-    pub tcp_connections_per_source: usize,
-    /// A station TCP connection that has sent no frame with a valid MAC this long after opening
-    /// is closed, seconds.
-    pub tcp_auth_timeout_s: u64,
     /// HTTP connections served at once (lowered at start to fit the open-file limit).
     pub http_connections: usize,
-    /// Longest an HTTP client may take to send a request's header, seconds.
-    pub http_header_timeout_s: u64,
+    /// Longest an HTTP client may take to send a request's header.
+    #[serde(with = "humantime_serde")]
+    pub http_header_timeout: Duration,
 }
 
-impl Default for Config {
+impl Default for ApiSection {
     fn default() -> Self {
         Self {
-            database: "sqlite://tagwatch.sqlite".into(),
-            udp: SocketAddr::from(([0, 0, 0, 0], 7700)),
-            tcp: SocketAddr::from(([0, 0, 0, 0], 7700)),
-            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
-            flush_interval_ms: 20,
-            checkpoint_interval_ms: None,
-            max_batch_frames: 4096,
-            queue_frames: 16_384,
-            admission_bound_ms: 1_000,
-            max_frame_body: 32 * 1024,
-            visit_gap_s: 30,
-            clock_skew_limit_s: 120,
-            hot_window_s: 3_600,
-            index_window_s: 86_400,
-            station_silent_s: 90,
-            retention_days: 90,
             tile_url: None,
             token_calls_per_s: tagwatch_api::limits::CALLS_PER_SECOND,
             token_call_burst: tagwatch_api::limits::CALL_BURST,
             unauthenticated_per_min: tagwatch_api::limits::UNAUTHENTICATED_PER_MINUTE,
             unauthenticated_burst: tagwatch_api::limits::UNAUTHENTICATED_BURST,
-            tcp_connections: 4_096,
-            tcp_connections_per_source: 64,
-            tcp_auth_timeout_s: 5,
             http_connections: 1_024,
-            http_header_timeout_s: 5,
+            http_header_timeout: Duration::from_secs(5),
         }
     }
 }
 
-/// Why a configuration cannot be used.
+/// Why a configuration cannot be used. The cause is part of the message (not a separate
+/// source), so an operator reads it once.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("config file {path}: {cause}")]
     Parse {
         path: String,
-        source: Box<toml::de::Error>,
+        cause: Box<toml::de::Error>,
     },
     #[error("{field}: {message}")]
     Invalid {
@@ -145,118 +267,187 @@ pub enum ConfigError {
     },
 }
 
+/// `field` is unusable: `says` why.
+fn invalid(field: &'static str, says: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        field,
+        message: says.to_owned(),
+    })
+}
+
+/// `field` must lie in `range`.
+fn within<T: PartialOrd>(
+    field: &'static str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+    says: &str,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        invalid(field, says)
+    }
+}
+
 impl Config {
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        toml::from_str(&text).map_err(|cause| ConfigError::Parse {
             path: path.display().to_string(),
-            source: Box::new(source),
+            cause: Box::new(cause),
         })
     }
 
-    /// Checks every value a typo could make unusable.
+    /// The configuration as a TOML file would say it (the admin token redacted).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("every value of the configuration has a TOML form")
+    }
+
+    /// Checks every value a typo could make unusable; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| {
-            Err(ConfigError::Invalid {
-                field,
-                message: message.to_owned(),
-            })
-        };
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        let (store, ingest, tracker, stations, api) = (
+            &self.store,
+            &self.ingest,
+            &self.tracker,
+            &self.stations,
+            &self.api,
+        );
         let known = ["sqlite:", "postgres://", "postgresql://"];
-        if !known.iter().any(|p| self.database.starts_with(p)) {
+        if !known.iter().any(|p| store.database.starts_with(p)) {
             return invalid(
-                "database",
+                "store.database",
                 "must be sqlite://PATH, sqlite::memory: or postgres://USER@HOST/DB",
             );
         }
-        if self.retention_days == 0 {
-            return invalid("retention_days", "must be at least 1");
+        within(
+            "store.flush_interval",
+            store.flush_interval,
+            ms(1)..=s(10),
+            "must be 1ms..=10s",
+        )?;
+        within(
+            "store.checkpoint_interval",
+            store.checkpoint_interval(),
+            Duration::ZERO..=s(300),
+            "must be 0s..=5m",
+        )?;
+        within(
+            "store.retention_days",
+            store.retention_days,
+            1..=u32::MAX,
+            "must be at least 1",
+        )?;
+        within(
+            "ingest.max_batch_frames",
+            ingest.max_batch_frames,
+            1..=usize::MAX,
+            "must be positive",
+        )?;
+        within(
+            "ingest.queue_frames",
+            ingest.queue_frames,
+            1..=usize::MAX,
+            "must be positive",
+        )?;
+        within(
+            "ingest.admission_bound",
+            ingest.admission_bound,
+            ms(10)..=s(60),
+            "must be 10ms..=60s",
+        )?;
+        within(
+            "tracker.visit_gap",
+            tracker.visit_gap,
+            s(1)..=s(3_600),
+            "must be 1s..=1h",
+        )?;
+        within(
+            "tracker.hot_window",
+            tracker.hot_window,
+            2 * tracker.visit_gap..=Duration::MAX,
+            "must be at least twice tracker.visit_gap",
+        )?;
+        within(
+            "tracker.index_window",
+            tracker.index_window,
+            s(3_600)..=Duration::MAX,
+            "must be at least 1h",
+        )?;
+        within(
+            "tracker.station_silent",
+            tracker.station_silent,
+            s(1)..=Duration::MAX,
+            "must be at least 1s",
+        )?;
+        within(
+            "stations.max_frame_body",
+            stations.max_frame_body,
+            64..=tagwatch_gateway::wire::MAX_BODY_LEN,
+            "must be 64..=65535",
+        )?;
+        within(
+            "stations.tcp_connections",
+            stations.tcp_connections,
+            1..=usize::MAX,
+            "must be positive",
+        )?;
+        within(
+            "stations.tcp_connections_per_source",
+            stations.tcp_connections_per_source,
+            1..=usize::MAX,
+            "must be positive",
+        )?;
+        within(
+            "stations.tcp_auth_timeout",
+            stations.tcp_auth_timeout,
+            s(1)..=s(300),
+            "must be 1s..=5m",
+        )?;
+        for (field, rate) in [
+            ("api.token_calls_per_s", api.token_calls_per_s),
+            ("api.token_call_burst", api.token_call_burst),
+            ("api.unauthenticated_per_min", api.unauthenticated_per_min),
+            ("api.unauthenticated_burst", api.unauthenticated_burst),
+        ] {
+            within(field, rate, 1..=u32::MAX, "rate limits must be positive")?;
         }
-        if !(1..=10_000).contains(&self.flush_interval_ms) {
-            return invalid("flush_interval_ms", "must be 1..=10000");
-        }
-        if self.checkpoint_interval_ms.is_some_and(|ms| ms > 300_000) {
-            return invalid(
-                "checkpoint_interval_ms",
-                "must be 0..=300000 (five minutes)",
-            );
-        }
-        if self.max_batch_frames == 0 || self.queue_frames == 0 {
-            return invalid("max_batch_frames", "batch and queue sizes must be positive");
-        }
-        if !(10..=60_000).contains(&self.admission_bound_ms) {
-            return invalid("admission_bound_ms", "must be 10..=60000");
-        }
-        if !(64..=tagwatch_gateway::wire::MAX_BODY_LEN).contains(&self.max_frame_body) {
-            return invalid("max_frame_body", "must be 64..=65535");
-        }
-        if self.visit_gap_s == 0 {
-            return invalid("visit_gap_s", "must be positive");
-        }
-        if self.unauthenticated_per_min == 0 || self.unauthenticated_burst == 0 {
-            return invalid("unauthenticated_per_min", "rate limits must be positive");
-        }
-        if self.token_calls_per_s == 0 || self.token_call_burst == 0 {
-            return invalid("token_calls_per_s", "rate limits must be positive");
-        }
-        if let Some(url) = &self.tile_url {
+        within(
+            "api.http_connections",
+            api.http_connections,
+            1..=usize::MAX,
+            "must be positive",
+        )?;
+        within(
+            "api.http_header_timeout",
+            api.http_header_timeout,
+            s(1)..=s(300),
+            "must be 1s..=5m",
+        )?;
+        if let Some(url) = &api.tile_url {
             let template = ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p));
-            if !(url.starts_with("https://") || url.starts_with("http://")) || !template {
+            let http = url.starts_with("https://") || url.starts_with("http://");
+            if !(http && template) {
                 return invalid(
-                    "tile_url",
+                    "api.tile_url",
                     "must be an http(s) URL template with {z}, {x} and {y}",
                 );
             }
         }
-        if self.tcp_connections == 0 || self.tcp_connections_per_source == 0 {
-            return invalid("tcp_connections", "connection limits must be positive");
-        }
-        if self.http_connections == 0 {
-            return invalid("http_connections", "must be positive");
-        }
-        if !(1..=300).contains(&self.tcp_auth_timeout_s) {
-            return invalid("tcp_auth_timeout_s", "must be 1..=300");
-        }
-        if !(1..=300).contains(&self.http_header_timeout_s) {
-            return invalid("http_header_timeout_s", "must be 1..=300");
-        }
-        if self.station_silent_s == 0 {
-            return invalid("station_silent_s", "must be positive");
-        }
-        if self.index_window_s < 3_600 {
-            return invalid("index_window_s", "must be at least 3600 (one hour)");
-        }
-        if self.hot_window_s < 2 * self.visit_gap_s {
-            return invalid("hot_window_s", "must be at least twice visit_gap_s");
-        }
-        if let Some(token) = &self.admin_token {
-            if token.0.len() < 16 {
-                return invalid("admin_token", "must be at least 16 characters");
-            }
+        if let Some(token) = &api.admin_token {
+            within(
+                "api.admin_token",
+                token.0.len(),
+                16..=usize::MAX,
+                "must be at least 16 characters",
+            )?;
         }
         Ok(())
-    }
-
-    pub fn flush_interval(&self) -> Duration {
-        Duration::from_millis(self.flush_interval_ms)
-    }
-
-    pub fn admission_bound(&self) -> Duration {
-        Duration::from_millis(self.admission_bound_ms)
-    }
-
-    /// The checkpoint interval for this configuration's database (see `checkpoint_interval_ms`).
-    pub fn checkpoint_interval(&self) -> Duration {
-        let default = if self.database.starts_with("sqlite:") {
-            0
-        } else {
-            30_000
-        };
-        Duration::from_millis(self.checkpoint_interval_ms.unwrap_or(default))
     }
 }
 
@@ -264,74 +455,105 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The example shipped at the repository's root.
+    const EXAMPLE: &str = include_str!("../tagwatch.example.toml");
+
     #[test]
     fn a_file_overrides_defaults_and_rejects_unknown_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tagwatch.toml");
-        std::fs::write(&path, "http = \"127.0.0.1:9000\"\nvisit_gap_s = 45\n").expect("write");
+        let text = "[listen]\nhttp = \"127.0.0.1:9000\"\n[tracker]\nvisit_gap = \"45s\"\n";
+        std::fs::write(&path, text).expect("write");
         let config = Config::from_file(&path).expect("parses");
-        assert_eq!(config.http.port(), 9000);
-        assert_eq!(config.visit_gap_s, 45);
+        assert_eq!(config.listen.http.port(), 9000);
+        assert_eq!(config.tracker.visit_gap, Duration::from_secs(45));
         assert_eq!(
-            config.udp.port(),
+            config.listen.udp.port(),
             7700,
             "untouched values keep their defaults"
         );
 
-        std::fs::write(&path, "htpp = \"127.0.0.1:9000\"\n").expect("write");
+        std::fs::write(&path, "[listen]\nhtpp = \"127.0.0.1:9000\"\n").expect("write");
         let err = Config::from_file(&path).expect_err("typo");
         assert!(err.to_string().contains("htpp"), "{err}");
+        // A file from before the sections: its keys are named as unknown.
+        std::fs::write(&path, "visit_gap_s = 45\n").expect("write");
+        let err = Config::from_file(&path).expect_err("flat key");
+        assert!(err.to_string().contains("visit_gap_s"), "{err}");
+        std::fs::write(&path, "[tracker]\nvisit_gap = \"45 parsecs\"\n").expect("write");
+        let err = Config::from_file(&path).expect_err("not a duration");
+        assert!(err.to_string().contains("visit_gap"), "{err}");
     }
 
     #[test]
-    fn validation_names_the_field() {
-        let config = Config {
-            flush_interval_ms: 0,
-            ..Config::default()
-        };
-        let err = config.validate().expect_err("invalid");
-        assert!(err.to_string().starts_with("flush_interval_ms"), "{err}");
-        for admission_bound_ms in [0, 9, 60_001] {
-            let config = Config {
-                admission_bound_ms,
-                ..Config::default()
-            };
-            let err = config.validate().expect_err("out of range");
-            assert!(err.to_string().starts_with("admission_bound_ms"), "{err}");
+    fn the_example_file_lists_every_setting_at_its_default() {
+        let example: Config = toml::from_str(EXAMPLE).expect("the example parses");
+        assert_eq!(example, Config::default());
+        // Every key the defaults have is written out in the example (a missing one would parse
+        // to its default unseen).
+        let defaults: toml::Table = toml::from_str(&Config::default().to_toml()).expect("toml");
+        let written: toml::Table = toml::from_str(EXAMPLE).expect("toml");
+        for (section, keys) in &defaults {
+            let keys = keys.as_table().expect("a section");
+            let in_example = written
+                .get(section)
+                .and_then(|s| s.as_table())
+                .unwrap_or_else(|| panic!("[{section}] is in the example"));
+            for key in keys.keys() {
+                assert!(
+                    in_example.contains_key(key),
+                    "{section}.{key} is in the example"
+                );
+            }
         }
-        let config = Config {
-            admin_token: Some(Secret("short".into())),
-            ..Config::default()
-        };
-        assert!(config.validate().is_err());
-        let config = Config {
-            checkpoint_interval_ms: Some(300_001),
-            ..Config::default()
-        };
-        let err = config.validate().expect_err("invalid");
-        assert!(
-            err.to_string().starts_with("checkpoint_interval_ms"),
-            "{err}"
-        );
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let named = |config: &Config| config.validate().expect_err("invalid").to_string();
+        let mut config = Config::default();
+        config.store.flush_interval = Duration::ZERO;
+        assert!(named(&config).starts_with("store.flush_interval"));
+        for bound in [0, 9, 60_001] {
+            let mut config = Config::default();
+            config.ingest.admission_bound = Duration::from_millis(bound);
+            assert!(named(&config).starts_with("ingest.admission_bound"));
+        }
+        let mut config = Config::default();
+        config.api.admin_token = Some(Secret("short".into()));
+        assert!(named(&config).starts_with("api.admin_token"));
+        let mut config = Config::default();
+        config.store.checkpoint_interval = Some(Duration::from_millis(300_001));
+        assert!(named(&config).starts_with("store.checkpoint_interval"));
+        let mut config = Config::default();
+        config.tracker.hot_window = Duration::from_secs(59);
+        assert!(named(&config).starts_with("tracker.hot_window"));
+        let mut config = Config::default();
+        config.store.database = "mysql://db".into();
+        assert!(named(&config).starts_with("store.database"));
+        let mut config = Config::default();
+        config.api.tile_url = Some("ftp://tiles/{z}/{x}/{y}".into());
+        assert!(named(&config).starts_with("api.tile_url"));
         assert!(Config::default().validate().is_ok());
-        assert_eq!(
-            Config::default().checkpoint_interval(),
-            Duration::ZERO,
-            "SQLite"
-        );
-        let postgres = Config {
-            database: "postgres://tagwatch@db/tagwatch".into(),
-            ..Config::default()
-        };
-        assert_eq!(postgres.checkpoint_interval(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_checkpoint_interval_follows_the_database_unless_set() {
+        let mut config = Config::default();
+        assert_eq!(config.store.checkpoint_interval(), Duration::ZERO, "SQLite");
+        config.store.database = "postgres://tagwatch@db/tagwatch".into();
+        assert_eq!(config.store.checkpoint_interval(), Duration::from_secs(30));
+        config.store.checkpoint_interval = Some(Duration::from_secs(5));
+        assert_eq!(config.store.checkpoint_interval(), Duration::from_secs(5));
     }
 
     #[test]
     fn secrets_do_not_print() {
-        let config = Config {
-            admin_token: Some(Secret("super-secret-token-value".into())),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.api.admin_token = Some(Secret("super-secret-token-value".into()));
         assert!(!format!("{config:?}").contains("super-secret"));
+        let printed = config.to_toml();
+        assert!(!printed.contains("super-secret"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
     }
 }

@@ -7,6 +7,7 @@
 //! drive the city, report their positions and are dispatched to the stolen vehicle's sightings
 //! ([`crate::demo_patrol`]).
 
+use crate::config::ListenSection;
 use crate::{random_hex, Config, Secret, Server};
 use anyhow::Context;
 use eventsource_stream::Eventsource;
@@ -77,29 +78,28 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
         ),
     );
     let token = random_hex(24)?;
-    let config = Config {
-        database: options.database.clone(),
-        udp: "127.0.0.1:0".parse()?,
-        tcp: "127.0.0.1:0".parse()?,
+    let mut config = Config::default();
+    config.store.database = options.database.clone();
+    config.listen = ListenSection {
         http: options.http,
-        admin_token: Some(Secret(token.clone())),
-        // The simulated stations' clocks run at the simulation's speed, ahead of real time.
-        clock_skew_limit_s: if options.speed.is_some_and(|s| s <= 1.0) {
-            Config::default().clock_skew_limit_s
-        } else {
-            365 * 86_400
-        },
-        tile_url: options.tile_url.clone(),
-        // The demo picks the vehicle to steal from the stored visits: on Postgres, checkpoints
-        // every second (not every 30 s) put the first visits there before the theft.
-        checkpoint_interval_ms: Some(1_000).filter(|_| !options.database.starts_with("sqlite:")),
-        ..Config::default()
+        ..ListenSection::loopback()
     };
+    config.api.admin_token = Some(Secret(token.clone()));
+    config.api.tile_url = options.tile_url.clone();
+    // The simulated stations' clocks run at the simulation's speed, ahead of real time.
+    if !options.speed.is_some_and(|s| s <= 1.0) {
+        config.tracker.clock_skew_limit = Duration::from_secs(365 * 86_400);
+    }
+    // The demo picks the vehicle to steal from the stored visits: on Postgres, checkpoints every
+    // second (not every 30 s) put the first visits there before the theft.
+    if !options.database.starts_with("sqlite:") {
+        config.store.checkpoint_interval = Some(Duration::from_secs(1));
+    }
     let password = match &options.password {
         Some(p) => p.clone(),
         None => random_hex(8)?,
     };
-    provision(&config.database, &city, &password).await?;
+    provision(&config.store.database, &city, &password).await?;
     let server = Server::start(&config).await?;
     let api = format!("http://{}", server.http_addr);
     line(out, format_args!("TagWatch is running."));

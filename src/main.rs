@@ -4,6 +4,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+use tagwatch::config::StoreSection;
 use tagwatch::demo::{self, DemoOptions};
 use tagwatch::{Config, Secret, Server};
 use tagwatch_model::{GeoPoint, Station, StationId, StationKey};
@@ -34,7 +36,7 @@ enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
         /// Keep this many days of visits (theft-case vehicles' visits are always kept)
-        #[arg(long, default_value_t = 90)]
+        #[arg(long, default_value_t = StoreSection::default().retention_days)]
         days: u32,
     },
     /// Provision stations in the database (before `serve`; while serving, use the API).
@@ -46,47 +48,55 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct DatabaseArgs {
-    /// sqlite://PATH or sqlite::memory:
+    /// sqlite://PATH or postgres://USER@HOST/DB
     #[arg(
         long,
         env = "TAGWATCH_DATABASE",
-        default_value = "sqlite://tagwatch.sqlite"
+        default_value_t = StoreSection::default().database
     )]
     database: String,
 }
 
+/// The flags of `serve`: each sets one key of the configuration (named in its help), over the
+/// file; defaults are the configuration's own (`tagwatch.example.toml`).
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// TOML file with any of the settings below (flags and environment override it).
+    /// TOML file of settings (see tagwatch.example.toml); flags and environment override it.
     #[arg(long, env = "TAGWATCH_CONFIG")]
     config: Option<PathBuf>,
-    /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB [default: sqlite://tagwatch.sqlite]
+    /// Print the configuration in effect (defaults, file, environment, flags) as TOML, and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// [store] database: sqlite://PATH (created if missing) or postgres://USER@HOST/DB
     #[arg(long, env = "TAGWATCH_DATABASE")]
     database: Option<String>,
-    /// UDP address for station frames [default: 0.0.0.0:7700]
+    /// [listen] udp: UDP address for station frames
     #[arg(long, env = "TAGWATCH_UDP")]
     udp: Option<SocketAddr>,
-    /// TCP address for station frames [default: 0.0.0.0:7700]
+    /// [listen] tcp: TCP address for station frames
     #[arg(long, env = "TAGWATCH_TCP")]
     tcp: Option<SocketAddr>,
-    /// HTTP address of the API [default: 127.0.0.1:8080]
+    /// [listen] http: HTTP address of the API and the web map
     #[arg(long, env = "TAGWATCH_HTTP")]
     http: Option<SocketAddr>,
-    /// Administrator bearer token (at least 16 characters); generated and printed if unset.
+    /// [api] admin_token: administrator bearer token (at least 16 characters); generated and
+    /// printed if unset.
     #[arg(long, env = "TAGWATCH_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// Longest a frame waits for its store flush, ms [default: 20]
-    #[arg(long, env = "TAGWATCH_FLUSH_INTERVAL_MS")]
-    flush_interval_ms: Option<u64>,
-    /// How often a flush also writes the changed visits (frames are journaled in between), ms;
-    /// 0: every flush [default: 30000 on Postgres, 0 on SQLite]
-    #[arg(long, env = "TAGWATCH_CHECKPOINT_INTERVAL_MS")]
-    checkpoint_interval_ms: Option<u64>,
-    /// Detections of a tag at one station closer than this are one visit, s [default: 30]
-    #[arg(long, env = "TAGWATCH_VISIT_GAP_S")]
-    visit_gap_s: Option<u64>,
-    /// Map tile URL template for the web map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png
-    /// [default: none, a plain background that works offline]
+    /// [store] flush_interval: longest a frame waits for its store flush, e.g. 20ms
+    #[arg(long, env = "TAGWATCH_FLUSH_INTERVAL", value_parser = humantime::parse_duration)]
+    flush_interval: Option<Duration>,
+    /// [store] checkpoint_interval: how often a flush also writes the changed visits (frames are
+    /// journaled in between), e.g. 30s; 0s: every flush
+    #[arg(long, env = "TAGWATCH_CHECKPOINT_INTERVAL", value_parser = humantime::parse_duration)]
+    checkpoint_interval: Option<Duration>,
+    /// [tracker] visit_gap: detections of a tag at one station closer than this are one visit,
+    /// e.g. 30s
+    #[arg(long, env = "TAGWATCH_VISIT_GAP", value_parser = humantime::parse_duration)]
+    visit_gap: Option<Duration>,
+    /// [api] tile_url: map tile URL template for the web map, e.g.
+    /// https://tile.openstreetmap.org/{z}/{x}/{y}.png (unset: a plain background that works
+    /// offline)
     #[arg(long, env = "TAGWATCH_TILE_URL")]
     tile_url: Option<String>,
 }
@@ -98,33 +108,18 @@ impl ServeArgs {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
-        if let Some(v) = self.database {
-            config.database = v;
-        }
-        if let Some(v) = self.udp {
-            config.udp = v;
-        }
-        if let Some(v) = self.tcp {
-            config.tcp = v;
-        }
-        if let Some(v) = self.http {
-            config.http = v;
-        }
-        if let Some(v) = self.admin_token {
-            config.admin_token = Some(Secret(v));
-        }
-        if let Some(v) = self.flush_interval_ms {
-            config.flush_interval_ms = v;
-        }
-        if let Some(v) = self.checkpoint_interval_ms {
-            config.checkpoint_interval_ms = Some(v);
-        }
-        if let Some(v) = self.visit_gap_s {
-            config.visit_gap_s = v;
-        }
-        if let Some(v) = self.tile_url {
-            config.tile_url = Some(v);
-        }
+        let listen = &mut config.listen;
+        listen.udp = self.udp.unwrap_or(listen.udp);
+        listen.tcp = self.tcp.unwrap_or(listen.tcp);
+        listen.http = self.http.unwrap_or(listen.http);
+        let store = &mut config.store;
+        store.database = self.database.unwrap_or(store.database.clone());
+        store.flush_interval = self.flush_interval.unwrap_or(store.flush_interval);
+        store.checkpoint_interval = self.checkpoint_interval.or(store.checkpoint_interval);
+        config.tracker.visit_gap = self.visit_gap.unwrap_or(config.tracker.visit_gap);
+        let api = &mut config.api;
+        api.admin_token = self.admin_token.map(Secret).or(api.admin_token.take());
+        api.tile_url = self.tile_url.or(api.tile_url.take());
         config.validate()?;
         Ok(config)
     }
@@ -217,8 +212,8 @@ async fn main() -> anyhow::Result<()> {
                     TransportArg::Udp => Transport::Udp,
                     TransportArg::Tcp => Transport::Tcp,
                 },
-                steal_after: std::time::Duration::from_secs(args.steal_after),
-                run_for: args.seconds.map(std::time::Duration::from_secs),
+                steal_after: Duration::from_secs(args.steal_after),
+                run_for: args.seconds.map(Duration::from_secs),
                 seed: args.seed,
                 password: args.password,
                 tile_url: args.tile_url,
@@ -283,14 +278,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let print = args.print_config;
     let mut config = args.into_config()?;
-    if config.admin_token.is_none() {
+    if print {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    if config.api.admin_token.is_none() {
         let token = tagwatch::random_hex(24)?;
         // Printed once to the operator's terminal, never to the log.
         println!(
             "No admin token configured (TAGWATCH_ADMIN_TOKEN); generated for this run: {token}"
         );
-        config.admin_token = Some(Secret(token));
+        config.api.admin_token = Some(Secret(token));
     }
     let server = Server::start(&config).await?;
     println!(

@@ -142,21 +142,24 @@ impl Server {
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         config.validate()?;
         let admin_token = config
+            .api
             .admin_token
             .as_ref()
             .context("an admin token is required")?;
-        let store = Store::open(&config.database)
+        let database = &config.store.database;
+        let store = Store::open(database)
             .await
-            .with_context(|| format!("opening the store at {}", config.database))?;
+            .with_context(|| format!("opening the store at {database}"))?;
 
         // The live state, restored from the store.
-        let seconds = |s: u64| i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1_000);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let tracker = &config.tracker;
         let tracker_config = TrackerConfig {
-            visit_gap_ms: seconds(config.visit_gap_s),
-            hot_window_ms: seconds(config.hot_window_s),
-            index_window_ms: seconds(config.index_window_s),
-            station_silent_ms: seconds(config.station_silent_s),
-            clock_skew_limit_ms: seconds(config.clock_skew_limit_s),
+            visit_gap_ms: ms(tracker.visit_gap),
+            hot_window_ms: ms(tracker.hot_window),
+            index_window_ms: ms(tracker.index_window),
+            station_silent_ms: ms(tracker.station_silent),
+            clock_skew_limit_ms: ms(tracker.clock_skew_limit),
             ..TrackerConfig::default()
         };
         let keys = StationKeys::default();
@@ -165,8 +168,8 @@ impl Server {
             .setting(tagwatch_api::handlers::admin::RETENTION_KEY)
             .await?
         {
-            Some(days) => days.parse().unwrap_or(config.retention_days),
-            None => config.retention_days,
+            Some(days) => days.parse().unwrap_or(config.store.retention_days),
+            None => config.store.retention_days,
         };
         let retention_days = Arc::new(AtomicU32::new(retention_days));
 
@@ -186,29 +189,30 @@ impl Server {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let bus = Arc::new(AlertBus::new(DEFAULT_RING));
 
-        let (frames_tx, frames_rx) = mpsc::channel(config.queue_frames);
+        let (frames_tx, frames_rx) = mpsc::channel(config.ingest.queue_frames);
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let (queries_tx, queries_rx) = mpsc::channel(256);
         let (committed_tx, committed_rx) = mpsc::unbounded_channel();
         // One flush committing and one waiting: beyond that the ingest task waits.
         let (writer_tx, writer_rx) = mpsc::channel(1);
 
+        let listen = &config.listen;
         let udp =
-            Arc::new(bind_udp(config.udp).with_context(|| format!("binding UDP {}", config.udp))?);
-        let tcp = TcpListener::bind(config.tcp)
+            Arc::new(bind_udp(listen.udp).with_context(|| format!("binding UDP {}", listen.udp))?);
+        let tcp = TcpListener::bind(listen.tcp)
             .await
-            .with_context(|| format!("binding TCP {}", config.tcp))?;
-        let http = TcpListener::bind(config.http)
+            .with_context(|| format!("binding TCP {}", listen.tcp))?;
+        let http = TcpListener::bind(listen.http)
             .await
-            .with_context(|| format!("binding HTTP {}", config.http))?;
+            .with_context(|| format!("binding HTTP {}", listen.http))?;
         let udp_addr = udp.local_addr()?;
         let tcp_addr = tcp.local_addr()?;
         let http_addr = http.local_addr()?;
 
         let files = descriptors::budget(
             descriptors::raise_limit(),
-            config.tcp_connections,
-            config.http_connections,
+            config.stations.tcp_connections,
+            config.api.http_connections,
         );
         tracing::info!(
             open_file_limit = files.limit,
@@ -216,20 +220,21 @@ impl Server {
             http_connections = files.http_connections,
             "connections within the open-file limit"
         );
-        if files.tcp_connections < config.tcp_connections {
+        if files.tcp_connections < config.stations.tcp_connections {
             tracing::warn!(
-                configured = config.tcp_connections,
+                configured = config.stations.tcp_connections,
                 allowed = files.tcp_connections,
                 "fewer station TCP connections than configured: raise the open-file limit (LimitNOFILE, ulimit -n)"
             );
         }
         let gateway = Arc::new(Gateway::new(
             GatewayConfig {
-                max_body: config.max_frame_body,
-                clock_skew_limit_ms: config.clock_skew_limit_s.saturating_mul(1_000),
+                max_body: config.stations.max_frame_body,
+                clock_skew_limit_ms: u64::try_from(tracker_config.clock_skew_limit_ms)
+                    .unwrap_or(u64::MAX),
                 max_tcp_connections: files.tcp_connections,
-                max_tcp_per_source: config.tcp_connections_per_source,
-                tcp_auth_timeout: Duration::from_secs(config.tcp_auth_timeout_s),
+                max_tcp_per_source: config.stations.tcp_connections_per_source,
+                tcp_auth_timeout: config.stations.tcp_auth_timeout,
                 ..GatewayConfig::default()
             },
             keys.clone(),
@@ -262,20 +267,20 @@ impl Server {
                 metrics: pipeline_metrics,
             },
             IngestConfig {
-                flush_interval: config.flush_interval(),
-                max_batch_frames: config.max_batch_frames,
-                admission_bound: config.admission_bound(),
-                checkpoint_interval: config.checkpoint_interval(),
+                flush_interval: config.store.flush_interval,
+                max_batch_frames: config.ingest.max_batch_frames,
+                admission_bound: config.ingest.admission_bound,
+                checkpoint_interval: config.store.checkpoint_interval(),
             },
             replayed,
         );
         let ingest =
             spawn_ingest(ingest.run(shutdown.clone())).context("starting the ingest thread")?;
         let limits = Arc::new(tagwatch_api::limits::Limits::configured(
-            config.token_calls_per_s,
-            config.token_call_burst,
-            config.unauthenticated_per_min,
-            config.unauthenticated_burst,
+            config.api.token_calls_per_s,
+            config.api.token_call_burst,
+            config.api.unauthenticated_per_min,
+            config.api.unauthenticated_burst,
         ));
         let api = tagwatch_api::app(ApiState {
             store: store.clone(),
@@ -287,7 +292,7 @@ impl Server {
             registry: Arc::new(registry),
             health,
             limits: limits.clone(),
-            tile_url: config.tile_url.clone(),
+            tile_url: config.api.tile_url.clone(),
             retention_days: retention_days.clone(),
         });
         let maintenance = tokio::spawn(maintain(
@@ -310,7 +315,7 @@ impl Server {
                 api,
                 HttpLimits {
                     max_connections: files.http_connections,
-                    header_timeout: Duration::from_secs(config.http_header_timeout_s),
+                    header_timeout: config.api.http_header_timeout,
                 },
                 http_shutdown,
             )),

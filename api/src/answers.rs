@@ -209,6 +209,48 @@ pub struct AlertView {
     pub detail: Value,
 }
 
+/// A sighting reported this long after it happened (a station's backlog) is marked late.
+pub const LATE_AFTER_MS: i64 = 60_000;
+
+impl From<&tagwatch_model::Alert> for AlertView {
+    /// The same whether sent live or replayed. `seen_at` is always the sighting's own time;
+    /// `late` and `delay_s` say when it reached the server much later.
+    fn from(alert: &tagwatch_model::Alert) -> Self {
+        use tagwatch_model::time::to_rfc3339;
+        let delay_ms = (alert.raised_at_ms - alert.seen_at_ms).max(0);
+        AlertView {
+            id: alert.id.0.clone(),
+            seq: alert.seq,
+            kind: alert.kind.as_str(),
+            tag: alert.tag.map(|t| t.0),
+            station: alert.station.0,
+            lat: alert.position.lat,
+            lon: alert.position.lon,
+            seen_at: to_rfc3339(alert.seen_at_ms),
+            raised_at: to_rfc3339(alert.raised_at_ms),
+            late: delay_ms > LATE_AFTER_MS,
+            delay_s: delay_ms / 1000,
+            detail: serde_json::to_value(&alert.detail).unwrap_or_default(),
+        }
+    }
+}
+
+/// `GET /healthz`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HealthAnswer {
+    /// `ok`, or `store_unavailable` (then the status is 503).
+    pub status: &'static str,
+    pub store_ok: bool,
+    /// The last commit of the store, if any since start.
+    pub last_commit: Option<String>,
+    /// Frames applied and waiting for their commit.
+    pub frames_in_flight: usize,
+    /// Frames waiting to be applied.
+    pub queue_depth: usize,
+    /// Stations with a key.
+    pub stations: usize,
+}
+
 /// `GET /alerts`
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AlertList {

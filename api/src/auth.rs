@@ -57,7 +57,7 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 /// A fresh random token (64 hex characters).
 pub fn new_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("randomness: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("randomness: {e}")))?;
     Ok(hex::encode(bytes))
 }
 
@@ -153,10 +153,10 @@ async fn hashing<T: Send + 'static>(
         .send(Box::new(move || {
             let _ = tx.send(work());
         }))
-        .map_err(|_| ApiError::Internal("the password hashing threads are gone".into()))?;
+        .map_err(|_| ApiError::internal("the password hashing threads are gone"))?;
     let done = rx.await;
     drop(permit);
-    done.map_err(|_| ApiError::Internal("a password hash failed".into()))
+    done.map_err(|_| ApiError::internal("a password hash failed"))
 }
 
 type HashJob = Box<dyn FnOnce() + Send>;
@@ -197,7 +197,7 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| ApiError::Internal(format!("hashing a password: {e}")))
+            .map_err(|e| ApiError::internal(format!("hashing a password: {e}")))
     })
     .await?
 }

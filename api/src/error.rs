@@ -36,11 +36,18 @@ pub enum ApiError {
     Conflict(String),
     #[error("the server is shutting down")]
     Unavailable,
+    /// A failure of the server's own (the store, the randomness source): answered as a generic
+    /// 500, logged with its cause, which is kept (not flattened into text) for the log's chain.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ApiError {
+    /// An internal error caused by `cause` (an error, or a sentence saying what broke).
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ApiError::Internal(cause.into())
+    }
+
     pub fn field(field: &'static str, message: impl Into<String>) -> Self {
         ApiError::BadField {
             field,
@@ -76,7 +83,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "request failed");
+            let mut chain = cause.to_string();
+            let mut source = cause.source();
+            while let Some(inner) = source {
+                chain.push_str(": ");
+                chain.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            tracing::error!(cause = %chain, "request failed");
         }
         let mut error = json!({ "code": code, "message": self.to_string() });
         if let ApiError::BadField { field, .. } = &self {
@@ -122,7 +136,7 @@ impl From<tagwatch_store::Error> for ApiError {
             E::NoSuchVehicle(_) => ApiError::NotFound(error.to_string()),
             // The vehicle exists; its state is what stands in the way.
             E::NoOpenCase(_) => ApiError::Conflict(error.to_string()),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal(other),
         }
     }
 }

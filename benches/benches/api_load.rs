@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tagwatch::config::ListenSection;
 use tagwatch::{Config, Secret, Server};
 use tagwatch_gateway::wire::{self, Body, Frame, Record};
 use tagwatch_model::time::now_ms;
@@ -112,18 +113,14 @@ async fn start() -> (Server, tempfile::TempDir) {
         .await
         .expect("user");
     store.close().await;
-    let config = Config {
-        database,
-        udp: "127.0.0.1:0".parse().expect("addr"),
-        tcp: "127.0.0.1:0".parse().expect("addr"),
-        http: "127.0.0.1:0".parse().expect("addr"),
-        admin_token: Some(Secret(TOKEN.into())),
-        flush_interval_ms: 5,
-        // The load comes from a few tokens; the per-token limit is not what is measured.
-        token_calls_per_s: 10_000_000,
-        token_call_burst: 10_000_000,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.store.database = database;
+    config.listen = ListenSection::loopback();
+    config.api.admin_token = Some(Secret(TOKEN.into()));
+    config.store.flush_interval = Duration::from_millis(5);
+    // The load comes from a few tokens; the per-token limit is not what is measured.
+    config.api.token_calls_per_s = 10_000_000;
+    config.api.token_call_burst = 10_000_000;
     let server = Server::start(&config).await.expect("server");
     place_tags(&server, 1, None).await;
     (server, dir)

@@ -25,10 +25,12 @@
 use crate::apply::apply_detections;
 use crate::metrics::PipelineMetrics;
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock, so the spacing of checkpoints can be tested with time paused.
 use tagwatch_gateway::wire;
 use tagwatch_store::{JournalEntry, Store};
 use tagwatch_tracker::Tracker;
+use tokio::time::Instant;
 
 /// A checkpoint starts no sooner than this many times the last one's commit time after that one
 /// started: writing visits takes at most half of the store's time.
@@ -244,8 +246,8 @@ mod tests {
         assert!(checkpoints.all_committed());
     }
 
-    #[test]
-    fn a_slow_checkpoint_spaces_out_the_next() {
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_checkpoint_spaces_out_the_next() {
         let interval = Duration::from_millis(20);
         let mut checkpoints = Checkpoints::new(interval, after(0, 1));
         assert_eq!(
@@ -254,17 +256,18 @@ mod tests {
             "no checkpoint has taken any time yet"
         );
         checkpoints.start();
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::advance(Duration::from_millis(50)).await;
         checkpoints.committed();
-        let spaced = checkpoints.interval();
-        assert!(
-            spaced >= Duration::from_millis(100) && spaced < Duration::from_secs(10),
-            "twice the 50 ms it took, not the 20 ms configured: {spaced:?}"
+        assert_eq!(
+            checkpoints.interval(),
+            Duration::from_millis(100),
+            "twice the 50 ms it took, not the 20 ms configured"
         );
-        assert!(
-            !checkpoints.due(),
-            "it started 50 ms ago, due only after {spaced:?}"
-        );
+        assert!(!checkpoints.due(), "it started 50 ms ago");
+        tokio::time::advance(Duration::from_millis(49)).await;
+        assert!(!checkpoints.due(), "99 ms after it started");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(checkpoints.due(), "100 ms after it started");
         checkpoints.start();
         checkpoints.committed();
         assert_eq!(

@@ -139,7 +139,7 @@ async fn a_stolen_tag_heard_raises_an_alert_live_and_on_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_store_holds_acks_not_alerts() {
     use sqlx::Connection;
-    let server = TestServer::start_with(|c| c.max_batch_frames = 4).await;
+    let server = TestServer::start_with(|c| c.ingest.max_batch_frames = 4).await;
     provision(&server, 1001, 777).await;
     let station = TestStation::udp(1001, 3, server.udp()).await;
     let mut live = open_stream(&server, None).await;
@@ -200,7 +200,8 @@ async fn a_stalled_store_holds_acks_not_alerts() {
 #[tokio::test]
 async fn a_new_alerts_track_shows_its_sighting_before_the_store_commits_it() {
     // Flushes 10 s apart (the first at start): the whole test runs inside one gap.
-    let server = TestServer::start_with(|c| c.flush_interval_ms = 10_000).await;
+    let server =
+        TestServer::start_with(|c| c.store.flush_interval = Duration::from_millis(10_000)).await;
     provision(&server, 1001, 777).await;
     let station = TestStation::udp(1001, 3, server.udp()).await;
     let mut live = open_stream(&server, None).await;

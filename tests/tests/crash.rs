@@ -15,9 +15,10 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 use support::{
-    expected_visits, free_port, provision_city, spawn_server_process, visit_key, VisitKey, TOKEN,
+    expected_visits, free_port, provision_city, spawn_server_process, visit_key, VisitKey,
 };
-use tagwatch::{Config, Secret, Server};
+use tagwatch::config::ListenSection;
+use tagwatch::Server;
 use tagwatch_model::{TagId, Vehicle};
 use tagwatch_sim::{CityConfig, SimConfig, Transport};
 use tagwatch_store::Store;
@@ -39,19 +40,17 @@ async fn crash_child() {
     let [database, udp, tcp, http] = parts.as_slice() else {
         panic!("bad {CHILD_ENV}: {spec}");
     };
-    let config = Config {
-        database: (*database).to_owned(),
+    let mut config = support::loopback(database);
+    config.listen = ListenSection {
         udp: udp.parse().expect("udp"),
         tcp: tcp.parse().expect("tcp"),
         http: http.parse().expect("http"),
-        admin_token: Some(Secret(TOKEN.into())),
-        flush_interval_ms: 10,
-        // Checkpoints 0.3 s apart and kills 0.2–1.2 s apart: kills land before, during and
-        // between checkpoints, and leave a journal behind, which the next start applies again.
-        checkpoint_interval_ms: Some(300),
-        clock_skew_limit_s: support::SIMULATED_CLOCKS_S,
-        ..Config::default()
     };
+    config.store.flush_interval = Duration::from_millis(10);
+    // Checkpoints 0.3 s apart and kills 0.2–1.2 s apart: kills land before, during and between
+    // checkpoints, and leave a journal behind, which the next start applies again.
+    config.store.checkpoint_interval = Some(Duration::from_millis(300));
+    config.tracker.clock_skew_limit = support::SIMULATED_CLOCKS;
     let _server = Server::start(&config).await.expect("the server starts");
     // The parent kills us; an orphan ends by itself.
     tokio::time::sleep(Duration::from_secs(240)).await;
@@ -128,15 +127,8 @@ async fn crash_run(database: String) {
         "the kills left journaled frames to apply again"
     );
     // The last run's journal, applied again by a server that then stops cleanly (a checkpoint).
-    let config = Config {
-        database: database.clone(),
-        udp: "127.0.0.1:0".parse().expect("addr"),
-        tcp: "127.0.0.1:0".parse().expect("addr"),
-        http: "127.0.0.1:0".parse().expect("addr"),
-        admin_token: Some(Secret(TOKEN.into())),
-        clock_skew_limit_s: support::SIMULATED_CLOCKS_S,
-        ..Config::default()
-    };
+    let mut config = support::loopback(&database);
+    config.tracker.clock_skew_limit = support::SIMULATED_CLOCKS;
     Server::start(&config)
         .await
         .expect("the server starts once more")

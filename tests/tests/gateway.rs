@@ -389,7 +389,7 @@ async fn tcp_a_backlog_sent_at_once_gets_every_ack_even_when_the_station_reads_l
 
 #[tokio::test]
 async fn tcp_one_source_cannot_take_every_slot() {
-    let server = TestServer::start_with(|c| c.tcp_connections_per_source = 4).await;
+    let server = TestServer::start_with(|c| c.stations.tcp_connections_per_source = 4).await;
     provision(&server, 1001, 500).await;
     // Authenticated stations do not count against their address (stations behind one NAT).
     let station = TestStation::udp(1001, 7, server.udp()).await;
@@ -432,7 +432,8 @@ async fn tcp_one_source_cannot_take_every_slot() {
 
 #[tokio::test]
 async fn tcp_a_connection_that_never_authenticates_is_closed_within_seconds() {
-    let server = TestServer::start_with(|c| c.tcp_auth_timeout_s = 1).await;
+    let server =
+        TestServer::start_with(|c| c.stations.tcp_auth_timeout = Duration::from_secs(1)).await;
     provision(&server, 1001, 500).await;
     let station = TestStation::udp(1001, 7, server.udp()).await;
     let mut silent = tcp(&server).await;

@@ -93,8 +93,8 @@ async fn a_login_flood_from_one_address_is_cut_short() {
 #[tokio::test]
 async fn a_half_sent_request_is_disconnected_within_seconds() {
     let server = TestServer::start_with(|c| {
-        c.http_header_timeout_s = 1;
-        c.http_connections = 4;
+        c.api.http_header_timeout = Duration::from_secs(1);
+        c.api.http_connections = 4;
     })
     .await;
     let mut slow = Vec::new();
@@ -134,7 +134,8 @@ async fn a_half_sent_request_is_disconnected_within_seconds() {
 
 #[tokio::test]
 async fn a_body_sent_a_byte_at_a_time_is_answered_408_within_seconds() {
-    let server = TestServer::start_with(|c| c.http_header_timeout_s = 1).await;
+    let server =
+        TestServer::start_with(|c| c.api.http_header_timeout = Duration::from_secs(1)).await;
     let mut stream = tokio::net::TcpStream::connect(server.get().http_addr)
         .await
         .expect("connect");

@@ -24,17 +24,17 @@ async fn outage_run(database: Option<String>) {
     };
     let cut = StationId(city.first_station + 5);
     let mut server = TestServer::start_with(|c| {
-        c.hot_window_s = 30 * 60;
+        c.tracker.hot_window = Duration::from_secs(30 * 60);
         // Checkpoints also age visits out of the hot window; the simulation runs far faster
         // than real time, so they must come more often than the default 30 s to do so mid-run.
-        c.checkpoint_interval_ms = Some(50);
+        c.store.checkpoint_interval = Some(Duration::from_millis(50));
         // A tight admission bound: when the drain falls behind, part of the backlog is refused
         // BUSY and comes back out of order (as lost frames do), behind the hot window, and must
         // still merge into unsplit visits (the tracker's property test covers every order).
-        c.admission_bound_ms = 20;
-        c.clock_skew_limit_s = support::SIMULATED_CLOCKS_S;
+        c.ingest.admission_bound = Duration::from_millis(20);
+        c.tracker.clock_skew_limit = support::SIMULATED_CLOCKS;
         if let Some(url) = database {
-            c.database = url;
+            c.store.database = url;
         }
     })
     .await;

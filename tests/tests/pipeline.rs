@@ -49,8 +49,8 @@ fn within_truth(
 
 async fn run_city(transport: Transport) {
     let server = TestServer::start_with(|c| {
-        c.visit_gap_s = 30;
-        c.clock_skew_limit_s = support::SIMULATED_CLOCKS_S;
+        c.tracker.visit_gap = Duration::from_secs(30);
+        c.tracker.clock_skew_limit = support::SIMULATED_CLOCKS;
     })
     .await;
     let city = city();

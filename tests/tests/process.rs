@@ -6,7 +6,8 @@ mod support;
 
 use std::time::Duration;
 use support::{free_port, key, spawn_server_process, station, TestStation, TOKEN};
-use tagwatch::{Config, Secret, Server};
+use tagwatch::config::ListenSection;
+use tagwatch::Server;
 use tagwatch_gateway::wire::AckStatus;
 use tagwatch_model::{TagId, Vehicle};
 use tagwatch_store::Store;
@@ -31,16 +32,14 @@ async fn process_child() {
         // Soft and hard: the server cannot raise it, as on a host configured that way.
         rlimit::setrlimit(rlimit::Resource::NOFILE, nofile, nofile).expect("setrlimit");
     }
-    let config = Config {
-        database: (*database).to_owned(),
+    let mut config = support::loopback(database);
+    config.listen = ListenSection {
         udp: udp.parse().expect("udp"),
         tcp: tcp.parse().expect("tcp"),
         http: http.parse().expect("http"),
-        admin_token: Some(Secret(TOKEN.into())),
-        // The journal between checkpoints: only an orderly stop leaves none behind.
-        checkpoint_interval_ms: Some(300_000),
-        ..Config::default()
     };
+    // The journal between checkpoints: only an orderly stop leaves none behind.
+    config.store.checkpoint_interval = Some(Duration::from_secs(300));
     let server = Server::start(&config).await.expect("the server starts");
     // As `tagwatch serve` does; an orphan ends by itself.
     tokio::select! {

@@ -6,6 +6,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::time::Duration;
 use support::{create_user, get, login, post, provision, station, TestServer, TestStation, TOKEN};
 use tagwatch_gateway::wire::AckStatus;
 use tagwatch_model::time::now_ms;
@@ -242,7 +243,8 @@ async fn units_are_ranked_from_where_the_vehicle_is_now() {
 /// alert".
 #[tokio::test]
 async fn an_alert_opened_the_moment_it_arrives_is_found_before_it_is_stored() {
-    let server = TestServer::start_with(|c| c.flush_interval_ms = 5_000).await;
+    let server =
+        TestServer::start_with(|c| c.store.flush_interval = Duration::from_millis(5_000)).await;
     provision(&server, 1001, 321).await;
     create_user(&server, "carol", "dispatcher").await;
     let carol = login(&server, "carol").await;

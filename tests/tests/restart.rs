@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::time::Duration;
 use support::{provision, TestServer, TestStation};
 use tagwatch_gateway::wire::AckStatus;
 use tagwatch_model::TagId;
@@ -10,7 +11,10 @@ use tagwatch_model::TagId;
 #[tokio::test]
 async fn resent_frames_after_a_restart_are_duplicates_and_change_nothing() {
     // No checkpoint while it runs: the frames are in the journal until the server stops.
-    let mut server = TestServer::start_with(|c| c.checkpoint_interval_ms = Some(300_000)).await;
+    let mut server = TestServer::start_with(|c| {
+        c.store.checkpoint_interval = Some(Duration::from_millis(300_000))
+    })
+    .await;
     provision(&server, 1001, 900).await;
     let t0 = tagwatch_model::time::now_ms();
     let station = TestStation::udp(1001, 11, server.udp()).await;
@@ -78,7 +82,9 @@ async fn resent_frames_after_a_restart_are_duplicates_and_change_nothing() {
 #[tokio::test]
 async fn without_a_journal_every_acknowledged_frame_is_in_the_visits_at_once() {
     // The default on SQLite: each flush writes the visits itself.
-    let mut server = TestServer::start_with(|c| c.checkpoint_interval_ms = Some(0)).await;
+    let mut server =
+        TestServer::start_with(|c| c.store.checkpoint_interval = Some(Duration::from_millis(0)))
+            .await;
     provision(&server, 1001, 900).await;
     let t0 = tagwatch_model::time::now_ms();
     let station = TestStation::udp(1001, 11, server.udp()).await;
@@ -100,7 +106,9 @@ async fn without_a_journal_every_acknowledged_frame_is_in_the_visits_at_once() {
 
 #[tokio::test]
 async fn the_journal_gauge_reads_zero_only_once_the_visits_are_stored() {
-    let server = TestServer::start_with(|c| c.checkpoint_interval_ms = Some(200)).await;
+    let server =
+        TestServer::start_with(|c| c.store.checkpoint_interval = Some(Duration::from_millis(200)))
+            .await;
     provision(&server, 1001, 900).await;
     let t0 = tagwatch_model::time::now_ms();
     let station = TestStation::udp(1001, 11, server.udp()).await;

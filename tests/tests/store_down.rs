@@ -69,10 +69,10 @@ async fn postgres_down_stops_acks_then_everything_recovers() {
     let port = proxy("127.0.0.1:5432".into(), up.clone(), cut.clone()).await;
     let proxied = format!("postgres://postgres@127.0.0.1:{port}/{db}");
     let mut server = TestServer::start_with(|c| {
-        c.database = proxied;
-        c.queue_frames = 128;
-        c.max_batch_frames = 128;
-        c.clock_skew_limit_s = support::SIMULATED_CLOCKS_S;
+        c.store.database = proxied;
+        c.ingest.queue_frames = 128;
+        c.ingest.max_batch_frames = 128;
+        c.tracker.clock_skew_limit = support::SIMULATED_CLOCKS;
     })
     .await;
 

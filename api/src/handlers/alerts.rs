@@ -1,7 +1,7 @@
 //! # Stored alerts: the list an officer pages through, filtered by tag, area, precinct and kind
 //! (the live ones come by `sse`).
 
-use crate::answers::AlertList;
+use crate::answers::{AlertList, AlertView};
 use crate::audit::{audit_movements, checked_params, movement_query};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -145,9 +145,6 @@ pub async fn list_alerts(
     };
     alerts.retain(|a| filter.admits(a));
     Ok(Json(AlertList {
-        alerts: alerts
-            .iter()
-            .map(crate::handlers::sse::alert_view)
-            .collect(),
+        alerts: alerts.iter().map(AlertView::from).collect(),
     }))
 }

@@ -1,12 +1,12 @@
 //! # Health and metrics: for load balancers and Prometheus.
 
+use crate::answers::HealthAnswer;
 use crate::error::ApiError;
 use crate::ApiState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::json;
 use std::sync::atomic::Ordering;
 use tagwatch_model::time::to_rfc3339;
 
@@ -22,14 +22,14 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
     let last_commit = h.last_commit_ms.load(Ordering::Relaxed);
     (
         status,
-        Json(json!({
-            "status": if store_ok { "ok" } else { "store_unavailable" },
-            "store_ok": store_ok,
-            "last_commit": (last_commit > 0).then(|| to_rfc3339(last_commit)),
-            "frames_in_flight": h.frames_in_flight.load(Ordering::Relaxed),
-            "queue_depth": h.queue_depth.load(Ordering::Relaxed),
-            "stations": state.keys.len(),
-        })),
+        Json(HealthAnswer {
+            status: if store_ok { "ok" } else { "store_unavailable" },
+            store_ok,
+            last_commit: (last_commit > 0).then(|| to_rfc3339(last_commit)),
+            frames_in_flight: h.frames_in_flight.load(Ordering::Relaxed),
+            queue_depth: h.queue_depth.load(Ordering::Relaxed),
+            stations: state.keys.len(),
+        }),
     )
 }
 
@@ -37,7 +37,7 @@ pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &state.registry)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -4,7 +4,7 @@
 //! Patrol units report their position as they drive, and an alert lists the nearest available
 //! ones. Every decision is kept, in order, with who made it and when.
 
-use crate::answers::{ActionView, AlertFile, UnitView, Units};
+use crate::answers::{ActionView, AlertFile, AlertView, UnitView, Units};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::input::point;
@@ -136,7 +136,7 @@ pub async fn alert(
         None => None,
     };
     Ok(Json(AlertFile {
-        alert: crate::handlers::sse::alert_view(&alert),
+        alert: AlertView::from(&alert),
         status: status(&actions),
         actions: actions.iter().map(action_view).collect(),
         nearest_units: nearest_units(&units, now_at.unwrap_or(alert.position), now_ms())

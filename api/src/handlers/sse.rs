@@ -17,7 +17,6 @@ use axum::Extension;
 use futures_util::Stream;
 use serde::Deserialize;
 use std::convert::Infallible;
-use tagwatch_model::time::to_rfc3339;
 use tagwatch_model::Alert;
 use tokio::sync::{broadcast, mpsc};
 
@@ -88,39 +87,14 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// A sighting reported this long after it happened (a station's backlog) is marked late.
-pub const LATE_AFTER_MS: i64 = 60_000;
-
-/// The alert as JSON, the same whether sent live or replayed. `seen_at` is always the
-/// sighting's own time; `late` and `delay_s` say when it reached the server much later.
-pub fn alert_view(alert: &Alert) -> AlertView {
-    let delay_ms = (alert.raised_at_ms - alert.seen_at_ms).max(0);
-    AlertView {
-        id: alert.id.0.clone(),
-        seq: alert.seq,
-        kind: alert.kind.as_str(),
-        tag: alert.tag.map(|t| t.0),
-        station: alert.station.0,
-        lat: alert.position.lat,
-        lon: alert.position.lon,
-        seen_at: to_rfc3339(alert.seen_at_ms),
-        raised_at: to_rfc3339(alert.raised_at_ms),
-        late: delay_ms > LATE_AFTER_MS,
-        delay_s: delay_ms / 1000,
-        detail: serde_json::to_value(&alert.detail).unwrap_or_default(),
-    }
-}
-
-/// The alert as JSON (see [`alert_view`]).
-pub fn alert_json(alert: &Alert) -> serde_json::Value {
-    serde_json::to_value(alert_view(alert)).unwrap_or_default()
-}
-
+/// An alert as an SSE event: its stream position as the event id, its [`AlertView`] as data (the
+/// same as in lists).
 fn event(alert: &Alert) -> Event {
+    let data = serde_json::to_string(&AlertView::from(alert)).unwrap_or_default();
     Event::default()
         .event("alert")
         .id(alert.seq.to_string())
-        .data(alert_json(alert).to_string())
+        .data(data)
 }
 
 /// Why feeding a client stopped.

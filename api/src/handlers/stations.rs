@@ -45,7 +45,7 @@ pub async fn create_station(
         None => {
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes)
-                .map_err(|e| ApiError::Internal(format!("randomness: {e}")))?;
+                .map_err(|e| ApiError::internal(format!("randomness: {e}")))?;
             (StationKey(bytes), true)
         }
     };

@@ -11,11 +11,21 @@ use tagwatch_store::Store;
 use tokio::net::UdpSocket;
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
-/// `clock_skew_limit_s` for a simulated city that runs faster than real time or from a fixed
-/// date: its stations' clocks are the simulation's, trusted as the demo trusts them (a server
-/// otherwise moves every frame to its own clock).
+/// `tracker.clock_skew_limit` for a simulated city that runs faster than real time or from a
+/// fixed date: its stations' clocks are the simulation's, trusted as the demo trusts them (a
+/// server otherwise moves every frame to its own clock).
 #[allow(dead_code)]
-pub const SIMULATED_CLOCKS_S: u64 = 10 * 365 * 86_400;
+pub const SIMULATED_CLOCKS: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// A configuration on `database` with every socket on 127.0.0.1 at a port the system picks, and
+/// the tests' admin token.
+pub fn loopback(database: &str) -> Config {
+    let mut config = Config::default();
+    config.store.database = database.to_owned();
+    config.listen = tagwatch::config::ListenSection::loopback();
+    config.api.admin_token = Some(Secret(TOKEN.into()));
+    config
+}
 
 /// A server on 127.0.0.1:0 over a SQLite file in a temp dir that outlives restarts.
 pub struct TestServer {
@@ -31,18 +41,14 @@ impl TestServer {
 
     pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config {
-            database: format!("sqlite://{}", dir.path().join("tw.sqlite").display()),
-            udp: "127.0.0.1:0".parse().expect("addr"),
-            tcp: "127.0.0.1:0".parse().expect("addr"),
-            http: "127.0.0.1:0".parse().expect("addr"),
-            admin_token: Some(Secret(TOKEN.into())),
-            flush_interval_ms: 5,
-            // The journal and checkpoints, as Postgres runs by default (SQLite's default writes
-            // visits at every flush): the tests see visits not yet checkpointed.
-            checkpoint_interval_ms: Some(30_000),
-            ..Config::default()
-        };
+        let mut config = loopback(&format!(
+            "sqlite://{}",
+            dir.path().join("tw.sqlite").display()
+        ));
+        config.store.flush_interval = Duration::from_millis(5);
+        // The journal and checkpoints, as Postgres runs by default (SQLite's default writes
+        // visits at every flush): the tests see visits not yet checkpointed.
+        config.store.checkpoint_interval = Some(Duration::from_secs(30));
         tune(&mut config);
         let server = Server::start(&config).await.expect("server starts");
         Self {
@@ -94,7 +100,7 @@ impl TestServer {
     /// visit is then in the visits table (while it runs, the latest are in the journal).
     pub async fn stop_and_open_store(&mut self) -> Store {
         self.stop().await;
-        Store::open(&self.config.database)
+        Store::open(&self.config.store.database)
             .await
             .expect("the store opens again")
     }

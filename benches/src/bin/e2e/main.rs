@@ -37,6 +37,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tagwatch::config::ListenSection;
 use tagwatch::{Config, Secret, Server};
 use tagwatch_model::TagId;
 use tagwatch_sim::city::CityConfig;
@@ -338,20 +339,16 @@ async fn run_one(
     compare: bool,
 ) -> anyhow::Result<(Run, Option<serde_json::Value>)> {
     provision(database, city).await.context("provisioning")?;
-    let config = Config {
-        database: database.to_owned(),
-        udp: "127.0.0.1:0".parse()?,
-        tcp: "127.0.0.1:0".parse()?,
-        http: "127.0.0.1:0".parse()?,
-        admin_token: Some(Secret(TOKEN.into())),
-        // Replayed faster than real time, the stations' clocks run ahead on purpose.
-        clock_skew_limit_s: 365 * 86_400,
-        // The side-by-side queries come back to back from one token.
-        token_calls_per_s: 10_000,
-        token_call_burst: 10_000,
-        checkpoint_interval_ms: args.checkpoint_interval_ms,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.store.database = database.to_owned();
+    config.listen = ListenSection::loopback();
+    config.api.admin_token = Some(Secret(TOKEN.into()));
+    // Replayed faster than real time, the stations' clocks run ahead on purpose.
+    config.tracker.clock_skew_limit = Duration::from_secs(365 * 86_400);
+    // The side-by-side queries come back to back from one token.
+    config.api.token_calls_per_s = 10_000;
+    config.api.token_call_burst = 10_000;
+    config.store.checkpoint_interval = args.checkpoint_interval_ms.map(Duration::from_millis);
     let mut server_runtime = ServerRuntime::new()?;
     let mut server = start_server(server_runtime.get(), &config).await?;
     let mut api = format!("http://{}", server.http_addr);
@@ -571,7 +568,7 @@ async fn run_one(
             &api,
             // After the restart, the first checkpoint carries the whole journal applied again
             // (millions of visits at the larger steps).
-            config.checkpoint_interval() + Duration::from_secs(300),
+            config.store.checkpoint_interval() + Duration::from_secs(300),
         )
         .await
         .context("waiting for the visits to be checkpointed")?;
