@@ -1,4 +1,9 @@
 //! The store suite: what the rest of TagWatch relies on the database for.
+//!
+//! Why this file is long (about 1,000 lines): it is the one suite both backends must pass, test
+//! by test (SQLite always, Postgres when configured), so that "both pass the same store test
+//! suite" stays true by construction; split by store area, each file would need the backends'
+//! setup again.
 
 use tagwatch_model::{
     Alert, AlertDetail, AlertId, AlertKind, CaseId, GeoBox, GeoPoint, Intercept, ReaderFix,
