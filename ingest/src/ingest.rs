@@ -13,7 +13,7 @@
 //! at a time, so a slow store stops the ingest task, fills the gateway's queue, and stations are
 //! told BUSY: memory stays bounded and nothing is acknowledged that is not durable.
 //!
-//! Why this file is long (about 800 lines): the one task that owns the tracker, with its loop,
+//! Why this file is long (about 750 lines): the one task that owns the tracker, with its loop,
 //! intake, slices and flush together, because they share its state turn by turn; applying a
 //! frame, writing, journaling and admission each live in their own module.
 

@@ -120,8 +120,8 @@ async fn postgres_down_stops_acks_then_everything_recovers() {
         .await;
     assert!(busy > 0.0, "a stalled ingest answers BUSY");
     // Memory stays bounded: once the ingest has measured that nothing drains (a second or so),
-    // it queues nothing more but frames that may raise an alert, so what the server holds stops
-    // growing while the store stays down; the stations keep the rest.
+    // it queues nothing more, so what the server holds stops growing while the store stays down;
+    // the stations keep the rest.
     let held = |health: &serde_json::Value| {
         health["frames_in_flight"].as_u64().expect("in flight")
             + health["queue_depth"].as_u64().expect("queue")

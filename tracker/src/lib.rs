@@ -19,7 +19,7 @@
 //! - `ahead`: stolen and armed alerts raised as a frame arrives, before it is applied.
 //! - [`queries`]: what investigators ask (track, area, near, convoy, fencing dens).
 //!
-//! Why this file is long (about 800 lines): it is the facade every frame goes through, the
+//! Why this file is long (about 850 lines): it is the facade every frame goes through, the
 //! applying loop and the upkeep that must see all of the state at once; each part it asks
 //! (visits, placement, trajectories, rules) lives in its own module.
 
