@@ -29,9 +29,11 @@ struct Span {
     last_ms: i64,
     stolen: bool,
     armed: bool,
-    /// The frames whose sightings these are, not applied yet (empty for an alert restored after
-    /// a restart, whose frame is not known).
+    /// The frames whose sightings these are, not applied yet.
     frames: Vec<FrameKey>,
+    /// Sightings alerted before a restart whose frames are not known (restored alerts), by
+    /// time, not applied yet: until they are, no visit in memory stands for them.
+    restored: Vec<i64>,
 }
 
 impl Span {
@@ -87,6 +89,7 @@ impl Ledger {
             stolen: false,
             armed: false,
             frames: Vec::new(),
+            restored: Vec::new(),
         };
         spans.retain(|s| {
             if !s.near(t, gap) {
@@ -97,12 +100,13 @@ impl Ledger {
             joined.stolen |= s.stolen;
             joined.armed |= s.armed;
             joined.frames.extend_from_slice(&s.frames);
+            joined.restored.extend_from_slice(&s.restored);
             false
         });
-        if let Some(frame) = frame {
-            if !joined.frames.contains(&frame) {
-                joined.frames.push(frame);
-            }
+        match frame {
+            Some(frame) if !joined.frames.contains(&frame) => joined.frames.push(frame),
+            Some(_) => {}
+            None => joined.restored.push(t),
         }
         spans.push(joined);
         spans.last_mut().expect("just pushed")
@@ -128,8 +132,11 @@ impl Ledger {
     }
 
     /// Detection `d` of `frame` is being applied: which alerts were raised ahead for the visit it
-    /// joins. `frame` is done with in the spans near it; a span with no frame left goes (memory
-    /// now holds its visit, marked alerted by the caller).
+    /// joins. `frame` (and a restored sighting at `d`'s very time) is done with in the spans near
+    /// it; a span with nothing left to apply goes: memory now holds a visit over all of it,
+    /// marked alerted by the caller. (A restored span dropped at the first detection near it left
+    /// its own sighting's time uncovered, and an earlier resent frame alerted the visit again:
+    /// seen once in the SIGKILL test.)
     pub fn settle(&mut self, frame: FrameKey, d: &Detection, gap: i64) -> Covered {
         let Some(spans) = self.by_pair.get_mut(&(d.tag, d.station)) else {
             return Covered::default();
@@ -139,8 +146,11 @@ impl Ledger {
             covered.stolen |= s.stolen;
             covered.armed |= s.armed;
             s.frames.retain(|&f| f != frame);
+            s.restored.retain(|&t| t != d.seen_at_ms);
         }
-        spans.retain(|s| !(s.near(d.seen_at_ms, gap) && s.frames.is_empty()));
+        spans.retain(|s| {
+            !(s.near(d.seen_at_ms, gap) && s.frames.is_empty() && s.restored.is_empty())
+        });
         if spans.is_empty() {
             self.by_pair.remove(&(d.tag, d.station));
         }

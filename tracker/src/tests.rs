@@ -232,6 +232,30 @@ fn after_a_restart_a_sighting_alerted_ahead_is_not_alerted_again_when_resent() {
 }
 
 #[test]
+fn a_restored_alert_covers_its_visit_until_its_own_sighting_is_applied() {
+    let mut before = Tracker::new(TrackerConfig::default(), 1, 1);
+    before.set_station(&station());
+    before.report_stolen(TagId(7), CaseId(5));
+    let alerts = ahead(&mut before, 5, &[det(7, 100_000)]);
+    assert_eq!(alerts.len(), 1);
+    let mut after = Tracker::new(TrackerConfig::default(), 1, 2);
+    after.set_station(&station());
+    after.report_stolen(TagId(7), CaseId(5));
+    after.restore_alert(&alerts[0]);
+    // A later frame of the visit comes first and is applied: its visit does not reach back to
+    // an earlier resent frame, 45 s before it, which the restored alert's sighting links to it.
+    assert!(ahead(&mut after, 6, &[det(7, 120_000)]).is_empty());
+    assert!(apply(&mut after, 6, &[det(7, 120_000)]).is_empty());
+    assert!(
+        ahead(&mut after, 4, &[det(7, 75_000)]).is_empty(),
+        "one visit: 75 s, 100 s, 120 s"
+    );
+    assert!(apply(&mut after, 4, &[det(7, 75_000)]).is_empty());
+    assert!(apply(&mut after, 5, &[det(7, 100_000)]).is_empty());
+    assert_eq!(after.judged_ahead(), 0);
+}
+
+#[test]
 fn tag_flags_raise_one_alert_per_flag_per_visit() {
     let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
     tracker.set_station(&station());
