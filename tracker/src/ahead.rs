@@ -41,11 +41,19 @@ impl Span {
         self.first_ms - gap <= t && t <= self.last_ms + gap
     }
 
-    fn covers(&self, kind: AlertKind) -> bool {
+    /// Its visit has raised an alert of `kind`.
+    fn mark(&mut self, kind: AlertKind) {
         match kind {
-            AlertKind::StolenSighting => self.stolen,
-            AlertKind::ArmedMoved => self.armed,
-            _ => false,
+            AlertKind::StolenSighting => self.stolen = true,
+            AlertKind::ArmedMoved => self.armed = true,
+            _ => {}
+        }
+    }
+
+    fn covered(&self) -> Covered {
+        Covered {
+            stolen: self.stolen,
+            armed: self.armed,
         }
     }
 }
@@ -123,11 +131,16 @@ impl Ledger {
             reads: 0,
             tag_flags: 0,
         };
-        let span = self.note(None, &d, gap);
-        match kind {
-            AlertKind::StolenSighting => span.stolen = true,
-            AlertKind::ArmedMoved => span.armed = true,
-            _ => {}
+        self.note(None, &d, gap).mark(kind);
+    }
+
+    /// An alert of `kind` was just raised for the sighting `d` noted (see [`Ledger::note`]).
+    fn mark(&mut self, d: &Detection, gap: i64, kind: AlertKind) {
+        if let Some(spans) = self.by_pair.get_mut(&(d.tag, d.station)) {
+            // After `note`, one span is near `d`: the one it joined.
+            for span in spans.iter_mut().filter(|s| s.near(d.seen_at_ms, gap)) {
+                span.mark(kind);
+            }
         }
     }
 
@@ -173,13 +186,6 @@ impl Tracker {
     /// whether or not it is then queued: a frame told BUSY still alerts, once.
     pub fn alert_ahead(&mut self, obs: Observation<'_>, now_ms: i64) -> Vec<Alert> {
         let mut alerts = Vec::new();
-        if !obs
-            .detections
-            .iter()
-            .any(|d| self.hotlist.is_stolen(d.tag) || self.guards.is_armed(d.tag))
-        {
-            return alerts;
-        }
         let Some(position) = obs
             .reader_position
             .or_else(|| self.stations.get(&obs.frame.station).copied())
@@ -191,7 +197,7 @@ impl Tracker {
             .correction(obs.frame.station, obs.sent_at_ms, now_ms);
         let gap = self.config.visit_gap_ms;
         for d in obs.detections {
-            if !self.hotlist.is_stolen(d.tag) && !self.guards.is_armed(d.tag) {
+            if !self.is_watched(d.tag) {
                 continue;
             }
             let d = Detection {
@@ -207,9 +213,9 @@ impl Tracker {
                 continue;
             }
             let visit = self.visits.visit_at(d.tag, d.station, d.seen_at_ms);
-            let span = self.ahead.note(Some(obs.frame), &d, gap).clone();
+            let covered = self.ahead.note(Some(obs.frame), &d, gap).covered();
             let mut drafts = Vec::new();
-            if self.hotlist.may_alert(d.tag, visit) && !span.covers(AlertKind::StolenSighting) {
+            if self.hotlist.may_alert(d.tag, visit) && !covered.stolen {
                 if let Some((case, mut draft)) = self.hotlist.draft(obs.frame, &d, position) {
                     draft.detail =
                         self.movement_detail(d.tag, d.station, case, d.seen_at_ms, now_ms);
@@ -217,20 +223,14 @@ impl Tracker {
                     drafts.push(draft);
                 }
             }
-            if self.guards.may_alert(d.tag, Some(position), visit)
-                && !span.covers(AlertKind::ArmedMoved)
-            {
+            if self.guards.may_alert(d.tag, Some(position), visit) && !covered.armed {
                 drafts.extend(self.guards.draft(obs.frame, &d, position));
             }
             for mut draft in drafts {
                 if shift_ms != 0 {
                     draft.detail.clock_corrected_s = Some(shift_ms as f64 / 1000.0);
                 }
-                let span = self.ahead.note(Some(obs.frame), &d, gap);
-                match draft.kind {
-                    AlertKind::StolenSighting => span.stolen = true,
-                    _ => span.armed = true,
-                }
+                self.ahead.mark(&d, gap, draft.kind);
                 alerts.push(self.issue(draft, now_ms));
             }
         }

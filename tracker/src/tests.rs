@@ -42,14 +42,18 @@ fn det(tag: u32, t: i64) -> Detection {
     }
 }
 
-fn apply(tracker: &mut Tracker, seq: u32, detections: &[Detection]) -> Vec<Alert> {
-    let obs = Observation {
+/// Frame `seq` of station 1 carrying `detections`.
+fn observed(seq: u32, detections: &[Detection]) -> Observation<'_> {
+    Observation {
         frame: frame(seq),
         sent_at_ms: 0,
         reader_position: None,
         detections,
-    };
-    tracker.apply(obs, 99)
+    }
+}
+
+fn apply(tracker: &mut Tracker, seq: u32, detections: &[Detection]) -> Vec<Alert> {
+    tracker.apply(observed(seq, detections), 99)
 }
 
 #[test]
@@ -103,13 +107,7 @@ fn a_stolen_tag_raises_one_alert_per_visit_with_a_deterministic_id() {
 }
 
 fn ahead(tracker: &mut Tracker, seq: u32, detections: &[Detection]) -> Vec<Alert> {
-    let obs = Observation {
-        frame: frame(seq),
-        sent_at_ms: 0,
-        reader_position: None,
-        detections,
-    };
-    tracker.alert_ahead(obs, 99)
+    tracker.alert_ahead(observed(seq, detections), 99)
 }
 
 #[test]
