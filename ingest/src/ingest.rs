@@ -456,11 +456,22 @@ impl Ingest {
         }
         self.take
             .step(&mut self.tracker, &self.parts.metrics, TAKE_SLICE_PAIRS);
+        self.upkeep(Tracker::upkeep_step);
         tokio::task::yield_now().await;
         self.parts.health.queue_depth.store(
             self.parts.frames.len() + self.queue.len(),
             Ordering::Relaxed,
         );
+    }
+
+    /// Runs a part of the tracker's upkeep, timed.
+    fn upkeep(&mut self, part: fn(&mut Tracker)) {
+        let started = Instant::now();
+        part(&mut self.tracker);
+        self.parts
+            .metrics
+            .upkeep_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
 
     /// Applies one frame taken from the queue (or answers it, if a copy was applied meanwhile).
@@ -640,12 +651,7 @@ impl Ingest {
             visits = self.tracker.checkpoint(self.checkpoints.all_committed());
             journal_done_through = self.checkpoints.start();
         } else {
-            let started = Instant::now();
-            self.tracker.maintain();
-            self.parts
-                .metrics
-                .upkeep_seconds
-                .observe(started.elapsed().as_secs_f64());
+            self.upkeep(Tracker::maintain);
             journal = std::mem::take(&mut done.journal);
             self.checkpoints.number(&mut journal);
             self.parts

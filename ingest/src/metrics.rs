@@ -248,7 +248,7 @@ impl PipelineMetrics {
         );
         registry.register(
             "tagwatch_tracker_upkeep_seconds",
-            "Time the ingest task spends on the tracker's upkeep at a flush: closing visits, forgetting old ones, the trajectory index's buckets (frames wait meanwhile)",
+            "Time the ingest task spends on a part of the tracker's upkeep, after each slice of frames and at each flush: closing visits, forgetting old ones, the trajectory index's buckets (frames wait meanwhile)",
             self.upkeep_seconds.clone(),
         );
         registry.register(

@@ -62,14 +62,15 @@ pub use rules::companion::COMPANION_RADIUS_M;
 /// How late (in detection time) a closed visit may move into the trajectory index: the index
 /// seals a bucket only this long after the visit gap.
 const CLOSE_STEP_MS: i64 = 10_000;
-/// Open visits looked at per [`Tracker::maintain`] (every flush) for closing. Every open visit
-/// comes due about once per visit gap (a parked tag's is queued again); looked at all at once
-/// every 10 s, as before, they were a million lookups at 3 M tags, the ingest stopped for most of
-/// a second and alerts waited. In slices, the ingest stops for a few milliseconds.
-const CLOSE_BUDGET: usize = 20_000;
-
-/// Tags, or (tag, station) pairs, looked at for what to forget per flush, for the same reason.
-const PRUNE_BUDGET: usize = 20_000;
+/// Open visits looked at for closing, and (tag, station) pairs or tags for what to forget, per
+/// [`Tracker::upkeep_step`] (every slice of frames and every flush). Every open visit comes due
+/// about once per visit gap (a parked tag's is queued again). Looked at all at once every 10 s,
+/// they were a million lookups at 3 M tags and the ingest stopped for most of a second; 20,000
+/// per flush still held it 20-57 ms of CPU at 4.8 M tags (2-4 times that in wall time on a
+/// saturated machine), and a stolen vehicle's alert raised ahead waited behind that turn. A
+/// thousand take a millisecond or two, like a slice of frames, and at hundreds of slices a
+/// second they keep up with hundreds of thousands of visits coming due per second.
+const UPKEEP_SLICE: usize = 1_000;
 
 /// How often the trajectory index seals and drops buckets.
 const MAINTAIN_STEP_MS: i64 = 60_000;
@@ -724,12 +725,10 @@ impl Tracker {
     /// Moves closed visits into the trajectory index and ages the index (every flush; cheap
     /// when there is nothing to do).
     pub fn maintain(&mut self) {
-        self.close_visits(CLOSE_BUDGET);
-        self.visits.prune(self.hot_window_cut(), PRUNE_BUDGET);
+        self.upkeep_step();
         let index_cut = self
             .high_water_ms
             .saturating_sub(self.config.index_window_ms);
-        self.trajectories.forget_before(index_cut, PRUNE_BUDGET);
         self.readers.prune(index_cut);
         if self.high_water_ms.saturating_sub(self.maintained_up_to_ms) >= MAINTAIN_STEP_MS {
             self.maintained_up_to_ms = self.high_water_ms;
@@ -748,6 +747,18 @@ impl Tracker {
         } else {
             self.trajectories.take_merged();
         }
+    }
+
+    /// A slice of the upkeep that grows with the tags: closes visits not heard for a gap (they
+    /// move into the trajectory index) and forgets what left the hot and index windows, a
+    /// bounded number of each, so the ingest can run it between slices of frames.
+    pub fn upkeep_step(&mut self) {
+        self.close_visits(UPKEEP_SLICE);
+        self.visits.prune(self.hot_window_cut(), UPKEEP_SLICE);
+        let index_cut = self
+            .high_water_ms
+            .saturating_sub(self.config.index_window_ms);
+        self.trajectories.forget_before(index_cut, UPKEEP_SLICE);
     }
 
     /// A visit opened.

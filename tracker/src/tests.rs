@@ -80,6 +80,24 @@ fn visits_close_in_slices_until_every_due_one_is_closed() {
 }
 
 #[test]
+fn an_upkeep_step_closes_a_bounded_slice_and_steps_close_every_due_visit() {
+    let mut tracker = Tracker::new(TrackerConfig::default(), 1, 41);
+    tracker.set_station(&station());
+    let gap = tracker.config().visit_gap_ms;
+    let due = 2 * UPKEEP_SLICE + 500;
+    let parked: Vec<Detection> = (1..=due as u32).map(|tag| det(tag, 1_000)).collect();
+    apply(&mut tracker, 1, &parked);
+    apply(&mut tracker, 2, &[det(999_999, 1_000 + 10 * gap)]);
+    let open = |t: &Tracker| t.open_of_tag.len();
+    // The ingest runs a step between slices of frames: each must stay short, whatever is due.
+    tracker.upkeep_step();
+    assert_eq!(open(&tracker), due + 1 - UPKEEP_SLICE);
+    tracker.upkeep_step();
+    tracker.upkeep_step();
+    assert_eq!(open(&tracker), 1, "three steps close every due visit");
+}
+
+#[test]
 fn a_stolen_tag_raises_one_alert_per_visit_with_a_deterministic_id() {
     let mut tracker = Tracker::new(TrackerConfig::default(), 1, 41);
     tracker.set_station(&station());
