@@ -18,6 +18,7 @@
 //! ## Layout
 //! - [`config`]: settings from file, environment and flags.
 //! - [`server`]: starts and stops the whole pipeline.
+//! - [`gateway_role`]: `tagwatch gateway`, a cluster's stateless entry point for stations.
 //! - [`descriptors`]: the open-file limit, raised and shared between kinds of connection.
 //! - [`signals`]: Ctrl-C and SIGTERM, both a clean stop.
 //! - [`demo`]: the simulated city against a real server, in one process.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_patrol;
 pub mod descriptors;
+pub mod gateway_role;
 pub mod server;
 pub mod signals;
 

@@ -5,9 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tagwatch::config::StoreSection;
+use tagwatch::config::{ListenSection, StoreSection};
 use tagwatch::demo::{self, DemoOptions};
+use tagwatch::gateway_role::{GatewayOptions, RunningGateway};
 use tagwatch::{Config, Secret, Server};
+use tagwatch_cluster::BusConfig;
 use tagwatch_model::{GeoPoint, Station, StationId, StationKey};
 use tagwatch_sim::Transport;
 use tagwatch_store::Store;
@@ -27,6 +29,9 @@ struct Cli {
 enum Command {
     /// Run gateway (UDP + TCP), tracker, store and HTTP API.
     Serve(ServeArgs),
+    /// Run a cluster's gateway: station frames verified, split by partition and published to
+    /// NATS JetStream (acknowledged once stored); any number may run.
+    Gateway(GatewayArgs),
     /// Run a whole simulated city against a real server in this process.
     Demo(DemoArgs),
     /// Create or upgrade the database schema (safe to run twice).
@@ -126,6 +131,31 @@ impl ServeArgs {
 }
 
 #[derive(Debug, Args)]
+struct GatewayArgs {
+    /// NATS server URL(s) of the cluster, comma-separated, e.g. nats://10.0.0.1:4222
+    #[arg(long, env = "TAGWATCH_NATS")]
+    nats: String,
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// UDP address for station frames
+    #[arg(long, env = "TAGWATCH_UDP", default_value_t = ListenSection::default().udp)]
+    udp: SocketAddr,
+    /// TCP address for station frames
+    #[arg(long, env = "TAGWATCH_TCP", default_value_t = ListenSection::default().tcp)]
+    tcp: SocketAddr,
+    /// Partitions to create the cluster with (the first process to start creates it; a later
+    /// one giving another count is refused) [default: the cluster's, or 64 for a new one]
+    #[arg(long)]
+    partitions: Option<u16>,
+    /// Copies of the stream the NATS cluster keeps (3 on a three-node cluster)
+    #[arg(long, default_value_t = BusConfig::default().replicas)]
+    replicas: usize,
+    /// How often station keys and companion pairs are read from the store again, e.g. 5s
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    refresh: Duration,
+}
+
+#[derive(Debug, Args)]
 struct DemoArgs {
     /// HTTP address of the API
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -201,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Gateway(args) => gateway(args).await,
         Command::Demo(args) => {
             let options = DemoOptions {
                 http: args.http,
@@ -275,6 +306,33 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let config = Config::default();
+    let gateway = RunningGateway::start(GatewayOptions {
+        nats: args.nats,
+        database: args.db.database,
+        udp: args.udp,
+        tcp: args.tcp,
+        stations: config.stations,
+        clock_skew_limit: config.tracker.clock_skew_limit,
+        bus: BusConfig {
+            replicas: args.replicas,
+            ..BusConfig::default()
+        },
+        partitions: args.partitions,
+        refresh: args.refresh,
+    })
+    .await?;
+    println!(
+        "TagWatch gateway: stations → udp {} / tcp {}; {} partitions",
+        gateway.udp, gateway.tcp, gateway.partitions
+    );
+    let signal = tagwatch::signals::stop_requested().await?;
+    println!("{signal}: stopping…");
+    gateway.stop().await;
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

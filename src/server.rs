@@ -69,7 +69,7 @@ async fn maintain(
 pub const UDP_RECEIVE_BUFFER: usize = 32 << 20;
 
 /// Binds the stations' UDP socket with a receive buffer sized for bursts.
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+pub(crate) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if let Err(error) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {

@@ -20,6 +20,14 @@ impl StationKeys {
         map.insert(station, Arc::new(key));
     }
 
+    /// Replaces every key at once (a gateway of a cluster reading the store again): a station
+    /// removed from the store is no longer heard.
+    pub fn replace_all(&self, keys: impl IntoIterator<Item = (StationId, StationKey)>) {
+        let fresh: HashMap<StationId, Arc<StationKey>> =
+            keys.into_iter().map(|(s, k)| (s, Arc::new(k))).collect();
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
     pub fn get(&self, station: StationId) -> Option<Arc<StationKey>> {
         let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
         map.get(&station).cloned()

@@ -18,5 +18,6 @@ pub mod wire;
 
 pub use keys::StationKeys;
 pub use server::{
-    serve_tcp, serve_udp, AckPath, Admission, Content, Gateway, GatewayConfig, Inbound,
+    serve_tcp, serve_udp, AckPath, Admission, Content, Gateway, GatewayConfig, Handoff, Inbound,
+    Refused,
 };

@@ -221,13 +221,39 @@ pub enum Admission {
     Closed,
 }
 
+/// Why a frame was not handed on.
+#[derive(Debug)]
+pub enum Refused {
+    /// No room: the station is told BUSY and resends later.
+    Busy(Box<Inbound>),
+    /// What comes next has stopped (shutdown): no answer, the station resends.
+    Closed,
+}
+
+/// Where authenticated frames go next: this process's ingest (`serve`, a bounded channel) or
+/// the cluster's bus (`tagwatch gateway`, in the cluster crate). Either acknowledges each frame
+/// it takes through the frame's [`AckPath`], once what it promises is durable.
+pub trait Handoff: Send + Sync + std::fmt::Debug {
+    /// Takes `inbound` on, or gives it back when there is no room. Never waits.
+    fn hand_off(&self, inbound: Inbound) -> Result<(), Refused>;
+}
+
+impl Handoff for mpsc::Sender<Inbound> {
+    fn hand_off(&self, inbound: Inbound) -> Result<(), Refused> {
+        self.try_send(inbound).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(inbound) => Refused::Busy(Box::new(inbound)),
+            mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+        })
+    }
+}
+
 /// Shared state of both listeners.
 #[derive(Debug)]
 pub struct Gateway {
     pub config: GatewayConfig,
     pub keys: StationKeys,
     pub metrics: Arc<GatewayMetrics>,
-    tx: mpsc::Sender<Inbound>,
+    next: Box<dyn Handoff>,
 }
 
 impl Gateway {
@@ -235,13 +261,13 @@ impl Gateway {
         config: GatewayConfig,
         keys: StationKeys,
         metrics: Arc<GatewayMetrics>,
-        tx: mpsc::Sender<Inbound>,
+        next: impl Handoff + 'static,
     ) -> Self {
         Self {
             config,
             keys,
             metrics,
-            tx,
+            next: Box::new(next),
         }
     }
 
@@ -307,14 +333,14 @@ impl Gateway {
 
     /// Hands a frame on, or answers BUSY when the queue is full.
     fn queue(&self, inbound: Inbound) -> Admission {
-        match self.tx.try_send(inbound) {
+        match self.next.hand_off(inbound) {
             Ok(()) => Admission::Queued,
-            Err(mpsc::error::TrySendError::Full(inbound)) => {
+            Err(Refused::Busy(inbound)) => {
                 self.metrics.reject("busy");
                 inbound.ack.send(inbound.key(), AckStatus::Busy);
                 Admission::Answered(AckStatus::Busy)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Admission::Closed,
+            Err(Refused::Closed) => Admission::Closed,
         }
     }
 

@@ -1,0 +1,182 @@
+//! # `tagwatch gateway`: where stations reach a cluster
+//!
+//! The same UDP and TCP listeners as `serve` (`tagwatch-gateway`: framing, MAC, limits), with
+//! verified frames handed to the bus ([`tagwatch_cluster::BusHandoff`]) instead of an ingest: a
+//! station's frame is acknowledged once JetStream has stored every part of it. A gateway keeps
+//! no state of its own, so any number can run, and a station may reach any of them. Station
+//! keys and companion pairs come from the store, read at start and every `refresh` after (a
+//! station provisioned through the API is heard within that).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tagwatch_cluster::{Bus, BusConfig, BusHandoff, Groups};
+use tagwatch_gateway::metrics::GatewayMetrics;
+use tagwatch_gateway::{Gateway, GatewayConfig, StationKeys};
+use tagwatch_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::StationsSection;
+use crate::server::bind_udp;
+
+/// What a gateway needs.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// NATS server URL(s), comma-separated.
+    pub nats: String,
+    /// The cluster's store (station keys, companion pairs).
+    pub database: String,
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    pub stations: StationsSection,
+    pub clock_skew_limit: Duration,
+    pub bus: BusConfig,
+    /// The partition count to create the cluster with, or to insist on.
+    pub partitions: Option<u16>,
+    /// How often station keys and companion pairs are read again.
+    pub refresh: Duration,
+}
+
+/// A gateway that is running.
+#[derive(Debug)]
+pub struct RunningGateway {
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+    /// The cluster's partition count.
+    pub partitions: u16,
+    pub metrics: Arc<GatewayMetrics>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// Connects to the store and the bus, and starts listening.
+    pub async fn start(options: GatewayOptions) -> anyhow::Result<Self> {
+        let store = Store::open(&options.database)
+            .await
+            .with_context(|| format!("opening the store {}", redacted(&options.database)))?;
+        let bus = Bus::connect(&options.nats, options.bus.clone(), options.partitions).await?;
+        let keys = StationKeys::default();
+        let (groups_tx, groups) = watch::channel(Arc::new(Groups::default()));
+        refresh(&store, &keys, &groups_tx)
+            .await
+            .context("reading station keys and companion pairs")?;
+        let udp = Arc::new(
+            bind_udp(options.udp).with_context(|| format!("binding UDP {}", options.udp))?,
+        );
+        let tcp = TcpListener::bind(options.tcp)
+            .await
+            .with_context(|| format!("binding TCP {}", options.tcp))?;
+        let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+        let partitions = bus.partitions;
+        let (handoff, publisher) = BusHandoff::start(bus, groups);
+        let metrics = Arc::new(GatewayMetrics::default());
+        let gateway = Arc::new(Gateway::new(
+            GatewayConfig {
+                max_body: options.stations.max_frame_body,
+                clock_skew_limit_ms: u64::try_from(options.clock_skew_limit.as_millis())
+                    .unwrap_or(u64::MAX),
+                max_tcp_connections: options.stations.tcp_connections,
+                max_tcp_per_source: options.stations.tcp_connections_per_source,
+                tcp_auth_timeout: options.stations.tcp_auth_timeout,
+                ..GatewayConfig::default()
+            },
+            keys.clone(),
+            metrics.clone(),
+            handoff,
+        ));
+        let shutdown = CancellationToken::new();
+        let tasks = vec![
+            tokio::spawn(tagwatch_gateway::serve_udp(
+                udp,
+                gateway.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(tagwatch_gateway::serve_tcp(tcp, gateway, shutdown.clone())),
+            tokio::spawn(keep_refreshing(
+                store,
+                keys,
+                groups_tx,
+                options.refresh,
+                shutdown.clone(),
+            )),
+            publisher,
+        ];
+        tracing::info!(%udp_addr, %tcp_addr, partitions, "tagwatch gateway serving");
+        Ok(Self {
+            udp: udp_addr,
+            tcp: tcp_addr,
+            partitions,
+            metrics,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops listening; frames handed on are published and answered first.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Reads station keys and companion pairs again every `every` until `shutdown`.
+async fn keep_refreshing(
+    store: Store,
+    keys: StationKeys,
+    groups: watch::Sender<Arc<Groups>>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(error) = refresh(&store, &keys, &groups).await {
+            // The keys and pairs read last stay in force meanwhile.
+            tracing::warn!(%error, "could not read station keys and pairs again");
+        }
+    }
+}
+
+async fn refresh(
+    store: &Store,
+    keys: &StationKeys,
+    groups: &watch::Sender<Arc<Groups>>,
+) -> anyhow::Result<()> {
+    let stations = store.stations().await?;
+    keys.replace_all(stations.into_iter().map(|(s, key)| (s.id, key)));
+    let fresh = Groups::from_pairs(store.pairs().await?);
+    groups.send_if_modified(|current| {
+        let changed = **current != fresh;
+        if changed {
+            *current = Arc::new(fresh);
+        }
+        changed
+    });
+    Ok(())
+}
+
+/// A database URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
