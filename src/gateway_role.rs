@@ -12,6 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+use tagwatch_api::listener::HttpLimits;
 use tagwatch_cluster::{Bus, BusConfig, BusHandoff, Groups};
 use tagwatch_gateway::metrics::GatewayMetrics;
 use tagwatch_gateway::{Gateway, GatewayConfig, StationKeys};
@@ -40,6 +47,8 @@ pub struct GatewayOptions {
     pub partitions: Option<u16>,
     /// How often station keys and companion pairs are read again.
     pub refresh: Duration,
+    /// Where `/metrics` and `/healthz` are served, if anywhere.
+    pub http: Option<SocketAddr>,
 }
 
 /// A gateway that is running.
@@ -47,6 +56,7 @@ pub struct GatewayOptions {
 pub struct RunningGateway {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
+    pub http: Option<SocketAddr>,
     /// The cluster's partition count.
     pub partitions: u16,
     pub metrics: Arc<GatewayMetrics>,
@@ -74,8 +84,17 @@ impl RunningGateway {
             .with_context(|| format!("binding TCP {}", options.tcp))?;
         let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
         let partitions = bus.partitions;
-        let (handoff, publisher) = BusHandoff::start(bus, groups);
+        let (handoff, publisher) = BusHandoff::start(bus.clone(), groups);
         let metrics = Arc::new(GatewayMetrics::default());
+        let http = match options.http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding HTTP {addr}"))?,
+            ),
+            None => None,
+        };
+        let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
         let gateway = Arc::new(Gateway::new(
             GatewayConfig {
                 max_body: options.stations.max_frame_body,
@@ -90,8 +109,14 @@ impl RunningGateway {
             metrics.clone(),
             handoff,
         ));
+        let status = Status {
+            bus,
+            keys: keys.clone(),
+            partitions,
+            registry: Arc::new(registry_of(&metrics)),
+        };
         let shutdown = CancellationToken::new();
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(tagwatch_gateway::serve_udp(
                 udp,
                 gateway.clone(),
@@ -107,10 +132,22 @@ impl RunningGateway {
             )),
             publisher,
         ];
-        tracing::info!(%udp_addr, %tcp_addr, partitions, "tagwatch gateway serving");
+        if let Some(http) = http {
+            tasks.push(tokio::spawn(tagwatch_api::listener::serve(
+                http,
+                status_routes(status),
+                HttpLimits {
+                    max_connections: 64,
+                    header_timeout: Duration::from_secs(5),
+                },
+                shutdown.clone(),
+            )));
+        }
+        tracing::info!(%udp_addr, %tcp_addr, ?http_addr, partitions, "tagwatch gateway serving");
         Ok(Self {
             udp: udp_addr,
             tcp: tcp_addr,
+            http: http_addr,
             partitions,
             metrics,
             shutdown,
@@ -125,6 +162,60 @@ impl RunningGateway {
             let _ = task.await;
         }
     }
+}
+
+/// What `/metrics` and `/healthz` report.
+#[derive(Debug, Clone)]
+struct Status {
+    bus: Bus,
+    keys: StationKeys,
+    partitions: u16,
+    registry: Arc<Registry>,
+}
+
+fn registry_of(metrics: &GatewayMetrics) -> Registry {
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    registry
+}
+
+fn status_routes(status: Status) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(health))
+        .with_state(status)
+}
+
+/// `GET /metrics`: the gateway's counters, Prometheus text.
+async fn metrics_text(State(status): State<Status>) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &status.registry) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+/// `GET /healthz`: 200 while connected to NATS (frames can be stored), 503 otherwise.
+async fn health(State(status): State<Status>) -> Response {
+    let connected = status.bus.is_connected();
+    let body = Json(serde_json::json!({
+        "nats": if connected { "connected" } else { "disconnected" },
+        "stations": status.keys.len(),
+        "partitions": status.partitions,
+    }));
+    let code = if connected {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body).into_response()
 }
 
 /// Reads station keys and companion pairs again every `every` until `shutdown`.

@@ -153,6 +153,9 @@ struct GatewayArgs {
     /// How often station keys and companion pairs are read from the store again, e.g. 5s
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     refresh: Duration,
+    /// HTTP address of the gateway's /metrics and /healthz (none when unset)
+    #[arg(long, env = "TAGWATCH_HTTP")]
+    http: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +326,7 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         },
         partitions: args.partitions,
         refresh: args.refresh,
+        http: args.http,
     })
     .await?;
     println!(

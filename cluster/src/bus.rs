@@ -163,6 +163,13 @@ impl Bus {
     }
 }
 
+impl Bus {
+    /// Whether the connection to NATS is up (publishes can be stored).
+    pub fn is_connected(&self) -> bool {
+        self.jetstream.client().connection_state() == async_nats::connection::State::Connected
+    }
+}
+
 /// A key-value bucket, created if absent. It is created as the stream a key-value bucket is
 /// (`KV_<bucket>` on `$KV.<bucket>.>`, one value per key, rollups allowed, deletes denied,
 /// direct gets) rather than through the client's `create_key_value`, which first reads the

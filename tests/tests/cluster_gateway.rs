@@ -44,6 +44,7 @@ async fn options(nats: &NatsServer, database: &str, partitions: Option<u16>) -> 
         },
         partitions,
         refresh: Duration::from_millis(200),
+        http: Some("127.0.0.1:0".parse().expect("addr")),
     }
 }
 
@@ -159,6 +160,15 @@ async fn a_forged_frame_gets_no_answer_and_nothing_is_published() {
     forger.key = support::key(STATION + 1);
     forger.send(&forger.detections(1, now(), &[5])).await;
     assert_eq!(forger.ack_within(Duration::from_millis(400)).await, None);
+    let http = format!(
+        "http://{}",
+        cluster.gateway.as_ref().expect("up").http.expect("http")
+    );
+    assert_eq!(
+        support::metric_at(&http, "tagwatch_frames_rejected_total").await,
+        1.0,
+        "the forged frame is counted"
+    );
     // A status frame of the real station goes to the station's subject, whole.
     let status = cluster.station.status(2, now(), 0);
     assert_eq!(cluster.station.exchange(&status).await, AckStatus::Accepted);
@@ -177,9 +187,21 @@ async fn while_jetstream_is_away_the_station_is_told_busy_and_its_resend_is_stor
     assert_eq!(cluster.station.exchange(&first).await, AckStatus::Accepted);
     let stored_before = stored(&cluster.nats).await.len();
 
+    let health = format!(
+        "http://{}/healthz",
+        cluster.gateway.as_ref().expect("up").http.expect("http")
+    );
+    let status = |url: String| async move { reqwest::get(url).await.expect("healthz").status() };
+    assert_eq!(status(health.clone()).await, 200);
+
     cluster.nats.kill().await;
     let second = cluster.station.detections(2, now(), &[4, 5, 6, 7, 8, 9]);
     assert_eq!(cluster.station.exchange(&second).await, AckStatus::Busy);
+    assert_eq!(
+        status(health.clone()).await,
+        503,
+        "unhealthy while NATS is away"
+    );
 
     // Back: the station resends (as its firmware does after a BUSY) until it is stored.
     cluster.nats.restart().await;
@@ -197,6 +219,7 @@ async fn while_jetstream_is_away_the_station_is_told_busy_and_its_resend_is_stor
         matches!(answer, AckStatus::Accepted | AckStatus::Duplicate),
         "stored once NATS is back: {answer:?}"
     );
+    assert_eq!(status(health).await, 200, "healthy again");
     let parts = stored(&cluster.nats).await.len() - stored_before;
     let expected: BTreeSet<u16> = [4, 5, 6, 7, 8, 9]
         .iter()

@@ -10,7 +10,7 @@
 //! flash lives in this process: its RSS includes it, so "flat" is the figure to read, not its
 //! level.
 
-use crate::metrics::{process_usage, Scrape};
+use crate::metrics::{process_usage, Sample, Sampler, Scrape};
 use crate::replay::Replay;
 use crate::AlertSeen;
 use serde_json::{json, Value};
@@ -24,7 +24,7 @@ pub struct Scenario<'a> {
     pub max_drain: Duration,
     pub replay: &'a mut Replay,
     pub outage: &'a AtomicBool,
-    pub unacked: &'a AtomicUsize,
+    pub unacked: &'a Arc<AtomicUsize>,
     pub client: &'a reqwest::Client,
     pub api: &'a str,
     pub alerts: &'a Arc<Mutex<Vec<AlertSeen>>>,
@@ -81,40 +81,29 @@ pub async fn run(s: Scenario<'_>) -> anyhow::Result<Value> {
     let before = Scrape::take(s.client, s.api).await?;
     s.outage.store(false, Ordering::SeqCst);
     let back = Instant::now();
-    let mut seconds = Vec::new();
-    let mut last = before.clone();
+    let sampler = Sampler::start(Some(s.api.to_owned()), s.unacked.clone())?;
     let mut drained_after = None;
-    let mut failed_scrapes = 0;
+    let mut offered_seconds = 0u64;
     while back.elapsed() < s.max_drain {
         s.replay.offer(1, 1.0, 1).await;
-        // A scrape may fail on a pooled connection the server has just closed: skip the second.
-        let Ok(now) = Scrape::take(s.client, s.api).await else {
-            failed_scrapes += 1;
-            continue;
-        };
+        offered_seconds += 1;
         let in_flash = s.unacked.load(Ordering::Relaxed);
-        let second = Second {
-            t: back.elapsed().as_secs_f64(),
-            rss_mib: process_usage().1,
-            in_flash,
-            applied_per_s: now.delta(&last, "tagwatch_detections_applied_total"),
-            busy_per_s: now.delta(&last, "tagwatch_acks_sent_total{status=\"busy\"}"),
-            expected_wait_s: now.get("tagwatch_ingest_expected_wait_seconds"),
-        };
-        if seconds.len() % 30 == 0 {
+        if offered_seconds % 30 == 0 {
             eprintln!(
-                "  backlog: {:.0} s after reconnecting, {} frames left in flash, {:.0} detections/s applied, {:.0} BUSY/s, RSS {:.0} MiB",
-                second.t, in_flash, second.applied_per_s, second.busy_per_s, second.rss_mib
+                "  backlog: {:.0} s after reconnecting, {in_flash} frames left in flash, RSS {:.0} MiB",
+                back.elapsed().as_secs_f64(),
+                process_usage().1
             );
         }
-        seconds.push(second);
-        last = now;
         // Drained: what is left is about a second of live frames in flight.
         if in_flash <= stations {
-            drained_after = Some(second.t);
+            drained_after = Some(back.elapsed().as_secs_f64());
             break;
         }
     }
+    let samples = sampler.stop().await;
+    let failed_scrapes = samples.iter().filter(|s| s.scrape.is_none()).count();
+    let seconds = per_second(&samples, &before);
     let after = Scrape::take(s.client, s.api).await?;
     let alerts = s.alerts.lock().expect("lock").clone();
     let is_backlog = |a: &AlertSeen| {
@@ -184,6 +173,37 @@ pub async fn run(s: Scenario<'_>) -> anyhow::Result<Value> {
         &rows,
     )?;
     Ok(result)
+}
+
+/// Each sample as a second of the drain; rates over the time since the last sample whose
+/// scrape answered (a missed scrape leaves its own second's rates out, not its RSS).
+fn per_second(samples: &[Sample], before: &Scrape) -> Vec<Second> {
+    let mut last = (0.0, before);
+    let mut seconds = Vec::with_capacity(samples.len());
+    for sample in samples {
+        let (applied_per_s, busy_per_s, expected_wait_s) = match &sample.scrape {
+            Some(now) => {
+                let dt = (sample.t - last.0).max(1e-3);
+                let rates = (
+                    now.delta(last.1, "tagwatch_detections_applied_total") / dt,
+                    now.delta(last.1, "tagwatch_acks_sent_total{status=\"busy\"}") / dt,
+                    now.get("tagwatch_ingest_expected_wait_seconds"),
+                );
+                last = (sample.t, now);
+                rates
+            }
+            None => (f64::NAN, f64::NAN, f64::NAN),
+        };
+        seconds.push(Second {
+            t: sample.t,
+            rss_mib: sample.rss_mib,
+            in_flash: sample.in_flash,
+            applied_per_s,
+            busy_per_s,
+            expected_wait_s,
+        });
+    }
+    seconds
 }
 
 /// Count and p50/p99/max of alert latencies, ms.

@@ -426,14 +426,15 @@ async fn run_one(
         let postgres_before = metrics::postgres_cpu_secs();
         let drops_before = metrics::udp_receive_drops();
         alert_latencies.lock().expect("lock").clear();
-        let rss = metrics::RssSampler::start();
+        let rss = metrics::Sampler::start(None, unacked.clone())?;
         let offered = replay
             .offer(city_seconds(args.step_seconds), speed, copies)
             .await;
         let drain_secs = settle(&unacked).await;
         let after = Scrape::take(&client, &api).await?;
         let (cpu_after, rss_mib) = process_usage();
-        let rss_series = rss.stop().await;
+        let rss_series: Vec<(f64, f64)> =
+            rss.stop().await.iter().map(|s| (s.t, s.rss_mib)).collect();
         let mut alerts: Vec<f64> = alert_latencies
             .lock()
             .expect("lock")

@@ -1,6 +1,9 @@
 //! What the server says about itself: its Prometheus text at `/metrics`, read between steps.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// One scrape: every sample by its series (name with labels).
 #[derive(Debug, Default, Clone)]
@@ -165,36 +168,73 @@ pub fn postgres_cpu_secs() -> f64 {
     cpu_secs_under("/proc", |name| name == "postgres")
 }
 
-/// This process's resident memory sampled every second while a step runs.
-pub struct RssSampler {
-    stop: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<Vec<(f64, f64)>>,
+/// One second's sample of the bench: the process's RSS, the frames left in the stations' flash,
+/// and the server's metrics (when the scrape answered within a second).
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Seconds since the sampler started.
+    pub t: f64,
+    pub rss_mib: f64,
+    pub in_flash: usize,
+    pub scrape: Option<Scrape>,
 }
 
-impl RssSampler {
-    pub fn start() -> Self {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let until = stop.clone();
-        let task = tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let mut samples = Vec::new();
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    () = until.cancelled() => break,
-                    _ = every.tick() => {
-                        samples.push((started.elapsed().as_secs_f64(), process_usage().1));
+/// Samples every second on a thread and runtime of its own: on the bench's runtime a sample
+/// waited behind a thousand station tasks whenever they all had work (a reconnect storm left
+/// three minutes without one).
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Sample>>,
+}
+
+impl Sampler {
+    /// Samples RSS and `in_flash`, and the server's metrics at `api` if given.
+    pub fn start(api: Option<String>, in_flash: Arc<AtomicUsize>) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("e2e-sampler".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let client = reqwest::Client::new();
+                    let started = std::time::Instant::now();
+                    let mut samples = Vec::new();
+                    let mut every = tokio::time::interval(Duration::from_secs(1));
+                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    while !stopped.load(Ordering::Relaxed) {
+                        every.tick().await;
+                        let scrape = match &api {
+                            Some(api) => tokio::time::timeout(
+                                Duration::from_secs(1),
+                                Scrape::take(&client, api),
+                            )
+                            .await
+                            .ok()
+                            .and_then(Result::ok),
+                            None => None,
+                        };
+                        samples.push(Sample {
+                            t: started.elapsed().as_secs_f64(),
+                            rss_mib: process_usage().1,
+                            in_flash: in_flash.load(Ordering::Relaxed),
+                            scrape,
+                        });
                     }
-                }
-            }
-            samples
-        });
-        Self { stop, task }
+                    samples
+                })
+            })?;
+        Ok(Self { stop, thread })
     }
 
-    /// (seconds since the start, MiB) samples.
-    pub async fn stop(self) -> Vec<(f64, f64)> {
-        self.stop.cancel();
-        self.task.await.unwrap_or_default()
+    /// Stops it and returns its samples, in time order.
+    pub async fn stop(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join().unwrap_or_default())
+            .await
+            .unwrap_or_default()
     }
 }
