@@ -88,7 +88,7 @@ pub async fn run(s: Scenario<'_>) -> anyhow::Result<Value> {
         s.replay.offer(1, 1.0, 1).await;
         offered_seconds += 1;
         let in_flash = s.unacked.load(Ordering::Relaxed);
-        if offered_seconds % 30 == 0 {
+        if offered_seconds.is_multiple_of(30) {
             eprintln!(
                 "  backlog: {:.0} s after reconnecting, {in_flash} frames left in flash, RSS {:.0} MiB",
                 back.elapsed().as_secs_f64(),
