@@ -13,9 +13,11 @@
 //! - [`partition`]: the partition of a vehicle (a fixed hash; paired tags grouped).
 //! - [`part`]: a frame cut into one message per partition, and read back.
 //! - [`bus`]: the stream and the cluster's record of its partition count.
+//! - [`lease`]: which shard applies which partition (leases in a JetStream key-value bucket).
 //! - [`publish`]: the gateway's handoff: publish, then answer the station.
 
 pub mod bus;
+pub mod lease;
 pub mod part;
 pub mod partition;
 pub mod publish;
