@@ -20,8 +20,8 @@
 //!   together. (A cap of a few queued frames per station was tried: it turned most of a
 //!   reconnecting city's frames into BUSY answers, which cost the CPU the drain needed.)
 //!
-//! Alerts do not wait in either: a frame's stolen and armed sightings are alerted as it is taken
-//! in, before this decision (`Tracker::alert_ahead`), so a frame told BUSY has alerted all the
+//! Alerts do not wait in either: a frame's stolen, armed, panic and tamper sightings are alerted
+//! as it is taken in, before this decision (`Tracker::alert_ahead`), so a frame told BUSY has alerted all the
 //! same. (Until 2026-12-06 frames that might alert had a class of their own, admitted up to four
 //! bounds and applied first; with 1 % of tags stolen, most busy frames were in it, and past the
 //! machine's capacity alerts waited seconds in a queue of "hot" frames.)

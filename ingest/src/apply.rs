@@ -51,14 +51,17 @@ pub async fn apply_detections(
     Ok((first_visit_id, alerts))
 }
 
-/// Raises at once the stolen and armed alerts a DETECTIONS frame will raise (see
+/// Raises at once the stolen, armed, panic and tamper alerts a DETECTIONS frame will raise (see
 /// `Tracker::alert_ahead`): for the ingest, as the frame is taken in, before it waits its turn.
 pub fn alert_ahead(tracker: &mut Tracker, frame: &Frame, now_ms: i64) -> Vec<Alert> {
     let Body::Detections(records) = &frame.body else {
         return Vec::new();
     };
-    // Most frames carry no watched tag: they cost a lookup per record, nothing more.
-    if !records.iter().any(|r| tracker.is_watched(r.tag)) {
+    // Most frames carry no watched tag and no urgent flag: they cost a lookup per record.
+    if !records
+        .iter()
+        .any(|r| tracker.judges_ahead(r.tag, r.tag_flags))
+    {
         return Vec::new();
     }
     let detections = detections_of(frame);

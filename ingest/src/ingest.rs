@@ -2,8 +2,8 @@
 //!
 //! One task, [`Ingest::run`], owns the [`Tracker`] and the [`Dedupe`] state. It takes verified
 //! frames from the gateway's bounded queue every few milliseconds, answers duplicates, raises at
-//! once the stolen and armed alerts a fresh frame carries (`Tracker::alert_ahead`: the frame
-//! itself may wait, or be told BUSY), queues it only while it can be applied within the
+//! once the stolen, armed, panic and tamper alerts a fresh frame carries
+//! (`Tracker::alert_ahead`: the frame itself may wait, or be told BUSY), queues it only while it can be applied within the
 //! admission bound and answers BUSY otherwise (see [`crate::admission`]), applies the queued
 //! frames (live ones, then stations' backlogs, see [`crate::lanes`]; any alert is published at
 //! once), and every `flush_interval` hands a [`Flush`] — the frames applied (journaled, see

@@ -5,8 +5,8 @@
 //! traffic leaves over. Each station's frames keep their order within a lane (its visits and
 //! sequence numbers are built in order); between stations the order is only the network's anyway.
 //!
-//! No lane for alerts: a frame's stolen and armed sightings are alerted as it is taken in
-//! (`Tracker::alert_ahead`), so the frame itself has nothing to hurry for.
+//! No lane for alerts: a frame's stolen, armed, panic and tamper sightings are alerted as it is
+//! taken in (`Tracker::alert_ahead`), so the frame itself has nothing to hurry for.
 
 use std::collections::VecDeque;
 

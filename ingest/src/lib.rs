@@ -15,8 +15,8 @@
 //! - [`restore`]: the live state rebuilt from the store at start (journal replay included).
 //! - [`ingest`]: the task that owns the tracker: takes frames in, applies them, hands flushes on.
 //! - [`dedupe`]: which (station, session, seq) frames are applied, in flight or committed.
-//! - `Tracker::alert_ahead` (called at intake): a frame's stolen and armed sightings alerted at
-//!   once, whether the frame is then queued or told BUSY.
+//! - `Tracker::alert_ahead` (called at intake): a frame's stolen, armed, panic and tamper
+//!   sightings alerted at once, whether the frame is then queued or told BUSY.
 //! - [`admission`]: whether a frame can be applied within the bound, or is told BUSY.
 //! - [`lanes`]: the queue: live frames, then stations' backlogs.
 //! - [`apply`]: a frame's detections applied to the tracker, late history read back first.

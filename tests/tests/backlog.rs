@@ -1,6 +1,7 @@
 //! When the ingest falls behind (a checkpoint's take, a slow store, the machine's other work),
 //! frames queue up between the gateway and the tracker. A stolen tag's sighting must not wait
-//! behind that backlog: its alert is raised as its frame is taken in. The ingest task is driven
+//! behind that backlog, nor a pressed panic button: their alerts are raised as their frames
+//! are taken in. The ingest task is driven
 //! directly here, its gateway queue filled before it starts, so the backlog is exact and nothing
 //! depends on timing.
 
@@ -26,10 +27,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const STOLEN: u32 = 777;
+/// A tag whose panic button is pressed (not stolen, not armed).
+const PANICKING: u32 = 600;
 
 /// The ingest task, started on a gateway queue already holding `backlog` frames of 20 tags from
-/// station 1001, then `plain` frames of station 1002 and one of station 1002 carrying a stolen
-/// tag. Its writer never answers: one flush fills its queue.
+/// station 1001, then `plain` frames of station 1002, one of station 1002 carrying a stolen
+/// tag and one whose tag's panic button is pressed. Its writer never answers: one flush fills
+/// its queue.
 struct Driven {
     ingest: tokio::task::JoinHandle<()>,
     live: tokio::sync::broadcast::Receiver<tagwatch_model::Alert>,
@@ -98,6 +102,11 @@ async fn drive(
         send(&hot, hot.detections(seq, now, &[500, 501]));
     }
     send(&hot, hot.detections(plain + 1, now, &[STOLEN, 500]));
+    let mut pressed = hot.detections(plain + 2, now, &[500, PANICKING]);
+    if let wire::Body::Detections(records) = &mut pressed.body {
+        records[1].tag_flags = tagwatch_model::tag_flags::PANIC;
+    }
+    send(&hot, pressed);
 
     let bus = Arc::new(AlertBus::new(DEFAULT_RING));
     let live = bus.subscribe(None).live;
@@ -205,7 +214,7 @@ async fn past_the_bound_frames_are_refused_at_once_but_not_an_alert() {
         m.refused(Class::Live).get() + m.refused_late().get() + m.frames_applied.get()
     };
     let all_taken = async {
-        while settled(&driven.metrics) < u64::from(BACKLOG) + 1 {
+        while settled(&driven.metrics) < u64::from(BACKLOG) + 2 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
@@ -223,7 +232,19 @@ async fn past_the_bound_frames_are_refused_at_once_but_not_an_alert() {
         "{refused} refused: most of the backlog is left to the station"
     );
     assert!(applied_by_then < 200, "{applied_by_then}");
-    assert_eq!(driven.metrics.alerts_ahead.get(), 1);
+    let panic = tokio::time::timeout(Duration::from_secs(5), driven.live.recv())
+        .await
+        .expect("the panic alert")
+        .expect("the bus is open");
+    assert_eq!(
+        (panic.kind, panic.tag, panic.station),
+        (AlertKind::Panic, Some(TagId(PANICKING)), StationId(1002))
+    );
+    assert_eq!(
+        driven.metrics.alerts_ahead.get(),
+        2,
+        "stolen and panic, once each"
+    );
 }
 
 /// A batch waits for a writer that never answers: nothing more is applied, and the stolen
@@ -242,6 +263,15 @@ async fn a_stolen_sighting_is_alerted_while_the_batch_waits_for_the_store() {
         applied_by_then <= 2 * MAX_BATCH as u64,
         "{applied_by_then} frames applied before the stolen sighting was alerted"
     );
-    assert_eq!(driven.metrics.alerts_ahead.get(), 1);
+    let panic = tokio::time::timeout(Duration::from_secs(5), driven.live.recv())
+        .await
+        .expect("the panic alert, its frame not applied either")
+        .expect("the bus is open");
+    assert_eq!(panic.kind, AlertKind::Panic);
+    assert_eq!(
+        driven.metrics.alerts_ahead.get(),
+        2,
+        "stolen and panic, once each"
+    );
     driven.ingest.abort();
 }

@@ -1,10 +1,11 @@
-//! # Alerts ahead of their frame: a stolen or armed sighting told the moment its frame arrives.
+//! # Alerts ahead of their frame: a stolen or armed sighting, or a pressed panic button or a
+//! tampered tag, told the moment its frame arrives.
 //!
 //! Under overload a frame waits its turn to be applied (up to the admission bound, or it is told
 //! BUSY and resent later), and with 1 % of tags stolen most busy frames carry a sighting that
 //! alerts: ordering whole frames cannot put the alerts first. So the ingest asks
-//! [`Tracker::alert_ahead`] as each frame comes in: the sightings of stolen and armed vehicles are
-//! judged at once against what memory knows (the visit each joins at its own time, the hotlist,
+//! [`Tracker::alert_ahead`] as each frame comes in: the sightings of stolen and armed vehicles,
+//! and of pressed panic buttons and tampered tags, are judged at once against what memory knows (the visit each joins at its own time, the hotlist,
 //! where the vehicle was armed), their alerts raised, and a ledger entry kept. When the frame (or
 //! a copy resent after a BUSY) is applied, a sighting the ledger covers does not alert again: its
 //! visit counts as alerted. One alert per visit still holds whatever the order: a ledger entry
@@ -19,7 +20,9 @@
 use crate::rules::Draft;
 use crate::{Observation, Tracker};
 use rustc_hash::FxHashMap as HashMap;
-use tagwatch_model::{Alert, AlertKind, Detection, FrameKey, GeoPoint, StationId, TagId};
+use tagwatch_model::{
+    tag_flags, Alert, AlertKind, Detection, FrameKey, GeoPoint, StationId, TagId,
+};
 
 /// Sightings of one tag at one station judged ahead, within the visit gap of one another: what
 /// their visit will be once their frames are applied, and which of its alerts are raised.
@@ -29,6 +32,8 @@ struct Span {
     last_ms: i64,
     stolen: bool,
     armed: bool,
+    /// Urgent flag bits ([`URGENT_FLAGS`]) alerted.
+    flags: u8,
     /// The frames whose sightings these are, not applied yet.
     frames: Vec<FrameKey>,
     /// Sightings alerted before a restart whose frames are not known (restored alerts), by
@@ -46,7 +51,7 @@ impl Span {
         match kind {
             AlertKind::StolenSighting => self.stolen = true,
             AlertKind::ArmedMoved => self.armed = true,
-            _ => {}
+            other => self.flags |= urgent_flag(other),
         }
     }
 
@@ -54,7 +59,21 @@ impl Span {
         Covered {
             stolen: self.stolen,
             armed: self.armed,
+            flags: self.flags,
         }
+    }
+}
+
+/// The flags a tag raises that cannot wait for its frame's turn: a panic button pressed, a tag
+/// torn off. (A low battery can.)
+pub const URGENT_FLAGS: u8 = tag_flags::PANIC | tag_flags::TAMPER;
+
+/// The urgent flag bit an alert of `kind` stands for (0 for other kinds).
+pub(crate) fn urgent_flag(kind: AlertKind) -> u8 {
+    match kind {
+        AlertKind::Panic => tag_flags::PANIC,
+        AlertKind::TagTamper => tag_flags::TAMPER,
+        _ => 0,
     }
 }
 
@@ -63,6 +82,7 @@ impl Span {
 pub(crate) struct Covered {
     pub stolen: bool,
     pub armed: bool,
+    pub flags: u8,
 }
 
 /// Watched tags' sightings judged ahead whose frames are not all applied yet, as spans per (tag,
@@ -96,6 +116,7 @@ impl Ledger {
             last_ms: t,
             stolen: false,
             armed: false,
+            flags: 0,
             frames: Vec::new(),
             restored: Vec::new(),
         };
@@ -107,6 +128,7 @@ impl Ledger {
             joined.last_ms = joined.last_ms.max(s.last_ms);
             joined.stolen |= s.stolen;
             joined.armed |= s.armed;
+            joined.flags |= s.flags;
             joined.frames.extend_from_slice(&s.frames);
             joined.restored.extend_from_slice(&s.restored);
             false
@@ -158,6 +180,7 @@ impl Ledger {
         for s in spans.iter_mut().filter(|s| s.near(d.seen_at_ms, gap)) {
             covered.stolen |= s.stolen;
             covered.armed |= s.armed;
+            covered.flags |= s.flags;
             s.frames.retain(|&f| f != frame);
             s.restored.retain(|&t| t != d.seen_at_ms);
         }
@@ -180,7 +203,14 @@ impl Ledger {
 }
 
 impl Tracker {
-    /// Raises now the stolen and armed alerts that `obs` will raise when it is applied, judged
+    /// Whether a detection of `tag` with `flags` is judged as its frame arrives: a stolen or
+    /// armed vehicle's, or one with an urgent flag (for the ingest's cheap look at each record).
+    pub fn judges_ahead(&self, tag: TagId, flags: u8) -> bool {
+        flags & URGENT_FLAGS != 0 || self.is_watched(tag)
+    }
+
+    /// Raises now the stolen, armed, panic and tamper alerts that `obs` will raise when it is
+    /// applied, judged
     /// against what memory holds, and remembers them so that applying it (or a resent copy) later
     /// raises them no more. For the ingest, as each frame comes in, before it is queued, and
     /// whether or not it is then queued: a frame told BUSY still alerts, once.
@@ -197,7 +227,7 @@ impl Tracker {
             .correction(obs.frame.station, obs.sent_at_ms, now_ms);
         let gap = self.config.visit_gap_ms;
         for d in obs.detections {
-            if !self.is_watched(d.tag) {
+            if !self.judges_ahead(d.tag, d.tag_flags) {
                 continue;
             }
             let d = Detection {
@@ -225,6 +255,11 @@ impl Tracker {
             }
             if self.guards.may_alert(d.tag, Some(position), visit) && !covered.armed {
                 drafts.extend(self.guards.draft(obs.frame, &d, position));
+            }
+            let urgent = d.tag_flags & URGENT_FLAGS & !covered.flags;
+            if urgent != 0 {
+                self.flags
+                    .draft_ahead(urgent, visit, obs.frame, &d, position, &mut drafts);
             }
             for mut draft in drafts {
                 if shift_ms != 0 {

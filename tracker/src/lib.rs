@@ -16,7 +16,8 @@
 //!   state (hotlist, armed vehicles, flags, clones, geofences with [`fences`], companions, and
 //!   stations with [`station_watch`]); the tracker applies a frame and then asks them.
 //! - `movement`: where a stolen vehicle is heading, for its alert.
-//! - `ahead`: stolen and armed alerts raised as a frame arrives, before it is applied.
+//! - `ahead`: stolen, armed, panic and tamper alerts raised as a frame arrives, before it is
+//!   applied.
 //! - [`queries`]: what investigators ask (track, area, near, convoy, fencing dens).
 //!
 //! Why this file is long (about 850 lines): it is the facade every frame goes through, the
@@ -376,7 +377,8 @@ impl Tracker {
             if matches!(
                 alert.kind,
                 AlertKind::StolenSighting | AlertKind::ArmedMoved
-            ) {
+            ) || ahead::urgent_flag(alert.kind) != 0
+            {
                 self.ahead.alerted(
                     tag,
                     alert.station,
@@ -388,6 +390,7 @@ impl Tracker {
             return;
         };
         self.hotlist.alerted(tag, visit);
+        self.flags.alerted(tag, visit, alert.kind);
     }
 
     /// Applies one frame's detections; returns the alerts they raise, in order.
@@ -463,6 +466,8 @@ impl Tracker {
             let mut drafts = Vec::new();
             self.place(sighting, &mut drafts);
             self.flags.check(sighting, &mut drafts);
+            // A flag alerted ahead is not raised again (`check` has counted it for the visit).
+            drafts.retain(|draft| ahead::urgent_flag(draft.kind) & ahead.flags == 0);
             drafts.extend(self.guards.check(sighting).filter(|_| !ahead.armed));
             if let Some((case, mut draft)) = self.hotlist.check(sighting) {
                 if !ahead.stolen {

@@ -190,6 +190,69 @@ fn an_armed_vehicle_heard_away_alerts_ahead_once() {
 }
 
 #[test]
+fn a_panic_button_alerts_ahead_once_per_visit_as_applying_its_frame_would() {
+    let pressed = |tag: u32, t: i64, flags: u8| Detection {
+        tag_flags: flags,
+        ..det(tag, t)
+    };
+    // Applying the frame alone: what an alert ahead must equal.
+    let mut plain = Tracker::new(TrackerConfig::default(), 1, 1);
+    plain.set_station(&station());
+    let applied = apply(&mut plain, 2, &[pressed(7, 1_000, tag_flags::PANIC)]);
+    assert_eq!(applied.len(), 1);
+
+    let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
+    tracker.set_station(&station());
+    // Any tag's panic button, watched or not; a low battery waits for the frame's turn.
+    assert!(tracker.judges_ahead(TagId(7), tag_flags::PANIC));
+    assert!(!tracker.judges_ahead(TagId(7), tag_flags::LOW_BATTERY));
+    let first = ahead(&mut tracker, 2, &[pressed(7, 1_000, tag_flags::PANIC)]);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].kind, AlertKind::Panic);
+    assert_eq!(
+        (
+            &first[0].id,
+            first[0].station,
+            first[0].position,
+            first[0].seen_at_ms
+        ),
+        (
+            &applied[0].id,
+            applied[0].station,
+            applied[0].position,
+            applied[0].seen_at_ms
+        )
+    );
+    // Held down: the next frames of the visit, resent copies, and applying them raise nothing
+    // more; a tamper in the same visit is its own alert.
+    assert!(ahead(&mut tracker, 3, &[pressed(7, 5_000, tag_flags::PANIC)]).is_empty());
+    assert!(ahead(&mut tracker, 2, &[pressed(7, 1_000, tag_flags::PANIC)]).is_empty());
+    let torn = ahead(
+        &mut tracker,
+        4,
+        &[pressed(7, 6_000, tag_flags::PANIC | tag_flags::TAMPER)],
+    );
+    assert_eq!(torn.len(), 1);
+    assert_eq!(torn[0].kind, AlertKind::TagTamper);
+    assert!(apply(&mut tracker, 3, &[pressed(7, 5_000, tag_flags::PANIC)]).is_empty());
+    assert!(apply(&mut tracker, 2, &[pressed(7, 1_000, tag_flags::PANIC)]).is_empty());
+    assert!(apply(
+        &mut tracker,
+        4,
+        &[pressed(7, 6_000, tag_flags::PANIC | tag_flags::TAMPER)]
+    )
+    .is_empty());
+    assert_eq!(tracker.judged_ahead(), 0);
+    assert!(ahead(&mut tracker, 5, &[pressed(7, 7_000, tag_flags::PANIC)]).is_empty());
+    assert!(apply(&mut tracker, 5, &[pressed(7, 7_000, tag_flags::PANIC)]).is_empty());
+    // Pressed again in a new visit: a new alert.
+    assert_eq!(
+        ahead(&mut tracker, 6, &[pressed(7, 500_000, tag_flags::PANIC)]).len(),
+        1
+    );
+}
+
+#[test]
 fn an_alert_ahead_says_what_applying_its_frame_would() {
     // Two trackers that know the same: the tag heard at station 2, then at station 1.
     let setup = || {
@@ -685,32 +748,38 @@ proptest::proptest! {
 }
 
 proptest::proptest! {
-    /// Frames of a stolen tag arrive in time order, each judged ahead once or twice (a copy
-    /// resent after a BUSY), and are applied later in any order: every visit they make has
-    /// exactly one alert, raised ahead, and the ledger empties.
+    /// Frames of a stolen tag (or of a tag whose panic button is held) arrive in time order,
+    /// each judged ahead once or twice (a copy resent after a BUSY), and are applied later in
+    /// any order: every visit they make has exactly one alert, raised ahead, and the ledger
+    /// empties.
     #[test]
     fn alerts_ahead_are_one_per_visit_whatever_order_frames_are_applied_in(
         mut times in proptest::collection::vec(0i64..400_000, 1..14),
         resent in proptest::collection::vec(proptest::bool::ANY, 14),
         order in proptest::collection::vec(proptest::num::usize::ANY, 14),
+        panic in proptest::bool::ANY,
     ) {
         times.sort_unstable();
         times.dedup();
         let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
         tracker.set_station(&station());
-        tracker.report_stolen(TagId(7), CaseId(5));
+        let flags = if panic { tag_flags::PANIC } else { 0 };
+        if !panic {
+            tracker.report_stolen(TagId(7), CaseId(5));
+        }
+        let seen = |t: i64| Detection { tag_flags: flags, ..det(7, t) };
         let mut alerts = Vec::new();
         for (i, &t) in times.iter().enumerate() {
             let seq = i as u32 + 1;
-            alerts.extend(ahead(&mut tracker, seq, &[det(7, t)]));
+            alerts.extend(ahead(&mut tracker, seq, &[seen(t)]));
             if resent[i] {
-                alerts.extend(ahead(&mut tracker, seq, &[det(7, t)]));
+                alerts.extend(ahead(&mut tracker, seq, &[seen(t)]));
             }
         }
         let mut pending: Vec<usize> = (0..times.len()).collect();
         for pick in order.iter().take(times.len()) {
             let i = pending.remove(pick % pending.len());
-            let applied = apply(&mut tracker, i as u32 + 1, &[det(7, times[i])]);
+            let applied = apply(&mut tracker, i as u32 + 1, &[seen(times[i])]);
             proptest::prop_assert!(applied.is_empty(), "raised again when applied: {applied:?}");
         }
         proptest::prop_assert_eq!(tracker.judged_ahead(), 0);

@@ -3,7 +3,7 @@
 
 use super::{Draft, Sighting};
 use rustc_hash::FxHashMap as HashMap;
-use tagwatch_model::{tag_flags, AlertKind, TagId, VisitId};
+use tagwatch_model::{tag_flags, AlertKind, Detection, FrameKey, GeoPoint, TagId, VisitId};
 
 const RULES: [(u8, AlertKind); 3] = [
     (tag_flags::PANIC, AlertKind::Panic),
@@ -36,5 +36,41 @@ impl FlagWatch {
                 drafts.push(Draft::about(kind, kind.as_str(), s));
             }
         }
+    }
+
+    /// The flag bits of `flags` not yet alerted in `visit` (the visit a sighting joins, if memory
+    /// holds it), drafted for detection `d` of `frame` before the frame is applied (see
+    /// `Tracker::alert_ahead`). The drafts are those applying it would make.
+    pub fn draft_ahead(
+        &self,
+        flags: u8,
+        visit: Option<VisitId>,
+        frame: FrameKey,
+        d: &Detection,
+        position: GeoPoint,
+        drafts: &mut Vec<Draft>,
+    ) {
+        let alerted = match (self.alerted.get(&d.tag), visit) {
+            (Some(&(of, bits)), Some(visit)) if of == visit => bits,
+            _ => 0,
+        };
+        let fresh = flags & !alerted;
+        for (bit, kind) in RULES {
+            if fresh & bit != 0 {
+                drafts.push(Draft::heard(kind, kind.as_str(), frame, d, position));
+            }
+        }
+    }
+
+    /// After a restart: `kind` was raised in `visit`, which must not raise it again.
+    pub fn alerted(&mut self, tag: TagId, visit: VisitId, kind: AlertKind) {
+        let Some(&(bit, _)) = RULES.iter().find(|(_, k)| *k == kind) else {
+            return;
+        };
+        let entry = self.alerted.entry(tag).or_insert((visit, 0));
+        if entry.0 != visit {
+            *entry = (visit, 0);
+        }
+        entry.1 |= bit;
     }
 }
