@@ -1,5 +1,6 @@
 //! TWB/1 codec throughput: whole-datagram decode (header check, HMAC-SHA256 verify, parse) and
-//! encode, for a typical busy-intersection frame.
+//! encode, for a typical busy-intersection frame; and what a cluster's gateway does on top of
+//! decoding: cutting a frame into one TWB/1 part per partition (`bus_parts`).
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tagwatch_gateway::wire::{self, Body, Frame, Record};
@@ -46,5 +47,31 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec);
+/// A cluster gateway's extra work per frame: split by partition and encode each part.
+fn bus_parts(c: &mut Criterion) {
+    let groups = tagwatch_cluster::Groups::default();
+    let mut group = c.benchmark_group("bus_parts");
+    for records in [20usize, 700] {
+        let frame = frame(records);
+        group.throughput(Throughput::Elements(records as u64));
+        for partitions in [16u16, 64] {
+            group.bench_with_input(
+                BenchmarkId::new(format!("{partitions}_partitions"), records),
+                &frame,
+                |b, frame| {
+                    b.iter(|| {
+                        tagwatch_cluster::publish::messages_of(
+                            black_box(frame),
+                            &groups,
+                            partitions,
+                        )
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, bus_parts);
 criterion_main!(benches);
