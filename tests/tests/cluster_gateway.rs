@@ -15,9 +15,10 @@ use tagwatch::gateway_role::{GatewayOptions, RunningGateway};
 use tagwatch_cluster::bus::FRAMES_STREAM;
 use tagwatch_cluster::part::Part;
 use tagwatch_cluster::{BusConfig, BusError, Groups};
-use tagwatch_gateway::wire::{AckStatus, Body};
+use tagwatch_gateway::wire::{self, AckStatus, Body};
 use tagwatch_model::TagId;
 use tagwatch_store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PARTITIONS: u16 = 8;
 const STATION: u32 = 1001;
@@ -149,6 +150,53 @@ async fn a_frame_is_stored_once_per_partition_then_accepted_and_a_resend_is_dupl
         messages.len(),
         "nothing stored twice"
     );
+}
+
+#[tokio::test]
+async fn frames_streamed_over_tcp_are_stored_in_order_and_acknowledged_on_the_connection() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let gateway = cluster.gateway.as_ref().expect("up");
+    let mut stream = tokio::net::TcpStream::connect(gateway.tcp)
+        .await
+        .expect("connect");
+    let station = &cluster.station;
+    let mut bytes = Vec::new();
+    for seq in 1..=5 {
+        let frame = station.detections(seq, now(), &[seq, 100 + seq, 200 + seq]);
+        bytes.extend_from_slice(&wire::encode(&frame, &station.key).expect("encode"));
+    }
+    stream.write_all(&bytes).await.expect("write");
+    let ack_len = wire::HEADER_LEN + 1 + wire::MAC_LEN;
+    let mut acks = vec![0u8; ack_len * 5];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut acks))
+        .await
+        .expect("ACKs in time")
+        .expect("read");
+    let mut seqs: Vec<u32> = acks
+        .chunks(ack_len)
+        .map(|chunk| {
+            let ack = wire::decode_datagram(chunk, &station.key, 1024).expect("an ACK");
+            assert_eq!(ack.body, Body::Ack(AckStatus::Accepted));
+            ack.seq
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    // Within each partition, the parts are in the order the station sent its frames.
+    let mut last_seq_of: std::collections::HashMap<String, u32> = Default::default();
+    for (subject, id, _) in stored(&cluster.nats).await {
+        let seq: u32 = id
+            .split('.')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .expect("seq");
+        if let Some(&before) = last_seq_of.get(&subject) {
+            assert!(seq > before, "{subject}: {seq} after {before}");
+        }
+        last_seq_of.insert(subject, seq);
+    }
 }
 
 #[tokio::test]
