@@ -14,10 +14,12 @@
 //! - [`part`]: a frame cut into one message per partition, and read back.
 //! - [`bus`]: the stream and the cluster's record of its partition count.
 //! - [`lease`]: which shard applies which partition (leases in a JetStream key-value bucket).
+//! - [`local`]: a `nats-server` of one's own on loopback, for tests and benches.
 //! - [`publish`]: the gateway's handoff: publish, then answer the station.
 
 pub mod bus;
 pub mod lease;
+pub mod local;
 pub mod part;
 pub mod partition;
 pub mod publish;

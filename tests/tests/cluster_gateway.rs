@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use support::nats::NatsServer;
 use support::TestStation;
 use tagwatch::config::StationsSection;
 use tagwatch::gateway_role::{GatewayOptions, RunningGateway};
 use tagwatch_cluster::bus::FRAMES_STREAM;
+use tagwatch_cluster::local::NatsServer;
 use tagwatch_cluster::part::Part;
 use tagwatch_cluster::{BusConfig, BusError, Groups};
 use tagwatch_gateway::wire::{self, AckStatus, Body};
@@ -51,7 +51,7 @@ async fn options(nats: &NatsServer, database: &str, partitions: Option<u16>) -> 
 
 /// A NATS server, a store with one station, a gateway, and the station; `None` when skipped.
 async fn cluster() -> Option<Cluster> {
-    let nats = NatsServer::start().await?;
+    let nats = NatsServer::start().await.expect("nats-server starts")?;
     let db = tempfile::tempdir().expect("temp dir");
     let database = format!("sqlite://{}", db.path().join("cluster.sqlite").display());
     let store = Store::open(&database).await.expect("store");
@@ -252,7 +252,11 @@ async fn while_jetstream_is_away_the_station_is_told_busy_and_its_resend_is_stor
     );
 
     // Back: the station resends (as its firmware does after a BUSY) until it is stored.
-    cluster.nats.restart().await;
+    cluster
+        .nats
+        .restart()
+        .await
+        .expect("nats-server starts again");
     let mut answer = AckStatus::Busy;
     for _ in 0..40 {
         answer = cluster.station.exchange(&second).await;

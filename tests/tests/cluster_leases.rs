@@ -7,8 +7,8 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use support::nats::NatsServer;
 use tagwatch_cluster::lease::Leases;
+use tagwatch_cluster::local::NatsServer;
 use tagwatch_cluster::{Bus, BusConfig};
 
 const PARTITIONS: u16 = 12;
@@ -41,7 +41,7 @@ fn all() -> BTreeSet<u16> {
 
 #[tokio::test]
 async fn holders_share_the_partitions_fairly_and_never_hold_one_twice() {
-    let Some(nats) = NatsServer::start().await else {
+    let Some(nats) = NatsServer::start().await.expect("nats-server starts") else {
         return;
     };
     let bus = bus(&nats).await;
@@ -66,7 +66,7 @@ async fn holders_share_the_partitions_fairly_and_never_hold_one_twice() {
 
 #[tokio::test]
 async fn a_dead_holders_partitions_are_taken_over_once_its_leases_expire() {
-    let Some(nats) = NatsServer::start().await else {
+    let Some(nats) = NatsServer::start().await.expect("nats-server starts") else {
         return;
     };
     let bus = bus(&nats).await;
@@ -94,7 +94,7 @@ async fn a_dead_holders_partitions_are_taken_over_once_its_leases_expire() {
 
 #[tokio::test]
 async fn an_orderly_stop_hands_its_partitions_over_at_the_next_round() {
-    let Some(nats) = NatsServer::start().await else {
+    let Some(nats) = NatsServer::start().await.expect("nats-server starts") else {
         return;
     };
     let bus = bus(&nats).await;
@@ -118,7 +118,7 @@ async fn an_orderly_stop_hands_its_partitions_over_at_the_next_round() {
 
 #[tokio::test]
 async fn a_lease_renewed_by_another_is_reported_lost() {
-    let Some(nats) = NatsServer::start().await else {
+    let Some(nats) = NatsServer::start().await.expect("nats-server starts") else {
         return;
     };
     let bus = bus(&nats).await;
