@@ -96,8 +96,9 @@ impl Bus {
         config: BusConfig,
         partitions_asked: Option<u16>,
     ) -> Result<Self, BusError> {
-        if !(1..=MAX_PARTITIONS).contains(&config.partitions) {
-            return Err(BusError::PartitionCount(config.partitions));
+        let wanted = partitions_asked.unwrap_or(config.partitions);
+        if !(1..=MAX_PARTITIONS).contains(&wanted) {
+            return Err(BusError::PartitionCount(wanted));
         }
         let client = async_nats::connect(url)
             .await
@@ -128,7 +129,6 @@ impl Bus {
         let bucket = key_value(&jetstream, CLUSTER_BUCKET, config.replicas, Duration::ZERO)
             .await
             .map_err(refused("cluster bucket"))?;
-        let wanted = partitions_asked.unwrap_or(config.partitions);
         let partitions = match bucket
             .create(PARTITIONS_KEY, wanted.to_string().into())
             .await

@@ -302,6 +302,18 @@ async fn the_partition_count_is_the_one_the_cluster_was_created_with() {
         ),
         "{error}"
     );
+    for bad in [0, 1_025] {
+        let refused =
+            RunningGateway::start(options(&cluster.nats, &cluster.database, Some(bad)).await)
+                .await
+                .expect_err("out of range");
+        let error = refused.downcast::<BusError>().expect("a bus error");
+        assert!(
+            matches!(error, BusError::PartitionCount(n) if n == bad),
+            "{error}"
+        );
+        assert!(error.to_string().contains("1..=1024"), "{error}");
+    }
     let joining = RunningGateway::start(options(&cluster.nats, &cluster.database, None).await)
         .await
         .expect("a gateway that asks nothing joins");
