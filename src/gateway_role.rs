@@ -19,6 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use tagwatch_api::listener::HttpLimits;
+use tagwatch_cluster::bus::without_credentials;
 use tagwatch_cluster::{Bus, BusConfig, BusHandoff, Groups};
 use tagwatch_gateway::metrics::GatewayMetrics;
 use tagwatch_gateway::{Gateway, GatewayConfig, StationKeys};
@@ -67,9 +68,12 @@ pub struct RunningGateway {
 impl RunningGateway {
     /// Connects to the store and the bus, and starts listening.
     pub async fn start(options: GatewayOptions) -> anyhow::Result<Self> {
-        let store = Store::open(&options.database)
-            .await
-            .with_context(|| format!("opening the store {}", redacted(&options.database)))?;
+        let store = Store::open(&options.database).await.with_context(|| {
+            format!(
+                "opening the store {}",
+                without_credentials(&options.database)
+            )
+        })?;
         let bus = Bus::connect(&options.nats, options.bus.clone(), options.partitions).await?;
         let keys = StationKeys::default();
         let (groups_tx, groups) = watch::channel(Arc::new(Groups::default()));
@@ -256,18 +260,4 @@ async fn refresh(
         changed
     });
     Ok(())
-}
-
-/// A database URL without its password, for messages.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }

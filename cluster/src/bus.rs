@@ -103,7 +103,7 @@ impl Bus {
         let client = async_nats::connect(url)
             .await
             .map_err(|source| BusError::Connect {
-                url: url.to_owned(),
+                url: without_credentials(url),
                 source,
             })?;
         let jetstream = jetstream::ContextBuilder::new()
@@ -163,6 +163,21 @@ impl Bus {
     }
 }
 
+/// `url` (one or several, comma-separated) with any user and password replaced, for messages:
+/// `nats://user:secret@host:4222` becomes `nats://***@host:4222`.
+pub fn without_credentials(url: &str) -> String {
+    url.split(',')
+        .map(|one| match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &one[..scheme + 3], &one[at..])
+            }
+            (None, Some(at)) => format!("***{}", &one[at..]),
+            _ => one.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl Bus {
     /// Whether the connection to NATS is up (publishes can be stored).
     pub fn is_connected(&self) -> bool {
@@ -204,4 +219,22 @@ pub async fn key_value(
         .get_key_value(bucket)
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nats_url_in_a_message_carries_no_credentials() {
+        assert_eq!(
+            without_credentials("nats://svc:s3cret@10.0.0.1:4222,nats://10.0.0.2:4222"),
+            "nats://***@10.0.0.1:4222,nats://10.0.0.2:4222"
+        );
+        assert_eq!(
+            without_credentials("token@127.0.0.1:4222"),
+            "***@127.0.0.1:4222"
+        );
+        assert_eq!(without_credentials("127.0.0.1:4222"), "127.0.0.1:4222");
+    }
 }
