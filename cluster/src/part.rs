@@ -42,10 +42,7 @@ impl Part {
 
     /// The part's bytes (a TWB/1 frame).
     pub fn encode(&self) -> Bytes {
-        // A part holds at most the records of a frame that decoded, so it always encodes.
-        wire::encode(&self.frame, &BUS_KEY)
-            .map(|b| b.freeze())
-            .unwrap_or_default()
+        on_the_bus(&self.frame)
     }
 
     /// A part read back from the bus.
@@ -56,6 +53,14 @@ impl Part {
             frame: wire::decode_verified(bytes)?,
         })
     }
+}
+
+/// A frame's bytes on the bus (a part, or a STATUS frame whole). A frame that decoded always
+/// encodes again, so there is no error to carry.
+pub fn on_the_bus(frame: &Frame) -> Bytes {
+    wire::encode(frame, &BUS_KEY)
+        .map(|b| b.freeze())
+        .unwrap_or_default()
 }
 
 /// Splits a frame's detections by partition, in partition order; records keep their order

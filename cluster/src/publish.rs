@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::bus::{status_subject, Bus};
-use crate::part::{split, Part, BUS_KEY};
+use crate::part::{on_the_bus, split, Part};
 use crate::partition::Groups;
 
 /// Frames a gateway holds before publishing (BUSY beyond).
@@ -105,13 +105,10 @@ pub fn messages_of(
             .collect()
     } else {
         let key = frame.key();
-        let payload = tagwatch_gateway::wire::encode(frame, &BUS_KEY)
-            .map(|b| b.freeze())
-            .unwrap_or_default();
         vec![(
             status_subject(frame.station),
             format!("{}.{}.{}.status", key.station.0, key.session.0, key.seq),
-            payload,
+            on_the_bus(frame),
         )]
     }
 }
