@@ -113,8 +113,12 @@ pub fn messages_of(
     }
 }
 
-/// The station's answer once JetStream has answered for every part.
+/// The station's answer once JetStream has answered for every part. A frame with no parts
+/// (no detections) has nothing to store: ACCEPTED, as `serve` answers it.
 async fn settle(acks: Vec<PublishAckFuture>) -> AckStatus {
+    if acks.is_empty() {
+        return AckStatus::Accepted;
+    }
     let mut all_duplicate = true;
     for answer in join_all(acks.into_iter().map(|ack| ack.into_future())).await {
         match answer {

@@ -150,6 +150,10 @@ async fn a_frame_is_stored_once_per_partition_then_accepted_and_a_resend_is_dupl
         messages.len(),
         "nothing stored twice"
     );
+    // A frame that heard no tag has no part to store: accepted, as by `serve`.
+    let empty = cluster.station.detections(2, now(), &[]);
+    assert_eq!(cluster.station.exchange(&empty).await, AckStatus::Accepted);
+    assert_eq!(stored(&cluster.nats).await.len(), messages.len());
 }
 
 #[tokio::test]
