@@ -692,6 +692,7 @@ impl Ingest {
             reader_fixes: self.tracker.take_reader_fixes(),
             journal,
             journal_done_through,
+            partition: None,
         };
         self.show_checkpoints();
         let metrics = &self.parts.metrics;

@@ -43,6 +43,7 @@ mod accounts;
 mod admin;
 mod alerts;
 mod history;
+mod partitions;
 pub mod postgres;
 mod readers;
 mod response;
@@ -54,6 +55,7 @@ mod watch;
 
 pub use accounts::AuditFilter;
 pub use admin::{Account, VehicleRow};
+pub use partitions::{PartitionState, PartitionStep, SeenRuns};
 pub use watch::Precinct;
 
 use tagwatch_model::{
@@ -82,6 +84,10 @@ pub enum Error {
     UnsupportedUrl(String),
     #[error("{0}")]
     Conflict(String),
+    #[error(
+        "partition {partition} has moved on from sequence {expected}: another shard applies it now"
+    )]
+    Fenced { partition: u16, expected: u64 },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
@@ -111,6 +117,9 @@ pub struct Batch {
     /// A checkpoint: the batch's visits cover every frame journaled up to this seq, so those
     /// journal rows are deleted.
     pub journal_done_through: Option<i64>,
+    /// A cluster shard's batch: its partition's advance, conditioned on where it stood (see
+    /// [`PartitionStep`]).
+    pub partition: Option<PartitionStep>,
 }
 
 /// One applied frame, kept until a checkpoint writes the visits it changed.
@@ -136,6 +145,7 @@ impl Batch {
             && self.reader_fixes.is_empty()
             && self.journal.is_empty()
             && self.journal_done_through.is_none()
+            && self.partition.is_none()
     }
 
     /// Rows the batch writes (for the flush-size metric).

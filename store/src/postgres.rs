@@ -383,6 +383,9 @@ async fn commit_on(pool: &PgPool, batch: &Batch) -> Result<()> {
         .execute(&mut *tx)
         .await?;
     }
+    if let Some(step) = &batch.partition {
+        crate::partitions::advance_partition!(&mut tx, step, |q: &str| q.to_owned());
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -281,6 +281,9 @@ impl SqliteStore {
                 q.build().execute(&mut *tx).await?;
             }
         }
+        if let Some(step) = &batch.partition {
+            crate::partitions::advance_partition!(&mut tx, step, |q: &str| q.replace('$', "?"));
+        }
         tx.commit().await?;
         Ok(())
     }

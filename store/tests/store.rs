@@ -10,7 +10,7 @@ use tagwatch_model::{
     SessionId, Station, StationId, StationKey, StationStatus, TagId, Vehicle, Visit, VisitId,
     Watermark,
 };
-use tagwatch_store::{Batch, Error, JournalEntry, Store};
+use tagwatch_store::{Batch, Error, JournalEntry, PartitionState, PartitionStep, SeenRuns, Store};
 
 /// The backends every test runs against: SQLite always, Postgres when configured.
 async fn backends() -> Vec<Store> {
@@ -234,6 +234,79 @@ async fn a_batch_commits_visits_alerts_watermarks_and_status_together() {
             Some(status)
         );
         assert_eq!(store.next_ids().await.expect("ids"), (2, 3));
+    }
+}
+
+#[tokio::test]
+async fn a_partition_advances_only_from_where_its_committer_read_it() {
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        assert_eq!(
+            store.partition_state(5).await.expect("state"),
+            PartitionState::default(),
+            "a partition nothing applied starts at zero"
+        );
+        let seen = |runs: &str| SeenRuns {
+            station: StationId(1),
+            session: SessionId(2),
+            runs: runs.into(),
+        };
+        let step = |from, to, runs: &str| PartitionStep {
+            partition: 5,
+            from_seq: from,
+            to_seq: to,
+            seen: vec![seen(runs)],
+        };
+        let first = Batch {
+            visits: vec![visit(1, 7, 1, 1_000, 2_000)],
+            alerts: vec![alert(1, "a")],
+            partition: Some(step(0, 40, "1-3")),
+            ..Batch::default()
+        };
+        store.commit(&first).await.expect("first step");
+        // A shard that read 0 before the first step (it lost the lease and does not know):
+        // nothing of its batch is written.
+        let zombie = Batch {
+            visits: vec![visit(2, 8, 1, 3_000, 4_000)],
+            alerts: vec![alert(2, "b")],
+            partition: Some(step(0, 55, "1-9")),
+            ..Batch::default()
+        };
+        match store.commit(&zombie).await {
+            Err(Error::Fenced {
+                partition: 5,
+                expected: 0,
+            }) => {}
+            other => panic!("a stale step must be fenced, got {other:?}"),
+        }
+        store
+            .commit(&Batch {
+                partition: Some(step(40, 41, "1-3,5")),
+                ..Batch::default()
+            })
+            .await
+            .expect("the next step from 40");
+        assert_eq!(
+            store.partition_state(5).await.expect("state"),
+            PartitionState {
+                applied_seq: 41,
+                seen: vec![seen("1-3,5")],
+            }
+        );
+        assert_eq!(
+            store.all_visits().await.expect("visits"),
+            vec![visit(1, 7, 1, 1_000, 2_000)],
+            "the fenced batch's visit is not stored"
+        );
+        assert_eq!(
+            store.alerts_after(0, 10).await.expect("alerts"),
+            vec![alert(1, "a")]
+        );
+        assert_eq!(
+            store.partition_state(6).await.expect("state"),
+            PartitionState::default(),
+            "partitions are apart"
+        );
     }
 }
 

@@ -674,6 +674,12 @@ impl Tracker {
             .collect()
     }
 
+    /// New visits get ids in `lane` modulo `lanes`: a cluster's shards give each partition its
+    /// own lane, so visits of different partitions never share an id.
+    pub fn set_visit_lane(&mut self, lane: u16, lanes: u16) {
+        self.visits.set_lane(lane, lanes);
+    }
+
     /// The id the next new visit gets: journaled with each frame, see [`Tracker::resume_visit_ids`].
     pub fn next_visit_id(&self) -> i64 {
         self.visits.next_id()

@@ -104,6 +104,10 @@ pub struct VisitBook {
     /// the server's CPU at 2.4 M tags, asked at every flush).
     len: usize,
     next_id: i64,
+    /// Visit ids are `lane` modulo `lanes`: one process has one lane of one; each partition of a
+    /// cluster its own lane, so shards create ids that never collide (see [`VisitBook::set_lane`]).
+    lane: i64,
+    lanes: i64,
     /// The latest cut-off before which visits have left memory.
     pruned_up_to: i64,
 }
@@ -144,14 +148,36 @@ impl VisitBook {
             by_minute: Calendar::new(60_000),
             len: 0,
             next_id,
+            lane: 0,
+            lanes: 1,
             pruned_up_to: i64::MIN,
+        }
+    }
+
+    /// From now on, new visit ids are `lane` modulo `lanes` (`lane < lanes`; `lanes` a power of
+    /// two at most 2^[`tagwatch_model::visit::VISIT_ID_TIME_SHIFT`], so every millisecond's first
+    /// id is a multiple of it and ids still record when visits were created).
+    pub fn set_lane(&mut self, lane: u16, lanes: u16) {
+        debug_assert!(lane < lanes && lanes.is_power_of_two());
+        self.lane = i64::from(lane);
+        self.lanes = i64::from(lanes.max(1));
+        self.next_id = self.in_lane(self.next_id);
+    }
+
+    /// The first id at or above `id` in this book's lane.
+    fn in_lane(&self, id: i64) -> i64 {
+        let base = id - id.rem_euclid(self.lanes) + self.lane;
+        if base < id {
+            base + self.lanes
+        } else {
+            base
         }
     }
 
     /// Moves the id sequence up to the server clock, so ids record when visits were created
     /// (see [`tagwatch_model::visit::VISIT_ID_TIME_SHIFT`]).
     pub fn set_clock(&mut self, now_ms: i64) {
-        self.next_id = self.next_id.max(VisitId::floor_at(now_ms));
+        self.next_id = self.next_id.max(self.in_lane(VisitId::floor_at(now_ms)));
     }
 
     /// The id the next new visit gets.
@@ -169,7 +195,7 @@ impl VisitBook {
     /// detections extend it. A visit already in memory is newer than the store's copy: kept; one
     /// merged away whose deletion is not committed yet stays away.
     pub fn restore(&mut self, visit: Visit) {
-        self.next_id = self.next_id.max(visit.id.0 + 1);
+        self.next_id = self.next_id.max(self.in_lane(visit.id.0 + 1));
         if self.merged_away.contains_key(&visit.id) {
             return;
         }
@@ -283,7 +309,7 @@ impl VisitBook {
                 best_rssi: d.rssi,
                 reads: u32::from(d.reads),
             };
-            self.next_id += 1;
+            self.next_id += self.lanes;
             let at = list.partition_point(|s| s.visit.first_seen_ms < t);
             self.len += 1;
             list.insert(
@@ -512,6 +538,41 @@ mod tests {
         assert!(!book.add(&det(9_000, 1)).1);
         assert!(book.add(&det(25_000, 1)).1);
         assert_eq!(spans(&mut book), vec![(0, 9_000, 2), (25_000, 25_000, 1)]);
+    }
+
+    #[test]
+    fn visit_ids_stay_in_their_lane_through_the_clock_and_restores() {
+        let mut book = VisitBook::new(10_000, 1);
+        book.set_lane(5, 64);
+        book.set_clock(1_000);
+        let restored = Visit {
+            id: VisitId(VisitId::floor_at(1_000) + 64 * 3 + 7),
+            tag: TagId(999),
+            station: StationId(1),
+            first_seen_ms: 50_000,
+            last_seen_ms: 50_000,
+            best_rssi: -60,
+            reads: 1,
+        };
+        book.restore(restored);
+        for t in [0, 20_000, 40_000] {
+            book.add(&det(t, 1));
+        }
+        let ids: Vec<i64> = book
+            .take_changes(i64::MIN, true)
+            .upserts
+            .iter()
+            .map(|v| v.id.0)
+            .collect();
+        assert_eq!(ids.len(), 3);
+        for id in &ids {
+            assert_eq!(id.rem_euclid(64), 5, "id {id} left lane 5");
+            assert!(*id > restored.id.0, "a new id is above the restored one");
+            assert_eq!(VisitId(*id).created_ms(), 1_000, "ids still say when");
+        }
+        let mut distinct = ids.clone();
+        distinct.dedup();
+        assert_eq!(distinct, ids);
     }
 
     #[test]

@@ -1,0 +1,133 @@
+//! # A cluster's partitions in the store: how far each has been applied, and which frames.
+//!
+//! A tracker shard (issue 18) commits a partition's visits and alerts together with a
+//! [`PartitionStep`]: the partition's last applied JetStream sequence moves from the value the
+//! shard read to the new one, in the same transaction, or the whole batch fails with
+//! [`crate::Error::Fenced`]. So a shard that lost its lease and has not noticed yet cannot commit
+//! over the shard that took the partition over, and a shard resuming a partition starts right
+//! after what is stored. The frames each partition applied (by station and session, as runs of
+//! sequence numbers) are written with the step, for resends older than JetStream's duplicate
+//! window.
+
+use crate::{to_u32, Result, Store};
+use tagwatch_model::{SessionId, StationId};
+
+/// One partition's advance, committed with a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStep {
+    pub partition: u16,
+    /// The applied sequence the shard read (0: nothing applied yet).
+    pub from_seq: u64,
+    /// The last stream sequence the batch covers.
+    pub to_seq: u64,
+    /// Sessions whose applied frames changed, with all their runs.
+    pub seen: Vec<SeenRuns>,
+}
+
+/// The frames of one station session a partition has applied, as the text of their runs
+/// (`1-40,42,44-50`; the cluster crate reads and writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRuns {
+    pub station: StationId,
+    pub session: SessionId,
+    pub runs: String,
+}
+
+/// Where a partition stands in the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionState {
+    pub applied_seq: u64,
+    pub seen: Vec<SeenRuns>,
+}
+
+pub(crate) fn seq_column(seq: u64) -> Result<i64> {
+    i64::try_from(seq).map_err(|_| crate::Error::Corrupt(format!("stream sequence {seq}")))
+}
+
+/// Runs a step's statements in the batch's transaction `$tx` (SQL written for Postgres; `$sql`
+/// rewrites it for the backend). Shared by both backends' commits.
+macro_rules! advance_partition {
+    ($tx:expr, $step:expr, $sql:expr) => {{
+        let step: &$crate::partitions::PartitionStep = $step;
+        let now = tagwatch_model::time::now_ms();
+        let partition = i64::from(step.partition);
+        sqlx::query(&$sql(
+            "INSERT INTO cluster_partitions (partition, applied_seq, updated_at) \
+             VALUES ($1, 0, $2) ON CONFLICT (partition) DO NOTHING",
+        ))
+        .bind(partition)
+        .bind(now)
+        .execute(&mut **$tx)
+        .await?;
+        let moved = sqlx::query(&$sql(
+            "UPDATE cluster_partitions SET applied_seq = $1, updated_at = $2 \
+             WHERE partition = $3 AND applied_seq = $4",
+        ))
+        .bind($crate::partitions::seq_column(step.to_seq)?)
+        .bind(now)
+        .bind(partition)
+        .bind($crate::partitions::seq_column(step.from_seq)?)
+        .execute(&mut **$tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err($crate::Error::Fenced {
+                partition: step.partition,
+                expected: step.from_seq,
+            });
+        }
+        for seen in &step.seen {
+            sqlx::query(&$sql(
+                "INSERT INTO cluster_seen (partition, station, session, runs, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (partition, station, session) \
+                 DO UPDATE SET runs = excluded.runs, updated_at = excluded.updated_at",
+            ))
+            .bind(partition)
+            .bind(i64::from(seen.station.0))
+            .bind(i64::from(seen.session.0))
+            .bind(seen.runs.as_str())
+            .bind(now)
+            .execute(&mut **$tx)
+            .await?;
+        }
+    }};
+}
+pub(crate) use advance_partition;
+
+impl Store {
+    /// How far `partition` has been applied and the frames it applied (nothing yet: zero and
+    /// none).
+    pub async fn partition_state(&self, partition: u16) -> Result<PartitionState> {
+        on_backend!(self, |pool, sql| {
+            let applied: Option<(i64,)> = sqlx::query_as(&sql(
+                "SELECT applied_seq FROM cluster_partitions WHERE partition = $1",
+            ))
+            .bind(i64::from(partition))
+            .fetch_optional(pool)
+            .await?;
+            let rows: Vec<(i64, i64, String)> = sqlx::query_as(&sql(
+                "SELECT station, session, runs FROM cluster_seen WHERE partition = $1",
+            ))
+            .bind(i64::from(partition))
+            .fetch_all(pool)
+            .await?;
+            let applied_seq = match applied {
+                Some((seq,)) => u64::try_from(seq).map_err(|_| {
+                    crate::Error::Corrupt(format!("partition {partition} applied sequence {seq}"))
+                })?,
+                None => 0,
+            };
+            let seen = rows
+                .into_iter()
+                .map(|(station, session, runs)| {
+                    Ok(SeenRuns {
+                        station: StationId(to_u32(station)?),
+                        session: SessionId(to_u32(session)?),
+                        runs,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(PartitionState { applied_seq, seen })
+        })
+    }
+}
