@@ -170,6 +170,21 @@ pub struct TrackerSection {
     pub station_silent: Duration,
 }
 
+impl TrackerSection {
+    /// The tracker's settings in its own units.
+    pub fn tracker_config(&self) -> tagwatch_tracker::TrackerConfig {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        tagwatch_tracker::TrackerConfig {
+            visit_gap_ms: ms(self.visit_gap),
+            hot_window_ms: ms(self.hot_window),
+            index_window_ms: ms(self.index_window),
+            station_silent_ms: ms(self.station_silent),
+            clock_skew_limit_ms: ms(self.clock_skew_limit),
+            ..tagwatch_tracker::TrackerConfig::default()
+        }
+    }
+}
+
 impl Default for TrackerSection {
     fn default() -> Self {
         Self {

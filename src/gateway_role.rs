@@ -192,8 +192,13 @@ fn status_routes(status: Status) -> Router {
 
 /// `GET /metrics`: the gateway's counters, Prometheus text.
 async fn metrics_text(State(status): State<Status>) -> Response {
+    metrics_response(&status.registry)
+}
+
+/// A role's `/metrics` answer: its registry as Prometheus text.
+pub fn metrics_response(registry: &Registry) -> Response {
     let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, &status.registry) {
+    match prometheus_client::encoding::text::encode(&mut text, registry) {
         Ok(()) => (
             [(
                 header::CONTENT_TYPE,

@@ -19,6 +19,7 @@
 //! - [`config`]: settings from file, environment and flags.
 //! - [`server`]: starts and stops the whole pipeline.
 //! - [`gateway_role`]: `tagwatch gateway`, a cluster's stateless entry point for stations.
+//! - [`shard_role`]: `tagwatch shard`, a cluster's tracker shard (partitions by lease).
 //! - [`descriptors`]: the open-file limit, raised and shared between kinds of connection.
 //! - [`signals`]: Ctrl-C and SIGTERM, both a clean stop.
 //! - [`demo`]: the simulated city against a real server, in one process.
@@ -29,6 +30,7 @@ pub mod demo_patrol;
 pub mod descriptors;
 pub mod gateway_role;
 pub mod server;
+pub mod shard_role;
 pub mod signals;
 
 pub use config::{Config, Secret};

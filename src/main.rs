@@ -8,6 +8,7 @@ use std::time::Duration;
 use tagwatch::config::{ListenSection, StoreSection};
 use tagwatch::demo::{self, DemoOptions};
 use tagwatch::gateway_role::{GatewayOptions, RunningGateway};
+use tagwatch::shard_role::{RunningShard, ShardOptions};
 use tagwatch::{Config, Secret, Server};
 use tagwatch_cluster::BusConfig;
 use tagwatch_model::{GeoPoint, Station, StationId, StationKey};
@@ -32,6 +33,9 @@ enum Command {
     /// Run a cluster's gateway: station frames verified, split by partition and published to
     /// NATS JetStream (acknowledged once stored); any number may run.
     Gateway(GatewayArgs),
+    /// Run a cluster's tracker shard: applies its share of the partitions from NATS JetStream
+    /// and commits them to Postgres; any number may run, and the others take over a dead one's.
+    Shard(ShardArgs),
     /// Run a whole simulated city against a real server in this process.
     Demo(DemoArgs),
     /// Create or upgrade the database schema (safe to run twice).
@@ -159,6 +163,28 @@ struct GatewayArgs {
 }
 
 #[derive(Debug, Args)]
+struct ShardArgs {
+    /// NATS server URL(s) of the cluster, comma-separated, e.g. nats://10.0.0.1:4222
+    #[arg(long, env = "TAGWATCH_NATS")]
+    nats: String,
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// This shard's name, unique among the running shards (letters, digits, - and _)
+    /// [default: shard- and 8 random hex digits]
+    #[arg(long, env = "TAGWATCH_SHARD_NAME")]
+    name: Option<String>,
+    /// A dead shard's partitions are taken over by the others after this, e.g. 6s
+    #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
+    lease_ttl: Duration,
+    /// How often each partition's applied frames are committed, e.g. 100ms
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    flush: Duration,
+    /// HTTP address of the shard's /metrics and /healthz (none when unset)
+    #[arg(long, env = "TAGWATCH_HTTP")]
+    http: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
 struct DemoArgs {
     /// HTTP address of the API
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -235,6 +261,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Gateway(args) => gateway(args).await,
+        Command::Shard(args) => shard(args).await,
         Command::Demo(args) => {
             let options = DemoOptions {
                 http: args.http,
@@ -336,6 +363,36 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let signal = tagwatch::signals::stop_requested().await?;
     println!("{signal}: stopping…");
     gateway.stop().await;
+    Ok(())
+}
+
+async fn shard(args: ShardArgs) -> anyhow::Result<()> {
+    if args.lease_ttl < Duration::from_secs(1) || args.flush.is_zero() {
+        anyhow::bail!("--lease-ttl must be at least 1s and --flush more than 0");
+    }
+    let name = match args.name {
+        Some(name) => name,
+        None => format!("shard-{}", tagwatch::random_hex(4)?),
+    };
+    let config = Config::default();
+    let shard = RunningShard::start(ShardOptions {
+        nats: args.nats,
+        database: args.db.database,
+        name: name.clone(),
+        tracker: config.tracker.tracker_config(),
+        bus: BusConfig::default(),
+        lease_ttl: args.lease_ttl,
+        flush_interval: args.flush,
+        http: args.http,
+    })
+    .await?;
+    println!(
+        "TagWatch shard {name}: applying its share of {} partitions",
+        shard.partitions
+    );
+    let signal = tagwatch::signals::stop_requested().await?;
+    println!("{signal}: committing and handing the partitions on…");
+    shard.stop().await;
     Ok(())
 }
 

@@ -20,7 +20,6 @@ use tagwatch_gateway::{Gateway, GatewayConfig, StationKeys};
 use tagwatch_ingest::live::{AlertBus, DEFAULT_RING};
 use tagwatch_ingest::{Health, Ingest, IngestConfig, IngestParts, PipelineMetrics, Restored};
 use tagwatch_store::Store;
-use tagwatch_tracker::TrackerConfig;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -152,16 +151,7 @@ impl Server {
             .with_context(|| format!("opening the store at {database}"))?;
 
         // The live state, restored from the store.
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        let tracker = &config.tracker;
-        let tracker_config = TrackerConfig {
-            visit_gap_ms: ms(tracker.visit_gap),
-            hot_window_ms: ms(tracker.hot_window),
-            index_window_ms: ms(tracker.index_window),
-            station_silent_ms: ms(tracker.station_silent),
-            clock_skew_limit_ms: ms(tracker.clock_skew_limit),
-            ..TrackerConfig::default()
-        };
+        let tracker_config = config.tracker.tracker_config();
         let keys = StationKeys::default();
         // An administrator's retention setting outlives the configuration file's.
         let retention_days = match store

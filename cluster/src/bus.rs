@@ -126,6 +126,9 @@ impl Bus {
             .await
             .map_err(|e| e.to_string())
             .map_err(refused("frames stream"))?;
+        crate::alerts::create_stream(&jetstream, config.replicas, config.max_age)
+            .await
+            .map_err(refused("alerts stream"))?;
         let bucket = key_value(&jetstream, CLUSTER_BUCKET, config.replicas, Duration::ZERO)
             .await
             .map_err(refused("cluster bucket"))?;

@@ -1,0 +1,298 @@
+//! # Applying one partition: JetStream in, the tracker, Postgres out, exactly once.
+//!
+//! While its shard holds the partition's lease, a worker reads the partition's subject from the
+//! `TW_FRAMES` stream with a durable pull consumer of its own, starting right after the
+//! sequence the store says was last applied. Each part is checked against the frames the
+//! partition applied (a resend older than JetStream's duplicate window, see [`crate::seen`]),
+//! applied to the partition's tracker, and every alert it raises is published to the alerts
+//! stream at once. Every `flush_interval` the visits that changed, the alerts (numbered by the
+//! alerts stream) and the frames seen are committed in one transaction with the partition's new
+//! applied sequence, conditioned on the old one; only then is JetStream acknowledged.
+//!
+//! Crash-only: any failure (the store, the bus, a commit fenced because another shard applies
+//! the partition now) ends the worker, and what it applied but did not commit is applied again
+//! by the next owner (itself, at the next lease round, or another shard), from the store's
+//! state. Nothing is acknowledged that is not committed, and nothing committed is applied twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::Message;
+use futures_util::StreamExt;
+use std::future::IntoFuture;
+use tagwatch_gateway::wire::Body;
+use tagwatch_ingest::apply::apply_detections;
+use tagwatch_ingest::PipelineMetrics;
+use tagwatch_model::{time::now_ms, Alert};
+use tagwatch_store::{Batch, PartitionStep, Store};
+use tagwatch_tracker::{Tracker, TrackerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts;
+use crate::bus::{partition_subject, Bus, FRAMES_STREAM};
+use crate::part::Part;
+use crate::partition::Groups;
+use crate::restore_partition::restore_partition;
+use crate::seen::Seen;
+use crate::shard::ShardMetrics;
+
+/// What every worker of a shard shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub bus: Bus,
+    pub store: Store,
+    /// This shard's name (its consumers are named after it).
+    pub holder: String,
+    pub tracker: TrackerConfig,
+    pub groups: Groups,
+    pub flush_interval: Duration,
+    pub pipeline: Arc<PipelineMetrics>,
+    pub metrics: Arc<ShardMetrics>,
+}
+
+/// Why a worker stopped.
+#[derive(Debug)]
+pub enum Stopped {
+    /// Told to (the lease was lost or given back, or the shard stops).
+    Asked,
+    /// Another shard committed the partition since this one read it.
+    Fenced,
+}
+
+/// Longest a worker waits for JetStream to number an alert before giving up the partition.
+const ALERT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Parts read from the consumer per pull.
+const PULL_BATCH: usize = 512;
+
+/// A flush starts early once this many parts wait for it.
+const MAX_FLUSH_PARTS: usize = 4_096;
+
+/// The durable consumer a holder reads a partition with.
+fn consumer_name(partition: u16, holder: &str) -> String {
+    format!("part-{partition}-{holder}")
+}
+
+/// Applies `partition` until `stop`, or until something fails (the error says what).
+pub async fn apply_partition(
+    shared: Arc<Shared>,
+    partition: u16,
+    stop: CancellationToken,
+) -> anyhow::Result<Stopped> {
+    let started = Instant::now();
+    let state = shared.store.partition_state(partition).await?;
+    let seen = Seen::restore(&state.seen)
+        .map_err(|e| anyhow::anyhow!("partition {partition}'s seen frames: {e}"))?;
+    let tracker = restore_partition(
+        &shared.store,
+        shared.tracker,
+        &shared.groups,
+        partition,
+        shared.bus.partitions,
+    )
+    .await?;
+    let stream = shared.bus.jetstream.get_stream(FRAMES_STREAM).await?;
+    let name = consumer_name(partition, &shared.holder);
+    // A consumer left by this holder's earlier run starts where that run was: made afresh from
+    // the committed sequence instead, so nothing waits for an acknowledgement timeout.
+    let _ = stream.delete_consumer(&name).await;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(name),
+            filter_subject: partition_subject(partition),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: state.applied_seq + 1,
+            },
+            ack_policy: AckPolicy::All,
+            // Redelivery is not how a worker recovers (it starts again from the store), so
+            // an unacknowledged part is not sent twice while its flush commits.
+            ack_wait: Duration::from_secs(300),
+            max_ack_pending: 100_000,
+            // A consumer whose shard died disappears by itself.
+            inactive_threshold: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(PULL_BATCH)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await?;
+    let mut worker = Worker {
+        shared: shared.clone(),
+        partition,
+        tracker,
+        seen,
+        applied: state.applied_seq,
+        pending: Pending::default(),
+    };
+    shared
+        .metrics
+        .claim_seconds
+        .observe(started.elapsed().as_secs_f64());
+    tracing::info!(
+        partition,
+        after = state.applied_seq,
+        visits = worker.tracker.visits_in_memory(),
+        "applying partition"
+    );
+    let mut flushes = tokio::time::interval(shared.flush_interval);
+    flushes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => {
+                // What was applied is committed before the partition is handed on.
+                return match worker.flush().await? {
+                    Flushed::Fenced => Ok(Stopped::Fenced),
+                    Flushed::Done => Ok(Stopped::Asked),
+                };
+            }
+            _ = flushes.tick() => {
+                if let Flushed::Fenced = worker.flush().await? {
+                    return Ok(Stopped::Fenced);
+                }
+            }
+            next = messages.next() => {
+                let Some(message) = next else {
+                    anyhow::bail!("partition {partition}: the consumer's messages ended");
+                };
+                worker.apply(message?).await?;
+                if worker.pending.parts >= MAX_FLUSH_PARTS {
+                    if let Flushed::Fenced = worker.flush().await? {
+                        return Ok(Stopped::Fenced);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Applied since the last commit.
+#[derive(Default)]
+struct Pending {
+    parts: usize,
+    /// The last part applied (acknowledging it acknowledges all before it) and its sequence.
+    last: Option<(Message, u64)>,
+    /// Alerts raised, each with JetStream's answer to come.
+    alerts: Vec<(Alert, PublishAckFuture)>,
+}
+
+enum Flushed {
+    Done,
+    Fenced,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    partition: u16,
+    tracker: Tracker,
+    seen: Seen,
+    /// The partition's applied sequence as committed.
+    applied: u64,
+    pending: Pending,
+}
+
+impl Worker {
+    /// Applies one part, unless its frame was applied before; publishes its alerts.
+    async fn apply(&mut self, message: Message) -> anyhow::Result<()> {
+        let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
+        let metrics = &self.shared.metrics;
+        if seq <= self.applied || self.pending.last.as_ref().is_some_and(|(_, s)| seq <= *s) {
+            // Sent again by JetStream: applied already.
+            return Ok(());
+        }
+        self.pending.parts += 1;
+        match Part::decode(self.partition, &message.payload) {
+            Err(error) => {
+                // Only gateways publish here, after checking the station's frame; a part that
+                // does not decode cannot be mended by reading it again.
+                metrics.parts_unreadable.inc();
+                tracing::error!(partition = self.partition, seq, %error, "unreadable part skipped");
+            }
+            Ok(part) if !matches!(part.frame.body, Body::Detections(_)) => {}
+            Ok(part) if self.seen.contains(part.frame.key()) => {
+                metrics.parts_duplicate.inc();
+            }
+            Ok(part) => {
+                let (_, raised) = apply_detections(
+                    &mut self.tracker,
+                    &self.shared.store,
+                    &self.shared.pipeline,
+                    &part.frame,
+                    now_ms(),
+                    None,
+                )
+                .await?;
+                self.seen.insert(part.frame.key());
+                metrics.parts_applied.inc();
+                for alert in raised {
+                    let ack = alerts::publish(&self.shared.bus.jetstream, &alert)
+                        .await
+                        .map_err(anyhow::Error::msg)?;
+                    self.pending.alerts.push((alert, ack));
+                }
+            }
+        }
+        self.pending.last = Some((message, seq));
+        Ok(())
+    }
+
+    /// Commits what was applied since the last flush with the partition's new sequence, then
+    /// acknowledges it to JetStream.
+    async fn flush(&mut self) -> anyhow::Result<Flushed> {
+        self.tracker.upkeep_step();
+        let Some((last, to_seq)) = self.pending.last.take() else {
+            return Ok(Flushed::Done);
+        };
+        let started = Instant::now();
+        let changes = self.tracker.take_changes();
+        let mut numbered = Vec::with_capacity(self.pending.alerts.len());
+        for (mut alert, ack) in std::mem::take(&mut self.pending.alerts) {
+            let ack = tokio::time::timeout(ALERT_ACK_TIMEOUT, ack.into_future())
+                .await
+                .map_err(|_| anyhow::anyhow!("the alerts stream did not answer in time"))??;
+            alert.seq = i64::try_from(ack.sequence)?;
+            numbered.push(alert);
+        }
+        let batch = Batch {
+            visits: changes.upserts,
+            extended_visits: changes.extended,
+            deleted_visits: changes.deletes,
+            alerts: numbered,
+            reader_fixes: self.tracker.take_reader_fixes(),
+            partition: Some(PartitionStep {
+                partition: self.partition,
+                from_seq: self.applied,
+                to_seq,
+                seen: self.seen.take_changed(),
+            }),
+            ..Batch::default()
+        };
+        match self.shared.store.commit(&batch).await {
+            Ok(()) => {}
+            Err(tagwatch_store::Error::Fenced { .. }) => {
+                self.shared.metrics.fenced.inc();
+                return Ok(Flushed::Fenced);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.applied = to_seq;
+        let metrics = &self.shared.metrics;
+        metrics.commits.inc();
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.pending.parts = 0;
+        // Committed: JetStream may forget what led here. A lost acknowledgement costs nothing:
+        // the next worker starts after the committed sequence anyway.
+        if let Err(error) = last.ack().await {
+            tracing::debug!(partition = self.partition, %error, "acknowledgement not sent");
+        }
+        Ok(Flushed::Done)
+    }
+}
