@@ -19,11 +19,13 @@
 //! - [`config`]: settings from file, environment and flags.
 //! - [`server`]: starts and stops the whole pipeline.
 //! - [`gateway_role`]: `tagwatch gateway`, a cluster's stateless entry point for stations.
+//! - [`api_role`]: `tagwatch api`, a cluster's HTTP API (alerts from the stream, changes to it).
 //! - [`shard_role`]: `tagwatch shard`, a cluster's tracker shard (partitions by lease).
 //! - [`descriptors`]: the open-file limit, raised and shared between kinds of connection.
 //! - [`signals`]: Ctrl-C and SIGTERM, both a clean stop.
 //! - [`demo`]: the simulated city against a real server, in one process.
 
+pub mod api_role;
 pub mod config;
 pub mod demo;
 pub mod demo_patrol;

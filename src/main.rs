@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use tagwatch::api_role::{ApiOptions, RunningApi};
 use tagwatch::config::{ListenSection, StoreSection};
 use tagwatch::demo::{self, DemoOptions};
 use tagwatch::gateway_role::{GatewayOptions, RunningGateway};
@@ -36,6 +37,9 @@ enum Command {
     /// Run a cluster's tracker shard: applies its share of the partitions from NATS JetStream
     /// and commits them to Postgres; any number may run, and the others take over a dead one's.
     Shard(ShardArgs),
+    /// Run a cluster's HTTP API and web map: alerts from NATS JetStream, history from
+    /// Postgres, changes published to the shards; any number may run.
+    Api(ApiArgs),
     /// Run a whole simulated city against a real server in this process.
     Demo(DemoArgs),
     /// Create or upgrade the database schema (safe to run twice).
@@ -185,6 +189,24 @@ struct ShardArgs {
 }
 
 #[derive(Debug, Args)]
+struct ApiArgs {
+    /// NATS server URL(s) of the cluster, comma-separated, e.g. nats://10.0.0.1:4222
+    #[arg(long, env = "TAGWATCH_NATS")]
+    nats: String,
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// HTTP address of the API and the web map
+    #[arg(long, env = "TAGWATCH_HTTP", default_value_t = ListenSection::default().http)]
+    http: SocketAddr,
+    /// Administrator bearer token (at least 16 characters), the same on every API node
+    #[arg(long, env = "TAGWATCH_ADMIN_TOKEN")]
+    admin_token: String,
+    /// Map tile URL template for the web map, e.g. https://tile.example.org/{z}/{x}/{y}.png
+    #[arg(long, env = "TAGWATCH_TILE_URL")]
+    tile_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
 struct DemoArgs {
     /// HTTP address of the API
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -262,6 +284,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Gateway(args) => gateway(args).await,
         Command::Shard(args) => shard(args).await,
+        Command::Api(args) => api(args).await,
         Command::Demo(args) => {
             let options = DemoOptions {
                 http: args.http,
@@ -393,6 +416,26 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
     let signal = tagwatch::signals::stop_requested().await?;
     println!("{signal}: committing and handing the partitions on…");
     shard.stop().await;
+    Ok(())
+}
+
+async fn api(args: ApiArgs) -> anyhow::Result<()> {
+    let mut config = Config::default();
+    config.api.admin_token = Some(Secret(args.admin_token));
+    config.api.tile_url = args.tile_url;
+    config.validate()?;
+    let api = RunningApi::start(ApiOptions {
+        nats: args.nats,
+        database: args.db.database,
+        http: args.http,
+        api: config.api,
+        retention_days: config.store.retention_days,
+    })
+    .await?;
+    println!("TagWatch API: http://{}/", api.http);
+    let signal = tagwatch::signals::stop_requested().await?;
+    println!("{signal}: stopping…");
+    api.stop().await;
     Ok(())
 }
 

@@ -7,12 +7,18 @@
 //! sequence JetStream gives the alert (the first one's, for a duplicate) is the alert's `seq`:
 //! the id an officer's live stream resumes from on any API node, never reused.
 
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{stream, Context};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
+use tagwatch_ingest::live::{AlertBus, DEFAULT_RING};
 use tagwatch_model::{Alert, AlertDetail, AlertId, AlertKind, GeoPoint, StationId, TagId};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// The stream every shard publishes alerts to.
 pub const ALERTS_STREAM: &str = "TW_ALERTS";
@@ -100,6 +106,60 @@ pub async fn publish(jetstream: &Context, alert: &Alert) -> Result<PublishAckFut
         )
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Reads the alerts stream into `alert_bus` (an API node's), in stream order, from the last
+/// ring's worth on (the ring holds what a resuming stream needs that the store may not have
+/// committed yet), until `shutdown`; then closes the bus.
+pub async fn follow(
+    jetstream: &Context,
+    alert_bus: Arc<AlertBus>,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<()>, String> {
+    let stream = jetstream
+        .get_stream(ALERTS_STREAM)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream_info = stream.clone();
+    let last = stream_info
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .last_sequence;
+    let ring = u64::try_from(DEFAULT_RING).unwrap_or(u64::MAX);
+    let mut messages = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: last.saturating_sub(ring).max(1),
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = messages.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    match decode(seq, &message.payload) {
+                        Ok(alert) => alert_bus.publish(alert),
+                        Err(error) => tracing::error!(seq, %error, "unreadable alert skipped"),
+                    }
+                }
+                Some(Err(error)) => tracing::warn!(%error, "alerts stream interrupted"),
+                None => break,
+            }
+        }
+        alert_bus.close();
+    }))
 }
 
 #[cfg(test)]

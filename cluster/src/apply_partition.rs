@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts;
 use crate::bus::{partition_subject, Bus, FRAMES_STREAM};
+use crate::commands::{self, COMMANDS_STREAM};
 use crate::part::Part;
 use crate::partition::Groups;
 use crate::restore_partition::restore_partition;
@@ -82,6 +83,9 @@ pub async fn apply_partition(
     stop: CancellationToken,
 ) -> anyhow::Result<Stopped> {
     let started = Instant::now();
+    // Commands after this are read from the stream; those before are in the store already.
+    let commands_stream = shared.bus.jetstream.get_stream(COMMANDS_STREAM).await?;
+    let commands_after = commands_stream.get_info().await?.state.last_sequence;
     let state = shared.store.partition_state(partition).await?;
     let seen = Seen::restore(&state.seen)
         .map_err(|e| anyhow::anyhow!("partition {partition}'s seen frames: {e}"))?;
@@ -122,6 +126,16 @@ pub async fn apply_partition(
         .expires(Duration::from_secs(30))
         .messages()
         .await?;
+    let mut commands = commands_stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: commands_after + 1,
+            },
+            ..Default::default()
+        })
+        .await?
+        .messages()
+        .await?;
     let mut worker = Worker {
         shared: shared.clone(),
         partition,
@@ -156,6 +170,12 @@ pub async fn apply_partition(
                 if let Flushed::Fenced = worker.flush().await? {
                     return Ok(Stopped::Fenced);
                 }
+            }
+            command = commands.next() => {
+                let Some(command) = command else {
+                    anyhow::bail!("partition {partition}: the commands stream ended");
+                };
+                worker.command(&command?.payload).await?;
             }
             next = messages.next() => {
                 let Some(message) = next else {
@@ -242,13 +262,39 @@ impl Worker {
         Ok(())
     }
 
+    /// Applies a command from the API to the partition's tracker, if it concerns the partition.
+    async fn command(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let command = match commands::decode(bytes) {
+            Ok(command) => command,
+            Err(error) => {
+                tracing::error!(partition = self.partition, %error, "unreadable command skipped");
+                return Ok(());
+            }
+        };
+        let shared = &self.shared;
+        if commands::vehicle_of(&command).is_some_and(|tag| {
+            shared.groups.partition(tag, shared.bus.partitions) != self.partition
+        }) {
+            return Ok(());
+        }
+        for alert in self.tracker.command(command, now_ms()) {
+            let ack = alerts::publish(&shared.bus.jetstream, &alert)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            self.pending.alerts.push((alert, ack));
+        }
+        Ok(())
+    }
+
     /// Commits what was applied since the last flush with the partition's new sequence, then
     /// acknowledges it to JetStream.
     async fn flush(&mut self) -> anyhow::Result<Flushed> {
         self.tracker.upkeep_step();
-        let Some((last, to_seq)) = self.pending.last.take() else {
+        let last = self.pending.last.take();
+        if last.is_none() && self.pending.alerts.is_empty() {
             return Ok(Flushed::Done);
-        };
+        }
+        let to_seq = last.as_ref().map_or(self.applied, |(_, seq)| *seq);
         let started = Instant::now();
         let changes = self.tracker.take_changes();
         let mut numbered = Vec::with_capacity(self.pending.alerts.len());
@@ -290,8 +336,10 @@ impl Worker {
         self.pending.parts = 0;
         // Committed: JetStream may forget what led here. A lost acknowledgement costs nothing:
         // the next worker starts after the committed sequence anyway.
-        if let Err(error) = last.ack().await {
-            tracing::debug!(partition = self.partition, %error, "acknowledgement not sent");
+        if let Some((last, _)) = last {
+            if let Err(error) = last.ack().await {
+                tracing::debug!(partition = self.partition, %error, "acknowledgement not sent");
+            }
         }
         Ok(Flushed::Done)
     }

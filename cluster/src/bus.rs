@@ -129,6 +129,9 @@ impl Bus {
         crate::alerts::create_stream(&jetstream, config.replicas, config.max_age)
             .await
             .map_err(refused("alerts stream"))?;
+        crate::commands::create_stream(&jetstream, config.replicas, config.max_age)
+            .await
+            .map_err(refused("commands stream"))?;
         let bucket = key_value(&jetstream, CLUSTER_BUCKET, config.replicas, Duration::ZERO)
             .await
             .map_err(refused("cluster bucket"))?;

@@ -24,10 +24,12 @@
 //! - [`apply_partition`]: a worker: parts applied, committed with the partition's sequence.
 //! - [`seen`]: the frames a partition applied (resends past JetStream's duplicate window).
 //! - [`alerts`]: the alerts stream, numbered once for every API node.
+//! - [`commands`]: the commands stream: thefts, armed vehicles, fences, pairs to every shard.
 
 pub mod alerts;
 pub mod apply_partition;
 pub mod bus;
+pub mod commands;
 pub mod lease;
 pub mod local;
 pub mod part;

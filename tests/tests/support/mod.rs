@@ -444,15 +444,19 @@ pub type Events = std::pin::Pin<
 
 /// Opens `path` (an SSE endpoint) with `token`.
 pub async fn open_events(server: &TestServer, path: &str, token: &str) -> Events {
+    open_events_at(&server.url(path), token, None).await
+}
+
+/// Opens the SSE endpoint at `url` with `token`, resuming after `last_event_id` if given.
+pub async fn open_events_at(url: &str, token: &str, last_event_id: Option<&str>) -> Events {
     use eventsource_stream::Eventsource;
     use futures_util::StreamExt;
-    let response = client()
-        .get(server.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("stream opens");
-    assert_eq!(response.status(), 200, "{path}");
+    let mut request = client().get(url).bearer_auth(token);
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    let response = request.send().await.expect("stream opens");
+    assert_eq!(response.status(), 200, "{url}");
     Box::pin(
         response
             .bytes_stream()

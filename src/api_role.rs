@@ -1,0 +1,150 @@
+//! # `tagwatch api`: a cluster's HTTP API and web map
+//!
+//! The same API and pages as `serve` (`tagwatch-api`), on the cluster's store and bus instead of
+//! a tracker in the process:
+//! - **alerts** come from the `TW_ALERTS` stream every shard publishes to; the SSE event id is
+//!   the alert's stream sequence, so an officer's stream resumes with `Last-Event-ID` on any API
+//!   node ([`tagwatch_cluster::alerts::follow`]);
+//! - **changes** (thefts, armed vehicles, geofences, pairs, stations) are written to the store
+//!   and then published to the `TW_COMMANDS` stream, which every shard reads
+//!   ([`forward_commands`]);
+//! - **stored history** (tracks, alerts, audit, accounts) comes from Postgres as in `serve`;
+//! - **live questions** to the tracker (location now, near, through, dens, travelling with, the
+//!   look-back of a theft report) are answered 503 for now: they need the shards'
+//!   request–reply, not built yet (see `docs/DESIGN.md`).
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use tagwatch_api::listener::HttpLimits;
+use tagwatch_api::{ApiState, TokenHash};
+use tagwatch_cluster::alerts;
+use tagwatch_cluster::bus::without_credentials;
+use tagwatch_cluster::{commands, Bus, BusConfig};
+use tagwatch_gateway::StationKeys;
+use tagwatch_ingest::live::{AlertBus, DEFAULT_RING};
+use tagwatch_ingest::Health;
+use tagwatch_store::Store;
+use tagwatch_tracker::Command;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ApiSection;
+
+/// What an API node needs.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// NATS server URL(s), comma-separated.
+    pub nats: String,
+    /// The cluster's store (Postgres).
+    pub database: String,
+    pub http: SocketAddr,
+    /// The admin token among them is required.
+    pub api: ApiSection,
+    pub retention_days: u32,
+}
+
+/// An API node that is running.
+#[derive(Debug)]
+pub struct RunningApi {
+    pub http: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningApi {
+    pub async fn start(options: ApiOptions) -> anyhow::Result<Self> {
+        let admin_token = options
+            .api
+            .admin_token
+            .as_ref()
+            .context("an admin token is required")?;
+        let store = Store::open(&options.database).await.with_context(|| {
+            format!(
+                "opening the store {}",
+                without_credentials(&options.database)
+            )
+        })?;
+        let bus = Bus::connect(&options.nats, BusConfig::default(), None).await?;
+        let alert_bus = Arc::new(AlertBus::new(DEFAULT_RING));
+        let shutdown = CancellationToken::new();
+        let feed = alerts::follow(&bus.jetstream, alert_bus.clone(), shutdown.clone())
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("reading the alerts stream")?;
+        let (commands_tx, commands_rx) = mpsc::channel(256);
+        // Nothing answers tracker questions here (see the module's notes): they fail with 503.
+        let (queries_tx, _) = mpsc::channel(1);
+        let api = &options.api;
+        let limits = Arc::new(tagwatch_api::limits::Limits::configured(
+            api.token_calls_per_s,
+            api.token_call_burst,
+            api.unauthenticated_per_min,
+            api.unauthenticated_burst,
+        ));
+        let app = tagwatch_api::app(ApiState {
+            store,
+            keys: StationKeys::default(),
+            tracker: commands_tx,
+            queries: queries_tx,
+            bus: alert_bus,
+            admin_token: TokenHash::of(&admin_token.0),
+            registry: Arc::new(Registry::default()),
+            health: Arc::new(Health::default()),
+            limits,
+            tile_url: api.tile_url.clone(),
+            retention_days: Arc::new(AtomicU32::new(options.retention_days)),
+        });
+        let http = TcpListener::bind(options.http)
+            .await
+            .with_context(|| format!("binding HTTP {}", options.http))?;
+        let http_addr = http.local_addr()?;
+        let tasks = vec![
+            feed,
+            tokio::spawn(forward_commands(bus, commands_rx)),
+            tokio::spawn(tagwatch_api::listener::serve(
+                http,
+                app,
+                HttpLimits {
+                    max_connections: 1_024,
+                    header_timeout: api.http_header_timeout,
+                },
+                shutdown.clone(),
+            )),
+        ];
+        tracing::info!(%http_addr, "tagwatch api serving");
+        Ok(Self {
+            http: http_addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Publishes each change the API made (already in the store) to the commands stream.
+async fn forward_commands(bus: Bus, mut commands: mpsc::Receiver<Command>) {
+    while let Some(command) = commands.recv().await {
+        let mut wait = Duration::from_millis(100);
+        // The store has the change: a shard that restores a partition later finds it there. The
+        // running ones learn it only from the stream, so keep trying while NATS is away.
+        while let Err(error) = commands::publish(&bus.jetstream, &command).await {
+            tracing::warn!(%error, "command not published yet; retrying");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+}
