@@ -1,6 +1,8 @@
 //! Shared helpers: a real server on loopback, and a station that speaks raw TWB/1 to it.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,319 @@
+//! Helpers for the cluster's tests: roles as processes of their own (this test binary started
+//! again running an ignored child test), the frames stream read back in arrival order, the
+//! same frames replayed to a `serve`, and waiting for the shards to catch up.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use tagwatch::api_role::{ApiOptions, RunningApi};
+use tagwatch::config::{ApiSection, StationsSection};
+use tagwatch::gateway_role::{GatewayOptions, RunningGateway};
+use tagwatch::shard_role::{RunningShard, ShardOptions};
+use tagwatch::Secret;
+use tagwatch_cluster::alerts::ALERTS_STREAM;
+use tagwatch_cluster::bus::{partition_subject, FRAMES_STREAM};
+use tagwatch_cluster::BusConfig;
+use tagwatch_gateway::wire::{AckStatus, Frame};
+use tagwatch_model::{FrameKey, SessionId, StationId, StationKey};
+use tagwatch_store::Store;
+use tagwatch_tracker::TrackerConfig;
+use tokio::process::Child;
+
+use super::{free_port, spawn_server_process, TestStation, SIMULATED_CLOCKS, TOKEN};
+
+/// The environment variable a role's child test reads its spec from.
+pub const ROLE_ENV: &str = "TAGWATCH_ROLE_CHILD";
+
+/// How long a shard's lease lives in these tests: a killed shard's partitions wait this long.
+pub const LEASE_TTL: Duration = Duration::from_secs(3);
+
+/// The tracker as the simulated city needs it (its clocks run ahead of the server's).
+pub fn tracker_config() -> TrackerConfig {
+    TrackerConfig {
+        visit_gap_ms: 30_000,
+        clock_skew_limit_ms: i64::try_from(SIMULATED_CLOCKS.as_millis()).expect("fits"),
+        ..TrackerConfig::default()
+    }
+}
+
+fn bus(replicas: &str) -> BusConfig {
+    BusConfig {
+        replicas: replicas.parse().expect("replicas"),
+        publish_timeout: Duration::from_secs(1),
+        ..BusConfig::default()
+    }
+}
+
+/// Runs the role `spec` names (`role|nats|database|replicas|...`) until killed: what a child
+/// test calls.
+pub async fn run_role_child() {
+    let Ok(spec) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    match parts.as_slice() {
+        ["gateway", nats, database, replicas, udp, tcp, http] => {
+            let _gateway = RunningGateway::start(GatewayOptions {
+                nats: (*nats).to_owned(),
+                database: (*database).to_owned(),
+                udp: udp.parse().expect("udp"),
+                tcp: tcp.parse().expect("tcp"),
+                stations: StationsSection::default(),
+                clock_skew_limit: SIMULATED_CLOCKS,
+                bus: bus(replicas),
+                partitions: None,
+                refresh: Duration::from_secs(5),
+                http: Some(http.parse().expect("http")),
+            })
+            .await
+            .expect("the gateway starts");
+            tokio::time::sleep(Duration::from_secs(300)).await;
+        }
+        ["shard", nats, database, replicas, name, http] => {
+            let _shard = RunningShard::start(ShardOptions {
+                nats: (*nats).to_owned(),
+                database: (*database).to_owned(),
+                name: (*name).to_owned(),
+                tracker: tracker_config(),
+                bus: bus(replicas),
+                lease_ttl: LEASE_TTL,
+                flush_interval: Duration::from_millis(50),
+                http: Some(http.parse().expect("http")),
+            })
+            .await
+            .expect("the shard starts");
+            tokio::time::sleep(Duration::from_secs(300)).await;
+        }
+        ["api", nats, database, _replicas, http] => {
+            let _api = RunningApi::start(ApiOptions {
+                nats: (*nats).to_owned(),
+                database: (*database).to_owned(),
+                http: http.parse().expect("http"),
+                api: ApiSection {
+                    admin_token: Some(Secret(TOKEN.into())),
+                    ..ApiSection::default()
+                },
+                retention_days: 30,
+            })
+            .await
+            .expect("the api node starts");
+            tokio::time::sleep(Duration::from_secs(300)).await;
+        }
+        _ => panic!("bad {ROLE_ENV}: {spec}"),
+    }
+}
+
+/// A role running as a process of its own, which the test can SIGKILL and start again.
+pub struct RoleProcess {
+    child_test: &'static str,
+    spec: String,
+    /// Its HTTP address (`/healthz`, `/metrics`; the API for an API node).
+    pub http: String,
+    child: Option<Child>,
+}
+
+impl RoleProcess {
+    async fn start(child_test: &'static str, spec: String, http: String) -> Self {
+        let child = spawn_server_process(child_test, ROLE_ENV, &spec, &http).await;
+        Self {
+            child_test,
+            spec,
+            http,
+            child: Some(child),
+        }
+    }
+
+    /// A gateway listening for stations on `udp` and `tcp` (fixed, so it comes back on them).
+    pub async fn gateway(
+        child_test: &'static str,
+        nats: &str,
+        database: &str,
+        replicas: usize,
+        udp: SocketAddr,
+        tcp: SocketAddr,
+    ) -> Self {
+        let http = format!("127.0.0.1:{}", free_port());
+        let spec = format!("gateway|{nats}|{database}|{replicas}|{udp}|{tcp}|{http}");
+        Self::start(child_test, spec, http).await
+    }
+
+    pub async fn shard(
+        child_test: &'static str,
+        nats: &str,
+        database: &str,
+        replicas: usize,
+        name: &str,
+    ) -> Self {
+        let http = format!("127.0.0.1:{}", free_port());
+        let spec = format!("shard|{nats}|{database}|{replicas}|{name}|{http}");
+        Self::start(child_test, spec, http).await
+    }
+
+    pub async fn api(child_test: &'static str, nats: &str, database: &str) -> Self {
+        let http = format!("127.0.0.1:{}", free_port());
+        let spec = format!("api|{nats}|{database}|1|{http}");
+        Self::start(child_test, spec, http).await
+    }
+
+    /// SIGKILL.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("SIGKILL");
+        }
+    }
+
+    /// Starts it again with the same spec (after a kill).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.child =
+            Some(spawn_server_process(self.child_test, ROLE_ENV, &self.spec, &self.http).await);
+    }
+
+    /// A metric's value on its `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        super::metric_at(&format!("http://{}", self.http), name).await
+    }
+}
+
+/// Waits until every partition has applied everything the frames stream holds for it; false
+/// after `wait`.
+pub async fn applied_everything(
+    nats: &str,
+    store: &Store,
+    partitions: u16,
+    wait: Duration,
+) -> bool {
+    let client = async_nats::connect(nats).await.expect("connect");
+    let stream = jetstream::new(client)
+        .get_stream(FRAMES_STREAM)
+        .await
+        .expect("frames stream");
+    let deadline = Instant::now() + wait;
+    'wait: while Instant::now() < deadline {
+        for partition in 0..partitions {
+            let last = match stream
+                .get_last_raw_message_by_subject(&partition_subject(partition))
+                .await
+            {
+                Ok(message) => message.sequence,
+                Err(_) => continue,
+            };
+            let applied = store
+                .partition_state(partition)
+                .await
+                .expect("state")
+                .applied_seq;
+            if applied < last {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue 'wait;
+            }
+        }
+        return true;
+    }
+    false
+}
+
+/// The frames in the order the gateways received them (the order their parts reached
+/// JetStream): which frame raised a sighting's alert first depends on it, so `serve` is given the
+/// same order. Frames without parts (no records) come last.
+pub async fn arrival_order(nats: &str, frames: &[Frame]) -> Vec<Frame> {
+    let client = async_nats::connect(nats).await.expect("connect");
+    let stream = jetstream::new(client)
+        .get_stream(FRAMES_STREAM)
+        .await
+        .expect("frames stream");
+    let last = stream.get_info().await.expect("info").state.last_sequence;
+    let mut by_key: HashMap<FrameKey, Frame> =
+        frames.iter().map(|f| (f.key(), f.clone())).collect();
+    let mut order = Vec::with_capacity(frames.len());
+    for seq in 1..=last {
+        let message = stream.get_raw_message(seq).await.expect("message");
+        let frame = tagwatch_gateway::wire::decode_verified(&message.payload).expect("a part");
+        if let Some(frame) = by_key.remove(&frame.key()) {
+            order.push(frame);
+        }
+    }
+    let mut rest: Vec<Frame> = by_key.into_values().collect();
+    rest.sort_by_key(Frame::key);
+    order.extend(rest);
+    order
+}
+
+/// Sends `frames` to a `serve` over UDP, in the given order (paced, so none is dropped on the
+/// way), then resends any not acknowledged until all are.
+pub async fn replay(frames: &[Frame], keys: &HashMap<StationId, StationKey>, target: SocketAddr) {
+    let acked: Arc<Mutex<HashSet<FrameKey>>> = Arc::default();
+    let mut senders: HashMap<(StationId, SessionId), Arc<TestStation>> = HashMap::new();
+    let mut receivers = Vec::new();
+    for frame in frames {
+        let (station, session) = (frame.station, frame.session);
+        if senders.contains_key(&(station, session)) {
+            continue;
+        }
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        socket.connect(target).await.expect("connect");
+        let sender = Arc::new(TestStation {
+            id: station,
+            session,
+            key: keys[&station].clone(),
+            socket,
+        });
+        senders.insert((station, session), sender.clone());
+        let acked = acked.clone();
+        receivers.push(tokio::spawn(async move {
+            while let Some((seq, status)) = sender.ack_within(Duration::from_secs(3)).await {
+                assert_ne!(status, AckStatus::Rejected, "{station}/{session}/{seq}");
+                if status != AckStatus::Busy {
+                    acked.lock().expect("lock").insert(FrameKey {
+                        station,
+                        session,
+                        seq,
+                    });
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut pending: Vec<&Frame> = frames.iter().collect();
+    while !pending.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not acknowledge every frame"
+        );
+        for (i, frame) in pending.iter().enumerate() {
+            senders[&(frame.station, frame.session)].send(frame).await;
+            if i % 32 == 31 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let acked = acked.lock().expect("lock");
+        pending.retain(|f| !acked.contains(&f.key()));
+    }
+    for receiver in receivers {
+        receiver.abort();
+    }
+}
+
+/// Every alert on the alerts stream: (sequence, alert id).
+pub async fn streamed_alerts(nats: &str) -> Vec<(u64, String)> {
+    let client = async_nats::connect(nats).await.expect("connect");
+    let stream = jetstream::new(client)
+        .get_stream(ALERTS_STREAM)
+        .await
+        .expect("alerts stream");
+    let last = stream.get_info().await.expect("info").state.last_sequence;
+    let mut alerts = Vec::new();
+    for seq in 1..=last {
+        let message = stream.get_raw_message(seq).await.expect("message");
+        let alert =
+            tagwatch_cluster::alerts::decode(message.sequence, &message.payload).expect("decodes");
+        alerts.push((message.sequence, alert.id.0));
+    }
+    alerts
+}
