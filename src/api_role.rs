@@ -88,15 +88,16 @@ impl RunningApi {
             api.unauthenticated_per_min,
             api.unauthenticated_burst,
         ));
+        let health = Arc::new(Health::default());
         let app = tagwatch_api::app(ApiState {
-            store,
+            store: store.clone(),
             keys: StationKeys::default(),
             tracker: commands_tx,
             queries: queries_tx,
             bus: alert_bus,
             admin_token: TokenHash::of(&admin_token.0),
             registry: Arc::new(Registry::default()),
-            health: Arc::new(Health::default()),
+            health: health.clone(),
             limits,
             tile_url: api.tile_url.clone(),
             retention_days: Arc::new(AtomicU32::new(options.retention_days)),
@@ -108,6 +109,7 @@ impl RunningApi {
         let tasks = vec![
             feed,
             tokio::spawn(forward_commands(bus, commands_rx)),
+            tokio::spawn(probe_store(store, health, shutdown.clone())),
             tokio::spawn(tagwatch_api::listener::serve(
                 http,
                 app,
@@ -132,6 +134,22 @@ impl RunningApi {
             task.abort();
             let _ = task.await;
         }
+    }
+}
+
+/// Keeps `/healthz` true to the store: this node commits nothing itself, so it asks the store a
+/// small question every few seconds (503 while that fails).
+async fn probe_store(store: Store, health: Arc<Health>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let ok = store.partition_state(0).await.is_ok();
+        health
+            .store_ok
+            .store(ok, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -142,6 +142,7 @@ pub async fn apply_partition(
         tracker,
         seen,
         applied: state.applied_seq,
+        delivered: 0,
         pending: Pending::default(),
     };
     shared
@@ -214,18 +215,32 @@ struct Worker {
     seen: Seen,
     /// The partition's applied sequence as committed.
     applied: u64,
+    /// The consumer's number of the last part it delivered for the first time.
+    delivered: u64,
     pending: Pending,
 }
 
 impl Worker {
     /// Applies one part, unless its frame was applied before; publishes its alerts.
     async fn apply(&mut self, message: Message) -> anyhow::Result<()> {
-        let seq = message.info().map_err(anyhow::Error::msg)?.stream_sequence;
+        let info = message.info().map_err(anyhow::Error::msg)?;
+        let (seq, delivery) = (info.stream_sequence, info.consumer_sequence);
         let metrics = &self.shared.metrics;
         if seq <= self.applied || self.pending.last.as_ref().is_some_and(|(_, s)| seq <= *s) {
             // Sent again by JetStream: applied already.
             return Ok(());
         }
+        // The consumer numbers what it delivers 1, 2, 3...: a number skipped is a part lost on
+        // the way (a NATS node or the client dropped it). Acknowledging a later one would
+        // acknowledge it too, so the worker starts again from what is committed instead.
+        if delivery != self.delivered + 1 {
+            anyhow::bail!(
+                "partition {}: delivery {delivery} after {}: a part was lost in transit",
+                self.partition,
+                self.delivered
+            );
+        }
+        self.delivered = delivery;
         self.pending.parts += 1;
         match Part::decode(self.partition, &message.payload) {
             Err(error) => {

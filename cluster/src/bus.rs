@@ -100,12 +100,13 @@ impl Bus {
         if !(1..=MAX_PARTITIONS).contains(&wanted) {
             return Err(BusError::PartitionCount(wanted));
         }
-        let client = async_nats::connect(url)
-            .await
-            .map_err(|source| BusError::Connect {
-                url: without_credentials(url),
-                source,
-            })?;
+        let client =
+            async_nats::connect(servers(url))
+                .await
+                .map_err(|source| BusError::Connect {
+                    url: without_credentials(url),
+                    source,
+                })?;
         let jetstream = jetstream::ContextBuilder::new()
             .timeout(config.publish_timeout)
             // A gateway with too many publishes awaiting JetStream tells stations BUSY rather
@@ -169,6 +170,15 @@ impl Bus {
     }
 }
 
+/// The servers of `url`, one or several comma-separated (the client parses one URL only): the
+/// client connects to any of them and fails over to the others.
+pub fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// `url` (one or several, comma-separated) with any user and password replaced, for messages:
 /// `nats://user:secret@host:4222` becomes `nats://***@host:4222`.
 pub fn without_credentials(url: &str) -> String {
@@ -230,6 +240,15 @@ pub async fn key_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_servers_are_comma_separated() {
+        assert_eq!(
+            servers("nats://10.0.0.1:4222, nats://10.0.0.2:4222,"),
+            ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"]
+        );
+        assert_eq!(servers("127.0.0.1:4222"), ["127.0.0.1:4222"]);
+    }
 
     #[test]
     fn a_nats_url_in_a_message_carries_no_credentials() {

@@ -1,8 +1,8 @@
 //! # One partition's tracker, rebuilt from the store when a shard takes the partition.
 //!
 //! What `serve` restores at start ([`tagwatch_ingest::restore`]), kept to the partition's own
-//! vehicles: the stations (all: any vehicle may pass any), the partition's stolen tags and the
-//! alerts their open visits raised already, its visits that may still grow, its armed vehicles
+//! vehicles: the stations (all: any vehicle may pass any), the partition's stolen and armed tags
+//! and the alerts their open visits raised already, its visits that may still grow, its armed vehicles
 //! and companion pairs, every geofence and where the mobile readers were. No journal is replayed:
 //! the frames after the partition's committed sequence are still in JetStream, and the worker
 //! reads them next.
@@ -52,10 +52,14 @@ pub async fn restore_partition(
     for visit in open_visits {
         tracker.restore_visit(visit);
     }
-    for (tag, _, position) in store.guards().await? {
-        if mine(tag) {
-            tracker.arm(tag, position);
-        }
+    let guards: Vec<_> = store
+        .guards()
+        .await?
+        .into_iter()
+        .filter(|&(tag, _, _)| mine(tag))
+        .collect();
+    for &(tag, _, position) in &guards {
+        tracker.arm(tag, position);
     }
     for fence in store.geofences().await? {
         tracker.command(Command::Geofence(fence), 0);
@@ -65,9 +69,13 @@ pub async fn restore_partition(
             tracker.command(Command::Pair { tag, companion }, 0);
         }
     }
-    for &(tag, _) in &cases {
-        for alert in store.alerts_for_tag(tag, 1_000).await? {
-            tracker.restore_alert(&alert);
+    // A stolen or armed tag's visit that alerted before stays alerted.
+    let watched = cases.iter().map(|&(tag, _)| tag);
+    for tag in watched.chain(guards.iter().map(|&(tag, _, _)| tag)) {
+        // Oldest first, as they were raised: a rule that remembers only the latest alerted
+        // visit (the armed rule) ends where it was.
+        for alert in store.alerts_for_tag(tag, 1_000).await?.iter().rev() {
+            tracker.restore_alert(alert);
         }
     }
     Ok(tracker)

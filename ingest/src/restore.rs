@@ -50,7 +50,8 @@ pub async fn restore(
     for visit in open_visits {
         tracker.restore_visit(visit);
     }
-    for (tag, _, position) in store.guards().await? {
+    let guards = store.guards().await?;
+    for &(tag, _, position) in &guards {
         tracker.arm(tag, position);
     }
     for fence in store.geofences().await? {
@@ -59,10 +60,13 @@ pub async fn restore(
     for (tag, companion) in store.pairs().await? {
         tracker.command(Command::Pair { tag, companion }, 0);
     }
-    // A stolen tag's visit that was alerted before the restart stays alerted.
-    for &(tag, _) in &open_cases {
-        for alert in store.alerts_for_tag(tag, 1_000).await? {
-            tracker.restore_alert(&alert);
+    // A stolen or armed tag's visit that was alerted before the restart stays alerted.
+    let watched = open_cases.iter().map(|&(tag, _)| tag);
+    for tag in watched.chain(guards.iter().map(|&(tag, _, _)| tag)) {
+        // Oldest first, as they were raised: a rule that remembers only the latest alerted
+        // visit (the armed rule) ends where it was.
+        for alert in store.alerts_for_tag(tag, 1_000).await?.iter().rev() {
+            tracker.restore_alert(alert);
         }
     }
     let mut dedupe = Dedupe::new(DEFAULT_WINDOW);

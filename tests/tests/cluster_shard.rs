@@ -95,9 +95,9 @@ async fn two_shards_one_killed_store_what_serve_stores_for_the_same_frames() {
     let sim = SimConfig {
         city: city.clone(),
         start_ms: 1_800_000_000_000,
-        duration_ms: Some(10 * 60_000),
+        duration_ms: Some(5 * 60_000),
         // Paced (10 s of real time), so the kill lands mid-run.
-        speed: Some(60.0),
+        speed: Some(30.0),
         transport: Transport::Udp,
         loss: 0.02,
         resend_after: Duration::from_millis(150),
@@ -105,7 +105,11 @@ async fn two_shards_one_killed_store_what_serve_stores_for_the_same_frames() {
         drain_timeout: Duration::from_secs(60),
         ..SimConfig::default()
     };
-    let sim = tokio::spawn(tagwatch_sim::run(sim, gateway.udp, CancellationToken::new()));
+    let sim = tokio::spawn(tagwatch_sim::run(
+        sim,
+        gateway.udp,
+        CancellationToken::new(),
+    ));
     // Both shards hold a share before the kill.
     let deadline = Instant::now() + Duration::from_secs(20);
     while shard_a.metric(held).await + shard_b.metric(held).await < f64::from(PARTITIONS) {

@@ -389,8 +389,11 @@ impl Tracker {
             }
             return;
         };
-        self.hotlist.alerted(tag, visit);
-        self.flags.alerted(tag, visit, alert.kind);
+        match alert.kind {
+            AlertKind::StolenSighting => self.hotlist.alerted(tag, visit),
+            AlertKind::ArmedMoved => self.guards.alerted(tag, visit),
+            kind => self.flags.alerted(tag, visit, kind),
+        }
     }
 
     /// Applies one frame's detections; returns the alerts they raise, in order.

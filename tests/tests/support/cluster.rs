@@ -2,9 +2,9 @@
 //! again running an ignored child test), the frames stream read back in arrival order, the
 //! same frames replayed to a `serve`, and waiting for the shards to catch up.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -186,7 +186,9 @@ pub async fn applied_everything(
     partitions: u16,
     wait: Duration,
 ) -> bool {
-    let client = async_nats::connect(nats).await.expect("connect");
+    let client = async_nats::connect(tagwatch_cluster::bus::servers(nats))
+        .await
+        .expect("connect");
     let stream = jetstream::new(client)
         .get_stream(FRAMES_STREAM)
         .await
@@ -220,7 +222,9 @@ pub async fn applied_everything(
 /// JetStream): which frame raised a sighting's alert first depends on it, so `serve` is given the
 /// same order. Frames without parts (no records) come last.
 pub async fn arrival_order(nats: &str, frames: &[Frame]) -> Vec<Frame> {
-    let client = async_nats::connect(nats).await.expect("connect");
+    let client = async_nats::connect(tagwatch_cluster::bus::servers(nats))
+        .await
+        .expect("connect");
     let stream = jetstream::new(client)
         .get_stream(FRAMES_STREAM)
         .await
@@ -242,67 +246,48 @@ pub async fn arrival_order(nats: &str, frames: &[Frame]) -> Vec<Frame> {
     order
 }
 
-/// Sends `frames` to a `serve` over UDP, in the given order (paced, so none is dropped on the
-/// way), then resends any not acknowledged until all are.
+/// Sends `frames` to a `serve` over UDP one at a time, in the given order, each once it has
+/// acknowledged the one before: so `serve` applies them in exactly this order (with frames
+/// queued, its lanes would put a station's older frames behind the live ones).
 pub async fn replay(frames: &[Frame], keys: &HashMap<StationId, StationKey>, target: SocketAddr) {
-    let acked: Arc<Mutex<HashSet<FrameKey>>> = Arc::default();
-    let mut senders: HashMap<(StationId, SessionId), Arc<TestStation>> = HashMap::new();
-    let mut receivers = Vec::new();
+    let mut senders: HashMap<(StationId, SessionId), TestStation> = HashMap::new();
     for frame in frames {
         let (station, session) = (frame.station, frame.session);
-        if senders.contains_key(&(station, session)) {
-            continue;
-        }
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        socket.connect(target).await.expect("connect");
-        let sender = Arc::new(TestStation {
-            id: station,
-            session,
-            key: keys[&station].clone(),
-            socket,
-        });
-        senders.insert((station, session), sender.clone());
-        let acked = acked.clone();
-        receivers.push(tokio::spawn(async move {
-            while let Some((seq, status)) = sender.ack_within(Duration::from_secs(3)).await {
-                assert_ne!(status, AckStatus::Rejected, "{station}/{session}/{seq}");
-                if status != AckStatus::Busy {
-                    acked.lock().expect("lock").insert(FrameKey {
-                        station,
-                        session,
-                        seq,
-                    });
+        let sender = match senders.entry((station, session)) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                socket.connect(target).await.expect("connect");
+                entry.insert(TestStation {
+                    id: station,
+                    session,
+                    key: keys[&station].clone(),
+                    socket,
+                })
+            }
+        };
+        'resend: for _ in 0..100 {
+            sender.send(frame).await;
+            while let Some((seq, status)) = sender.ack_within(Duration::from_millis(300)).await {
+                assert_ne!(status, AckStatus::Rejected, "{:?}", frame.key());
+                if seq == frame.seq {
+                    if status == AckStatus::Busy {
+                        continue 'resend;
+                    }
+                    break 'resend;
                 }
             }
-        }));
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut pending: Vec<&Frame> = frames.iter().collect();
-    while !pending.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "serve did not acknowledge every frame"
-        );
-        for (i, frame) in pending.iter().enumerate() {
-            senders[&(frame.station, frame.session)].send(frame).await;
-            if i % 32 == 31 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let acked = acked.lock().expect("lock");
-        pending.retain(|f| !acked.contains(&f.key()));
-    }
-    for receiver in receivers {
-        receiver.abort();
     }
 }
 
 /// Every alert on the alerts stream: (sequence, alert id).
 pub async fn streamed_alerts(nats: &str) -> Vec<(u64, String)> {
-    let client = async_nats::connect(nats).await.expect("connect");
+    let client = async_nats::connect(tagwatch_cluster::bus::servers(nats))
+        .await
+        .expect("connect");
     let stream = jetstream::new(client)
         .get_stream(ALERTS_STREAM)
         .await

@@ -38,6 +38,13 @@ impl Guards {
         self.armed.remove(&tag);
     }
 
+    /// After a restart (or a partition moving to another shard): `visit` alerted already.
+    pub fn alerted(&mut self, tag: TagId, visit: VisitId) {
+        if let Some(guard) = self.armed.get_mut(&tag) {
+            guard.alerted = Some(visit);
+        }
+    }
+
     pub fn is_armed(&self, tag: TagId) -> bool {
         self.armed.contains_key(&tag)
     }
