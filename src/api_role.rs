@@ -45,6 +45,7 @@ pub struct ApiOptions {
     /// The cluster's store (Postgres).
     pub database: String,
     pub http: SocketAddr,
+    pub bus: BusConfig,
     /// The admin token among them is required.
     pub api: ApiSection,
     pub retention_days: u32,
@@ -71,7 +72,7 @@ impl RunningApi {
                 without_credentials(&options.database)
             )
         })?;
-        let bus = Bus::connect(&options.nats, BusConfig::default(), None).await?;
+        let bus = Bus::connect(&options.nats, options.bus.clone(), None).await?;
         let alert_bus = Arc::new(AlertBus::new(DEFAULT_RING));
         let shutdown = CancellationToken::new();
         let feed = alerts::follow(&bus.jetstream, alert_bus.clone(), shutdown.clone())

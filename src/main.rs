@@ -177,6 +177,10 @@ struct ShardArgs {
     /// [default: shard- and 8 random hex digits]
     #[arg(long, env = "TAGWATCH_SHARD_NAME")]
     name: Option<String>,
+    /// Copies of the streams the NATS cluster keeps, if this process creates them (3 on a
+    /// three-node cluster)
+    #[arg(long, default_value_t = BusConfig::default().replicas)]
+    replicas: usize,
     /// A dead shard's partitions are taken over by the others after this, e.g. 6s
     #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
     lease_ttl: Duration,
@@ -198,6 +202,10 @@ struct ApiArgs {
     /// HTTP address of the API and the web map
     #[arg(long, env = "TAGWATCH_HTTP", default_value_t = ListenSection::default().http)]
     http: SocketAddr,
+    /// Copies of the streams the NATS cluster keeps, if this process creates them (3 on a
+    /// three-node cluster)
+    #[arg(long, default_value_t = BusConfig::default().replicas)]
+    replicas: usize,
     /// Administrator bearer token (at least 16 characters), the same on every API node
     #[arg(long, env = "TAGWATCH_ADMIN_TOKEN")]
     admin_token: String,
@@ -403,7 +411,10 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         database: args.db.database,
         name: name.clone(),
         tracker: config.tracker.tracker_config(),
-        bus: BusConfig::default(),
+        bus: BusConfig {
+            replicas: args.replicas,
+            ..BusConfig::default()
+        },
         lease_ttl: args.lease_ttl,
         flush_interval: args.flush,
         http: args.http,
@@ -428,6 +439,10 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         nats: args.nats,
         database: args.db.database,
         http: args.http,
+        bus: BusConfig {
+            replicas: args.replicas,
+            ..BusConfig::default()
+        },
         api: config.api,
         retention_days: config.store.retention_days,
     })

@@ -28,6 +28,7 @@ async fn api_node(nats: &str, database: &str) -> RunningApi {
         nats: nats.to_owned(),
         database: database.to_owned(),
         http: "127.0.0.1:0".parse().expect("addr"),
+        bus: BusConfig::default(),
         api: ApiSection {
             admin_token: Some(Secret(TOKEN.into())),
             ..ApiSection::default()

@@ -92,6 +92,7 @@ pub async fn run_role_child() {
                 nats: (*nats).to_owned(),
                 database: (*database).to_owned(),
                 http: http.parse().expect("http"),
+                bus: BusConfig::default(),
                 api: ApiSection {
                     admin_token: Some(Secret(TOKEN.into())),
                     ..ApiSection::default()
