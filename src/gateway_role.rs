@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 use tagwatch_api::listener::HttpLimits;
 use tagwatch_cluster::bus::without_credentials;
+use tagwatch_cluster::publish::PublishMetrics;
 use tagwatch_cluster::{Bus, BusConfig, BusHandoff, Groups};
 use tagwatch_gateway::metrics::GatewayMetrics;
 use tagwatch_gateway::{Gateway, GatewayConfig, StationKeys};
@@ -88,7 +89,8 @@ impl RunningGateway {
             .with_context(|| format!("binding TCP {}", options.tcp))?;
         let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
         let partitions = bus.partitions;
-        let (handoff, publisher) = BusHandoff::start(bus.clone(), groups);
+        let publishing = Arc::new(PublishMetrics::default());
+        let (handoff, publisher) = BusHandoff::start(bus.clone(), groups, publishing.clone());
         let metrics = Arc::new(GatewayMetrics::default());
         let http = match options.http {
             Some(addr) => Some(
@@ -117,7 +119,7 @@ impl RunningGateway {
             bus,
             keys: keys.clone(),
             partitions,
-            registry: Arc::new(registry_of(&metrics)),
+            registry: Arc::new(registry_of(&metrics, &publishing)),
         };
         let shutdown = CancellationToken::new();
         let mut tasks = vec![
@@ -177,9 +179,10 @@ struct Status {
     registry: Arc<Registry>,
 }
 
-fn registry_of(metrics: &GatewayMetrics) -> Registry {
+fn registry_of(metrics: &GatewayMetrics, publishing: &PublishMetrics) -> Registry {
     let mut registry = Registry::default();
     metrics.register(&mut registry);
+    publishing.register(&mut registry);
     registry
 }
 

@@ -187,6 +187,10 @@ struct ShardArgs {
     /// How often each partition's applied frames are committed, e.g. 100ms
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     flush: Duration,
+    /// How often each partition's changed visits are written, e.g. 30s (a partition taken over
+    /// is applied again from its last checkpoint)
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    checkpoint: Duration,
     /// HTTP address of the shard's /metrics and /healthz (none when unset)
     #[arg(long, env = "TAGWATCH_HTTP")]
     http: Option<SocketAddr>,
@@ -398,8 +402,9 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
 }
 
 async fn shard(args: ShardArgs) -> anyhow::Result<()> {
-    if args.lease_ttl < Duration::from_secs(1) || args.flush.is_zero() {
-        anyhow::bail!("--lease-ttl must be at least 1s and --flush more than 0");
+    if args.lease_ttl < Duration::from_secs(1) || args.flush.is_zero() || args.checkpoint.is_zero()
+    {
+        anyhow::bail!("--lease-ttl must be at least 1s, --flush and --checkpoint more than 0");
     }
     let name = match args.name {
         Some(name) => name,
@@ -417,6 +422,7 @@ async fn shard(args: ShardArgs) -> anyhow::Result<()> {
         },
         lease_ttl: args.lease_ttl,
         flush_interval: args.flush,
+        checkpoint_interval: args.checkpoint,
         http: args.http,
     })
     .await?;

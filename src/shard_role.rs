@@ -48,6 +48,9 @@ pub struct ShardOptions {
     pub lease_ttl: Duration,
     /// How often a partition's applied frames are committed (and acknowledged).
     pub flush_interval: Duration,
+    /// How often a partition's changed visits are written: a partition that moves is applied
+    /// again from its last checkpoint.
+    pub checkpoint_interval: Duration,
     /// Where `/metrics` and `/healthz` are served, if anywhere.
     pub http: Option<SocketAddr>,
 }
@@ -81,6 +84,7 @@ impl RunningShard {
         let pipeline = Arc::new(PipelineMetrics::default());
         let mut registry = Registry::default();
         metrics.register(&mut registry);
+        pipeline.register(&mut registry);
         let partitions = bus.partitions;
         let shared = Arc::new(Shared {
             bus: bus.clone(),
@@ -89,6 +93,7 @@ impl RunningShard {
             tracker: options.tracker,
             groups,
             flush_interval: options.flush_interval,
+            checkpoint_interval: options.checkpoint_interval,
             pipeline,
             metrics: metrics.clone(),
         });

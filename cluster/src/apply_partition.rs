@@ -1,13 +1,19 @@
 //! # Applying one partition: JetStream in, the tracker, Postgres out, exactly once.
 //!
 //! While its shard holds the partition's lease, a worker reads the partition's subject from the
-//! `TW_FRAMES` stream with a durable pull consumer of its own, starting right after the
-//! sequence the store says was last applied. Each part is checked against the frames the
-//! partition applied (a resend older than JetStream's duplicate window, see [`crate::seen`]),
-//! applied to the partition's tracker, and every alert it raises is published to the alerts
-//! stream at once. Every `flush_interval` the visits that changed, the alerts (numbered by the
-//! alerts stream) and the frames seen are committed in one transaction with the partition's new
-//! applied sequence, conditioned on the old one; only then is JetStream acknowledged.
+//! `TW_FRAMES` stream with a durable pull consumer of its own. JetStream is the journal, as the
+//! store's frame journal is for `serve`: the worker restores the partition's last checkpoint
+//! from the store (its visits and the frames it had seen) and applies the stream again from
+//! there, quietly up to the sequence last committed as applied (those parts' alerts are stored
+//! already), then live. Each part is checked against the frames the partition applied (a resend
+//! older than JetStream's duplicate window, see [`crate::seen`]), applied to the partition's
+//! tracker, and every alert it raises is published to the alerts stream at once. Every
+//! `flush_interval` the alerts (numbered by the alerts stream) are committed with the
+//! partition's new applied sequence, conditioned on the old one; every `checkpoint_interval`
+//! the visits changed since the last checkpoint and the frames seen go with it. Only a commit
+//! lets JetStream be acknowledged. Writing visits at checkpoints rather than at every flush is
+//! what keeps Postgres from being the bound (a busy visit is written once per checkpoint, not
+//! ten times a second).
 //!
 //! Crash-only: any failure (the store, the bus, a commit fenced because another shard applies
 //! the partition now) ends the worker, and what it applied but did not commit is applied again
@@ -49,6 +55,8 @@ pub struct Shared {
     pub tracker: TrackerConfig,
     pub groups: Groups,
     pub flush_interval: Duration,
+    /// How often a partition's changed visits are written (and its replay after a move starts).
+    pub checkpoint_interval: Duration,
     pub pipeline: Arc<PipelineMetrics>,
     pub metrics: Arc<ShardMetrics>,
 }
@@ -107,7 +115,7 @@ pub async fn apply_partition(
             durable_name: Some(name),
             filter_subject: partition_subject(partition),
             deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: state.applied_seq + 1,
+                start_sequence: state.checkpoint_seq + 1,
             },
             ack_policy: AckPolicy::All,
             // Redelivery is not how a worker recovers (it starts again from the store), so
@@ -142,6 +150,7 @@ pub async fn apply_partition(
         tracker,
         seen,
         applied: state.applied_seq,
+        position: state.checkpoint_seq,
         delivered: 0,
         pending: Pending::default(),
     };
@@ -151,24 +160,34 @@ pub async fn apply_partition(
         .observe(started.elapsed().as_secs_f64());
     tracing::info!(
         partition,
-        after = state.applied_seq,
+        checkpoint = state.checkpoint_seq,
+        applied = state.applied_seq,
         visits = worker.tracker.visits_in_memory(),
         "applying partition"
     );
     let mut flushes = tokio::time::interval(shared.flush_interval);
     flushes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut checkpoints = tokio::time::interval(shared.checkpoint_interval);
+    checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    checkpoints.tick().await;
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => {
-                // What was applied is committed before the partition is handed on.
-                return match worker.flush().await? {
+                // A checkpoint before the partition is handed on: the next owner replays
+                // nothing.
+                return match worker.commit(true).await? {
                     Flushed::Fenced => Ok(Stopped::Fenced),
                     Flushed::Done => Ok(Stopped::Asked),
                 };
             }
+            _ = checkpoints.tick() => {
+                if let Flushed::Fenced = worker.commit(true).await? {
+                    return Ok(Stopped::Fenced);
+                }
+            }
             _ = flushes.tick() => {
-                if let Flushed::Fenced = worker.flush().await? {
+                if let Flushed::Fenced = worker.commit(false).await? {
                     return Ok(Stopped::Fenced);
                 }
             }
@@ -184,7 +203,7 @@ pub async fn apply_partition(
                 };
                 worker.apply(message?).await?;
                 if worker.pending.parts >= MAX_FLUSH_PARTS {
-                    if let Flushed::Fenced = worker.flush().await? {
+                    if let Flushed::Fenced = worker.commit(false).await? {
                         return Ok(Stopped::Fenced);
                     }
                 }
@@ -215,6 +234,8 @@ struct Worker {
     seen: Seen,
     /// The partition's applied sequence as committed.
     applied: u64,
+    /// The last part applied (or, at the start, the checkpoint's sequence).
+    position: u64,
     /// The consumer's number of the last part it delivered for the first time.
     delivered: u64,
     pending: Pending,
@@ -226,7 +247,7 @@ impl Worker {
         let info = message.info().map_err(anyhow::Error::msg)?;
         let (seq, delivery) = (info.stream_sequence, info.consumer_sequence);
         let metrics = &self.shared.metrics;
-        if seq <= self.applied || self.pending.last.as_ref().is_some_and(|(_, s)| seq <= *s) {
+        if seq <= self.position {
             // Sent again by JetStream: applied already.
             return Ok(());
         }
@@ -241,6 +262,10 @@ impl Worker {
             );
         }
         self.delivered = delivery;
+        self.position = seq;
+        // Applied and its alerts committed before the partition moved here: applied again
+        // (the state must be what it was), its alerts not raised twice.
+        let replay = seq <= self.applied;
         self.pending.parts += 1;
         match Part::decode(self.partition, &message.payload) {
             Err(error) => {
@@ -264,6 +289,10 @@ impl Worker {
                 )
                 .await?;
                 self.seen.insert(part.frame.key());
+                if replay {
+                    metrics.parts_replayed.inc();
+                    return Ok(());
+                }
                 metrics.parts_applied.inc();
                 for alert in raised {
                     let ack = alerts::publish(&self.shared.bus.jetstream, &alert)
@@ -301,17 +330,26 @@ impl Worker {
         Ok(())
     }
 
-    /// Commits what was applied since the last flush with the partition's new sequence, then
-    /// acknowledges it to JetStream.
-    async fn flush(&mut self) -> anyhow::Result<Flushed> {
+    /// Commits the alerts raised and the partition's applied sequence since the last commit;
+    /// with `checkpoint`, also the visits changed since the last checkpoint and the frames seen.
+    /// Then acknowledges the parts to JetStream.
+    async fn commit(&mut self, checkpoint: bool) -> anyhow::Result<Flushed> {
         self.tracker.upkeep_step();
-        let last = self.pending.last.take();
-        if last.is_none() && self.pending.alerts.is_empty() {
+        let to_seq = self.position.max(self.applied);
+        let last = self
+            .pending
+            .last
+            .take()
+            .filter(|(_, seq)| *seq > self.applied);
+        if !checkpoint && last.is_none() && self.pending.alerts.is_empty() {
+            self.pending.parts = 0;
             return Ok(Flushed::Done);
         }
-        let to_seq = last.as_ref().map_or(self.applied, |(_, seq)| *seq);
+        if checkpoint && self.position < self.applied {
+            // Still replaying up to what was committed: the checkpoint waits until it is past.
+            return Ok(Flushed::Done);
+        }
         let started = Instant::now();
-        let changes = self.tracker.take_changes();
         let mut numbered = Vec::with_capacity(self.pending.alerts.len());
         for (mut alert, ack) in std::mem::take(&mut self.pending.alerts) {
             let ack = tokio::time::timeout(ALERT_ACK_TIMEOUT, ack.into_future())
@@ -320,20 +358,27 @@ impl Worker {
             alert.seq = i64::try_from(ack.sequence)?;
             numbered.push(alert);
         }
-        let batch = Batch {
-            visits: changes.upserts,
-            extended_visits: changes.extended,
-            deleted_visits: changes.deletes,
+        let mut batch = Batch {
             alerts: numbered,
-            reader_fixes: self.tracker.take_reader_fixes(),
             partition: Some(PartitionStep {
                 partition: self.partition,
                 from_seq: self.applied,
                 to_seq,
-                seen: self.seen.take_changed(),
+                checkpoint,
+                seen: Vec::new(),
             }),
             ..Batch::default()
         };
+        if checkpoint {
+            let changes = self.tracker.take_changes();
+            batch.visits = changes.upserts;
+            batch.extended_visits = changes.extended;
+            batch.deleted_visits = changes.deletes;
+            batch.reader_fixes = self.tracker.take_reader_fixes();
+            if let Some(step) = batch.partition.as_mut() {
+                step.seen = self.seen.take_changed();
+            }
+        }
         match self.shared.store.commit(&batch).await {
             Ok(()) => {}
             Err(tagwatch_store::Error::Fenced { .. }) => {
@@ -345,12 +390,15 @@ impl Worker {
         self.applied = to_seq;
         let metrics = &self.shared.metrics;
         metrics.commits.inc();
+        if checkpoint {
+            metrics.checkpoints.inc();
+        }
         metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
         self.pending.parts = 0;
         // Committed: JetStream may forget what led here. A lost acknowledgement costs nothing:
-        // the next worker starts after the committed sequence anyway.
+        // the next worker starts from the store's checkpoint anyway.
         if let Some((last, _)) = last {
             if let Err(error) = last.ack().await {
                 tracing::debug!(partition = self.partition, %error, "acknowledgement not sent");

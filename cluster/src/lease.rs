@@ -33,6 +33,8 @@ pub struct Round {
     pub lost: Vec<u16>,
     /// Holders alive, this one included.
     pub holders: usize,
+    /// Held beyond this holder's share: to be given back (see [`Leases::round_keeping_surplus`]).
+    pub surplus: Vec<u16>,
 }
 
 /// One holder's leases.
@@ -82,6 +84,19 @@ impl Leases {
     /// Renews what is held, counts the holders, gives back what is above a fair share and takes
     /// free partitions up to it.
     pub async fn round(&mut self) -> Result<Round, String> {
+        let mut round = self.round_keeping_surplus().await?;
+        for partition in std::mem::take(&mut round.surplus) {
+            self.give_back(partition).await;
+            round.lost.push(partition);
+        }
+        Ok(round)
+    }
+
+    /// [`Leases::round`], except that the partitions beyond this holder's share are not given
+    /// back yet but listed in [`Round::surplus`] (still held, and not taken this round): the
+    /// holder finishes with each (commits what it applied), then calls [`Leases::give_back`],
+    /// so the next holder starts from everything committed.
+    pub async fn round_keeping_surplus(&mut self) -> Result<Round, String> {
         let mut round = Round::default();
         self.store
             .put(member_key(&self.holder), self.holder.clone().into())
@@ -103,16 +118,14 @@ impl Leases {
         }
         round.holders = self.holders().await?.max(1);
         let share = usize::from(self.partitions).div_ceil(round.holders);
-        while self.held.len() > share {
-            let Some((partition, revision)) = self.held.pop_last() else {
-                break;
-            };
-            let _ = self
-                .store
-                .delete_expect_revision(lease_key(partition), Some(revision))
-                .await;
-            round.lost.push(partition);
-        }
+        // The highest ones beyond the share.
+        round.surplus = self
+            .held
+            .keys()
+            .rev()
+            .take(self.held.len().saturating_sub(share))
+            .copied()
+            .collect();
         // Start from a place of one's own, so holders do not all contend for the same ones.
         let offset = usize::from(self.partitions) * self.seed() / 1_000;
         for i in 0..usize::from(self.partitions) {
@@ -135,6 +148,16 @@ impl Leases {
             }
         }
         Ok(round)
+    }
+
+    /// Gives one lease back: another holder may take it at its next round.
+    pub async fn give_back(&mut self, partition: u16) {
+        if let Some(revision) = self.held.remove(&partition) {
+            let _ = self
+                .store
+                .delete_expect_revision(lease_key(partition), Some(revision))
+                .await;
+        }
     }
 
     /// Gives every lease back (an orderly stop): the others take them at their next round.

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::future::join_all;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 use tagwatch_gateway::wire::{AckStatus, Body, Frame};
 use tagwatch_gateway::{Content, Handoff, Inbound, Refused};
 use tokio::sync::{mpsc, watch};
@@ -38,6 +40,31 @@ pub struct BusHandoff {
     tx: mpsc::Sender<Inbound>,
 }
 
+/// What the publishing reports in the gateway's `/metrics`.
+#[derive(Debug)]
+pub struct PublishMetrics {
+    /// From a frame's arrival to its ACCEPTED or DUPLICATE (JetStream stored every part).
+    pub ack_latency: Histogram,
+}
+
+impl Default for PublishMetrics {
+    fn default() -> Self {
+        Self {
+            ack_latency: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
+        }
+    }
+}
+
+impl PublishMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tagwatch_ack_latency_seconds",
+            "Time from a frame's arrival to its ACK (every part stored in JetStream)",
+            self.ack_latency.clone(),
+        );
+    }
+}
+
 impl Handoff for BusHandoff {
     fn hand_off(&self, inbound: Inbound) -> Result<(), Refused> {
         self.tx.hand_off(inbound)
@@ -46,9 +73,13 @@ impl Handoff for BusHandoff {
 
 impl BusHandoff {
     /// Starts the publishing task; it ends when every handoff is dropped.
-    pub fn start(bus: Bus, groups: watch::Receiver<Arc<Groups>>) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        bus: Bus,
+        groups: watch::Receiver<Arc<Groups>>,
+        metrics: Arc<PublishMetrics>,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
-        let task = tokio::spawn(publish_frames(bus, groups, rx));
+        let task = tokio::spawn(publish_frames(bus, groups, rx, metrics));
         (Self { tx }, task)
     }
 }
@@ -57,6 +88,7 @@ async fn publish_frames(
     bus: Bus,
     groups: watch::Receiver<Arc<Groups>>,
     mut frames: mpsc::Receiver<Inbound>,
+    metrics: Arc<PublishMetrics>,
 ) {
     while let Some(inbound) = frames.recv().await {
         let key = inbound.key();
@@ -86,8 +118,15 @@ async fn publish_frames(
             continue;
         }
         // JetStream's answers are awaited beside the next frames' publishing.
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            inbound.ack.send(key, settle(acks).await);
+            let status = settle(acks).await;
+            if status != AckStatus::Busy {
+                metrics
+                    .ack_latency
+                    .observe(inbound.received_at.elapsed().as_secs_f64());
+            }
+            inbound.ack.send(key, status);
         });
     }
 }

@@ -27,6 +27,9 @@ use crate::lease::Leases;
 pub struct ShardMetrics {
     pub partitions_held: Gauge,
     pub parts_applied: Counter,
+    /// Applied again after a partition moved (from its checkpoint to what was committed).
+    pub parts_replayed: Counter,
+    pub checkpoints: Counter,
     pub parts_duplicate: Counter,
     pub parts_unreadable: Counter,
     pub commits: Counter,
@@ -42,6 +45,8 @@ impl Default for ShardMetrics {
         Self {
             partitions_held: Gauge::default(),
             parts_applied: Counter::default(),
+            parts_replayed: Counter::default(),
+            checkpoints: Counter::default(),
             parts_duplicate: Counter::default(),
             parts_unreadable: Counter::default(),
             commits: Counter::default(),
@@ -64,6 +69,16 @@ impl ShardMetrics {
             "tagwatch_shard_parts_applied",
             "Frame parts applied to the tracker",
             self.parts_applied.clone(),
+        );
+        registry.register(
+            "tagwatch_shard_parts_replayed",
+            "Frame parts applied again after a partition moved here (from its checkpoint)",
+            self.parts_replayed.clone(),
+        );
+        registry.register(
+            "tagwatch_shard_checkpoints",
+            "Partition checkpoints committed (changed visits and seen frames)",
+            self.checkpoints.clone(),
         );
         registry.register(
             "tagwatch_shard_parts_duplicate",
@@ -165,7 +180,7 @@ pub async fn run_shard(
             _ = shutdown.cancelled() => break,
             _ = rounds.tick() => {}
         }
-        let round = match leases.round().await {
+        let round = match leases.round_keeping_surplus().await {
             Ok(round) => round,
             Err(error) => {
                 // Unreachable NATS: the leases will lapse if this goes on, and the workers'
@@ -177,6 +192,11 @@ pub async fn run_shard(
         for &partition in &round.lost {
             workers.stop(partition).await;
         }
+        // Committed before the lease goes: the next holder starts from all of it.
+        for &partition in &round.surplus {
+            workers.stop(partition).await;
+            leases.give_back(partition).await;
+        }
         workers.forget_finished();
         for partition in leases.held() {
             if !workers.running.contains_key(&partition) {
@@ -187,10 +207,11 @@ pub async fn run_shard(
             .metrics
             .partitions_held
             .set(i64::try_from(workers.running.len()).unwrap_or(i64::MAX));
-        if !round.gained.is_empty() || !round.lost.is_empty() {
+        if !round.gained.is_empty() || !round.lost.is_empty() || !round.surplus.is_empty() {
             tracing::info!(
                 gained = ?round.gained,
                 lost = ?round.lost,
+                given_back = ?round.surplus,
                 holders = round.holders,
                 "partition leases changed"
             );

@@ -1,13 +1,14 @@
 //! # A cluster's partitions in the store: how far each has been applied, and which frames.
 //!
-//! A tracker shard (issue 18) commits a partition's visits and alerts together with a
-//! [`PartitionStep`]: the partition's last applied JetStream sequence moves from the value the
-//! shard read to the new one, in the same transaction, or the whole batch fails with
-//! [`crate::Error::Fenced`]. So a shard that lost its lease and has not noticed yet cannot commit
-//! over the shard that took the partition over, and a shard resuming a partition starts right
-//! after what is stored. The frames each partition applied (by station and session, as runs of
-//! sequence numbers) are written with the step, for resends older than JetStream's duplicate
-//! window.
+//! A tracker shard (issue 18) commits a partition's alerts together with a [`PartitionStep`]:
+//! the partition's last applied JetStream sequence moves from the value the shard read to the
+//! new one, in the same transaction, or the whole batch fails with [`crate::Error::Fenced`]. So
+//! a shard that lost its lease and has not noticed yet cannot commit over the shard that took
+//! the partition over. Now and then a step is a checkpoint: the batch carries the visits changed
+//! since the last one and the frames applied (by station and session, as runs of sequence
+//! numbers, for resends older than JetStream's duplicate window), and the checkpoint sequence
+//! moves up to the applied one. A shard taking the partition restores the visits and seen frames
+//! of the checkpoint and applies the stream again from there (JetStream is the journal).
 
 use crate::{to_u32, Result, Store};
 use tagwatch_model::{SessionId, StationId};
@@ -20,7 +21,10 @@ pub struct PartitionStep {
     pub from_seq: u64,
     /// The last stream sequence the batch covers.
     pub to_seq: u64,
-    /// Sessions whose applied frames changed, with all their runs.
+    /// A checkpoint: the batch's visits and `seen` bring the store up to `to_seq`.
+    pub checkpoint: bool,
+    /// Sessions whose applied frames changed since the last checkpoint, with all their runs
+    /// (a checkpoint's only).
     pub seen: Vec<SeenRuns>,
 }
 
@@ -37,6 +41,8 @@ pub struct SeenRuns {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionState {
     pub applied_seq: u64,
+    /// The sequence the stored visits and `seen` are as of (at most `applied_seq`).
+    pub checkpoint_seq: u64,
     pub seen: Vec<SeenRuns>,
 }
 
@@ -52,21 +58,23 @@ macro_rules! advance_partition {
         let now = tagwatch_model::time::now_ms();
         let partition = i64::from(step.partition);
         sqlx::query(&$sql(
-            "INSERT INTO cluster_partitions (partition, applied_seq, updated_at) \
-             VALUES ($1, 0, $2) ON CONFLICT (partition) DO NOTHING",
+            "INSERT INTO cluster_partitions (partition, applied_seq, checkpoint_seq, updated_at) \
+             VALUES ($1, 0, 0, $2) ON CONFLICT (partition) DO NOTHING",
         ))
         .bind(partition)
         .bind(now)
         .execute(&mut **$tx)
         .await?;
         let moved = sqlx::query(&$sql(
-            "UPDATE cluster_partitions SET applied_seq = $1, updated_at = $2 \
+            "UPDATE cluster_partitions SET applied_seq = $1, updated_at = $2, \
+             checkpoint_seq = CASE WHEN $5 THEN $1 ELSE checkpoint_seq END \
              WHERE partition = $3 AND applied_seq = $4",
         ))
         .bind($crate::partitions::seq_column(step.to_seq)?)
         .bind(now)
         .bind(partition)
         .bind($crate::partitions::seq_column(step.from_seq)?)
+        .bind(step.checkpoint)
         .execute(&mut **$tx)
         .await?
         .rows_affected();
@@ -99,8 +107,8 @@ impl Store {
     /// none).
     pub async fn partition_state(&self, partition: u16) -> Result<PartitionState> {
         on_backend!(self, |pool, sql| {
-            let applied: Option<(i64,)> = sqlx::query_as(&sql(
-                "SELECT applied_seq FROM cluster_partitions WHERE partition = $1",
+            let applied: Option<(i64, i64)> = sqlx::query_as(&sql(
+                "SELECT applied_seq, checkpoint_seq FROM cluster_partitions WHERE partition = $1",
             ))
             .bind(i64::from(partition))
             .fetch_optional(pool)
@@ -111,11 +119,14 @@ impl Store {
             .bind(i64::from(partition))
             .fetch_all(pool)
             .await?;
-            let applied_seq = match applied {
-                Some((seq,)) => u64::try_from(seq).map_err(|_| {
-                    crate::Error::Corrupt(format!("partition {partition} applied sequence {seq}"))
-                })?,
-                None => 0,
+            let seq = |seq: i64| {
+                u64::try_from(seq).map_err(|_| {
+                    crate::Error::Corrupt(format!("partition {partition} sequence {seq}"))
+                })
+            };
+            let (applied_seq, checkpoint_seq) = match applied {
+                Some((applied, checkpoint)) => (seq(applied)?, seq(checkpoint)?),
+                None => (0, 0),
             };
             let seen = rows
                 .into_iter()
@@ -127,7 +138,11 @@ impl Store {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(PartitionState { applied_seq, seen })
+            Ok(PartitionState {
+                applied_seq,
+                checkpoint_seq,
+                seen,
+            })
         })
     }
 }

@@ -255,6 +255,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
             partition: 5,
             from_seq: from,
             to_seq: to,
+            checkpoint: true,
             seen: vec![seen(runs)],
         };
         let first = Batch {
@@ -279,9 +280,15 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
             }) => {}
             other => panic!("a stale step must be fenced, got {other:?}"),
         }
+        // Alerts only, no checkpoint: the applied sequence moves, the checkpoint stays.
         store
             .commit(&Batch {
-                partition: Some(step(40, 41, "1-3,5")),
+                alerts: vec![alert(3, "c")],
+                partition: Some(PartitionStep {
+                    checkpoint: false,
+                    seen: Vec::new(),
+                    ..step(40, 41, "")
+                }),
                 ..Batch::default()
             })
             .await
@@ -290,6 +297,22 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
             store.partition_state(5).await.expect("state"),
             PartitionState {
                 applied_seq: 41,
+                checkpoint_seq: 40,
+                seen: vec![seen("1-3")],
+            }
+        );
+        store
+            .commit(&Batch {
+                partition: Some(step(41, 44, "1-3,5")),
+                ..Batch::default()
+            })
+            .await
+            .expect("a checkpoint from 41");
+        assert_eq!(
+            store.partition_state(5).await.expect("state"),
+            PartitionState {
+                applied_seq: 44,
+                checkpoint_seq: 44,
                 seen: vec![seen("1-3,5")],
             }
         );
@@ -300,7 +323,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
         );
         assert_eq!(
             store.alerts_after(0, 10).await.expect("alerts"),
-            vec![alert(1, "a")]
+            vec![alert(1, "a"), alert(3, "c")]
         );
         assert_eq!(
             store.partition_state(6).await.expect("state"),

@@ -105,6 +105,7 @@ async fn an_officers_stream_moves_between_api_nodes_without_a_gap_or_a_repeat() 
         bus: BusConfig::default(),
         lease_ttl: Duration::from_secs(3),
         flush_interval: Duration::from_millis(50),
+        checkpoint_interval: Duration::from_secs(2),
         http: None,
     })
     .await

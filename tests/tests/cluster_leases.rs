@@ -133,3 +133,34 @@ async fn a_lease_renewed_by_another_is_reported_lost() {
     assert!(round.lost.contains(&3), "{round:?}");
     assert!(!a.held().contains(&3));
 }
+
+#[tokio::test]
+async fn a_surplus_partition_stays_held_until_given_back() {
+    let Some(nats) = NatsServer::start().await.expect("nats-server starts") else {
+        return;
+    };
+    let bus = bus(&nats).await;
+    let long = Duration::from_secs(60);
+    let mut a = Leases::open(&bus, "shard-a", long).await.expect("a");
+    a.round().await.expect("round");
+    assert_eq!(a.held(), all());
+    let mut b = Leases::open(&bus, "shard-b", long).await.expect("b");
+    b.round().await.expect("b joins");
+    // a learns of b: half is beyond its share, still held until it has finished with them.
+    let round = a.round_keeping_surplus().await.expect("round");
+    assert_eq!(round.surplus.len(), 6, "{round:?}");
+    assert!(round.lost.is_empty());
+    let surplus: BTreeSet<u16> = round.surplus.iter().copied().collect();
+    assert!(surplus.is_subset(&a.held()), "still held");
+    b.round().await.expect("round");
+    assert!(
+        b.held().is_disjoint(&surplus),
+        "nobody takes what a has not given back"
+    );
+    for &partition in &round.surplus {
+        a.give_back(partition).await;
+    }
+    b.round().await.expect("round");
+    assert!(surplus.is_subset(&b.held()), "taken once given back");
+    assert!(a.held().is_disjoint(&b.held()));
+}

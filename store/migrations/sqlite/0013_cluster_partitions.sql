@@ -1,13 +1,16 @@
 -- A cluster's tracker shards (issue 18): each partition's last applied JetStream sequence,
--- advanced in the same transaction as the visits and alerts it produced, only from the value
--- the committing shard read (a shard that lost its lease cannot commit over its successor).
+-- advanced in the same transaction as the alerts it raised, only from the value the committing
+-- shard read (a shard that lost its lease cannot commit over its successor); and the sequence
+-- its stored visits (and seen frames) are a checkpoint of: a shard taking the partition applies
+-- the stream again from there.
 CREATE TABLE cluster_partitions (
     partition    INTEGER PRIMARY KEY,
     applied_seq  INTEGER NOT NULL,
+    checkpoint_seq INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );
--- The frames (station, session, seq runs) each partition has applied: a resend older than
--- JetStream's duplicate window is recognised here.
+-- The frames (station, session, seq runs) each partition had applied at its checkpoint: a
+-- resend older than JetStream's duplicate window is recognised here.
 CREATE TABLE cluster_seen (
     partition   INTEGER NOT NULL,
     station     INTEGER NOT NULL,

@@ -81,6 +81,7 @@ pub async fn run_role_child() {
                 bus: bus(replicas),
                 lease_ttl: LEASE_TTL,
                 flush_interval: Duration::from_millis(50),
+                checkpoint_interval: Duration::from_secs(2),
                 http: Some(http.parse().expect("http")),
             })
             .await

@@ -23,6 +23,7 @@
 //! module (`report`, `metrics`, `backlog`, `side_by_side`, `plot`, `replay`, `stream`).
 
 mod backlog;
+mod cluster;
 mod loopback;
 mod metrics;
 mod plot;
@@ -88,9 +89,13 @@ struct Args {
     /// Seconds of each step's load offered before its measurement starts (new tags arrive)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=600))]
     settle_seconds: u64,
-    /// Stores to run on: sqlite, postgres
+    /// Stores to run on: sqlite, postgres, cluster (Postgres behind the cluster roles: NATS
+    /// JetStream, a gateway, `--shards` tracker shards and an API node on this machine)
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     stores: Vec<String>,
+    /// Tracker shards of a `cluster` run
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    shards: u16,
     /// Station transports: udp, tcp
     #[arg(long, value_delimiter = ',', default_value = "udp,tcp")]
     transports: Vec<String>,
@@ -206,9 +211,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(other) = args
         .stores
         .iter()
-        .find(|s| !matches!(s.as_str(), "sqlite" | "postgres"))
+        .find(|s| !matches!(s.as_str(), "sqlite" | "postgres" | "cluster"))
     {
-        anyhow::bail!("unknown store {other:?} (sqlite or postgres)");
+        anyhow::bail!("unknown store {other:?} (sqlite, postgres or cluster)");
     }
     let side_by_side = !args.no_side_by_side && args.stores.iter().any(|s| s == "postgres");
     if side_by_side {
@@ -259,8 +264,8 @@ async fn database(store: &str) -> anyhow::Result<Option<String>> {
             }
             Ok(Some(format!("sqlite://{}", path.display())))
         }
-        "postgres" => Ok(tagwatch_store::testing::fresh_postgres().await),
-        other => anyhow::bail!("unknown store {other:?} (sqlite or postgres)"),
+        "postgres" | "cluster" => Ok(tagwatch_store::testing::fresh_postgres().await),
+        other => anyhow::bail!("unknown store {other:?} (sqlite, postgres or cluster)"),
     }
 }
 
@@ -268,7 +273,7 @@ async fn database(store: &str) -> anyhow::Result<Option<String>> {
 /// visits (and the PostGIS copies) behind otherwise.
 async fn remove_database(store: &str, database: &str) -> anyhow::Result<()> {
     match store {
-        "postgres" => {
+        "postgres" | "cluster" => {
             let admin = std::env::var(tagwatch_store::testing::POSTGRES_URL_VAR)?;
             let name = database.rsplit_once('/').map_or(database, |(_, name)| name);
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
@@ -354,15 +359,28 @@ async fn run_one(
     config.api.token_call_burst = 10_000;
     config.store.checkpoint_interval = args.checkpoint_interval_ms.map(Duration::from_millis);
     let mut server_runtime = ServerRuntime::new()?;
-    let mut server = start_server(server_runtime.get(), &config).await?;
-    let mut api = format!("http://{}", server.http_addr);
+    let cluster = store == "cluster";
+    let mut server = if cluster {
+        let shards = usize::from(args.shards);
+        let config = config.clone();
+        UnderTest::Cluster(
+            server_runtime
+                .get()
+                .spawn(async move { cluster::ClusterUnderTest::start(&config, shards).await })
+                .await??,
+        )
+    } else {
+        UnderTest::Serve(start_server(server_runtime.get(), &config).await?)
+    };
+    let mut api = format!("http://{}", server.http_addr());
+    let metrics_urls = server.metrics_urls();
     let client = reqwest::Client::new();
     let stop = CancellationToken::new();
 
     // One uplink per station, as the simulator's firmware has.
     let target = match transport {
-        Transport::Udp => server.udp_addr,
-        Transport::Tcp => server.tcp_addr,
+        Transport::Udp => server.udp_addr(),
+        Transport::Tcp => server.tcp_addr(),
     };
     let keys: HashMap<_, _> = tagwatch_sim::stations(city)
         .into_iter()
@@ -420,9 +438,15 @@ async fn run_one(
         replay
             .offer(city_seconds(args.settle_seconds), speed, copies)
             .await;
-        let before = Scrape::take(&client, &api).await?;
+        let before = Scrape::take_all(&client, &metrics_urls).await?;
+        // The process's CPU, and the NATS server's in a cluster run (the load generator's share
+        // is what the server's leaves).
         let (cpu_before, _) = process_usage();
-        let server_before = metrics::threads_cpu_secs(&SERVER_THREAD_PREFIXES);
+        let cpu_before = cpu_before + metrics::nats_cpu_secs();
+        // A cluster's bus is part of its server.
+        let server_cpu =
+            || metrics::threads_cpu_secs(&SERVER_THREAD_PREFIXES) + metrics::nats_cpu_secs();
+        let server_before = server_cpu();
         let postgres_before = metrics::postgres_cpu_secs();
         let drops_before = metrics::udp_receive_drops();
         alert_latencies.lock().expect("lock").clear();
@@ -431,8 +455,9 @@ async fn run_one(
             .offer(city_seconds(args.step_seconds), speed, copies)
             .await;
         let drain_secs = settle(&unacked).await;
-        let after = Scrape::take(&client, &api).await?;
+        let after = Scrape::take_all(&client, &metrics_urls).await?;
         let (cpu_after, rss_mib) = process_usage();
+        let cpu_after = cpu_after + metrics::nats_cpu_secs();
         let rss_series: Vec<(f64, f64)> =
             rss.stop().await.iter().map(|s| (s.t, s.rss_mib)).collect();
         let mut alerts: Vec<f64> = alert_latencies
@@ -454,7 +479,7 @@ async fn run_one(
             before: &before,
             after: &after,
             cpu_secs: cpu_after - cpu_before,
-            server_cpu_secs: metrics::threads_cpu_secs(&SERVER_THREAD_PREFIXES) - server_before,
+            server_cpu_secs: server_cpu() - server_before,
             postgres_cpu_secs: metrics::postgres_cpu_secs() - postgres_before,
             rss_mib,
             rss_series: &rss_series,
@@ -470,7 +495,7 @@ async fn run_one(
             break;
         }
     }
-    let backlog = if args.backlog_minutes > 0 {
+    let backlog = if args.backlog_minutes > 0 && !cluster {
         Some(
             backlog::run(backlog::Scenario {
                 minutes: args.backlog_minutes,
@@ -492,9 +517,9 @@ async fn run_one(
     // Every frame built is finally acknowledged and applied exactly once: the stations resend
     // what was refused BUSY (after their back-off), and nothing is applied twice.
     let waited = settle_within(&unacked, Duration::from_secs(600)).await;
-    let applied_frames = Scrape::take(&client, &api)
-        .await?
-        .get("tagwatch_frames_applied_total");
+    let end = Scrape::take_all(&client, &metrics_urls).await?;
+    // A cluster's shards apply parts of frames: their detections are what they count.
+    let applied_frames = end.get("tagwatch_frames_applied_total");
     stop.cancel();
     let mut link_stats = tagwatch_sim::LinkStats::default();
     for link in links {
@@ -513,12 +538,17 @@ async fn run_one(
         "settle_seconds": waited,
         "every_frame_acknowledged": link_stats.unacked_at_end == 0
             && link_stats.accepted + link_stats.duplicate == link_stats.frames_built,
-        "applied_exactly_once": applied_frames == link_stats.frames_built as f64,
+        "applied_exactly_once": (!cluster).then_some(applied_frames == link_stats.frames_built as f64),
+        "detections_applied": end.get("tagwatch_detections_applied_total"),
+        "parts_applied": end.get("tagwatch_shard_parts_applied_total"),
+        "parts_duplicate": end.get("tagwatch_shard_parts_duplicate_total"),
+        "shard_worker_failures": end.get("tagwatch_shard_worker_failures_total"),
+        "shard_commits_fenced": end.get("tagwatch_shard_fenced_total"),
     });
     eprintln!("  exactly once: {exactly_once}");
     // The gateway alone against loopback UDP, with frames it has already applied (seq 1).
     let loopback = match transport {
-        Transport::Udp => {
+        Transport::Udp if !cluster => {
             let datagrams: Vec<_> = (0..recording.stations.len())
                 .filter_map(|station| {
                     let mut seq = 0;
@@ -536,22 +566,26 @@ async fn run_one(
                     tagwatch_gateway::wire::encode(&frame, &keys[&frame.station]).ok()
                 })
                 .collect();
-            Some(loopback::compare(&client, &api, server.udp_addr, &datagrams).await?)
+            Some(loopback::compare(&client, &api, server.udp_addr(), &datagrams).await?)
         }
-        Transport::Tcp => None,
+        Transport::Udp | Transport::Tcp => None,
     };
-    let restart = if store == "postgres" && !args.no_restart {
+    let restart = if let (UnderTest::Serve(_), "postgres", false) =
+        (&server, store, args.no_restart)
+    {
         // A crash: the server's runtime is dropped with everything in it, nothing flushed.
         let pending = Scrape::take(&client, &api)
             .await?
             .get("tagwatch_journal_frames_pending");
         server_runtime = ServerRuntime::new()?;
         let started = Instant::now();
-        server = start_server(server_runtime.get(), &config)
-            .await
-            .context("starting again after the crash")?;
+        server = UnderTest::Serve(
+            start_server(server_runtime.get(), &config)
+                .await
+                .context("starting again after the crash")?,
+        );
         let start_secs = started.elapsed().as_secs_f64();
-        api = format!("http://{}", server.http_addr);
+        api = format!("http://{}", server.http_addr());
         let after = Scrape::take(&client, &api).await?;
         let frames = after.get("tagwatch_frames_replayed_total");
         let detections = after.get("tagwatch_detections_applied_total");
@@ -567,7 +601,7 @@ async fn run_one(
     } else {
         None
     };
-    let side = if compare {
+    let side = if compare && !cluster {
         metrics::journal_checkpointed(
             &client,
             &api,
@@ -632,6 +666,50 @@ impl Drop for ServerRuntime {
     fn drop(&mut self) {
         if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
+        }
+    }
+}
+
+/// What a run measures: `serve`, or the cluster's roles.
+enum UnderTest {
+    Serve(Server),
+    Cluster(cluster::ClusterUnderTest),
+}
+
+impl UnderTest {
+    fn udp_addr(&self) -> std::net::SocketAddr {
+        match self {
+            UnderTest::Serve(s) => s.udp_addr,
+            UnderTest::Cluster(c) => c.udp_addr(),
+        }
+    }
+
+    fn tcp_addr(&self) -> std::net::SocketAddr {
+        match self {
+            UnderTest::Serve(s) => s.tcp_addr,
+            UnderTest::Cluster(c) => c.tcp_addr(),
+        }
+    }
+
+    fn http_addr(&self) -> std::net::SocketAddr {
+        match self {
+            UnderTest::Serve(s) => s.http_addr,
+            UnderTest::Cluster(c) => c.http_addr(),
+        }
+    }
+
+    /// Where its metrics are read (a cluster's are summed over its roles).
+    fn metrics_urls(&self) -> Vec<String> {
+        match self {
+            UnderTest::Serve(s) => vec![format!("http://{}", s.http_addr)],
+            UnderTest::Cluster(c) => c.metrics_urls(),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            UnderTest::Serve(s) => s.shutdown().await,
+            UnderTest::Cluster(c) => c.stop().await,
         }
     }
 }

@@ -28,6 +28,17 @@ impl Scrape {
         Ok(Self(samples))
     }
 
+    /// Every role's metrics at once (a cluster's gateway and shards), summed by series.
+    pub async fn take_all(client: &reqwest::Client, urls: &[String]) -> anyhow::Result<Self> {
+        let mut samples: HashMap<String, f64> = HashMap::new();
+        for url in urls {
+            for (series, value) in Self::take(client, url).await?.0 {
+                *samples.entry(series).or_default() += value;
+            }
+        }
+        Ok(Self(samples))
+    }
+
     pub fn get(&self, series: &str) -> f64 {
         self.0.get(series).copied().unwrap_or(0.0)
     }
@@ -166,6 +177,11 @@ pub fn udp_receive_drops() -> Option<u64> {
 /// server on the same machine; 0 where `/proc` is missing.
 pub fn postgres_cpu_secs() -> f64 {
     cpu_secs_under("/proc", |name| name == "postgres")
+}
+
+/// CPU seconds used so far by nats-server processes (a cluster run's bus).
+pub fn nats_cpu_secs() -> f64 {
+    cpu_secs_under("/proc", |name| name == "nats-server")
 }
 
 /// One second's sample of the bench: the process's RSS, the frames left in the stations' flash,
