@@ -363,12 +363,12 @@ async fn run_one(
     let mut server = if cluster {
         let shards = usize::from(args.shards);
         let config = config.clone();
-        UnderTest::Cluster(
+        UnderTest::Cluster(Box::new(
             server_runtime
                 .get()
                 .spawn(async move { cluster::ClusterUnderTest::start(&config, shards).await })
                 .await??,
-        )
+        ))
     } else {
         UnderTest::Serve(start_server(server_runtime.get(), &config).await?)
     };
@@ -673,7 +673,7 @@ impl Drop for ServerRuntime {
 /// What a run measures: `serve`, or the cluster's roles.
 enum UnderTest {
     Serve(Server),
-    Cluster(cluster::ClusterUnderTest),
+    Cluster(Box<cluster::ClusterUnderTest>),
 }
 
 impl UnderTest {
