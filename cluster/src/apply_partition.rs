@@ -9,7 +9,8 @@
 //! older than JetStream's duplicate window, see [`crate::seen`]), applied to the partition's
 //! tracker, and every alert it raises is published to the alerts stream at once. Every
 //! `flush_interval` the alerts (numbered by the alerts stream) are committed with the
-//! partition's new applied sequence, conditioned on the old one; every `checkpoint_interval`
+//! partition's new applied sequence, conditioned on the partition's version being the one this
+//! worker read or last committed (every commit adds one); every `checkpoint_interval`
 //! the visits changed since the last checkpoint and the frames seen go with it. Only a commit
 //! lets JetStream be acknowledged. Writing visits at checkpoints rather than at every flush is
 //! what keeps Postgres from being the bound (a busy visit is written once per checkpoint, not
@@ -149,6 +150,7 @@ pub async fn apply_partition(
         partition,
         tracker,
         seen,
+        version: state.version,
         applied: state.applied_seq,
         position: state.checkpoint_seq,
         delivered: 0,
@@ -170,26 +172,41 @@ pub async fn apply_partition(
     let mut checkpoints = tokio::time::interval(shared.checkpoint_interval);
     checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     checkpoints.tick().await;
+    // One commit at a time, committing while the next parts are applied: a checkpoint of
+    // thousands of visits must not hold up the alerts of the parts behind it.
+    let mut in_flight: Option<InFlight> = None;
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => {
+                if let Some(commit) = in_flight.take() {
+                    if let Flushed::Fenced = worker.finish(commit).await? {
+                        return Ok(Stopped::Fenced);
+                    }
+                }
                 // A checkpoint before the partition is handed on: the next owner replays
                 // nothing.
-                return match worker.commit(true).await? {
-                    Flushed::Fenced => Ok(Stopped::Fenced),
-                    Flushed::Done => Ok(Stopped::Asked),
-                };
+                if let Some(commit) = worker.start_commit(true) {
+                    if let Flushed::Fenced = worker.finish(commit).await? {
+                        return Ok(Stopped::Fenced);
+                    }
+                }
+                return Ok(Stopped::Asked);
             }
-            _ = checkpoints.tick() => {
-                if let Flushed::Fenced = worker.commit(true).await? {
-                    return Ok(Stopped::Fenced);
+            result = async { (&mut in_flight.as_mut().expect("guarded").task).await },
+                if in_flight.is_some() =>
+            {
+                if let Some(commit) = in_flight.take() {
+                    if let Flushed::Fenced = worker.finished(commit, result).await? {
+                        return Ok(Stopped::Fenced);
+                    }
                 }
             }
-            _ = flushes.tick() => {
-                if let Flushed::Fenced = worker.commit(false).await? {
-                    return Ok(Stopped::Fenced);
-                }
+            _ = checkpoints.tick(), if in_flight.is_none() => {
+                in_flight = worker.start_commit(true);
+            }
+            _ = flushes.tick(), if in_flight.is_none() => {
+                in_flight = worker.start_commit(false);
             }
             command = commands.next() => {
                 let Some(command) = command else {
@@ -202,14 +219,22 @@ pub async fn apply_partition(
                     anyhow::bail!("partition {partition}: the consumer's messages ended");
                 };
                 worker.apply(message?).await?;
-                if worker.pending.parts >= MAX_FLUSH_PARTS {
-                    if let Flushed::Fenced = worker.commit(false).await? {
-                        return Ok(Stopped::Fenced);
-                    }
+                if in_flight.is_none() && worker.pending.parts >= MAX_FLUSH_PARTS {
+                    in_flight = worker.start_commit(false);
                 }
             }
         }
     }
+}
+
+/// A commit under way: its task, and what to do once it is done.
+struct InFlight {
+    task: tokio::task::JoinHandle<Result<(), tagwatch_store::Error>>,
+    to_seq: u64,
+    checkpoint: bool,
+    /// The last part it covers, to acknowledge once it is committed.
+    last: Option<Message>,
+    started: Instant,
 }
 
 /// Applied since the last commit.
@@ -232,6 +257,8 @@ struct Worker {
     partition: u16,
     tracker: Tracker,
     seen: Seen,
+    /// The partition's version as read, then as committed by this worker (its fencing token).
+    version: u64,
     /// The partition's applied sequence as committed.
     applied: u64,
     /// The last part applied (or, at the start, the checkpoint's sequence).
@@ -330,10 +357,10 @@ impl Worker {
         Ok(())
     }
 
-    /// Commits the alerts raised and the partition's applied sequence since the last commit;
-    /// with `checkpoint`, also the visits changed since the last checkpoint and the frames seen.
-    /// Then acknowledges the parts to JetStream.
-    async fn commit(&mut self, checkpoint: bool) -> anyhow::Result<Flushed> {
+    /// Starts committing the alerts raised and the partition's applied sequence since the last
+    /// commit; with `checkpoint`, also the visits changed since the last checkpoint and the
+    /// frames seen. `None` when there is nothing to commit.
+    fn start_commit(&mut self, checkpoint: bool) -> Option<InFlight> {
         self.tracker.upkeep_step();
         let to_seq = self.position.max(self.applied);
         let last = self
@@ -341,27 +368,19 @@ impl Worker {
             .last
             .take()
             .filter(|(_, seq)| *seq > self.applied);
+        self.pending.parts = 0;
         if !checkpoint && last.is_none() && self.pending.alerts.is_empty() {
-            self.pending.parts = 0;
-            return Ok(Flushed::Done);
+            return None;
         }
         if checkpoint && self.position < self.applied {
             // Still replaying up to what was committed: the checkpoint waits until it is past.
-            return Ok(Flushed::Done);
+            return None;
         }
-        let started = Instant::now();
-        let mut numbered = Vec::with_capacity(self.pending.alerts.len());
-        for (mut alert, ack) in std::mem::take(&mut self.pending.alerts) {
-            let ack = tokio::time::timeout(ALERT_ACK_TIMEOUT, ack.into_future())
-                .await
-                .map_err(|_| anyhow::anyhow!("the alerts stream did not answer in time"))??;
-            alert.seq = i64::try_from(ack.sequence)?;
-            numbered.push(alert);
-        }
+        let alerts = std::mem::take(&mut self.pending.alerts);
         let mut batch = Batch {
-            alerts: numbered,
             partition: Some(PartitionStep {
                 partition: self.partition,
+                version: self.version,
                 from_seq: self.applied,
                 to_seq,
                 checkpoint,
@@ -379,7 +398,49 @@ impl Worker {
                 step.seen = self.seen.take_changed();
             }
         }
-        match self.shared.store.commit(&batch).await {
+        let store = self.shared.store.clone();
+        let task = tokio::spawn(async move {
+            // Numbered by the alerts stream, then stored with that number.
+            for (mut alert, ack) in alerts {
+                let ack = tokio::time::timeout(ALERT_ACK_TIMEOUT, ack.into_future())
+                    .await
+                    .map_err(|_| {
+                        tagwatch_store::Error::Conflict(
+                            "the alerts stream did not answer in time".into(),
+                        )
+                    })?
+                    .map_err(|e| {
+                        tagwatch_store::Error::Conflict(format!("the alerts stream: {e}"))
+                    })?;
+                alert.seq = i64::try_from(ack.sequence)
+                    .map_err(|_| tagwatch_store::Error::Conflict("alert sequence".into()))?;
+                batch.alerts.push(alert);
+            }
+            store.commit(&batch).await
+        });
+        Some(InFlight {
+            task,
+            to_seq,
+            checkpoint,
+            last: last.map(|(message, _)| message),
+            started: Instant::now(),
+        })
+    }
+
+    /// Waits for a commit to finish, then [`Worker::finished`].
+    async fn finish(&mut self, mut commit: InFlight) -> anyhow::Result<Flushed> {
+        let result = (&mut commit.task).await;
+        self.finished(commit, result).await
+    }
+
+    /// A commit has finished: once it is in, the partition's applied sequence moves and
+    /// JetStream is acknowledged.
+    async fn finished(
+        &mut self,
+        commit: InFlight,
+        result: Result<Result<(), tagwatch_store::Error>, tokio::task::JoinError>,
+    ) -> anyhow::Result<Flushed> {
+        match result? {
             Ok(()) => {}
             Err(tagwatch_store::Error::Fenced { .. }) => {
                 self.shared.metrics.fenced.inc();
@@ -387,19 +448,19 @@ impl Worker {
             }
             Err(error) => return Err(error.into()),
         }
-        self.applied = to_seq;
+        self.applied = commit.to_seq;
+        self.version += 1;
         let metrics = &self.shared.metrics;
         metrics.commits.inc();
-        if checkpoint {
+        if commit.checkpoint {
             metrics.checkpoints.inc();
         }
         metrics
             .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.pending.parts = 0;
+            .observe(commit.started.elapsed().as_secs_f64());
         // Committed: JetStream may forget what led here. A lost acknowledgement costs nothing:
         // the next worker starts from the store's checkpoint anyway.
-        if let Some((last, _)) = last {
+        if let Some(last) = commit.last {
             if let Err(error) = last.ack().await {
                 tracing::debug!(partition = self.partition, %error, "acknowledgement not sent");
             }

@@ -1,8 +1,9 @@
 //! # A cluster's partitions in the store: how far each has been applied, and which frames.
 //!
 //! A tracker shard (issue 18) commits a partition's alerts together with a [`PartitionStep`]:
-//! the partition's last applied JetStream sequence moves from the value the shard read to the
-//! new one, in the same transaction, or the whole batch fails with [`crate::Error::Fenced`]. So
+//! the partition's last applied JetStream sequence moves to the new one and its version up by
+//! one, in the same transaction, only from the version the shard read (or last committed), or
+//! the whole batch fails with [`crate::Error::Fenced`]. So
 //! a shard that lost its lease and has not noticed yet cannot commit over the shard that took
 //! the partition over. Now and then a step is a checkpoint: the batch carries the visits changed
 //! since the last one and the frames applied (by station and session, as runs of sequence
@@ -17,6 +18,9 @@ use tagwatch_model::{SessionId, StationId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionStep {
     pub partition: u16,
+    /// The partition's version the shard read (or last committed): the commit is refused if
+    /// anyone has committed since.
+    pub version: u64,
     /// The applied sequence the shard read (0: nothing applied yet).
     pub from_seq: u64,
     /// The last stream sequence the batch covers.
@@ -40,6 +44,8 @@ pub struct SeenRuns {
 /// Where a partition stands in the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionState {
+    /// Commits so far (see [`PartitionStep::version`]).
+    pub version: u64,
     pub applied_seq: u64,
     /// The sequence the stored visits and `seen` are as of (at most `applied_seq`).
     pub checkpoint_seq: u64,
@@ -58,8 +64,9 @@ macro_rules! advance_partition {
         let now = tagwatch_model::time::now_ms();
         let partition = i64::from(step.partition);
         sqlx::query(&$sql(
-            "INSERT INTO cluster_partitions (partition, applied_seq, checkpoint_seq, updated_at) \
-             VALUES ($1, 0, 0, $2) ON CONFLICT (partition) DO NOTHING",
+            "INSERT INTO cluster_partitions \
+             (partition, applied_seq, checkpoint_seq, version, updated_at) \
+             VALUES ($1, 0, 0, 0, $2) ON CONFLICT (partition) DO NOTHING",
         ))
         .bind(partition)
         .bind(now)
@@ -67,21 +74,23 @@ macro_rules! advance_partition {
         .await?;
         let moved = sqlx::query(&$sql(
             "UPDATE cluster_partitions SET applied_seq = $1, updated_at = $2, \
-             checkpoint_seq = CASE WHEN $5 THEN $1 ELSE checkpoint_seq END \
-             WHERE partition = $3 AND applied_seq = $4",
+             checkpoint_seq = CASE WHEN $5 THEN $1 ELSE checkpoint_seq END, \
+             version = version + 1 \
+             WHERE partition = $3 AND version = $4 AND applied_seq = $6",
         ))
         .bind($crate::partitions::seq_column(step.to_seq)?)
         .bind(now)
         .bind(partition)
-        .bind($crate::partitions::seq_column(step.from_seq)?)
+        .bind($crate::partitions::seq_column(step.version)?)
         .bind(step.checkpoint)
+        .bind($crate::partitions::seq_column(step.from_seq)?)
         .execute(&mut **$tx)
         .await?
         .rows_affected();
         if moved != 1 {
             return Err($crate::Error::Fenced {
                 partition: step.partition,
-                expected: step.from_seq,
+                expected: step.version,
             });
         }
         for seen in &step.seen {
@@ -107,8 +116,9 @@ impl Store {
     /// none).
     pub async fn partition_state(&self, partition: u16) -> Result<PartitionState> {
         on_backend!(self, |pool, sql| {
-            let applied: Option<(i64, i64)> = sqlx::query_as(&sql(
-                "SELECT applied_seq, checkpoint_seq FROM cluster_partitions WHERE partition = $1",
+            let applied: Option<(i64, i64, i64)> = sqlx::query_as(&sql(
+                "SELECT applied_seq, checkpoint_seq, version FROM cluster_partitions \
+                 WHERE partition = $1",
             ))
             .bind(i64::from(partition))
             .fetch_optional(pool)
@@ -124,9 +134,11 @@ impl Store {
                     crate::Error::Corrupt(format!("partition {partition} sequence {seq}"))
                 })
             };
-            let (applied_seq, checkpoint_seq) = match applied {
-                Some((applied, checkpoint)) => (seq(applied)?, seq(checkpoint)?),
-                None => (0, 0),
+            let (applied_seq, checkpoint_seq, version) = match applied {
+                Some((applied, checkpoint, version)) => {
+                    (seq(applied)?, seq(checkpoint)?, seq(version)?)
+                }
+                None => (0, 0, 0),
             };
             let seen = rows
                 .into_iter()
@@ -139,6 +151,7 @@ impl Store {
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(PartitionState {
+                version,
                 applied_seq,
                 checkpoint_seq,
                 seen,

@@ -251,8 +251,9 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
             session: SessionId(2),
             runs: runs.into(),
         };
-        let step = |from, to, runs: &str| PartitionStep {
+        let step = |version, from, to, runs: &str| PartitionStep {
             partition: 5,
+            version,
             from_seq: from,
             to_seq: to,
             checkpoint: true,
@@ -261,7 +262,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
         let first = Batch {
             visits: vec![visit(1, 7, 1, 1_000, 2_000)],
             alerts: vec![alert(1, "a")],
-            partition: Some(step(0, 40, "1-3")),
+            partition: Some(step(0, 0, 40, "1-3")),
             ..Batch::default()
         };
         store.commit(&first).await.expect("first step");
@@ -270,7 +271,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
         let zombie = Batch {
             visits: vec![visit(2, 8, 1, 3_000, 4_000)],
             alerts: vec![alert(2, "b")],
-            partition: Some(step(0, 55, "1-9")),
+            partition: Some(step(0, 0, 55, "1-9")),
             ..Batch::default()
         };
         match store.commit(&zombie).await {
@@ -287,7 +288,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
                 partition: Some(PartitionStep {
                     checkpoint: false,
                     seen: Vec::new(),
-                    ..step(40, 41, "")
+                    ..step(1, 40, 41, "")
                 }),
                 ..Batch::default()
             })
@@ -296,6 +297,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
         assert_eq!(
             store.partition_state(5).await.expect("state"),
             PartitionState {
+                version: 2,
                 applied_seq: 41,
                 checkpoint_seq: 40,
                 seen: vec![seen("1-3")],
@@ -303,7 +305,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
         );
         store
             .commit(&Batch {
-                partition: Some(step(41, 44, "1-3,5")),
+                partition: Some(step(2, 41, 44, "1-3,5")),
                 ..Batch::default()
             })
             .await
@@ -311,11 +313,30 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
         assert_eq!(
             store.partition_state(5).await.expect("state"),
             PartitionState {
+                version: 3,
                 applied_seq: 44,
                 checkpoint_seq: 44,
                 seen: vec![seen("1-3,5")],
             }
         );
+        // A checkpoint that applied nothing new (44 to 44) still moves the version: a shard that
+        // read version 2 (and would replay from the checkpoint it saw) is fenced.
+        store
+            .commit(&Batch {
+                partition: Some(step(3, 44, 44, "1-3,5")),
+                ..Batch::default()
+            })
+            .await
+            .expect("a checkpoint with nothing new");
+        assert!(matches!(
+            store
+                .commit(&Batch {
+                    partition: Some(step(3, 44, 45, "")),
+                    ..Batch::default()
+                })
+                .await,
+            Err(Error::Fenced { expected: 3, .. })
+        ));
         assert_eq!(
             store.all_visits().await.expect("visits"),
             vec![visit(1, 7, 1, 1_000, 2_000)],
