@@ -216,18 +216,29 @@ pub fn metrics_response(registry: &Registry) -> Response {
 
 /// `GET /healthz`: 200 while connected to NATS (frames can be stored), 503 otherwise.
 async fn health(State(status): State<Status>) -> Response {
-    let connected = status.bus.is_connected();
-    let body = Json(serde_json::json!({
-        "nats": if connected { "connected" } else { "disconnected" },
-        "stations": status.keys.len(),
-        "partitions": status.partitions,
-    }));
+    health_response(
+        status.bus.is_connected(),
+        serde_json::json!({
+            "stations": status.keys.len(),
+            "partitions": status.partitions,
+        }),
+    )
+}
+
+/// A role's `/healthz` answer: 200 while connected to NATS, 503 otherwise, with `details`.
+pub fn health_response(connected: bool, mut details: serde_json::Value) -> Response {
+    details["nats"] = (if connected {
+        "connected"
+    } else {
+        "disconnected"
+    })
+    .into();
     let code = if connected {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, body).into_response()
+    (code, Json(details)).into_response()
 }
 
 /// Reads station keys and companion pairs again every `every` until `shutdown`.

@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use prometheus_client::registry::Registry;
 use tagwatch_api::listener::HttpLimits;
 use tagwatch_cluster::apply_partition::Shared;
@@ -30,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway_role::metrics_response;
+use crate::gateway_role::{health_response, metrics_response};
 
 /// What a shard needs.
 #[derive(Debug, Clone)]
@@ -165,16 +164,11 @@ async fn metrics_text(State(status): State<Status>) -> Response {
 
 /// `GET /healthz`: 200 while connected to NATS, 503 otherwise; and the partitions held.
 async fn health(State(status): State<Status>) -> Response {
-    let connected = status.bus.is_connected();
-    let body = Json(serde_json::json!({
-        "nats": if connected { "connected" } else { "disconnected" },
-        "partitions_held": status.metrics.partitions_held.get(),
-        "partitions": status.bus.partitions,
-    }));
-    let code = if connected {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, body).into_response()
+    health_response(
+        status.bus.is_connected(),
+        serde_json::json!({
+            "partitions_held": status.metrics.partitions_held.get(),
+            "partitions": status.bus.partitions,
+        }),
+    )
 }

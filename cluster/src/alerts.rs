@@ -10,7 +10,7 @@
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{stream, Context};
+use async_nats::jetstream::Context;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -28,27 +28,6 @@ pub const ALERTS_SUBJECT: &str = "tw.alerts";
 /// How long JetStream drops an alert id published again: longer than a partition takes to be
 /// applied again after its shard dies (seconds), with room for a whole cluster restart.
 pub const ALERT_DUPLICATE_WINDOW: Duration = Duration::from_secs(3_600);
-
-/// Creates the alerts stream if absent.
-pub async fn create_stream(
-    jetstream: &Context,
-    replicas: usize,
-    max_age: Duration,
-) -> Result<(), String> {
-    jetstream
-        .get_or_create_stream(stream::Config {
-            name: ALERTS_STREAM.to_owned(),
-            subjects: vec![ALERTS_SUBJECT.to_owned()],
-            num_replicas: replicas.max(1),
-            duplicate_window: ALERT_DUPLICATE_WINDOW.min(max_age),
-            max_age,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
 
 /// An alert as it travels on the stream (its `seq` is the stream's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

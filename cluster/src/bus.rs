@@ -8,6 +8,8 @@
 //! it from there (a different count asked for is refused, since moving a vehicle to another
 //! partition would split its history between shards).
 
+use crate::alerts::{ALERTS_STREAM, ALERTS_SUBJECT};
+use crate::commands::{COMMANDS_STREAM, COMMANDS_SUBJECT};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream, Context};
@@ -127,12 +129,25 @@ impl Bus {
             .await
             .map_err(|e| e.to_string())
             .map_err(refused("frames stream"))?;
-        crate::alerts::create_stream(&jetstream, config.replicas, config.max_age)
-            .await
-            .map_err(refused("alerts stream"))?;
-        crate::commands::create_stream(&jetstream, config.replicas, config.max_age)
-            .await
-            .map_err(refused("commands stream"))?;
+        let alerts_window = crate::alerts::ALERT_DUPLICATE_WINDOW.min(config.max_age);
+        one_subject_stream(
+            &jetstream,
+            &config,
+            ALERTS_STREAM,
+            ALERTS_SUBJECT,
+            alerts_window,
+        )
+        .await
+        .map_err(refused("alerts stream"))?;
+        one_subject_stream(
+            &jetstream,
+            &config,
+            COMMANDS_STREAM,
+            COMMANDS_SUBJECT,
+            config.duplicate_window,
+        )
+        .await
+        .map_err(refused("commands stream"))?;
         let bucket = key_value(&jetstream, CLUSTER_BUCKET, config.replicas, Duration::ZERO)
             .await
             .map_err(refused("cluster bucket"))?;
@@ -168,6 +183,29 @@ impl Bus {
             config,
         })
     }
+}
+
+/// A stream of one subject (alerts, commands), created if absent, kept as the frames are.
+async fn one_subject_stream(
+    jetstream: &Context,
+    config: &BusConfig,
+    name: &str,
+    subject: &str,
+    duplicate_window: Duration,
+) -> Result<(), String> {
+    jetstream
+        .get_or_create_stream(stream::Config {
+            name: name.to_owned(),
+            subjects: vec![subject.to_owned()],
+            num_replicas: config.replicas.max(1),
+            duplicate_window,
+            max_age: config.max_age,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The servers of `url`, one or several comma-separated (the client parses one URL only): the

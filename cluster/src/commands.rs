@@ -9,10 +9,9 @@
 //! the partition of that vehicle; the others (stations, geofences, pairs) to every partition.
 
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{stream, Context};
+use async_nats::jetstream::Context;
 use serde::{Deserialize, Serialize};
 use std::future::IntoFuture;
-use std::time::Duration;
 use tagwatch_model::{CaseId, GeoPoint, Geofence, Station, StationId, TagId};
 use tagwatch_tracker::{Command, LastSeen};
 
@@ -20,26 +19,6 @@ use tagwatch_tracker::{Command, LastSeen};
 pub const COMMANDS_STREAM: &str = "TW_COMMANDS";
 /// Its one subject.
 pub const COMMANDS_SUBJECT: &str = "tw.commands";
-
-/// Creates the commands stream if absent.
-pub async fn create_stream(
-    jetstream: &Context,
-    replicas: usize,
-    max_age: Duration,
-) -> Result<(), String> {
-    jetstream
-        .get_or_create_stream(stream::Config {
-            name: COMMANDS_STREAM.to_owned(),
-            subjects: vec![COMMANDS_SUBJECT.to_owned()],
-            num_replicas: replicas.max(1),
-            max_age,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
 
 /// A command as it travels (the tracker's [`Command`] has no serialised form of its own).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
