@@ -9,9 +9,11 @@
 //!   and then published to the `TW_COMMANDS` stream, which every shard reads
 //!   ([`forward_commands`]);
 //! - **stored history** (tracks, alerts, audit, accounts) comes from Postgres as in `serve`;
-//! - **live questions** to the tracker (location now, near, through, dens, travelling with, the
-//!   look-back of a theft report) are answered 503 for now: they need the shards'
-//!   request–reply, not built yet (see `docs/DESIGN.md`).
+//! - **live questions** (where a vehicle is now, its track in memory, tags near a point or
+//!   through an area) are asked of the shards that own the partitions
+//!   ([`tagwatch_cluster::ask`], [`ClusterShards`]): a vehicle's of its partition, an area's of
+//!   all, each with a deadline; an answer says which partitions did not answer. Dens, companions
+//!   and stations' readers are not gathered across partitions yet: 503, saying so.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU32;
@@ -19,19 +21,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use tagwatch_api::listener::HttpLimits;
+use tagwatch_api::live::{Gathered, Live, Shards};
 use tagwatch_api::{ApiState, TokenHash};
 use tagwatch_cluster::alerts;
+use tagwatch_cluster::ask::Asker;
 use tagwatch_cluster::bus::without_credentials;
-use tagwatch_cluster::{commands, Bus, BusConfig};
+use tagwatch_cluster::{commands, Bus, BusConfig, Groups};
 use tagwatch_gateway::StationKeys;
 use tagwatch_ingest::live::{AlertBus, DEFAULT_RING};
 use tagwatch_ingest::Health;
 use tagwatch_store::Store;
+use tagwatch_tracker::questions::Question;
 use tagwatch_tracker::Command;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +55,25 @@ pub struct ApiOptions {
     /// The admin token among them is required.
     pub api: ApiSection,
     pub retention_days: u32,
+    /// How long a partition's shard has to answer a live question.
+    pub ask_deadline: Duration,
+}
+
+/// How often the API node reads the companion pairs again (which partition holds a vehicle).
+const GROUPS_REFRESH: Duration = Duration::from_secs(5);
+
+/// The shards, asked over NATS.
+#[derive(Debug)]
+struct ClusterShards(Asker);
+
+impl Shards for ClusterShards {
+    fn ask(&self, question: Question) -> BoxFuture<'static, Result<Gathered, String>> {
+        let asker = self.0.clone();
+        Box::pin(async move {
+            let (answer, missing) = asker.ask(&question).await?;
+            Ok(Gathered { answer, missing })
+        })
+    }
 }
 
 /// An API node that is running.
@@ -80,8 +105,12 @@ impl RunningApi {
             .map_err(anyhow::Error::msg)
             .context("reading the alerts stream")?;
         let (commands_tx, commands_rx) = mpsc::channel(256);
-        // Nothing answers tracker questions here (see the module's notes): they fail with 503.
-        let (queries_tx, _) = mpsc::channel(1);
+        // A vehicle's partition depends on its pairs: read from the store, kept fresh.
+        let (groups_tx, groups) = watch::channel(Arc::new(Groups::default()));
+        crate::gateway_role::refresh(&store, None, &groups_tx)
+            .await
+            .context("reading companion pairs")?;
+        let shards = ClusterShards(Asker::new(&bus, groups, options.ask_deadline));
         let api = &options.api;
         let limits = Arc::new(tagwatch_api::limits::Limits::configured(
             api.token_calls_per_s,
@@ -94,7 +123,7 @@ impl RunningApi {
             store: store.clone(),
             keys: StationKeys::default(),
             tracker: commands_tx,
-            queries: queries_tx,
+            live: Live::Shards(Arc::new(shards)),
             bus: alert_bus,
             admin_token: TokenHash::of(&admin_token.0),
             registry: Arc::new(Registry::default()),
@@ -110,7 +139,14 @@ impl RunningApi {
         let tasks = vec![
             feed,
             tokio::spawn(forward_commands(bus, commands_rx)),
-            tokio::spawn(probe_store(store, health, shutdown.clone())),
+            tokio::spawn(probe_store(store.clone(), health, shutdown.clone())),
+            tokio::spawn(crate::gateway_role::keep_refreshing(
+                store,
+                None,
+                groups_tx,
+                GROUPS_REFRESH,
+                shutdown.clone(),
+            )),
             tokio::spawn(tagwatch_api::listener::serve(
                 http,
                 app,

@@ -78,7 +78,7 @@ impl RunningGateway {
         let bus = Bus::connect(&options.nats, options.bus.clone(), options.partitions).await?;
         let keys = StationKeys::default();
         let (groups_tx, groups) = watch::channel(Arc::new(Groups::default()));
-        refresh(&store, &keys, &groups_tx)
+        refresh(&store, Some(&keys), &groups_tx)
             .await
             .context("reading station keys and companion pairs")?;
         let udp = Arc::new(
@@ -131,7 +131,7 @@ impl RunningGateway {
             tokio::spawn(tagwatch_gateway::serve_tcp(tcp, gateway, shutdown.clone())),
             tokio::spawn(keep_refreshing(
                 store,
-                keys,
+                Some(keys),
                 groups_tx,
                 options.refresh,
                 shutdown.clone(),
@@ -241,10 +241,11 @@ pub fn health_response(connected: bool, mut details: serde_json::Value) -> Respo
     (code, Json(details)).into_response()
 }
 
-/// Reads station keys and companion pairs again every `every` until `shutdown`.
-async fn keep_refreshing(
+/// Reads station keys (if it is given them) and companion pairs again every `every` until
+/// `shutdown` (an API node needs only the pairs, to know a vehicle's partition).
+pub(crate) async fn keep_refreshing(
     store: Store,
-    keys: StationKeys,
+    keys: Option<StationKeys>,
     groups: watch::Sender<Arc<Groups>>,
     every: Duration,
     shutdown: CancellationToken,
@@ -256,20 +257,22 @@ async fn keep_refreshing(
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        if let Err(error) = refresh(&store, &keys, &groups).await {
+        if let Err(error) = refresh(&store, keys.as_ref(), &groups).await {
             // The keys and pairs read last stay in force meanwhile.
             tracing::warn!(%error, "could not read station keys and pairs again");
         }
     }
 }
 
-async fn refresh(
+pub(crate) async fn refresh(
     store: &Store,
-    keys: &StationKeys,
+    keys: Option<&StationKeys>,
     groups: &watch::Sender<Arc<Groups>>,
 ) -> anyhow::Result<()> {
-    let stations = store.stations().await?;
-    keys.replace_all(stations.into_iter().map(|(s, key)| (s.id, key)));
+    if let Some(keys) = keys {
+        let stations = store.stations().await?;
+        keys.replace_all(stations.into_iter().map(|(s, key)| (s.id, key)));
+    }
     let fresh = Groups::from_pairs(store.pairs().await?);
     groups.send_if_modified(|current| {
         let changed = **current != fresh;

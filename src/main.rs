@@ -216,6 +216,10 @@ struct ApiArgs {
     /// Map tile URL template for the web map, e.g. https://tile.example.org/{z}/{x}/{y}.png
     #[arg(long, env = "TAGWATCH_TILE_URL")]
     tile_url: Option<String>,
+    /// How long the shards have to answer a live question (where a vehicle is, tags near a
+    /// point); partitions that did not answer in time are named in the answer
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    ask_deadline: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -451,6 +455,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         },
         api: config.api,
         retention_days: config.store.retention_days,
+        ask_deadline: args.ask_deadline,
     })
     .await?;
     println!("TagWatch API: http://{}/", api.http);

@@ -276,7 +276,7 @@ impl Server {
             store: store.clone(),
             keys,
             tracker: commands_tx,
-            queries: queries_tx,
+            live: tagwatch_api::live::Live::Tracker(queries_tx),
             bus: bus.clone(),
             admin_token: TokenHash::of(&admin_token.0),
             registry: Arc::new(registry),

@@ -420,6 +420,10 @@ pub struct Den {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Dens {
     pub dens: Vec<Den>,
+    /// On a cluster's API node, the partitions whose shards did not answer in time: their
+    /// stolen vehicles are missing from the dens. Absent when every partition answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_partitions: Vec<u16>,
 }
 
 /// A visit on a track: GeoJSON point feature.

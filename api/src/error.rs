@@ -36,6 +36,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("the server is shutting down")]
     Unavailable,
+    /// Live state this node could not get: a cluster's shards did not answer in time, or the
+    /// question is not one a cluster's API node can ask them (it says which).
+    #[error("{0}")]
+    Unanswered(String),
     /// A failure of the server's own (the store, the randomness source): answered as a generic
     /// 500, logged with its cause, which is kept (not flattened into text) for the log's chain.
     #[error("internal error")]
@@ -74,6 +78,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unanswered(_) => (StatusCode::SERVICE_UNAVAILABLE, "unanswered"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -15,6 +15,7 @@
 //!   [`openapi`]: the document describing it all.
 //! - [`auth`]: bearer tokens → a caller with a role; passwords. [`limits`]: rate limits.
 //!   [`listener`]: the HTTP listener's own bounds. [`web`]: the officers' map page.
+//! - [`live`]: questions about live state, to the tracker in the process or a cluster's shards.
 
 pub mod answers;
 pub mod audit;
@@ -24,6 +25,7 @@ pub mod handlers;
 pub mod input;
 pub mod limits;
 pub mod listener;
+pub mod live;
 pub mod openapi;
 pub mod web;
 
@@ -78,8 +80,8 @@ pub struct ApiState {
     pub store: Store,
     pub keys: StationKeys,
     pub tracker: mpsc::Sender<Command>,
-    /// Questions answered by the task that owns the tracker.
-    pub queries: mpsc::Sender<Query>,
+    /// Where questions about live state go: the tracker in this process, or a cluster's shards.
+    pub live: live::Live,
     pub bus: Arc<AlertBus>,
     pub admin_token: TokenHash,
     pub registry: Arc<Registry>,
@@ -109,8 +111,14 @@ pub(crate) async fn ask_tracker<T: Send + 'static>(
     let ask = move |tracker: &tagwatch_tracker::Tracker| {
         let _ = tx.send(question(tracker));
     };
-    state
-        .queries
+    let live::Live::Tracker(queries) = &state.live else {
+        return Err(error::ApiError::Unanswered(
+            "a cluster's API node does not answer this question yet: ask a `serve` server, or \
+             see docs/DESIGN.md"
+                .into(),
+        ));
+    };
+    queries
         .send(Query(Box::new(ask)))
         .await
         .map_err(|_| error::ApiError::Unavailable)?;

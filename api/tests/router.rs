@@ -29,7 +29,7 @@ async fn router() -> (Router, String) {
         store: store.clone(),
         keys: StationKeys::default(),
         tracker,
-        queries,
+        live: tagwatch_api::live::Live::Tracker(queries),
         bus: Arc::new(AlertBus::new(DEFAULT_RING)),
         admin_token: TokenHash::of(ADMIN),
         registry: Arc::new(prometheus_client::registry::Registry::default()),

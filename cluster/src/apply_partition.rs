@@ -16,6 +16,9 @@
 //! what keeps Postgres from being the bound (a busy visit is written once per checkpoint, not
 //! ten times a second).
 //!
+//! Between parts the worker answers live questions about its partition's vehicles from API
+//! nodes ([`crate::ask`]).
+//!
 //! Crash-only: any failure (the store, the bus, a commit fenced because another shard applies
 //! the partition now) ends the worker, and what it applied but did not commit is applied again
 //! by the next owner (itself, at the next lease round, or another shard), from the store's
@@ -38,6 +41,7 @@ use tagwatch_tracker::{Tracker, TrackerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::alerts;
+use crate::ask::{self, ask_subject};
 use crate::bus::{partition_subject, Bus, FRAMES_STREAM};
 use crate::commands::{self, COMMANDS_STREAM};
 use crate::part::Part;
@@ -145,6 +149,9 @@ pub async fn apply_partition(
         .await?
         .messages()
         .await?;
+    // Live questions about the partition's vehicles, answered between parts.
+    let client = shared.bus.jetstream.client();
+    let mut asks = client.subscribe(ask_subject(partition)).await?;
     let mut worker = Worker {
         shared: shared.clone(),
         partition,
@@ -199,6 +206,14 @@ pub async fn apply_partition(
                 if let Some(commit) = in_flight.take() {
                     if let Flushed::Fenced = worker.finished(commit, result).await? {
                         return Ok(Stopped::Fenced);
+                    }
+                }
+            }
+            Some(request) = asks.next() => {
+                worker.shared.metrics.questions.inc();
+                if let Some((to, answer)) = ask::reply(&worker.tracker, &request) {
+                    if let Err(error) = client.publish(to, answer).await {
+                        tracing::debug!(%error, "an answer was not sent");
                     }
                 }
             }

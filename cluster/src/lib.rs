@@ -25,9 +25,11 @@
 //! - [`seen`]: the frames a partition applied (resends past JetStream's duplicate window).
 //! - [`alerts`]: the alerts stream, numbered once for every API node.
 //! - [`commands`]: the commands stream: thefts, armed vehicles, fences, pairs to every shard.
+//! - [`ask`]: live questions from API nodes to the partitions' workers (request–reply).
 
 pub mod alerts;
 pub mod apply_partition;
+pub mod ask;
 pub mod bus;
 pub mod commands;
 pub mod lease;

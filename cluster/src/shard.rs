@@ -32,6 +32,8 @@ pub struct ShardMetrics {
     pub checkpoints: Counter,
     pub parts_duplicate: Counter,
     pub parts_unreadable: Counter,
+    /// Live questions from API nodes answered.
+    pub questions: Counter,
     pub commits: Counter,
     pub commit_seconds: Histogram,
     pub fenced: Counter,
@@ -49,6 +51,7 @@ impl Default for ShardMetrics {
             checkpoints: Counter::default(),
             parts_duplicate: Counter::default(),
             parts_unreadable: Counter::default(),
+            questions: Counter::default(),
             commits: Counter::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
             fenced: Counter::default(),
@@ -79,6 +82,11 @@ impl ShardMetrics {
             "tagwatch_shard_checkpoints",
             "Partition checkpoints committed (changed visits and seen frames)",
             self.checkpoints.clone(),
+        );
+        registry.register(
+            "tagwatch_shard_questions",
+            "Live questions from API nodes answered by this shard's partitions",
+            self.questions.clone(),
         );
         registry.register(
             "tagwatch_shard_parts_duplicate",

@@ -1,10 +1,12 @@
 //! A visit: consecutive detections of one tag at one station, merged.
 
 use crate::{StationId, TagId};
+use serde::{Deserialize, Serialize};
 
 /// A visit's stable identity. Assigned by the tracker when the visit opens and kept when late
 /// detections move its start, so an upsert in the store always hits the same row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct VisitId(pub i64);
 
 /// One tag's stay within one station's range.

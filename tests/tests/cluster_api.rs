@@ -1,7 +1,9 @@
 //! `tagwatch api` as an officer sees it in a cluster: a theft reported on one API node reaches
 //! the shard through the commands stream (its look-back alert follows), sightings through a
 //! gateway raise alerts on the alerts stream, and an officer's live stream moves from one API
-//! node to the other with `Last-Event-ID`: every alert once, in order, none missed.
+//! node to the other with `Last-Event-ID`: every alert once, in order, none missed. Live
+//! questions (where a vehicle is, tags near a point or through an area) asked of an API node are
+//! answered by the shards that hold the partitions, and an answer without a partition says so.
 
 mod support;
 
@@ -34,10 +36,47 @@ async fn api_node(nats: &str, database: &str) -> RunningApi {
             ..ApiSection::default()
         },
         retention_days: 30,
+        ask_deadline: Duration::from_secs(2),
     })
     .await
     .expect("api node starts")
 }
+
+/// A gateway creating the cluster with 4 partitions.
+async fn gateway(nats: &str, database: &str) -> RunningGateway {
+    RunningGateway::start(GatewayOptions {
+        nats: nats.to_owned(),
+        database: database.to_owned(),
+        udp: "127.0.0.1:0".parse().expect("addr"),
+        tcp: "127.0.0.1:0".parse().expect("addr"),
+        stations: StationsSection::default(),
+        clock_skew_limit: Duration::from_secs(120),
+        bus: BusConfig::default(),
+        partitions: Some(PARTITIONS),
+        refresh: Duration::from_secs(5),
+        http: None,
+    })
+    .await
+    .expect("gateway starts")
+}
+
+async fn shard(nats: &str, database: &str, name: &str) -> RunningShard {
+    RunningShard::start(ShardOptions {
+        nats: nats.to_owned(),
+        database: database.to_owned(),
+        name: name.into(),
+        tracker: TrackerConfig::default(),
+        bus: BusConfig::default(),
+        lease_ttl: Duration::from_secs(3),
+        flush_interval: Duration::from_millis(50),
+        checkpoint_interval: Duration::from_secs(2),
+        http: None,
+    })
+    .await
+    .expect("shard starts")
+}
+
+const PARTITIONS: u16 = 4;
 
 fn stream_url(api: &RunningApi) -> String {
     format!("http://{}/api/v1/alerts/stream", api.http)
@@ -83,39 +122,14 @@ async fn an_officers_stream_moves_between_api_nodes_without_a_gap_or_a_repeat() 
         )
         .await
         .expect("vehicle");
-    let gateway = RunningGateway::start(GatewayOptions {
-        nats: nats.url(),
-        database: database.clone(),
-        udp: "127.0.0.1:0".parse().expect("addr"),
-        tcp: "127.0.0.1:0".parse().expect("addr"),
-        stations: StationsSection::default(),
-        clock_skew_limit: Duration::from_secs(120),
-        bus: BusConfig::default(),
-        partitions: Some(4),
-        refresh: Duration::from_secs(5),
-        http: None,
-    })
-    .await
-    .expect("gateway starts");
-    let shard = RunningShard::start(ShardOptions {
-        nats: nats.url(),
-        database: database.clone(),
-        name: "shard-1".into(),
-        tracker: TrackerConfig::default(),
-        bus: BusConfig::default(),
-        lease_ttl: Duration::from_secs(3),
-        flush_interval: Duration::from_millis(50),
-        checkpoint_interval: Duration::from_secs(2),
-        http: None,
-    })
-    .await
-    .expect("shard starts");
+    let gateway = gateway(&nats.url(), &database).await;
+    let shard = shard(&nats.url(), &database, "shard-1").await;
     let (first, second) = (
         api_node(&nats.url(), &database).await,
         api_node(&nats.url(), &database).await,
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while shard.metrics.partitions_held.get() < 4 {
+    while shard.metrics.partitions_held.get() < i64::from(PARTITIONS) {
         assert!(Instant::now() < deadline, "the shard took no partitions");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -208,5 +222,198 @@ async fn an_officers_stream_moves_between_api_nodes_without_a_gap_or_a_repeat() 
     first.stop().await;
     second.stop().await;
     shard.stop().await;
+    gateway.stop().await;
+}
+
+/// An officer's GET on an API node: status and body.
+async fn ask(api: &RunningApi, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = support::client()
+        .get(format!("http://{}{path}", api.http))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
+}
+
+fn tags_of(body: &serde_json::Value) -> Vec<u64> {
+    let mut tags: Vec<u64> = body["tags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tags in {body}"))
+        .iter()
+        .map(|t| t["tag"].as_u64().expect("tag"))
+        .collect();
+    tags.sort_unstable();
+    tags
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_questions_are_answered_by_the_shards_holding_the_partitions() {
+    let Some(database) = tagwatch_store::testing::fresh_postgres().await else {
+        eprintln!("skipped: a cluster needs Postgres (set TAGWATCH_TEST_POSTGRES_URL)");
+        return;
+    };
+    let Some(nats) = NatsServer::start().await.expect("nats-server starts") else {
+        return;
+    };
+    // Four stations about a kilometre apart on an east-west road.
+    let station_ids = [1001u32, 1100, 1200, 1300];
+    let store = Store::open(&database).await.expect("store");
+    for &id in &station_ids {
+        store
+            .insert_station(&support::station(id), &support::key(id), 0)
+            .await
+            .expect("station");
+    }
+    for tag in 1..=24u32 {
+        let vehicle = Vehicle {
+            tag: TagId(tag),
+            plate: format!("GD-B {tag:04}"),
+            owner_name: "Owner".into(),
+            owner_phone: "+86 1".into(),
+        };
+        store.insert_vehicle(&vehicle, 0).await.expect("vehicle");
+    }
+    let gateway = gateway(&nats.url(), &database).await;
+    let shards = [
+        shard(&nats.url(), &database, "shard-1").await,
+        shard(&nats.url(), &database, "shard-2").await,
+    ];
+    let api = api_node(&nats.url(), &database).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while shards
+        .iter()
+        .map(|s| s.metrics.partitions_held.get())
+        .sum::<i64>()
+        < i64::from(PARTITIONS)
+    {
+        assert!(Instant::now() < deadline, "the shards took no partitions");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Tags 1..=24, tag t heard at station t % 4: every partition holds some of them.
+    let heard_at = |tag: u32| station_ids[(tag % 4) as usize];
+    let heard = now_ms();
+    for (i, &id) in station_ids.iter().enumerate() {
+        let tags: Vec<u32> = (1..=24).filter(|&t| heard_at(t) == id).collect();
+        let station = TestStation::udp(id, 1, gateway.udp).await;
+        assert_eq!(
+            station
+                .exchange(&station.detections(1, heard + i as i64, &tags))
+                .await,
+            AckStatus::Accepted
+        );
+    }
+
+    // Where each vehicle is: from its partition's tracker (placed since, so not the store's).
+    let purpose = "purpose=case%20C-31";
+    for tag in 1..=24u32 {
+        let path = format!("/api/v1/vehicles/{tag}/location?{purpose}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            let (status, body) = ask(&api, &path).await;
+            if status == 200 {
+                break body;
+            }
+            assert!(
+                status == 404 && Instant::now() < deadline,
+                "tag {tag}: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(body["station"], heard_at(tag), "tag {tag}: {body}");
+        assert!(body["placed_since"].is_string(), "from memory: {body}");
+    }
+    // Tags near each station: gathered from every partition, exactly those heard there.
+    for &id in &station_ids {
+        let p = support::station(id).position;
+        let (status, body) = ask(
+            &api,
+            &format!(
+                "/api/v1/tags/near?lat={}&lon={}&radius_m=300&{purpose}",
+                p.lat, p.lon
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let expected: Vec<u64> = (1..=24u32)
+            .filter(|&t| heard_at(t) == id)
+            .map(u64::from)
+            .collect();
+        assert_eq!(tags_of(&body), expected, "near {id}: {body}");
+        assert!(body.get("missing_partitions").is_none(), "{body}");
+    }
+    // Through a box around the middle two stations in the last minutes: memory (each
+    // partition's from its first detection on) joined with the store (before that).
+    let (west, east) = (
+        support::station(1100).position,
+        support::station(1200).position,
+    );
+    let window = |ms: i64| tagwatch_model::time::to_rfc3339(ms).replace('+', "%2B");
+    let (status, body) = ask(
+        &api,
+        &format!(
+            "/api/v1/tags/through?south={}&west={}&north={}&east={}&from={}&to={}&{purpose}",
+            west.lat - 0.001,
+            west.lon - 0.001,
+            west.lat + 0.001,
+            east.lon + 0.001,
+            window(heard - 60_000),
+            window(now_ms() + 1_000),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let expected: Vec<u64> = (1..=24u32)
+        .filter(|&t| [1100, 1200].contains(&heard_at(t)))
+        .map(u64::from)
+        .collect();
+    assert_eq!(tags_of(&body), expected, "{body}");
+    // A track from the vehicle's partition.
+    let (status, body) = ask(&api, &format!("/api/v1/vehicles/5/track?{purpose}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["features"][0]["properties"]["station"],
+        heard_at(5),
+        "{body}"
+    );
+    let answered: u64 = shards.iter().map(|s| s.metrics.questions.get()).sum();
+    assert!(
+        answered >= 24 + 4 * 4 + 4,
+        "asked of the shards: {answered}"
+    );
+
+    // No shard left: an area's answer says which partitions are missing from it, and a
+    // vehicle's question is refused with the partition that did not answer.
+    for shard in shards {
+        shard.stop().await;
+    }
+    let p = support::station(1001).position;
+    let (status, body) = ask(
+        &api,
+        &format!(
+            "/api/v1/tags/near?lat={}&lon={}&radius_m=300&{purpose}",
+            p.lat, p.lon
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(tags_of(&body), Vec::<u64>::new());
+    assert_eq!(body["missing_partitions"], serde_json::json!([0, 1, 2, 3]));
+    let (status, body) = ask(&api, &format!("/api/v1/vehicles/5/location?{purpose}")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unanswered", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("did not answer"), "{message}");
+    let (status, body) = ask(&api, &format!("/api/v1/dens?{purpose}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["missing_partitions"], serde_json::json!([0, 1, 2, 3]));
+    // Questions only `serve` answers say so.
+    let (status, body) = ask(&api, &format!("/api/v1/vehicles/5/companions?{purpose}")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unanswered", "{body}");
+
+    api.stop().await;
     gateway.stop().await;
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use support::cluster::{
-    applied_everything, arrival_order, replay, run_role_child, streamed_alerts, RoleProcess,
+    arrival_order, checkpointed_everything, replay, run_role_child, streamed_alerts, RoleProcess,
 };
 use support::{free_port, open_events_at, provision_city, visit_key, VisitKey, TOKEN};
 use tagwatch_cluster::local::NatsCluster;
@@ -307,8 +307,8 @@ async fn a_cluster_under_sigkills_stores_and_alerts_what_serve_does() {
         assert_eq!(stats.accepted + stats.duplicate, stats.frames_built);
     }
     assert!(
-        applied_everything(&url, &store, PARTITIONS, Duration::from_secs(120)).await,
-        "the shards did not apply every part within 120 s"
+        checkpointed_everything(&url, &store, PARTITIONS, Duration::from_secs(120)).await,
+        "the shards did not checkpoint every part within 120 s"
     );
     eprintln!(
         "shard-1's {victim_held} partitions taken over {:.2} s after its SIGKILL",

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use support::cluster::{
-    applied_everything, arrival_order, replay, run_role_child, streamed_alerts, RoleProcess,
+    arrival_order, checkpointed_everything, replay, run_role_child, streamed_alerts, RoleProcess,
 };
 use support::{provision_city, visit_key, VisitKey};
 use tagwatch::config::StationsSection;
@@ -145,8 +145,8 @@ async fn two_shards_one_killed_store_what_serve_stores_for_the_same_frames() {
     assert_eq!(stats.rejected, 0, "{stats:?}");
     assert_eq!(stats.accepted + stats.duplicate, stats.frames_built);
     assert!(
-        applied_everything(&nats.url(), &store, PARTITIONS, Duration::from_secs(90)).await,
-        "the shards did not apply every part within 90 s"
+        checkpointed_everything(&nats.url(), &store, PARTITIONS, Duration::from_secs(90)).await,
+        "the shards did not checkpoint every part within 90 s"
     );
     assert!(
         shard_a.metric(held).await > 0.0,

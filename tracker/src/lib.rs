@@ -30,6 +30,7 @@ pub mod fences;
 mod movement;
 pub mod placement;
 pub mod queries;
+pub mod questions;
 pub mod readers;
 pub mod rules;
 pub mod spatial;
@@ -41,7 +42,7 @@ pub mod visits;
 use placement::{Step, TagPlace};
 // FxHash: keys are small integers that come only from authenticated stations,
 // and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
-pub use queries::{Area, Companion, Den, Location, Passage, TrackPoint};
+pub use queries::{dens_of, Area, Companion, Den, Location, Passage, TrackPoint};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// A map with an entry per tag (or per tag and station): millions at city scale. An ordinary
@@ -162,7 +163,7 @@ pub enum Command {
 }
 
 /// Where a tag was last placed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LastSeen {
     pub station: StationId,
     pub position: GeoPoint,

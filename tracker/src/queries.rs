@@ -7,6 +7,7 @@ use crate::trajectory::PieceKind;
 use crate::{spatial, LastSeen, Tracker};
 use geo::{Coord, Dbscan, Intersects, Line, LineString, Point, Polygon};
 use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
 use tagwatch_model::{GeoBox, GeoPoint, StationId, TagId, VisitId};
 
 /// Entries up to this far apart in time count as "together" in a convoy by default.
@@ -47,7 +48,7 @@ impl Area {
 }
 
 /// A tag's last place, with its movement.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Location {
     pub station: StationId,
     pub position: GeoPoint,
@@ -60,7 +61,7 @@ pub struct Location {
 }
 
 /// One stay of a cleaned track.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrackPoint {
     pub visit: VisitId,
     pub station: StationId,
@@ -74,7 +75,7 @@ pub struct TrackPoint {
 }
 
 /// A tag that passed through an area: when it was first and last there within the window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Passage {
     pub tag: TagId,
     pub first_ms: i64,
@@ -350,53 +351,24 @@ impl Tracker {
         companions
     }
 
-    /// Where stolen tags go dark: the last places of stolen tags not heard for `dark_for_ms`
-    /// before `now_ms` (the server's clock: no station's clock says how long a tag has been
-    /// dark), clustered (DBSCAN) with neighbours within `radius_m`, clusters of at least
-    /// `min_tags`, largest first.
-    pub fn dens(&self, now_ms: i64, dark_for_ms: i64, radius_m: f64, min_tags: usize) -> Vec<Den> {
-        let dark: Vec<(TagId, LastSeen)> = self
-            .hotlist
+    /// The stolen tags not heard for `dark_for_ms` before `now_ms` (the server's clock: no
+    /// station's clock says how long a tag has been dark), with their last places.
+    pub fn dark_stolen(&self, now_ms: i64, dark_for_ms: i64) -> Vec<(TagId, LastSeen)> {
+        self.hotlist
             .tags()
             .filter_map(|tag| Some((tag, self.last_seen(tag)?)))
             .filter(|(_, l)| l.seen_at_ms <= now_ms.saturating_sub(dark_for_ms))
-            .collect();
-        let points: Vec<Point<f64>> = dark
-            .iter()
-            .filter_map(|(_, l)| self.spatial.projected(l.position))
-            .map(|[x, y]| Point::new(x, y))
-            .collect();
-        if points.len() != dark.len() || points.is_empty() {
-            return Vec::new();
-        }
-        let labels = points.as_slice().dbscan(radius_m, min_tags.max(1));
-        let mut clusters: HashMap<usize, Vec<usize>> = HashMap::default();
-        for (i, label) in labels.into_iter().enumerate() {
-            if let Some(c) = label {
-                clusters.entry(c).or_default().push(i);
-            }
-        }
-        let mut dens: Vec<Den> = clusters
-            .into_values()
-            .filter_map(|members| {
-                let n = members.len() as f64;
-                let x = members.iter().map(|&i| points[i].x()).sum::<f64>() / n;
-                let y = members.iter().map(|&i| points[i].y()).sum::<f64>() / n;
-                let mut tags: Vec<(TagId, LastSeen)> = members.iter().map(|&i| dark[i]).collect();
-                tags.sort_by_key(|(t, _)| *t);
-                Some(Den {
-                    center: self.spatial.unproject([x, y])?,
-                    tags,
-                })
-            })
-            .collect();
-        dens.sort_by(|a, b| {
-            b.tags
-                .len()
-                .cmp(&a.tags.len())
-                .then(a.tags[0].0.cmp(&b.tags[0].0))
-        });
-        dens
+            .collect()
+    }
+
+    /// Where stolen tags go dark: [`dens_of`] the [`Tracker::dark_stolen`] tags.
+    pub fn dens(&self, now_ms: i64, dark_for_ms: i64, radius_m: f64, min_tags: usize) -> Vec<Den> {
+        dens_of(
+            self.dark_stolen(now_ms, dark_for_ms),
+            self.spatial.reference_lat(),
+            radius_m,
+            min_tags,
+        )
     }
 
     /// Tags placed within `radius_m` of `center` at or after `since_ms`, nearest first (by
@@ -431,16 +403,24 @@ impl Tracker {
         }
         if !mobile.is_empty() {
             found.extend(mobile);
-            found.sort_by(|a, b| {
-                a.2.total_cmp(&b.2)
-                    .then(b.1.seen_at_ms.cmp(&a.1.seen_at_ms))
-                    .then(a.0.cmp(&b.0))
-            });
+            found.sort_by(nearest_first);
             found.truncate(limit);
         }
         found
     }
+}
 
+/// The order of [`Tracker::tags_near`]'s answer: nearest first, then by station (the order
+/// [`spatial::Spatial::stations_within`] gives equidistant stations), the latest heard first,
+/// then by tag.
+pub fn nearest_first(a: &(TagId, LastSeen, f64), b: &(TagId, LastSeen, f64)) -> std::cmp::Ordering {
+    a.2.total_cmp(&b.2)
+        .then(a.1.station.cmp(&b.1.station))
+        .then(b.1.seen_at_ms.cmp(&a.1.seen_at_ms))
+        .then(a.0.cmp(&b.0))
+}
+
+impl Tracker {
     /// [`Tracker::tags_near`] at fixed stations.
     fn tags_near_fixed(
         &self,
@@ -510,4 +490,56 @@ fn clip_to_box(p: [f64; 2], q: [f64; 2], lo: [f64; 2], hi: [f64; 2]) -> Option<(
 fn bearing(a: GeoPoint, b: GeoPoint) -> f64 {
     use geo::{Bearing, Haversine};
     Haversine.bearing(Point::new(a.lon, a.lat), Point::new(b.lon, b.lat))
+}
+
+/// Dark tags' last places clustered (DBSCAN, on the local plane centred on `reference_lat`) with
+/// neighbours within `radius_m`: clusters of at least `min_tags`, largest first. A free function
+/// so that a cluster's API node can cluster the dark tags gathered from every partition.
+pub fn dens_of(
+    mut dark: Vec<(TagId, LastSeen)>,
+    reference_lat: Option<f64>,
+    radius_m: f64,
+    min_tags: usize,
+) -> Vec<Den> {
+    let Some(lat0) = reference_lat else {
+        return Vec::new();
+    };
+    // By tag: the same clusters whatever order the tags were gathered in.
+    dark.sort_by_key(|(tag, _)| *tag);
+    let points: Vec<Point<f64>> = dark
+        .iter()
+        .map(|(_, l)| spatial::project(lat0, l.position))
+        .map(|[x, y]| Point::new(x, y))
+        .collect();
+    if points.is_empty() {
+        return Vec::new();
+    }
+    let labels = points.as_slice().dbscan(radius_m, min_tags.max(1));
+    let mut clusters: HashMap<usize, Vec<usize>> = HashMap::default();
+    for (i, label) in labels.into_iter().enumerate() {
+        if let Some(c) = label {
+            clusters.entry(c).or_default().push(i);
+        }
+    }
+    let mut dens: Vec<Den> = clusters
+        .into_values()
+        .map(|members| {
+            let n = members.len() as f64;
+            let x = members.iter().map(|&i| points[i].x()).sum::<f64>() / n;
+            let y = members.iter().map(|&i| points[i].y()).sum::<f64>() / n;
+            let mut tags: Vec<(TagId, LastSeen)> = members.iter().map(|&i| dark[i]).collect();
+            tags.sort_by_key(|(t, _)| *t);
+            Den {
+                center: spatial::unproject(lat0, [x, y]),
+                tags,
+            }
+        })
+        .collect();
+    dens.sort_by(|a, b| {
+        b.tags
+            .len()
+            .cmp(&a.tags.len())
+            .then(a.tags[0].0.cmp(&b.tags[0].0))
+    });
+    dens
 }

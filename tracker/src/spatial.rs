@@ -48,11 +48,12 @@ impl Spatial {
 
     /// Back from the local plane to degrees.
     pub fn unproject(&self, xy: [f64; 2]) -> Option<GeoPoint> {
-        let lat0 = self.reference_lat?;
-        Some(GeoPoint {
-            lat: xy[1] / METRES_PER_DEGREE,
-            lon: xy[0] / (METRES_PER_DEGREE * lat0.to_radians().cos()),
-        })
+        Some(unproject(self.reference_lat?, xy))
+    }
+
+    /// The latitude the local plane is centred on, if there is one yet.
+    pub fn reference_lat(&self) -> Option<f64> {
+        self.reference_lat
     }
 
     /// Stations inside the box `[lo, hi]` on the local plane.
@@ -151,7 +152,16 @@ pub fn distance_m(a: GeoPoint, b: GeoPoint) -> f64 {
     (east * east + north * north).sqrt()
 }
 
-fn project(lat0: f64, p: GeoPoint) -> [f64; 2] {
+/// Back from a plane centred on `lat0` to degrees.
+pub(crate) fn unproject(lat0: f64, xy: [f64; 2]) -> GeoPoint {
+    GeoPoint {
+        lat: xy[1] / METRES_PER_DEGREE,
+        lon: xy[0] / (METRES_PER_DEGREE * lat0.to_radians().cos()),
+    }
+}
+
+/// `p` on a plane centred on `lat0`.
+pub(crate) fn project(lat0: f64, p: GeoPoint) -> [f64; 2] {
     [
         p.lon * METRES_PER_DEGREE * lat0.to_radians().cos(),
         p.lat * METRES_PER_DEGREE,

@@ -129,7 +129,7 @@ pub async fn alert(
     let units = state.store.units().await?;
     // Units are ranked from where the vehicle is now, if it has been heard since.
     let now_at = match alert.tag {
-        Some(tag) => crate::ask_tracker(&state, move |tracker| tracker.last_seen(tag))
+        Some(tag) => crate::live::last_seen(&state, tag)
             .await?
             .filter(|latest| latest.seen_at_ms > alert.seen_at_ms)
             .map(|latest| latest.position),

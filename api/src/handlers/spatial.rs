@@ -10,13 +10,14 @@ use crate::audit::{audit, checked_params, movement_query, require_police};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::input::{point, time_param};
+use crate::live::Gathered;
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::GeoBox;
-use tagwatch_tracker::Area;
+use tagwatch_tracker::questions::{Answer, Question};
 
 /// Largest radius of a "near" query.
 pub const MAX_RADIUS_M: f64 = 5_000.0;
@@ -92,10 +93,16 @@ pub async fn tags_near(
     audit(&state, &caller, "tags.near", target, q.purpose.as_deref()).await?;
     let since = now_ms() - i64::from(minutes) * 60_000;
     let radius = q.radius_m;
-    let found = crate::ask_tracker(&state, move |tracker| {
-        tracker.tags_near(center, radius, since, limit as usize)
-    })
-    .await?;
+    let question = Question::Near {
+        center,
+        radius_m: radius,
+        since_ms: since,
+        limit: limit as usize,
+    };
+    let Gathered { answer, missing } = crate::live::area(&state, question).await?;
+    let Answer::Near(found) = answer else {
+        return Err(ApiError::internal("not an answer to near"));
+    };
     let tags = found
         .iter()
         .map(|(tag, last, distance)| NearTag {
@@ -107,13 +114,20 @@ pub async fn tags_near(
             distance_m: (distance * 10.0).round() / 10.0,
         })
         .collect();
-    Ok(Json(NearAnswer { tags }))
+    Ok(Json(NearAnswer {
+        tags,
+        missing_partitions: missing,
+    }))
 }
 
 /// Answers of thousands of rows are serialised straight from these, not built as JSON trees.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct NearAnswer {
     tags: Vec<NearTag>,
+    /// On a cluster's API node, the partitions whose shards did not answer in time: their
+    /// vehicles are missing from the answer. Absent when every partition answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing_partitions: Vec<u16>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -131,6 +145,9 @@ pub struct ThroughAnswer {
     source: &'static str,
     truncated: bool,
     tags: Vec<Passage>,
+    /// As in [`NearAnswer`]: partitions missing from the answer's memory part.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing_partitions: Vec<u16>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -224,18 +241,23 @@ pub async fn tags_through(
         north: ne.lat,
         east: ne.lon,
     };
-    let (covered, from_memory) = crate::ask_tracker(&state, move |tracker| {
-        // Memory answers for the part of the window it covers, the whole window if it can.
-        let start = tracker.covered_from().map(|c| c.max(from));
-        let found = start
-            .filter(|&start| start <= to)
-            .map(|start| tracker.tags_through(&Area::Box(area), start, to, limit as usize))
-            .unwrap_or_default();
-        (tracker.covers(from), found)
-    })
-    .await?;
+    let question = Question::Through {
+        area,
+        from_ms: from,
+        to_ms: to,
+        limit: limit as usize,
+    };
+    let Gathered { answer, missing } = crate::live::area(&state, question).await?;
+    let Answer::Through {
+        covered,
+        passages: from_memory,
+    } = answer
+    else {
+        return Err(ApiError::internal("not an answer to through"));
+    };
     let from_memory = from_memory.iter().map(|p| (p.tag.0, p.first_ms, p.last_ms));
-    let (source, passages) = if covered {
+    // A partition missing from memory's answer is read from the store (up to its checkpoint).
+    let (source, passages) = if covered && missing.is_empty() {
         ("memory", from_memory.collect::<Vec<_>>())
     } else {
         // Visits, grouped by tag; the store caps the visits, so the answer may be cut short.
@@ -271,6 +293,7 @@ pub async fn tags_through(
         source,
         truncated,
         tags,
+        missing_partitions: missing,
     }))
 }
 
@@ -440,12 +463,21 @@ pub async fn dens(
     )
     .await?;
     let now = now_ms();
-    let found = crate::ask_tracker(&state, move |tracker| {
-        let dark_for_ms = i64::from(dark_minutes) * 60_000;
-        tracker.dens(now, dark_for_ms, radius, min_tags as usize)
-    })
-    .await?;
+    let question = Question::Dark {
+        now_ms: now,
+        dark_for_ms: i64::from(dark_minutes) * 60_000,
+    };
+    let Gathered { answer, missing } = crate::live::area(&state, question).await?;
+    let Answer::Dark {
+        reference_lat,
+        tags,
+    } = answer
+    else {
+        return Err(ApiError::internal("not an answer to dark"));
+    };
+    let found = tagwatch_tracker::dens_of(tags, reference_lat, radius, min_tags as usize);
     Ok(Json(Dens {
+        missing_partitions: missing,
         dens: found
             .iter()
             .map(|d| Den {

@@ -84,7 +84,7 @@ pub async fn track(
     // The store first, memory second: a visit the store read missed was not committed yet, so
     // it is still in memory when memory is asked (it leaves memory hours after its commit).
     let stored = state.store.track(tag, from, to, MAX_TRACK_VISITS).await?;
-    let applied = crate::ask_tracker(&state, move |tracker| tracker.track(tag, from, to)).await?;
+    let applied = crate::live::track(&state, tag, from, to).await?;
     let (visits, truncated) = merge(tag, stored, applied, MAX_TRACK_VISITS as usize);
     let features = visits
         .iter()

@@ -84,13 +84,11 @@ pub async fn arm(
 ) -> Result<Json<GuardAnswer>, ApiError> {
     let tag = tag_from_path(&tag)?;
     accessible_vehicle(&state, &caller, tag).await?;
-    let place = crate::ask_tracker(&state, move |tracker| tracker.last_seen(tag))
-        .await?
-        .ok_or_else(|| {
-            ApiError::Conflict(format!(
-                "tag {tag} has not been heard yet: arm it where a station can hear it"
-            ))
-        })?;
+    let place = crate::live::last_seen(&state, tag).await?.ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "tag {tag} has not been heard yet: arm it where a station can hear it"
+        ))
+    })?;
     let armed_at = now_ms();
     state
         .store
@@ -163,7 +161,7 @@ pub async fn location(
     .await?;
     // The tracker knows where it is placed now and how it is moving; after a restart, before
     // it is heard again, the store knows where it was last.
-    if let Some(now) = crate::ask_tracker(&state, move |tracker| tracker.location(tag)).await? {
+    if let Some(now) = crate::live::location(&state, tag).await? {
         return Ok(Json(LocationAnswer {
             tag: tag.0,
             station: now.station.0,

@@ -99,6 +99,7 @@ pub async fn run_role_child() {
                     ..ApiSection::default()
                 },
                 retention_days: 30,
+                ask_deadline: Duration::from_secs(2),
             })
             .await
             .expect("the api node starts");
@@ -180,9 +181,10 @@ impl RoleProcess {
     }
 }
 
-/// Waits until every partition has applied everything the frames stream holds for it; false
-/// after `wait`.
-pub async fn applied_everything(
+/// Waits until every partition has checkpointed everything the frames stream holds for it (its
+/// visits are in the store then; alerts and the applied sequence are committed sooner, at every
+/// flush); false after `wait`.
+pub async fn checkpointed_everything(
     nats: &str,
     store: &Store,
     partitions: u16,
@@ -205,12 +207,12 @@ pub async fn applied_everything(
                 Ok(message) => message.sequence,
                 Err(_) => continue,
             };
-            let applied = store
+            let checkpointed = store
                 .partition_state(partition)
                 .await
                 .expect("state")
-                .applied_seq;
-            if applied < last {
+                .checkpoint_seq;
+            if checkpointed < last {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue 'wait;
             }

@@ -78,6 +78,7 @@ impl ClusterUnderTest {
                 ..config.api.clone()
             },
             retention_days: 30,
+            ask_deadline: Duration::from_secs(2),
         })
         .await?;
         let started = std::time::Instant::now();
