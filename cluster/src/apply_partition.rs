@@ -17,13 +17,18 @@
 //! ten times a second).
 //!
 //! Between parts the worker answers live questions about its partition's vehicles from API
-//! nodes ([`crate::ask`]).
+//! nodes ([`crate::ask`]). It also watches the health of the stations whose partition this is
+//! ([`crate::partition::station_partition`]): every frame of theirs reaches it (at least as a part
+//! without records, STATUS frames whole), so `station_silent`, clock skew and heartbeat alerts
+//! are raised here, once, as `serve` raises them; other partitions' station findings are
+//! dropped.
 //!
 //! Crash-only: any failure (the store, the bus, a commit fenced because another shard applies
 //! the partition now) ends the worker, and what it applied but did not commit is applied again
 //! by the next owner (itself, at the next lease round, or another shard), from the store's
 //! state. Nothing is acknowledged that is not committed, and nothing committed is applied twice.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,9 +38,9 @@ use async_nats::jetstream::Message;
 use futures_util::StreamExt;
 use std::future::IntoFuture;
 use tagwatch_gateway::wire::Body;
-use tagwatch_ingest::apply::apply_detections;
+use tagwatch_ingest::apply::{apply_detections, apply_status};
 use tagwatch_ingest::PipelineMetrics;
-use tagwatch_model::{time::now_ms, Alert};
+use tagwatch_model::{time::now_ms, Alert, StationId, StationStatus};
 use tagwatch_store::{Batch, PartitionStep, Store};
 use tagwatch_tracker::{Tracker, TrackerConfig};
 use tokio_util::sync::CancellationToken;
@@ -45,7 +50,7 @@ use crate::ask::{self, ask_subject};
 use crate::bus::{partition_subject, Bus, FRAMES_STREAM};
 use crate::commands::{self, COMMANDS_STREAM};
 use crate::part::Part;
-use crate::partition::Groups;
+use crate::partition::{station_partition, Groups};
 use crate::restore_partition::restore_partition;
 use crate::seen::Seen;
 use crate::shard::ShardMetrics;
@@ -80,6 +85,8 @@ const ALERT_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Parts read from the consumer per pull.
 const PULL_BATCH: usize = 512;
+/// How often the time-driven rules run (as `serve`'s ingest runs them).
+const CLOCK_TICK: Duration = Duration::from_secs(1);
 
 /// A flush starts early once this many parts wait for it.
 const MAX_FLUSH_PARTS: usize = 4_096;
@@ -179,6 +186,8 @@ pub async fn apply_partition(
     let mut checkpoints = tokio::time::interval(shared.checkpoint_interval);
     checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     checkpoints.tick().await;
+    let mut clock = tokio::time::interval(CLOCK_TICK);
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // One commit at a time, committing while the next parts are applied: a checkpoint of
     // thousands of visits must not hold up the alerts of the parts behind it.
     let mut in_flight: Option<InFlight> = None;
@@ -223,6 +232,7 @@ pub async fn apply_partition(
             _ = flushes.tick(), if in_flight.is_none() => {
                 in_flight = worker.start_commit(false);
             }
+            _ = clock.tick() => worker.tick().await?,
             command = commands.next() => {
                 let Some(command) = command else {
                     anyhow::bail!("partition {partition}: the commands stream ended");
@@ -260,6 +270,8 @@ struct Pending {
     last: Option<(Message, u64)>,
     /// Alerts raised, each with JetStream's answer to come.
     alerts: Vec<(Alert, PublishAckFuture)>,
+    /// The latest STATUS of each watched station heard since.
+    statuses: HashMap<StationId, StationStatus>,
 }
 
 enum Flushed {
@@ -316,36 +328,71 @@ impl Worker {
                 metrics.parts_unreadable.inc();
                 tracing::error!(partition = self.partition, seq, %error, "unreadable part skipped");
             }
-            Ok(part) if !matches!(part.frame.body, Body::Detections(_)) => {}
             Ok(part) if self.seen.contains(part.frame.key()) => {
                 metrics.parts_duplicate.inc();
             }
             Ok(part) => {
-                let (_, raised) = apply_detections(
-                    &mut self.tracker,
-                    &self.shared.store,
-                    &self.shared.pipeline,
-                    &part.frame,
-                    now_ms(),
-                    None,
-                )
-                .await?;
+                let raised = match &part.frame.body {
+                    Body::Detections(_) => {
+                        apply_detections(
+                            &mut self.tracker,
+                            &self.shared.store,
+                            &self.shared.pipeline,
+                            &part.frame,
+                            now_ms(),
+                            None,
+                        )
+                        .await?
+                        .1
+                    }
+                    // Only to the station's partition (see `crate::part::split`).
+                    Body::Status(status) => {
+                        let (status, alerts) =
+                            apply_status(&mut self.tracker, &part.frame, status, now_ms());
+                        self.pending.statuses.insert(status.station, status);
+                        alerts
+                    }
+                    Body::Ack(_) => Vec::new(),
+                };
                 self.seen.insert(part.frame.key());
                 if replay {
                     metrics.parts_replayed.inc();
                     return Ok(());
                 }
                 metrics.parts_applied.inc();
-                for alert in raised {
-                    let ack = alerts::publish(&self.shared.bus.jetstream, &alert)
-                        .await
-                        .map_err(anyhow::Error::msg)?;
-                    self.pending.alerts.push((alert, ack));
-                }
+                self.raise(raised).await?;
             }
         }
         self.pending.last = Some((message, seq));
         Ok(())
+    }
+
+    /// Publishes the alerts raised, to be committed at the next flush: a vehicle's (its
+    /// partition is this one), and a station's only if this partition watches the station (the
+    /// others see some of its frames, enough to correct its clock, not to judge its health).
+    async fn raise(&mut self, raised: Vec<Alert>) -> anyhow::Result<()> {
+        let partitions = self.shared.bus.partitions;
+        for alert in raised {
+            if alert.tag.is_none() && station_partition(alert.station, partitions) != self.partition
+            {
+                continue;
+            }
+            let ack = alerts::publish(&self.shared.bus.jetstream, &alert)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            self.pending.alerts.push((alert, ack));
+        }
+        Ok(())
+    }
+
+    /// The time-driven rules (a watched station gone silent), once the partition is live:
+    /// while it replays, a station's frames still to come would look like silence.
+    async fn tick(&mut self) -> anyhow::Result<()> {
+        if self.position < self.applied {
+            return Ok(());
+        }
+        let raised = self.tracker.tick(now_ms());
+        self.raise(raised).await
     }
 
     /// Applies a command from the API to the partition's tracker, if it concerns the partition.
@@ -363,13 +410,8 @@ impl Worker {
         }) {
             return Ok(());
         }
-        for alert in self.tracker.command(command, now_ms()) {
-            let ack = alerts::publish(&shared.bus.jetstream, &alert)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            self.pending.alerts.push((alert, ack));
-        }
-        Ok(())
+        let raised = self.tracker.command(command, now_ms());
+        self.raise(raised).await
     }
 
     /// Starts committing the alerts raised and the partition's applied sequence since the last
@@ -384,7 +426,11 @@ impl Worker {
             .take()
             .filter(|(_, seq)| *seq > self.applied);
         self.pending.parts = 0;
-        if !checkpoint && last.is_none() && self.pending.alerts.is_empty() {
+        if !checkpoint
+            && last.is_none()
+            && self.pending.alerts.is_empty()
+            && self.pending.statuses.is_empty()
+        {
             return None;
         }
         if checkpoint && self.position < self.applied {
@@ -392,7 +438,9 @@ impl Worker {
             return None;
         }
         let alerts = std::mem::take(&mut self.pending.alerts);
+        let statuses = std::mem::take(&mut self.pending.statuses);
         let mut batch = Batch {
+            statuses: statuses.into_values().collect(),
             partition: Some(PartitionStep {
                 partition: self.partition,
                 version: self.version,

@@ -1,7 +1,7 @@
 //! # The bus: NATS JetStream, the cluster's replicated log
 //!
-//! Gateways publish frame parts to `tw.part.<partition>` and STATUS frames to
-//! `tw.status.<station>`, all captured by one stream, [`FRAMES_STREAM`], replicated over the NATS
+//! Gateways publish frame parts (and STATUS frames, whole, to their station's partition) to
+//! `tw.part.<partition>`, captured by one stream, [`FRAMES_STREAM`], replicated over the NATS
 //! cluster: a part is durable once JetStream acknowledges it, and the gateway acknowledges the
 //! station only then. The partition count is fixed when the cluster is created: the first
 //! process to connect writes it to the `tw_cluster` key-value bucket, and every later one reads
@@ -13,7 +13,6 @@ use crate::commands::{COMMANDS_STREAM, COMMANDS_SUBJECT};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream, Context};
-use tagwatch_model::StationId;
 
 /// The stream of frame parts and STATUS frames.
 pub const FRAMES_STREAM: &str = "TW_FRAMES";
@@ -26,11 +25,6 @@ pub const MAX_PARTITIONS: u16 = 1_024;
 /// The subject a partition's parts are published on.
 pub fn partition_subject(partition: u16) -> String {
     format!("tw.part.{partition}")
-}
-
-/// The subject a station's STATUS frames are published on.
-pub fn status_subject(station: StationId) -> String {
-    format!("tw.status.{}", station.0)
 }
 
 /// How the bus is set up when the cluster is created.
@@ -119,7 +113,7 @@ impl Bus {
         jetstream
             .get_or_create_stream(stream::Config {
                 name: FRAMES_STREAM.to_owned(),
-                subjects: vec!["tw.part.*".to_owned(), "tw.status.*".to_owned()],
+                subjects: vec!["tw.part.*".to_owned()],
                 num_replicas: config.replicas,
                 duplicate_window: config.duplicate_window,
                 max_age: config.max_age,

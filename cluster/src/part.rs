@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tagwatch_gateway::wire::{self, Body, Frame, WireError};
 use tagwatch_model::StationKey;
 
-use crate::partition::Groups;
+use crate::partition::{station_partition, Groups};
 
 /// The key parts are encoded with (not a secret; see the module's text).
 pub const BUS_KEY: StationKey = StationKey([0x42; 32]);
@@ -64,14 +64,20 @@ pub fn on_the_bus(frame: &Frame) -> Bytes {
 }
 
 /// Splits a frame's detections by partition, in partition order; records keep their order
-/// within a part. A frame without detections (a STATUS frame) has no parts: it goes to its
-/// station's subject whole.
+/// within a part. The station's own partition ([`station_partition`]) always has a part, without
+/// records if none of its vehicles is in the frame: its worker watches the station's health and
+/// must see every frame. A STATUS frame is one part, whole, to the station's partition.
 pub fn split(frame: &Frame, groups: &Groups, partitions: u16) -> Vec<Part> {
+    let station_part = station_partition(frame.station, partitions);
     let Body::Detections(records) = &frame.body else {
-        return Vec::new();
+        return vec![Part {
+            partition: station_part,
+            frame: frame.clone(),
+        }];
     };
     let mut by_partition: std::collections::BTreeMap<u16, Vec<wire::Record>> =
         std::collections::BTreeMap::new();
+    by_partition.insert(station_part, Vec::new());
     for record in records {
         by_partition
             .entry(groups.partition(record.tag, partitions))
@@ -148,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn a_status_frame_has_no_parts() {
+    fn a_status_frame_is_one_part_to_its_stations_partition() {
         let status = Frame {
             body: Body::Status(wire::Status {
                 uptime_s: 1,
@@ -160,7 +166,10 @@ mod tests {
             }),
             ..frame(&[], None)
         };
-        assert!(split(&status, &Groups::default(), 64).is_empty());
+        let parts = split(&status, &Groups::default(), 64);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].partition, station_partition(status.station, 64));
+        assert_eq!(parts[0].frame, status);
     }
 
     proptest! {
@@ -173,9 +182,11 @@ mod tests {
             let whole = frame(&tags, None);
             let parts = split(&whole, &groups, partitions);
             let mut seen = Vec::new();
+            let station_part = station_partition(whole.station, partitions);
+            prop_assert!(parts.iter().any(|p| p.partition == station_part), "the station's");
             for part in &parts {
                 let part_tags = tags_of(&part.frame);
-                prop_assert!(!part_tags.is_empty());
+                prop_assert!(!part_tags.is_empty() || part.partition == station_part);
                 for &tag in &part_tags {
                     prop_assert_eq!(groups.partition(TagId(tag), partitions), part.partition);
                 }

@@ -10,12 +10,23 @@
 //! every tag of a group goes to the partition of the group's smallest tag.
 
 use std::collections::HashMap;
-use tagwatch_model::TagId;
+use tagwatch_model::{StationId, TagId};
 
-/// The partition of a grouping key among `count` (SplitMix64's finalizer: every bit of the
-/// tag moves every bit of the result, so consecutive tags spread evenly).
+/// The partition of a grouping key among `count`.
 pub fn partition_of(key: TagId, count: u16) -> u16 {
-    let mut x = u64::from(key.0).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    spread(key.0, count)
+}
+
+/// The partition that watches a station's health (`station_silent`, clock skew, heartbeats):
+/// every frame of the station reaches it, at least as a part without records.
+pub fn station_partition(station: StationId, count: u16) -> u16 {
+    spread(station.0, count)
+}
+
+/// SplitMix64's finalizer: every bit of the key moves every bit of the result, so consecutive
+/// keys spread evenly.
+fn spread(key: u32, count: u16) -> u16 {
+    let mut x = u64::from(key).wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 31;

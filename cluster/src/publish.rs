@@ -22,13 +22,13 @@ use async_nats::jetstream::message::PublishMessage;
 use futures_util::future::join_all;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use tagwatch_gateway::wire::{AckStatus, Body, Frame};
+use tagwatch_gateway::wire::{AckStatus, Frame};
 use tagwatch_gateway::{Content, Handoff, Inbound, Refused};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::bus::{status_subject, Bus};
-use crate::part::{on_the_bus, split, Part};
+use crate::bus::Bus;
+use crate::part::{split, Part};
 use crate::partition::Groups;
 
 /// Frames a gateway holds before publishing (BUSY beyond).
@@ -131,33 +131,21 @@ async fn publish_frames(
     }
 }
 
-/// What goes on the bus for a frame: (subject, message id, payload) per message.
+/// What goes on the bus for a frame: (subject, message id, payload) per part.
 pub fn messages_of(
     frame: &Frame,
     groups: &Groups,
     partitions: u16,
 ) -> Vec<(String, String, bytes::Bytes)> {
-    if let Body::Detections(_) = frame.body {
-        split(frame, groups, partitions)
-            .into_iter()
-            .map(|part: Part| (part.subject(), part.message_id(), part.encode()))
-            .collect()
-    } else {
-        let key = frame.key();
-        vec![(
-            status_subject(frame.station),
-            format!("{}.{}.{}.status", key.station.0, key.session.0, key.seq),
-            on_the_bus(frame),
-        )]
-    }
+    split(frame, groups, partitions)
+        .into_iter()
+        .map(|part: Part| (part.subject(), part.message_id(), part.encode()))
+        .collect()
 }
 
-/// The station's answer once JetStream has answered for every part. A frame with no parts
-/// (no detections) has nothing to store: ACCEPTED, as `serve` answers it.
+/// The station's answer once JetStream has answered for every part (a frame has at least one:
+/// its station's).
 async fn settle(acks: Vec<PublishAckFuture>) -> AckStatus {
-    if acks.is_empty() {
-        return AckStatus::Accepted;
-    }
     let mut all_duplicate = true;
     for answer in join_all(acks.into_iter().map(|ack| ack.into_future())).await {
         match answer {

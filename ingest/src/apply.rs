@@ -1,13 +1,44 @@
-//! # Applying a frame's detections to the tracker, late history first; and its alerts ahead.
+//! # Applying a frame to the tracker: detections (late history first), alerts ahead, STATUS.
 //!
 //! Shared by the ingest (frames as they arrive) and the journal's replay at start (frames
 //! committed but not checkpointed before a stop), so a frame is applied the same way both times.
 
 use crate::metrics::PipelineMetrics;
-use tagwatch_gateway::wire::{Body, Frame};
-use tagwatch_model::{Alert, Detection, GeoPoint, TagId};
+use tagwatch_gateway::wire::{Body, Frame, Status};
+use tagwatch_model::{Alert, Detection, GeoPoint, StationStatus, TagId};
 use tagwatch_store::Store;
+use tagwatch_tracker::station_watch::Heartbeat;
 use tagwatch_tracker::{Observation, Tracker};
+
+/// Applies a STATUS frame received at server time `now_ms`: the station watch hears its
+/// heartbeat (the alerts it raises are returned) and the status to store is returned.
+pub fn apply_status(
+    tracker: &mut Tracker,
+    frame: &Frame,
+    status: &Status,
+    now_ms: i64,
+) -> (StationStatus, Vec<Alert>) {
+    let beat = Heartbeat {
+        backlog: status.backlog,
+        temp_c: status.temp_c,
+        power_fault: status.power & 0x80 != 0,
+    };
+    let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
+    let mut alerts = Vec::new();
+    tracker.heard_status(frame.key(), time_ms, now_ms, beat, &mut alerts);
+    let stored = StationStatus {
+        station: frame.station,
+        received_at_ms: now_ms,
+        station_time_ms: time_ms,
+        uptime_s: status.uptime_s,
+        backlog: status.backlog,
+        fw_version: status.fw_version,
+        temp_c: status.temp_c,
+        power: status.power,
+        tags_in_range: status.tags_in_range,
+    };
+    (stored, alerts)
+}
 
 /// Applies a DETECTIONS frame at server time `now_ms`; returns the tracker's next visit id
 /// before it was applied (journaled with it) and the alerts it raised. `resume_visit_id`: a

@@ -495,7 +495,6 @@ impl Ingest {
                 return;
             }
         };
-        let time_ms = i64::try_from(frame.time_ms).unwrap_or(i64::MAX);
         match &frame.body {
             Body::Detections(_) => {
                 let applied_at_ms = now_ms();
@@ -529,29 +528,10 @@ impl Ingest {
                 });
             }
             Body::Status(s) => {
-                let mut alerts = Vec::new();
-                let beat = tagwatch_tracker::station_watch::Heartbeat {
-                    backlog: s.backlog,
-                    temp_c: s.temp_c,
-                    power_fault: s.power & 0x80 != 0,
-                };
-                self.tracker
-                    .heard_status(key, time_ms, now_ms(), beat, &mut alerts);
+                let (status, alerts) =
+                    crate::apply::apply_status(&mut self.tracker, frame, s, now_ms());
                 self.raised(alerts);
-                self.building.statuses.insert(
-                    frame.station,
-                    StationStatus {
-                        station: frame.station,
-                        received_at_ms: now_ms(),
-                        station_time_ms: time_ms,
-                        uptime_s: s.uptime_s,
-                        backlog: s.backlog,
-                        fw_version: s.fw_version,
-                        temp_c: s.temp_c,
-                        power: s.power,
-                        tags_in_range: s.tags_in_range,
-                    },
-                );
+                self.building.statuses.insert(frame.station, status);
             }
             // The gateway refuses ACKs from stations before they get here.
             Body::Ack(_) => {}

@@ -4,6 +4,8 @@
 //! node to the other with `Last-Event-ID`: every alert once, in order, none missed. Live
 //! questions (where a vehicle is, tags near a point or through an area) asked of an API node are
 //! answered by the shards that hold the partitions, and an answer without a partition says so.
+//! A station's health is watched once, by the partition of the station, though its frames reach
+//! every partition holding one of its vehicles.
 
 mod support;
 
@@ -19,7 +21,7 @@ use tagwatch_cluster::local::NatsServer;
 use tagwatch_cluster::BusConfig;
 use tagwatch_gateway::wire::AckStatus;
 use tagwatch_model::time::now_ms;
-use tagwatch_model::{TagId, Vehicle};
+use tagwatch_model::{StationId, TagId, Vehicle};
 use tagwatch_store::Store;
 use tagwatch_tracker::TrackerConfig;
 
@@ -61,11 +63,20 @@ async fn gateway(nats: &str, database: &str) -> RunningGateway {
 }
 
 async fn shard(nats: &str, database: &str, name: &str) -> RunningShard {
+    shard_with(nats, database, name, TrackerConfig::default()).await
+}
+
+async fn shard_with(
+    nats: &str,
+    database: &str,
+    name: &str,
+    tracker: TrackerConfig,
+) -> RunningShard {
     RunningShard::start(ShardOptions {
         nats: nats.to_owned(),
         database: database.to_owned(),
         name: name.into(),
-        tracker: TrackerConfig::default(),
+        tracker,
         bus: BusConfig::default(),
         lease_ttl: Duration::from_secs(3),
         flush_interval: Duration::from_millis(50),
@@ -415,5 +426,111 @@ async fn live_questions_are_answered_by_the_shards_holding_the_partitions() {
     assert_eq!(body["error"]["code"], "unanswered", "{body}");
 
     api.stop().await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stations_health_is_watched_once_across_partitions() {
+    let Some(database) = tagwatch_store::testing::fresh_postgres().await else {
+        eprintln!("skipped: a cluster needs Postgres (set TAGWATCH_TEST_POSTGRES_URL)");
+        return;
+    };
+    let Some(nats) = NatsServer::start().await.expect("nats-server starts") else {
+        return;
+    };
+    let (quiet, busy) = (1001u32, 1100u32);
+    let store = Store::open(&database).await.expect("store");
+    for id in [quiet, busy] {
+        store
+            .insert_station(&support::station(id), &support::key(id), 0)
+            .await
+            .expect("station");
+    }
+    let gateway = gateway(&nats.url(), &database).await;
+    let tracker = TrackerConfig {
+        station_silent_ms: 3_000,
+        ..TrackerConfig::default()
+    };
+    let shards = [
+        shard_with(&nats.url(), &database, "shard-1", tracker).await,
+        shard_with(&nats.url(), &database, "shard-2", tracker).await,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while shards
+        .iter()
+        .map(|s| s.metrics.partitions_held.get())
+        .sum::<i64>()
+        < i64::from(PARTITIONS)
+    {
+        assert!(Instant::now() < deadline, "the shards took no partitions");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let station_alerts = || async {
+        let alerts = store.alerts_after(0, 1_000).await.expect("alerts");
+        alerts
+            .into_iter()
+            .filter(|a| a.tag.is_none())
+            .map(|a| (a.station.0, a.kind.as_str().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let a = TestStation::udp(quiet, 1, gateway.udp).await;
+    let b = TestStation::udp(busy, 1, gateway.udp).await;
+    // The quiet station hears vehicles of every partition, and reports a power fault once.
+    let tags: Vec<u32> = (1..=16).collect();
+    assert_eq!(
+        a.exchange(&a.detections(1, now_ms(), &tags)).await,
+        AckStatus::Accepted
+    );
+    let fault = tagwatch_gateway::wire::Status {
+        uptime_s: 60,
+        backlog: 0,
+        fw_version: 1,
+        temp_c: 30,
+        power: 0x80,
+        tags_in_range: 16,
+    };
+    let status = a.frame(2, now_ms(), tagwatch_gateway::wire::Body::Status(fault));
+    assert_eq!(a.exchange(&status).await, AckStatus::Accepted);
+    // Then it falls silent while the busy one goes on (its frames without a vehicle too).
+    let mut seq = 0;
+    let quiet_from = Instant::now();
+    while quiet_from.elapsed() < Duration::from_secs(6) {
+        seq += 1;
+        let heard: &[u32] = if seq % 2 == 0 { &[] } else { &[3, 4, 5] };
+        assert_eq!(
+            b.exchange(&b.detections(seq, now_ms(), heard)).await,
+            AckStatus::Accepted
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Heard again.
+    assert_eq!(
+        a.exchange(&a.detections(3, now_ms(), &tags)).await,
+        AckStatus::Accepted
+    );
+    let expected = vec![
+        (quiet, "station_power_fault".to_owned()),
+        (quiet, "station_silent".to_owned()),
+        (quiet, "station_back".to_owned()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = station_alerts().await;
+    while found.len() < expected.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        found = station_alerts().await;
+    }
+    // A moment more: nothing raised twice by another partition.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(station_alerts().await, expected);
+    let status = store
+        .station_status(StationId(quiet))
+        .await
+        .expect("status")
+        .expect("the quiet station's status is stored");
+    assert_eq!(status.power, 0x80);
+
+    for shard in shards {
+        shard.stop().await;
+    }
     gateway.stop().await;
 }

@@ -392,7 +392,8 @@ async fn a_cluster_under_sigkills_stores_and_alerts_what_serve_does() {
         differences(&serve_visits, &expected)
     );
 
-    // Vehicles' alerts (station health is not the shards' yet).
+    // Vehicles' alerts: a station's health follows the server's clock as frames arrive, and the
+    // replay into `serve` is not paced as the run was (`cluster_api.rs` tests station health).
     let vehicles = |alerts: Vec<tagwatch_model::Alert>| -> Vec<tagwatch_model::Alert> {
         alerts.into_iter().filter(|a| a.tag.is_some()).collect()
     };

@@ -14,9 +14,10 @@ use tagwatch::gateway_role::{GatewayOptions, RunningGateway};
 use tagwatch_cluster::bus::FRAMES_STREAM;
 use tagwatch_cluster::local::NatsServer;
 use tagwatch_cluster::part::Part;
+use tagwatch_cluster::partition::station_partition;
 use tagwatch_cluster::{BusConfig, BusError, Groups};
 use tagwatch_gateway::wire::{self, AckStatus, Body};
-use tagwatch_model::TagId;
+use tagwatch_model::{StationId, TagId};
 use tagwatch_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -118,11 +119,12 @@ async fn a_frame_is_stored_once_per_partition_then_accepted_and_a_resend_is_dupl
     let partitions: BTreeSet<u16> = tags
         .iter()
         .map(|&t| Groups::default().partition(TagId(t), PARTITIONS))
+        .chain([station_partition(StationId(STATION), PARTITIONS)])
         .collect();
     assert_eq!(
         messages.len(),
         partitions.len(),
-        "one part per partition present"
+        "one part per partition present, and the station's"
     );
     let mut seen = Vec::new();
     for (subject, id, payload) in &messages {
@@ -150,10 +152,16 @@ async fn a_frame_is_stored_once_per_partition_then_accepted_and_a_resend_is_dupl
         messages.len(),
         "nothing stored twice"
     );
-    // A frame that heard no tag has no part to store: accepted, as by `serve`.
+    // A frame that heard no tag still tells the station's partition the station is alive.
     let empty = cluster.station.detections(2, now(), &[]);
     assert_eq!(cluster.station.exchange(&empty).await, AckStatus::Accepted);
-    assert_eq!(stored(&cluster.nats).await.len(), messages.len());
+    let after = stored(&cluster.nats).await;
+    assert_eq!(after.len(), messages.len() + 1);
+    let partition = station_partition(StationId(STATION), PARTITIONS);
+    assert_eq!(
+        after[messages.len()].1,
+        format!("{STATION}.7.2.{partition}")
+    );
 }
 
 #[tokio::test]
@@ -221,13 +229,15 @@ async fn a_forged_frame_gets_no_answer_and_nothing_is_published() {
         1.0,
         "the forged frame is counted"
     );
-    // A status frame of the real station goes to the station's subject, whole.
+    // A status frame of the real station goes whole to the station's partition, which
+    // watches its health.
     let status = cluster.station.status(2, now(), 0);
     assert_eq!(cluster.station.exchange(&status).await, AckStatus::Accepted);
     let messages = stored(&cluster.nats).await;
     assert_eq!(messages.len(), 1, "only the status frame: {messages:?}");
-    assert_eq!(messages[0].0, format!("tw.status.{STATION}"));
-    assert_eq!(messages[0].1, format!("{STATION}.7.2.status"));
+    let partition = station_partition(StationId(STATION), PARTITIONS);
+    assert_eq!(messages[0].0, format!("tw.part.{partition}"));
+    assert_eq!(messages[0].1, format!("{STATION}.7.2.{partition}"));
 }
 
 #[tokio::test]
@@ -280,6 +290,7 @@ async fn while_jetstream_is_away_the_station_is_told_busy_and_its_resend_is_stor
     let expected: BTreeSet<u16> = [4, 5, 6, 7, 8, 9]
         .iter()
         .map(|&t| Groups::default().partition(TagId(t), PARTITIONS))
+        .chain([station_partition(StationId(STATION), PARTITIONS)])
         .collect();
     assert_eq!(parts, expected.len(), "each part of the resent frame once");
     if let Some(gateway) = cluster.gateway.take() {

@@ -288,7 +288,7 @@ impl TestStation {
     }
 
     /// A frame of this station built at `time_ms` by its clock.
-    fn frame(&self, seq: u32, time_ms: i64, body: Body) -> Frame {
+    pub fn frame(&self, seq: u32, time_ms: i64, body: Body) -> Frame {
         Frame {
             station: self.id,
             session: self.session,
