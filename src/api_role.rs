@@ -9,11 +9,11 @@
 //!   and then published to the `TW_COMMANDS` stream, which every shard reads
 //!   ([`forward_commands`]);
 //! - **stored history** (tracks, alerts, audit, accounts) comes from Postgres as in `serve`;
-//! - **live questions** (where a vehicle is now, its track in memory, tags near a point or
-//!   through an area) are asked of the shards that own the partitions
-//!   ([`tagwatch_cluster::ask`], [`ClusterShards`]): a vehicle's of its partition, an area's of
-//!   all, each with a deadline; an answer says which partitions did not answer. Dens, companions
-//!   and stations' readers are not gathered across partitions yet: 503, saying so.
+//! - **live questions** (where a vehicle is now, its track in memory, the arm check, tags near a
+//!   point or through an area, dens, travelling-with, stations' last frames) are asked of the
+//!   shards that own the partitions ([`tagwatch_cluster::ask`], [`ClusterShards`]): a vehicle's
+//!   of its partition, an area's of all, each with a deadline; an answer says which partitions
+//!   did not answer.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU32;

@@ -145,6 +145,10 @@ pub struct StationAnswer {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Stations {
     pub stations: Vec<StationAnswer>,
+    /// On a cluster's API node, the partitions whose shards did not answer in time: a station's
+    /// last frame and a reader's position may be older than they are. Absent when all answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_partitions: Vec<u16>,
 }
 
 /// A theft case opened (`opened_at`) or closed as recovered (`closed_at`).
@@ -398,6 +402,10 @@ pub struct Companion {
 pub struct Companions {
     pub tag: u32,
     pub companions: Vec<Companion>,
+    /// On a cluster's API node, the partitions whose shards did not answer in time: their
+    /// vehicles are missing from the companions. Absent when every partition answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_partitions: Vec<u16>,
 }
 
 /// A stolen vehicle gone dark: where it was last heard.

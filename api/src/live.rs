@@ -4,8 +4,8 @@
 //! it. In a cluster an API node has no tracker: questions go as data
 //! ([`tagwatch_tracker::questions`]) to the shards that own the partitions, and an area question
 //! may come back without the answer of a partition that did not answer in time ([`Gathered`]).
-//! Questions only `serve` can answer yet (companions, stations' readers) are refused with a 503
-//! that says so on a cluster's API node.
+//! Every question the API asks goes through here: [`crate::ask_tracker`]'s closures are for
+//! `serve` only (a cluster's API node refuses them with a 503 that says so).
 
 use std::fmt;
 use std::sync::Arc;
@@ -119,12 +119,37 @@ pub(crate) async fn track(
     }
 }
 
+/// A vehicle's stops in memory (see [`Question::Stops`]); `None` if memory does not reach back
+/// to `from_ms`.
+pub(crate) async fn stops(
+    state: &ApiState,
+    tag: tagwatch_model::TagId,
+    from_ms: Option<i64>,
+    to_ms: i64,
+    max_window_ms: i64,
+) -> Result<Option<Vec<tagwatch_tracker::Stop>>, ApiError> {
+    let question = Question::Stops {
+        tag,
+        from_ms,
+        to_ms,
+        max_window_ms,
+    };
+    match ask_of_vehicle(state, question).await? {
+        Answer::Stops(stops) => Ok(stops),
+        other => Err(wrong_kind(&other)),
+    }
+}
+
 /// An area question's answer as one value and the partitions missing from it.
 pub(crate) async fn area(state: &ApiState, question: Question) -> Result<Gathered, ApiError> {
     let gathered = ask(state, question).await?;
     if !matches!(
         gathered.answer,
-        Answer::Near(_) | Answer::Through { .. } | Answer::Dark { .. }
+        Answer::Near(_)
+            | Answer::Through { .. }
+            | Answer::Dark { .. }
+            | Answer::Arrivals(_)
+            | Answer::StationsHeard { .. }
     ) {
         return Err(wrong_kind(&gathered.answer));
     }

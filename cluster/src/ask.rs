@@ -25,7 +25,7 @@ pub fn ask_subject(partition: u16) -> String {
     format!("tw.ask.{partition}")
 }
 
-/// Largest answer a shard sends (NATS's default largest message is 1 MiB).
+/// Largest question or answer sent (NATS's default largest message is 1 MiB).
 pub const MAX_ANSWER_BYTES: usize = 900 * 1024;
 
 /// What a shard replies: the answer, or why there is none.
@@ -97,6 +97,13 @@ async fn gather(
     deadline: Duration,
 ) -> Result<(Answer, Vec<u16>), String> {
     let payload = Bytes::from(serde_json::to_vec(question).map_err(|e| e.to_string())?);
+    if payload.len() > MAX_ANSWER_BYTES {
+        // A vehicle's stops over a long window (travelling-with): NATS would refuse it.
+        return Err(format!(
+            "the question is {} bytes, more than {MAX_ANSWER_BYTES}: ask about a shorter window",
+            payload.len()
+        ));
+    }
     let asked = partitions.iter().map(|&partition| {
         let payload = payload.clone();
         async move {
@@ -141,6 +148,12 @@ fn nothing_found(question: &Question) -> Answer {
         Question::Dark { .. } => Answer::Dark {
             reference_lat: None,
             tags: Vec::new(),
+        },
+        Question::Stops { .. } => Answer::Stops(Some(Vec::new())),
+        Question::Arrivals { stops, .. } => Answer::Arrivals(vec![Vec::new(); stops.len()]),
+        Question::StationsHeard { stations } => Answer::StationsHeard {
+            last_frames: vec![None; stations.len()],
+            readers: Vec::new(),
         },
     }
 }

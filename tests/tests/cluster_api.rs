@@ -389,6 +389,29 @@ async fn live_questions_are_answered_by_the_shards_holding_the_partitions() {
         heard_at(5),
         "{body}"
     );
+    // Who arrived with tag 1 at its station (in the same frame): vehicles of other partitions,
+    // found by asking every partition about tag 1's stops.
+    let (status, body) = ask(
+        &api,
+        &format!("/api/v1/vehicles/1/companions?min_times=1&{purpose}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut companions: Vec<u64> = body["companions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("companions in {body}"))
+        .iter()
+        .map(|c| c["tag"].as_u64().expect("tag"))
+        .collect();
+    companions.sort_unstable();
+    assert_eq!(companions, [5, 9, 13, 17, 21], "{body}");
+    // Every station heard just now, by the partitions that saw its frames.
+    let (status, body) = ask(&api, "/api/v1/stations").await;
+    assert_eq!(status, 200, "{body}");
+    for station in body["stations"].as_array().expect("stations") {
+        assert_eq!(station["silent"], false, "{station}");
+        assert!(station["last_frame_at"].is_string(), "{station}");
+    }
     let answered: u64 = shards.iter().map(|s| s.metrics.questions.get()).sum();
     assert!(
         answered >= 24 + 4 * 4 + 4,
@@ -420,10 +443,9 @@ async fn live_questions_are_answered_by_the_shards_holding_the_partitions() {
     let (status, body) = ask(&api, &format!("/api/v1/dens?{purpose}")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["missing_partitions"], serde_json::json!([0, 1, 2, 3]));
-    // Questions only `serve` answers say so.
-    let (status, body) = ask(&api, &format!("/api/v1/vehicles/5/companions?{purpose}")).await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "unanswered", "{body}");
+    let (status, body) = ask(&api, "/api/v1/stations").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["missing_partitions"], serde_json::json!([0, 1, 2, 3]));
 
     api.stop().await;
     gateway.stop().await;

@@ -5,8 +5,7 @@
 //! SIGKILLed and started again, and an officer's alert stream moves from one API node to the
 //! other with `Last-Event-ID`.
 //!
-//! Not in the default run yet: it shows an open defect (see the `ignore` reason), which CI must
-//! not hide behind a retry. Afterwards: every frame acknowledged; the stored visits equal a single `serve`'s given the
+//! Afterwards: every frame acknowledged; the stored visits equal a single `serve`'s given the
 //! same frames in the same order (and the frames' own visits); the same stolen and armed
 //! alerts as that `serve`, by id; every alert once in the store, once on the alerts stream and
 //! once on the officer's stream.
@@ -172,8 +171,6 @@ fn collect_alerts(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defect (issue 18): 1 of its last 4 runs stored one detection fewer than the \
-            frames carry; run it with `cargo test --test cluster_e2e -- --ignored`"]
 async fn a_cluster_under_sigkills_stores_and_alerts_what_serve_does() {
     let Some(database) = tagwatch_store::testing::fresh_postgres().await else {
         eprintln!("skipped: a cluster needs Postgres (set TAGWATCH_TEST_POSTGRES_URL)");

@@ -42,7 +42,9 @@ pub mod visits;
 use placement::{Step, TagPlace};
 // FxHash: keys are small integers that come only from authenticated stations,
 // and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
-pub use queries::{dens_of, Area, Companion, Den, Location, Passage, TrackPoint};
+pub use queries::{
+    companions_of, dens_of, Area, Companion, Den, Location, Passage, Stop, TrackPoint,
+};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// A map with an entry per tag (or per tag and station): millions at city scale. An ordinary

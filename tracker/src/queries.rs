@@ -90,6 +90,24 @@ pub struct Companion {
     pub stations: Vec<StationId>,
 }
 
+/// Where and when a watched vehicle arrived at a station: what others are compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stop {
+    pub station: StationId,
+    pub position: GeoPoint,
+    pub first_ms: i64,
+}
+
+impl Stop {
+    pub fn of(point: &TrackPoint) -> Self {
+        Self {
+            station: point.station,
+            position: point.position,
+            first_ms: point.first_ms,
+        }
+    }
+}
+
 /// A cluster of places where stolen tags went dark.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Den {
@@ -308,47 +326,46 @@ impl Tracker {
         min_times: usize,
         limit: usize,
     ) -> Vec<Companion> {
-        let mut together: HashMap<TagId, Vec<StationId>> = HashMap::default();
-        for stop in self.track(tag, from_ms, to_ms) {
-            let Some([x, y]) = self.spatial.projected(stop.position) else {
-                continue;
-            };
-            let (t0, t1) = (stop.first_ms - within_ms, stop.first_ms + within_ms);
-            let mut here: Vec<TagId> = self
-                .trajectories
-                .segments_in([x - 1.0, y - 1.0, t0 as f64], [x + 1.0, y + 1.0, t1 as f64])
-                .into_iter()
-                .filter(|s| {
-                    s.kind == PieceKind::Stay && (s.a[2] as i64) >= t0 && (s.a[2] as i64) <= t1
-                })
-                .map(|s| s.tag)
-                .collect();
-            for &(other, id) in self.open.get(&stop.station).into_iter().flatten() {
-                if let Some(v) = self.visits.get(other, stop.station, id) {
-                    if (t0..=t1).contains(&v.first_seen_ms) {
-                        here.push(other);
+        let stops: Vec<Stop> = self
+            .track(tag, from_ms, to_ms)
+            .iter()
+            .map(Stop::of)
+            .collect();
+        let arrivals = self.arrivals(&stops, within_ms);
+        companions_of(tag, &stops, &arrivals, min_times, limit)
+    }
+
+    /// For each stop, the tags that arrived at its station within `within_ms` of it (sorted,
+    /// once each): what [`companions_of`] counts.
+    pub fn arrivals(&self, stops: &[Stop], within_ms: i64) -> Vec<Vec<TagId>> {
+        stops
+            .iter()
+            .map(|stop| {
+                let Some([x, y]) = self.spatial.projected(stop.position) else {
+                    return Vec::new();
+                };
+                let (t0, t1) = (stop.first_ms - within_ms, stop.first_ms + within_ms);
+                let mut here: Vec<TagId> = self
+                    .trajectories
+                    .segments_in([x - 1.0, y - 1.0, t0 as f64], [x + 1.0, y + 1.0, t1 as f64])
+                    .into_iter()
+                    .filter(|s| {
+                        s.kind == PieceKind::Stay && (s.a[2] as i64) >= t0 && (s.a[2] as i64) <= t1
+                    })
+                    .map(|s| s.tag)
+                    .collect();
+                for &(other, id) in self.open.get(&stop.station).into_iter().flatten() {
+                    if let Some(v) = self.visits.get(other, stop.station, id) {
+                        if (t0..=t1).contains(&v.first_seen_ms) {
+                            here.push(other);
+                        }
                     }
                 }
-            }
-            here.sort_unstable();
-            here.dedup();
-            for other in here.into_iter().filter(|&o| o != tag) {
-                together.entry(other).or_default().push(stop.station);
-            }
-        }
-        let mut companions: Vec<Companion> = together
-            .into_iter()
-            .filter(|(_, stations)| stations.len() >= min_times)
-            .map(|(tag, stations)| Companion { tag, stations })
-            .collect();
-        companions.sort_by(|a, b| {
-            b.stations
-                .len()
-                .cmp(&a.stations.len())
-                .then(a.tag.cmp(&b.tag))
-        });
-        companions.truncate(limit);
-        companions
+                here.sort_unstable();
+                here.dedup();
+                here
+            })
+            .collect()
     }
 
     /// The stolen tags not heard for `dark_for_ms` before `now_ms` (the server's clock: no
@@ -542,4 +559,36 @@ pub fn dens_of(
             .then(a.tags[0].0.cmp(&b.tags[0].0))
     });
     dens
+}
+
+/// The tags other than `tag` that arrived with it at `min_times` or more of its `stops`
+/// (`arrivals[i]`: those that arrived at stop `i`, as [`Tracker::arrivals`] gives them), most
+/// often first, at most `limit`. A free function so that a cluster's API node can count the
+/// arrivals gathered from every partition.
+pub fn companions_of(
+    tag: TagId,
+    stops: &[Stop],
+    arrivals: &[Vec<TagId>],
+    min_times: usize,
+    limit: usize,
+) -> Vec<Companion> {
+    let mut together: HashMap<TagId, Vec<StationId>> = HashMap::default();
+    for (stop, here) in stops.iter().zip(arrivals) {
+        for &other in here.iter().filter(|&&o| o != tag) {
+            together.entry(other).or_default().push(stop.station);
+        }
+    }
+    let mut companions: Vec<Companion> = together
+        .into_iter()
+        .filter(|(_, stations)| stations.len() >= min_times)
+        .map(|(tag, stations)| Companion { tag, stations })
+        .collect();
+    companions.sort_by(|a, b| {
+        b.stations
+            .len()
+            .cmp(&a.stations.len())
+            .then(a.tag.cmp(&b.tag))
+    });
+    companions.truncate(limit);
+    companions
 }

@@ -7,10 +7,10 @@
 //! are joined by [`join`] as one tracker would have answered.
 
 use serde::{Deserialize, Serialize};
-use tagwatch_model::{GeoBox, GeoPoint, TagId};
+use tagwatch_model::{GeoBox, GeoPoint, StationId, TagId};
 
 use crate::queries::nearest_first;
-use crate::{Area, LastSeen, Location, Passage, TrackPoint, Tracker};
+use crate::{Area, LastSeen, Location, Passage, Stop, TrackPoint, Tracker};
 
 /// A question about live state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +43,20 @@ pub enum Question {
     },
     /// [`Tracker::dark_stolen`], for [`crate::dens_of`].
     Dark { now_ms: i64, dark_for_ms: i64 },
+    /// A vehicle's stops in memory, for [`crate::companions_of`]: from `from_ms`, or by default
+    /// as far back as memory reaches (at most `max_window_ms` before `to_ms`); none if memory
+    /// does not reach back to `from_ms`.
+    Stops {
+        tag: TagId,
+        from_ms: Option<i64>,
+        to_ms: i64,
+        max_window_ms: i64,
+    },
+    /// [`Tracker::arrivals`] at a vehicle's stops.
+    Arrivals { stops: Vec<Stop>, within_ms: i64 },
+    /// When each station's last frame arrived ([`Tracker::station_last_frame`]) and where the
+    /// mobile readers are ([`Tracker::reader_positions`]).
+    StationsHeard { stations: Vec<StationId> },
 }
 
 impl Question {
@@ -51,8 +65,13 @@ impl Question {
         match *self {
             Question::LastSeen { tag }
             | Question::Location { tag }
-            | Question::Track { tag, .. } => Some(tag),
-            Question::Near { .. } | Question::Through { .. } | Question::Dark { .. } => None,
+            | Question::Track { tag, .. }
+            | Question::Stops { tag, .. } => Some(tag),
+            Question::Near { .. }
+            | Question::Through { .. }
+            | Question::Dark { .. }
+            | Question::Arrivals { .. }
+            | Question::StationsHeard { .. } => None,
         }
     }
 }
@@ -75,6 +94,15 @@ pub enum Answer {
         /// The latitude the tracker's plane is centred on (its first station's).
         reference_lat: Option<f64>,
         tags: Vec<(TagId, LastSeen)>,
+    },
+    Stops(Option<Vec<Stop>>),
+    /// For each stop asked about, the tags that arrived there with it.
+    Arrivals(Vec<Vec<TagId>>),
+    StationsHeard {
+        /// For each station asked about, when its last frame arrived (server time).
+        last_frames: Vec<Option<i64>>,
+        /// Mobile readers: station, time of its latest fix, where.
+        readers: Vec<(StationId, i64, GeoPoint)>,
     },
 }
 
@@ -118,6 +146,38 @@ impl Tracker {
             } => Answer::Dark {
                 reference_lat: self.spatial.reference_lat(),
                 tags: self.dark_stolen(now_ms, dark_for_ms),
+            },
+            Question::Stops {
+                tag,
+                from_ms,
+                to_ms,
+                max_window_ms,
+            } => {
+                let from_ms = match from_ms {
+                    Some(from_ms) => from_ms,
+                    // With nothing in memory yet, no stops.
+                    None => match self.covered_from() {
+                        Some(covered) => covered.max(to_ms - max_window_ms),
+                        None => return Answer::Stops(Some(Vec::new())),
+                    },
+                };
+                Answer::Stops(self.covers(from_ms).then(|| {
+                    self.track(tag, from_ms, to_ms)
+                        .iter()
+                        .map(Stop::of)
+                        .collect()
+                }))
+            }
+            Question::Arrivals {
+                ref stops,
+                within_ms,
+            } => Answer::Arrivals(self.arrivals(stops, within_ms)),
+            Question::StationsHeard { ref stations } => Answer::StationsHeard {
+                last_frames: stations
+                    .iter()
+                    .map(|&id| self.station_last_frame(id))
+                    .collect(),
+                readers: self.reader_positions(),
             },
         }
     }
@@ -190,6 +250,65 @@ pub fn join(question: &Question, answers: Vec<Answer>) -> Option<Answer> {
                 tags: all,
             }
         }
+        (Question::Arrivals { stops, .. }, Answer::Arrivals(mut all)) => {
+            if all.len() != stops.len() {
+                return None;
+            }
+            for answer in answers {
+                let Answer::Arrivals(more) = answer else {
+                    return None;
+                };
+                if more.len() != all.len() {
+                    return None;
+                }
+                for (here, also) in all.iter_mut().zip(more) {
+                    here.extend(also);
+                    here.sort_unstable();
+                    here.dedup();
+                }
+            }
+            Answer::Arrivals(all)
+        }
+        // A station's last frame reached its own partition (every frame does), some of them
+        // others too: the latest. A reader's latest fix, from whichever partition had it.
+        (
+            Question::StationsHeard { stations },
+            Answer::StationsHeard {
+                mut last_frames,
+                readers,
+            },
+        ) => {
+            if last_frames.len() != stations.len() {
+                return None;
+            }
+            let mut latest: std::collections::BTreeMap<StationId, (i64, GeoPoint)> =
+                readers.into_iter().map(|(s, at, p)| (s, (at, p))).collect();
+            for answer in answers {
+                let Answer::StationsHeard {
+                    last_frames: theirs,
+                    readers,
+                } = answer
+                else {
+                    return None;
+                };
+                if theirs.len() != last_frames.len() {
+                    return None;
+                }
+                for (mine, their) in last_frames.iter_mut().zip(theirs) {
+                    *mine = (*mine).max(their);
+                }
+                for (station, at, position) in readers {
+                    let entry = latest.entry(station).or_insert((at, position));
+                    if at > entry.0 {
+                        *entry = (at, position);
+                    }
+                }
+            }
+            Answer::StationsHeard {
+                last_frames,
+                readers: latest.into_iter().map(|(s, (at, p))| (s, at, p)).collect(),
+            }
+        }
         // A vehicle's question has one partition, so one answer.
         (_, answer) if answers.len() == 0 && same_kind(question, &answer) => answer,
         _ => return None,
@@ -206,5 +325,8 @@ fn same_kind(question: &Question, answer: &Answer) -> bool {
             | (Question::Near { .. }, Answer::Near(_))
             | (Question::Through { .. }, Answer::Through { .. })
             | (Question::Dark { .. }, Answer::Dark { .. })
+            | (Question::Stops { .. }, Answer::Stops(_))
+            | (Question::Arrivals { .. }, Answer::Arrivals(_))
+            | (Question::StationsHeard { .. }, Answer::StationsHeard { .. })
     )
 }

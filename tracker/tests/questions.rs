@@ -7,7 +7,7 @@ use tagwatch_model::{
     CaseId, Detection, FrameKey, GeoBox, GeoPoint, SessionId, Station, StationId, TagId,
 };
 use tagwatch_tracker::questions::{join, Answer, Question};
-use tagwatch_tracker::{dens_of, Observation, Tracker, TrackerConfig};
+use tagwatch_tracker::{companions_of, dens_of, Observation, Tracker, TrackerConfig};
 
 /// Stations 1..=9 about 200 m apart due north, 11..=19 on a street 5 km east.
 fn position(station: u32) -> GeoPoint {
@@ -152,6 +152,24 @@ proptest! {
         for tag in (2..40).step_by(2) {
             whole.report_stolen(TagId(tag), CaseId(i64::from(tag)));
             parts[(tag % partitions) as usize].report_stolen(TagId(tag), CaseId(i64::from(tag)));
+        }
+        // Who travelled with a vehicle: its stops from its own partition, the arrivals at them
+        // from every partition.
+        for &(tag, ..) in drives.iter().take(3) {
+            let (to_ms, within_ms) = (400_000, 20_000);
+            let stops_asked = Question::Stops { tag: TagId(tag), from_ms: Some(0), to_ms, max_window_ms: to_ms };
+            let Answer::Stops(Some(stops)) = parts[(tag % partitions) as usize].answer(&stops_asked) else {
+                return Err(TestCaseError::fail("no stops"));
+            };
+            let arrivals_asked = Question::Arrivals { stops: stops.clone(), within_ms };
+            let answers = parts.iter().map(|p| p.answer(&arrivals_asked)).collect();
+            let Some(Answer::Arrivals(arrivals)) = join(&arrivals_asked, answers) else {
+                return Err(TestCaseError::fail("no arrivals"));
+            };
+            prop_assert_eq!(
+                companions_of(TagId(tag), &stops, &arrivals, 1, 50),
+                whole.travelling_with(TagId(tag), 0, to_ms, within_ms, 1, 50)
+            );
         }
         for question in &asked {
             let answers: Vec<Answer> = parts.iter().map(|p| p.answer(question)).collect();

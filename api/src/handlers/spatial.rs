@@ -17,6 +17,7 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::GeoBox;
+use tagwatch_tracker::companions_of;
 use tagwatch_tracker::questions::{Answer, Question};
 
 /// Largest radius of a "near" query.
@@ -363,35 +364,28 @@ pub async fn travelling_with(
         q.purpose.as_deref(),
     )
     .await?;
-    let found = crate::ask_tracker(&state, move |tracker| {
-        // By default, as far back as memory reaches (at most 24 hours); with nothing in memory
-        // yet, nothing travelled with it.
-        let from = match from {
-            Some(from) => from,
-            None => match tracker.covered_from() {
-                Some(covered) => covered.max(to - MAX_WINDOW_MS),
-                None => return Some(Vec::new()),
-            },
-        };
-        tracker.covers(from).then(|| {
-            tracker.travelling_with(
-                tag,
-                from,
-                to,
-                i64::from(within_s) * 1_000,
-                min_times as usize,
-                limit as usize,
+    // Where the vehicle stopped (by default as far back as memory reaches, at most 24 hours),
+    // then who arrived with it at each stop: in a cluster, its partition first, then all.
+    let stops = crate::live::stops(&state, tag, from, to, MAX_WINDOW_MS)
+        .await?
+        .ok_or_else(|| {
+            ApiError::field(
+                "from",
+                "this question is answered from the tracker's memory, which does not reach back \
+                 to from",
             )
-        })
-    })
-    .await?
-    .ok_or_else(|| {
-        ApiError::field(
-            "from",
-            "this question is answered from the tracker's memory, which does not reach back to from",
-        )
-    })?;
+        })?;
+    let question = Question::Arrivals {
+        stops: stops.clone(),
+        within_ms: i64::from(within_s) * 1_000,
+    };
+    let Gathered { answer, missing } = crate::live::area(&state, question).await?;
+    let Answer::Arrivals(arrivals) = answer else {
+        return Err(ApiError::internal("not an answer to arrivals"));
+    };
+    let found = companions_of(tag, &stops, &arrivals, min_times as usize, limit as usize);
     Ok(Json(Companions {
+        missing_partitions: missing,
         tag: tag.0,
         companions: found
             .iter()

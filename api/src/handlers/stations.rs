@@ -4,6 +4,7 @@ use crate::answers::{StationAnswer, StationCreated, StationHealth, Stations};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::input::{id_u32, text, Body};
+use crate::live::Gathered;
 use crate::{tell_tracker, ApiState};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use tagwatch_model::time::{now_ms, to_rfc3339};
 use tagwatch_model::{GeoPoint, Role, Station, StationId, StationKey};
+use tagwatch_tracker::questions::{Answer, Question};
 use tagwatch_tracker::Command;
 
 #[derive(Debug, Deserialize)]
@@ -80,19 +82,19 @@ pub async fn list_stations(
     let now = now_ms();
     let stations = state.store.stations_health().await?;
     let ids: Vec<StationId> = stations.iter().map(|(s, _)| s.id).collect();
-    let (last_frames, readers) = crate::ask_tracker(&state, move |tracker| {
-        let last_frames: Vec<Option<i64>> = ids
-            .iter()
-            .map(|&id| tracker.station_last_frame(id))
-            .collect();
-        let readers: HashMap<StationId, (i64, GeoPoint)> = tracker
-            .reader_positions()
-            .into_iter()
-            .map(|(id, at, position)| (id, (at, position)))
-            .collect();
-        (last_frames, readers)
-    })
-    .await?;
+    let question = Question::StationsHeard { stations: ids };
+    let Gathered { answer, missing } = crate::live::area(&state, question).await?;
+    let Answer::StationsHeard {
+        last_frames,
+        readers,
+    } = answer
+    else {
+        return Err(ApiError::internal("not an answer to stations heard"));
+    };
+    let readers: HashMap<StationId, (i64, GeoPoint)> = readers
+        .into_iter()
+        .map(|(id, at, position)| (id, (at, position)))
+        .collect();
     let stations = stations
         .into_iter()
         .zip(last_frames)
@@ -131,5 +133,8 @@ pub async fn list_stations(
             }
         })
         .collect();
-    Ok(Json(Stations { stations }))
+    Ok(Json(Stations {
+        stations,
+        missing_partitions: missing,
+    }))
 }
