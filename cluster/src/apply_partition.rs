@@ -109,7 +109,7 @@ pub async fn apply_partition(
     let state = shared.store.partition_state(partition).await?;
     let seen = Seen::restore(&state.seen)
         .map_err(|e| anyhow::anyhow!("partition {partition}'s seen frames: {e}"))?;
-    let tracker = restore_partition(
+    let mut tracker = restore_partition(
         &shared.store,
         shared.tracker,
         &shared.groups,
@@ -117,6 +117,13 @@ pub async fn apply_partition(
         shared.bus.partitions,
     )
     .await?;
+    if let Some(text) = &state.rule_state {
+        match serde_json::from_str(text) {
+            Ok(rules) => tracker.restore_rule_state(rules),
+            // Costs the exactness of a fence crossing near this move, not any data.
+            Err(error) => tracing::warn!(partition, %error, "rule state unreadable; left out"),
+        }
+    }
     let stream = shared.bus.jetstream.get_stream(FRAMES_STREAM).await?;
     let name = consumer_name(partition, &shared.holder);
     // A consumer left by this holder's earlier run starts where that run was: made afresh from
@@ -448,6 +455,7 @@ impl Worker {
                 to_seq,
                 checkpoint,
                 seen: Vec::new(),
+                rule_state: None,
             }),
             ..Batch::default()
         };
@@ -459,6 +467,7 @@ impl Worker {
             batch.reader_fixes = self.tracker.take_reader_fixes();
             if let Some(step) = batch.partition.as_mut() {
                 step.seen = self.seen.take_changed();
+                step.rule_state = serde_json::to_string(&self.tracker.rule_state()).ok();
             }
         }
         let store = self.shared.store.clone();

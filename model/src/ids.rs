@@ -26,7 +26,7 @@ pub struct StationId(pub u32);
 pub struct SessionId(pub u32);
 
 /// Names one frame for deduplication: (station, session, seq).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FrameKey {
     pub station: StationId,
     pub session: SessionId,

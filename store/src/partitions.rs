@@ -9,7 +9,8 @@
 //! since the last one and the frames applied (by station and session, as runs of sequence
 //! numbers, for resends older than JetStream's duplicate window), and the checkpoint sequence
 //! moves up to the applied one. A shard taking the partition restores the visits and seen frames
-//! of the checkpoint and applies the stream again from there (JetStream is the journal).
+//! of the checkpoint and applies the stream again from there (JetStream is the journal); the
+//! checkpoint also keeps the tracker's rule state that visits alone do not rebuild.
 
 use crate::{to_u32, Result, Store};
 use tagwatch_model::{SessionId, StationId};
@@ -30,6 +31,9 @@ pub struct PartitionStep {
     /// Sessions whose applied frames changed since the last checkpoint, with all their runs
     /// (a checkpoint's only).
     pub seen: Vec<SeenRuns>,
+    /// The tracker's rule state as of `to_seq` (a checkpoint's only; the cluster crate reads and
+    /// writes its text).
+    pub rule_state: Option<String>,
 }
 
 /// The frames of one station session a partition has applied, as the text of their runs
@@ -50,6 +54,8 @@ pub struct PartitionState {
     /// The sequence the stored visits and `seen` are as of (at most `applied_seq`).
     pub checkpoint_seq: u64,
     pub seen: Vec<SeenRuns>,
+    /// The rule state of the checkpoint, if one was written.
+    pub rule_state: Option<String>,
 }
 
 pub(crate) fn seq_column(seq: u64) -> Result<i64> {
@@ -75,6 +81,7 @@ macro_rules! advance_partition {
         let moved = sqlx::query(&$sql(
             "UPDATE cluster_partitions SET applied_seq = $1, updated_at = $2, \
              checkpoint_seq = CASE WHEN $5 THEN $1 ELSE checkpoint_seq END, \
+             rule_state = CASE WHEN $5 THEN $7 ELSE rule_state END, \
              version = version + 1 \
              WHERE partition = $3 AND version = $4 AND applied_seq = $6",
         ))
@@ -84,6 +91,7 @@ macro_rules! advance_partition {
         .bind($crate::partitions::seq_column(step.version)?)
         .bind(step.checkpoint)
         .bind($crate::partitions::seq_column(step.from_seq)?)
+        .bind(step.rule_state.as_deref())
         .execute(&mut **$tx)
         .await?
         .rows_affected();
@@ -116,8 +124,8 @@ impl Store {
     /// none).
     pub async fn partition_state(&self, partition: u16) -> Result<PartitionState> {
         on_backend!(self, |pool, sql| {
-            let applied: Option<(i64, i64, i64)> = sqlx::query_as(&sql(
-                "SELECT applied_seq, checkpoint_seq, version FROM cluster_partitions \
+            let applied: Option<(i64, i64, i64, Option<String>)> = sqlx::query_as(&sql(
+                "SELECT applied_seq, checkpoint_seq, version, rule_state FROM cluster_partitions \
                  WHERE partition = $1",
             ))
             .bind(i64::from(partition))
@@ -134,11 +142,11 @@ impl Store {
                     crate::Error::Corrupt(format!("partition {partition} sequence {seq}"))
                 })
             };
-            let (applied_seq, checkpoint_seq, version) = match applied {
-                Some((applied, checkpoint, version)) => {
-                    (seq(applied)?, seq(checkpoint)?, seq(version)?)
+            let (applied_seq, checkpoint_seq, version, rule_state) = match applied {
+                Some((applied, checkpoint, version, rule_state)) => {
+                    (seq(applied)?, seq(checkpoint)?, seq(version)?, rule_state)
                 }
-                None => (0, 0, 0),
+                None => (0, 0, 0, None),
             };
             let seen = rows
                 .into_iter()
@@ -155,6 +163,7 @@ impl Store {
                 applied_seq,
                 checkpoint_seq,
                 seen,
+                rule_state,
             })
         })
     }

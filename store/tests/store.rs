@@ -258,6 +258,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
             to_seq: to,
             checkpoint: true,
             seen: vec![seen(runs)],
+            rule_state: Some(format!("as of {to}")),
         };
         let first = Batch {
             visits: vec![visit(1, 7, 1, 1_000, 2_000)],
@@ -288,6 +289,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
                 partition: Some(PartitionStep {
                     checkpoint: false,
                     seen: Vec::new(),
+                    rule_state: None,
                     ..step(1, 40, 41, "")
                 }),
                 ..Batch::default()
@@ -301,7 +303,9 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
                 applied_seq: 41,
                 checkpoint_seq: 40,
                 seen: vec![seen("1-3")],
-            }
+                rule_state: Some("as of 40".into()),
+            },
+            "the checkpoint's rule state stays until the next checkpoint"
         );
         store
             .commit(&Batch {
@@ -317,6 +321,7 @@ async fn a_partition_advances_only_from_where_its_committer_read_it() {
                 applied_seq: 44,
                 checkpoint_seq: 44,
                 seen: vec![seen("1-3,5")],
+                rule_state: Some("as of 44".into()),
             }
         );
         // A checkpoint that applied nothing new (44 to 44) still moves the version: a shard that

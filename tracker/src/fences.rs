@@ -57,6 +57,11 @@ impl Fences {
         }
     }
 
+    /// Every tag some fence watches.
+    pub fn watched(&self) -> impl Iterator<Item = TagId> + '_ {
+        self.by_tag.keys().copied()
+    }
+
     /// Whether any fence watches `tag` (cheap: checked on every move).
     pub fn watches(&self, tag: TagId) -> bool {
         self.by_tag.contains_key(&tag)

@@ -39,7 +39,8 @@ pub mod trajectory;
 pub mod transitions;
 pub mod visits;
 
-use placement::{Step, TagPlace};
+use placement::Step;
+pub use placement::TagPlace;
 // FxHash: keys are small integers that come only from authenticated stations,
 // and the maps are hit several times per detection; SipHash's DoS resistance buys nothing here.
 pub use queries::{
@@ -162,6 +163,14 @@ pub enum Command {
     Unpair {
         tag: TagId,
     },
+}
+
+/// See [`Tracker::rule_state`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RuleState {
+    pub placements: Vec<(TagId, TagPlace)>,
+    #[serde(default)]
+    pub companion_checks: Vec<rules::companion::CompanionCheck>,
 }
 
 /// Where a tag was last placed.
@@ -344,6 +353,40 @@ impl Tracker {
     /// Whether a sighting of `tag` may raise a stolen or armed alert somewhere.
     pub fn is_watched(&self, tag: TagId) -> bool {
         self.hotlist.is_stolen(tag) || self.guards.is_armed(tag)
+    }
+
+    /// The state of the rules that a restore from visits alone would not rebuild: where each
+    /// tag a fence watches is placed (with its hysteresis), and the companion checks waiting a
+    /// visit gap, so that a fence crossing or a missing companion right after a cluster's
+    /// partition moves to another shard is the one an uninterrupted tracker raises.
+    pub fn rule_state(&self) -> RuleState {
+        let mut placements: Vec<(TagId, TagPlace)> = self
+            .fences
+            .watched()
+            .filter_map(|tag| Some((tag, *self.places.get(&tag)?)))
+            .collect();
+        placements.sort_by_key(|(tag, _)| *tag);
+        RuleState {
+            placements,
+            companion_checks: self.companions.waiting(),
+        }
+    }
+
+    /// Puts back [`Tracker::rule_state`], after the open visits.
+    pub fn restore_rule_state(&mut self, state: RuleState) {
+        for check in state.companion_checks {
+            self.companions.restore(check);
+        }
+        for (tag, mut place) in state.placements {
+            if !self.stations.contains_key(&place.current.station) || self.places.contains_key(&tag)
+            {
+                continue;
+            }
+            place.slot = self
+                .spatial
+                .arrive(place.current.station, tag, place.current.seen_at_ms);
+            self.places.insert(tag, place);
+        }
     }
 
     /// Puts back an open visit loaded from the store after a restart.

@@ -13,6 +13,7 @@
 //! is leaving it; with widely overlapping stations that flipped it, and fences, back and forth). Waiting ten seconds of silence would leave a vehicle passing stations a few
 //! seconds apart one or two stations behind, and a geofence entered a station late.
 
+use serde::{Deserialize, Serialize};
 use tagwatch_model::{GeoPoint, StationId};
 
 /// Weight of a new read in a station's smoothed RSSI (an exponential moving average).
@@ -29,7 +30,7 @@ pub const MOVING_SILENCE_MS: i64 = 2_000;
 const REORDER_MS: i64 = 5_000;
 
 /// A station the tag is placed at (or challenging for it).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Place {
     pub station: StationId,
     /// The station's position, or a mobile reader's position when it last heard the tag.
@@ -79,7 +80,7 @@ pub enum Step {
 }
 
 /// One tag's placement: where it is, the strongest challenger, and where it was before.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TagPlace {
     pub current: Place,
     /// The last place it moved from.
@@ -94,7 +95,7 @@ pub struct TagPlace {
 }
 
 /// One detection, as remembered.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Heard {
     pub station: StationId,
     pub position: GeoPoint,

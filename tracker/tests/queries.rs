@@ -254,35 +254,7 @@ fn fencing_dens_are_clusters_of_stolen_tags_gone_dark() {
 #[test]
 fn a_watched_tag_crossing_a_fence_alerts_on_entering_and_leaving() {
     let mut street = Street::new();
-    let (low, high) = (position(3), position(4));
-    street.tracker.command(
-        Command::Geofence(Geofence {
-            id: 5,
-            name: "depot".into(),
-            area: vec![
-                GeoPoint {
-                    lat: low.lat - 0.0005,
-                    lon: 115.99,
-                },
-                GeoPoint {
-                    lat: low.lat - 0.0005,
-                    lon: 116.01,
-                },
-                GeoPoint {
-                    lat: high.lat + 0.0005,
-                    lon: 116.01,
-                },
-                GeoPoint {
-                    lat: high.lat + 0.0005,
-                    lon: 115.99,
-                },
-            ],
-            tags: vec![TagId(7)],
-            on_enter: true,
-            on_leave: true,
-        }),
-        0,
-    );
+    street.tracker.command(depot_fence(), 0);
     let alerts = street.drive(7, 1, 6, 0);
     let crossings: Vec<(u32, bool)> = alerts
         .iter()
@@ -297,6 +269,66 @@ fn a_watched_tag_crossing_a_fence_alerts_on_entering_and_leaving() {
     assert_eq!(crossings, vec![(3, true), (5, false)]);
     // Not on the watch list: nothing.
     assert!(street.drive(8, 1, 6, 0).is_empty());
+}
+
+/// Around stations 3 and 4, watching tag 7 both ways.
+fn depot_fence() -> Command {
+    let (low, high) = (position(3), position(4));
+
+    Command::Geofence(Geofence {
+        id: 5,
+        name: "depot".into(),
+        area: vec![
+            GeoPoint {
+                lat: low.lat - 0.0005,
+                lon: 115.99,
+            },
+            GeoPoint {
+                lat: low.lat - 0.0005,
+                lon: 116.01,
+            },
+            GeoPoint {
+                lat: high.lat + 0.0005,
+                lon: 116.01,
+            },
+            GeoPoint {
+                lat: high.lat + 0.0005,
+                lon: 115.99,
+            },
+        ],
+        tags: vec![TagId(7)],
+        on_enter: true,
+        on_leave: true,
+    })
+}
+
+#[test]
+fn a_fence_crossing_after_a_restore_from_the_rule_state_is_the_uninterrupted_ones() {
+    let crossings = |street: &mut Street, from: u32, to: u32, t0: i64| -> Vec<(u32, bool)> {
+        street
+            .drive(7, from, to, t0)
+            .iter()
+            .filter(|a| a.kind == AlertKind::Geofence)
+            .map(|a| (a.station.0, a.detail.fence.as_ref().expect("fence").entered))
+            .collect()
+    };
+    let mut whole = Street::new();
+    whole.tracker.command(depot_fence(), 0);
+    assert_eq!(crossings(&mut whole, 1, 2, 0), vec![]);
+    // A checkpoint here: the tag is placed at 2, outside the fence.
+    let text = serde_json::to_string(&whole.tracker.rule_state()).expect("rule state");
+    let restored_state = serde_json::from_str(&text).expect("reads back");
+    let mut restored = Street::new();
+    restored.tracker.command(depot_fence(), 0);
+    restored.tracker.restore_rule_state(restored_state);
+    let mut forgetful = Street::new();
+    forgetful.tracker.command(depot_fence(), 0);
+    // From there on to 6: entering at 3, leaving at 5.
+    let expected = crossings(&mut whole, 3, 6, 40_000);
+    assert_eq!(expected, vec![(3, true), (5, false)]);
+    assert_eq!(crossings(&mut restored, 3, 6, 40_000), expected);
+    // Without the rule state the tag is first placed inside the fence: its entry is missed.
+    assert_eq!(crossings(&mut forgetful, 3, 6, 40_000), vec![(5, false)]);
 }
 
 #[test]
@@ -510,4 +542,41 @@ fn a_vehicle_passing_stations_seconds_apart_is_placed_at_each_and_crosses_fences
         assert_eq!(placed, StationId(station), "placed where it is, not behind");
     }
     assert_eq!(crossings, vec![(3, Some(true)), (4, Some(false))]);
+}
+
+#[test]
+fn a_companion_check_waiting_at_a_checkpoint_is_judged_after_a_restore() {
+    let pair = || Command::Pair {
+        tag: TagId(1),
+        companion: TagId(2),
+    };
+    let street = || {
+        let mut street = Street::new();
+        street.tracker.command(pair(), 0);
+        street
+    };
+    let mut whole = street();
+    // Alone at 15: the check waits a visit gap. A checkpoint here.
+    assert!(whole.hear(15, 1, 200_000).is_empty());
+    let text = serde_json::to_string(&whole.tracker.rule_state()).expect("rule state");
+    let mut restored = street();
+    restored
+        .tracker
+        .restore_rule_state(serde_json::from_str(&text).expect("reads back"));
+    let mut forgetful = street();
+    let missing = |alerts: Vec<tagwatch_model::Alert>| -> Vec<(u32, i64)> {
+        alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::CompanionMissing)
+            .map(|a| (a.station.0, a.seen_at_ms))
+            .collect()
+    };
+    let expected = missing(whole.pass_time(400_000));
+    assert_eq!(expected, vec![(15, 200_000)]);
+    assert_eq!(missing(restored.pass_time(400_000)), expected);
+    assert_eq!(
+        missing(forgetful.pass_time(400_000)),
+        vec![],
+        "no check waiting"
+    );
 }

@@ -4,6 +4,7 @@
 
 use super::{frame_alert_id, Draft};
 use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use tagwatch_model::{AlertDetail, AlertKind, Detection, FrameKey, GeoPoint, StationId, TagId};
@@ -12,8 +13,8 @@ use tagwatch_model::{AlertDetail, AlertKind, Detection, FrameKey, GeoPoint, Stat
 pub const COMPANION_RADIUS_M: f64 = 300.0;
 
 /// A paired tag heard at the start of a visit: is its companion heard too, by `due_ms`?
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct CompanionCheck {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CompanionCheck {
     pub due_ms: i64,
     pub tag: TagId,
     pub companion: TagId,
@@ -51,6 +52,18 @@ impl Companions {
                 station: d.station,
             }));
         }
+    }
+
+    /// The checks waiting for their time, for a checkpoint (see `Tracker::rule_state`).
+    pub fn waiting(&self) -> Vec<CompanionCheck> {
+        let mut checks: Vec<CompanionCheck> = self.checks.iter().map(|c| c.0).collect();
+        checks.sort_unstable();
+        checks
+    }
+
+    /// Puts back a check waiting at a checkpoint.
+    pub fn restore(&mut self, check: CompanionCheck) {
+        self.checks.push(Reverse(check));
     }
 
     /// The checks due by `now_ms` (station time) whose pair still stands, each judged by

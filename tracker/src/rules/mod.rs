@@ -19,7 +19,7 @@
 
 pub(crate) mod armed;
 pub(crate) mod clone;
-pub(crate) mod companion;
+pub mod companion;
 pub(crate) mod fence;
 pub(crate) mod flags;
 pub(crate) mod station;
