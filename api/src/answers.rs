@@ -147,7 +147,7 @@ pub struct Stations {
     pub stations: Vec<StationAnswer>,
     /// On a cluster's API node, the partitions whose shards did not answer in time: a station's
     /// last frame and a reader's position may be older than they are. Absent when all answered.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_partitions: Vec<u16>,
 }
 
@@ -404,7 +404,7 @@ pub struct Companions {
     pub companions: Vec<Companion>,
     /// On a cluster's API node, the partitions whose shards did not answer in time: their
     /// vehicles are missing from the companions. Absent when every partition answered.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_partitions: Vec<u16>,
 }
 
@@ -430,7 +430,7 @@ pub struct Dens {
     pub dens: Vec<Den>,
     /// On a cluster's API node, the partitions whose shards did not answer in time: their
     /// stolen vehicles are missing from the dens. Absent when every partition answered.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_partitions: Vec<u16>,
 }
 

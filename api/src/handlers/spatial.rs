@@ -127,7 +127,7 @@ pub struct NearAnswer {
     tags: Vec<NearTag>,
     /// On a cluster's API node, the partitions whose shards did not answer in time: their
     /// vehicles are missing from the answer. Absent when every partition answered.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     missing_partitions: Vec<u16>,
 }
 
@@ -147,7 +147,7 @@ pub struct ThroughAnswer {
     truncated: bool,
     tags: Vec<Passage>,
     /// As in [`NearAnswer`]: partitions missing from the answer's memory part.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     missing_partitions: Vec<u16>,
 }
 
