@@ -42,7 +42,7 @@ use std::sync::Arc;
 use tagwatch_gateway::StationKeys;
 use tagwatch_ingest::{AlertBus, Health};
 use tagwatch_store::Store;
-use tagwatch_tracker::{Command, Query};
+use tagwatch_tracker::Command;
 use tokio::sync::mpsc;
 
 /// Largest request body accepted.
@@ -100,29 +100,6 @@ pub(crate) async fn tell_tracker(state: &ApiState, command: Command) -> Result<(
         .send(command)
         .await
         .map_err(|_| ApiError::Unavailable)
-}
-
-/// Asks the task that owns the tracker a question, and waits for the answer.
-pub(crate) async fn ask_tracker<T: Send + 'static>(
-    state: &ApiState,
-    question: impl FnOnce(&tagwatch_tracker::Tracker) -> T + Send + 'static,
-) -> Result<T, error::ApiError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let ask = move |tracker: &tagwatch_tracker::Tracker| {
-        let _ = tx.send(question(tracker));
-    };
-    let live::Live::Tracker(queries) = &state.live else {
-        return Err(error::ApiError::Unanswered(
-            "a cluster's API node does not answer this question yet: ask a `serve` server, or \
-             see docs/DESIGN.md"
-                .into(),
-        ));
-    };
-    queries
-        .send(Query(Box::new(ask)))
-        .await
-        .map_err(|_| error::ApiError::Unavailable)?;
-    rx.await.map_err(|_| error::ApiError::Unavailable)
 }
 
 /// Middleware: every request body of this API arrives in time (see [`listener::BodyDeadline`])

@@ -4,8 +4,7 @@
 //! it. In a cluster an API node has no tracker: questions go as data
 //! ([`tagwatch_tracker::questions`]) to the shards that own the partitions, and an area question
 //! may come back without the answer of a partition that did not answer in time ([`Gathered`]).
-//! Every question the API asks goes through here: [`crate::ask_tracker`]'s closures are for
-//! `serve` only (a cluster's API node refuses them with a 503 that says so).
+//! Every question the API asks about live state goes through here, as data, in `serve` too.
 
 use std::fmt;
 use std::sync::Arc;
@@ -45,9 +44,17 @@ pub struct Gathered {
 /// Asks a question of the tracker or the shards.
 pub(crate) async fn ask(state: &ApiState, question: Question) -> Result<Gathered, ApiError> {
     match &state.live {
-        Live::Tracker(_) => {
-            let answer =
-                crate::ask_tracker(state, move |tracker| tracker.answer(&question)).await?;
+        Live::Tracker(queries) => {
+            // Answered by the task that owns the tracker, between its frames.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let ask = move |tracker: &tagwatch_tracker::Tracker| {
+                let _ = tx.send(tracker.answer(&question));
+            };
+            queries
+                .send(Query(Box::new(ask)))
+                .await
+                .map_err(|_| ApiError::Unavailable)?;
+            let answer = rx.await.map_err(|_| ApiError::Unavailable)?;
             Ok(Gathered {
                 answer,
                 missing: Vec::new(),

@@ -89,6 +89,32 @@ async fn shard_with(
 
 const PARTITIONS: u16 = 4;
 
+/// The cluster's store, with these stations registered.
+async fn stations_in(database: &str, ids: &[u32]) -> Store {
+    let store = Store::open(database).await.expect("store");
+    for &id in ids {
+        store
+            .insert_station(&support::station(id), &support::key(id), 0)
+            .await
+            .expect("station");
+    }
+    store
+}
+
+/// Waits (15 s at most) until the shards hold every partition between them.
+async fn every_partition_held(shards: &[RunningShard]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while shards
+        .iter()
+        .map(|s| s.metrics.partitions_held.get())
+        .sum::<i64>()
+        < i64::from(PARTITIONS)
+    {
+        assert!(Instant::now() < deadline, "the shards took no partitions");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn stream_url(api: &RunningApi) -> String {
     format!("http://{}/api/v1/alerts/stream", api.http)
 }
@@ -114,13 +140,7 @@ async fn an_officers_stream_moves_between_api_nodes_without_a_gap_or_a_repeat() 
     let Some(nats) = NatsServer::start().await.expect("nats-server starts") else {
         return;
     };
-    let store = Store::open(&database).await.expect("store");
-    for id in 1001..=1005 {
-        store
-            .insert_station(&support::station(id), &support::key(id), 0)
-            .await
-            .expect("station");
-    }
+    let store = stations_in(&database, &[1001, 1002, 1003, 1004, 1005]).await;
     store
         .insert_vehicle(
             &Vehicle {
@@ -270,13 +290,7 @@ async fn live_questions_are_answered_by_the_shards_holding_the_partitions() {
     };
     // Four stations about a kilometre apart on an east-west road.
     let station_ids = [1001u32, 1100, 1200, 1300];
-    let store = Store::open(&database).await.expect("store");
-    for &id in &station_ids {
-        store
-            .insert_station(&support::station(id), &support::key(id), 0)
-            .await
-            .expect("station");
-    }
+    let store = stations_in(&database, &station_ids).await;
     for tag in 1..=24u32 {
         let vehicle = Vehicle {
             tag: TagId(tag),
@@ -292,16 +306,7 @@ async fn live_questions_are_answered_by_the_shards_holding_the_partitions() {
         shard(&nats.url(), &database, "shard-2").await,
     ];
     let api = api_node(&nats.url(), &database).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while shards
-        .iter()
-        .map(|s| s.metrics.partitions_held.get())
-        .sum::<i64>()
-        < i64::from(PARTITIONS)
-    {
-        assert!(Instant::now() < deadline, "the shards took no partitions");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    every_partition_held(&shards).await;
 
     // Tags 1..=24, tag t heard at station t % 4: every partition holds some of them.
     let heard_at = |tag: u32| station_ids[(tag % 4) as usize];
@@ -461,13 +466,7 @@ async fn a_stations_health_is_watched_once_across_partitions() {
         return;
     };
     let (quiet, busy) = (1001u32, 1100u32);
-    let store = Store::open(&database).await.expect("store");
-    for id in [quiet, busy] {
-        store
-            .insert_station(&support::station(id), &support::key(id), 0)
-            .await
-            .expect("station");
-    }
+    let store = stations_in(&database, &[quiet, busy]).await;
     let gateway = gateway(&nats.url(), &database).await;
     let tracker = TrackerConfig {
         station_silent_ms: 3_000,
@@ -477,16 +476,7 @@ async fn a_stations_health_is_watched_once_across_partitions() {
         shard_with(&nats.url(), &database, "shard-1", tracker).await,
         shard_with(&nats.url(), &database, "shard-2", tracker).await,
     ];
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while shards
-        .iter()
-        .map(|s| s.metrics.partitions_held.get())
-        .sum::<i64>()
-        < i64::from(PARTITIONS)
-    {
-        assert!(Instant::now() < deadline, "the shards took no partitions");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    every_partition_held(&shards).await;
     let station_alerts = || async {
         let alerts = store.alerts_after(0, 1_000).await.expect("alerts");
         alerts

@@ -326,13 +326,17 @@ impl Tracker {
         min_times: usize,
         limit: usize,
     ) -> Vec<Companion> {
-        let stops: Vec<Stop> = self
-            .track(tag, from_ms, to_ms)
-            .iter()
-            .map(Stop::of)
-            .collect();
+        let stops = self.stops(tag, from_ms, to_ms);
         let arrivals = self.arrivals(&stops, within_ms);
         companions_of(tag, &stops, &arrivals, min_times, limit)
+    }
+
+    /// Where `tag` arrived at each station of its track between two times.
+    pub fn stops(&self, tag: TagId, from_ms: i64, to_ms: i64) -> Vec<Stop> {
+        self.track(tag, from_ms, to_ms)
+            .iter()
+            .map(Stop::of)
+            .collect()
     }
 
     /// For each stop, the tags that arrived at its station within `within_ms` of it (sorted,

@@ -161,12 +161,10 @@ impl Tracker {
                         None => return Answer::Stops(Some(Vec::new())),
                     },
                 };
-                Answer::Stops(self.covers(from_ms).then(|| {
-                    self.track(tag, from_ms, to_ms)
-                        .iter()
-                        .map(Stop::of)
-                        .collect()
-                }))
+                Answer::Stops(
+                    self.covers(from_ms)
+                        .then(|| self.stops(tag, from_ms, to_ms)),
+                )
             }
             Question::Arrivals {
                 ref stops,
