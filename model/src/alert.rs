@@ -36,11 +36,13 @@ pub enum AlertKind {
     StationOverheat,
     /// A station's backlog of unacknowledged frames is large and growing.
     StationBacklog,
+    /// A GPS tracker reported its vehicle's main power cut.
+    PowerCut,
 }
 
 impl AlertKind {
     /// Every kind, for parsing and listing.
-    pub const ALL: [AlertKind; 14] = [
+    pub const ALL: [AlertKind; 15] = [
         AlertKind::StolenSighting,
         AlertKind::TagTamper,
         AlertKind::Panic,
@@ -55,6 +57,7 @@ impl AlertKind {
         AlertKind::StationPowerFault,
         AlertKind::StationOverheat,
         AlertKind::StationBacklog,
+        AlertKind::PowerCut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +76,7 @@ impl AlertKind {
             AlertKind::StationOverheat => "station_overheat",
             AlertKind::StationBacklog => "station_backlog",
             AlertKind::StationClockSkew => "station_clock_skew",
+            AlertKind::PowerCut => "power_cut",
         }
     }
 

@@ -18,6 +18,17 @@ pub struct TagId(pub u32);
 #[serde(transparent)]
 pub struct StationId(pub u32);
 
+/// Station ids from here up belong to GPS trackers (`docs/DEVICES.md`): each tracker is a mobile
+/// reader of its own vehicle, with a station id the server assigns when it is registered.
+pub const DEVICE_STATIONS_FROM: u32 = 3_000_000_000;
+
+impl StationId {
+    /// A GPS tracker's station, not a roadside station or a patrol car's reader.
+    pub fn is_device(self) -> bool {
+        self.0 >= DEVICE_STATIONS_FROM
+    }
+}
+
 /// Chosen by a station at each boot; sequence numbers restart at 1 in each session.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,

@@ -18,7 +18,7 @@ pub use account::{purpose_says_something, AuditEntry, Role, User, UserId, MAX_PU
 pub use alert::{Alert, AlertDetail, AlertId, AlertKind, CloneEvidence, FenceCrossing, Intercept};
 pub use fence::Geofence;
 pub use geo::{GeoBox, GeoPoint};
-pub use ids::{FrameKey, SessionId, StationId, TagId};
+pub use ids::{FrameKey, SessionId, StationId, TagId, DEVICE_STATIONS_FROM};
 pub use key::StationKey;
 pub use response::{ActionKind, AlertAction, PatrolUnit};
 pub use visit::{Visit, VisitId};
@@ -32,6 +32,12 @@ pub mod tag_flags {
     pub const PANIC: u8 = 0x04;
     /// The tag's accelerometer says it is moving.
     pub const MOVING: u8 = 0x08;
+    /// A GPS tracker's alarm: the vehicle's main power was cut. Set only by TagWatch's device
+    /// listener for the frames it makes from a tracker's reports; a station never sets it.
+    pub const POWER_CUT: u8 = 0x10;
+    /// A GPS tracker's alarm: it felt the vehicle handled (vibration). Raises `armed_moved` for
+    /// an armed vehicle wherever it is heard. Set only by the device listener, as `POWER_CUT`.
+    pub const VIBRATION: u8 = 0x20;
 }
 
 /// A reader's detection of one tag, as the tracker consumes it: the wire record resolved to an

@@ -50,12 +50,14 @@ mod response;
 mod restart;
 pub mod sqlite;
 mod stations;
+mod trackers;
 mod vehicles;
 mod watch;
 
 pub use accounts::AuditFilter;
 pub use admin::{Account, VehicleRow};
 pub use partitions::{PartitionState, PartitionStep, SeenRuns};
+pub use trackers::{CommandRow, TrackerRow};
 pub use watch::Precinct;
 
 use tagwatch_model::{

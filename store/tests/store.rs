@@ -1124,3 +1124,132 @@ async fn a_disarmed_or_recovered_vehicle_was_last_had_by_its_owner_then() {
         );
     }
 }
+
+#[tokio::test]
+async fn trackers_get_stations_of_their_own_and_keep_commands_until_answered() {
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        store
+            .insert_station(&station(1), &StationKey([1; 32]), 0)
+            .await
+            .expect("station");
+        store
+            .insert_vehicle(&vehicle(5, "T5"), 0)
+            .await
+            .expect("vehicle");
+        let key = StationKey([9; 32]);
+        assert!(matches!(
+            store
+                .insert_tracker("868120300212345", TagId(6), "gt06", &key, 10)
+                .await,
+            Err(Error::NoSuchVehicle(TagId(6)))
+        ));
+        let first = store
+            .insert_tracker("868120300212345", TagId(5), "gt06", &key, 10)
+            .await
+            .expect("tracker");
+        assert_eq!(first, StationId(tagwatch_model::DEVICE_STATIONS_FROM));
+        let second = store
+            .insert_tracker(
+                "868120300299999",
+                TagId(5),
+                "gt06",
+                &StationKey([8; 32]),
+                11,
+            )
+            .await
+            .expect("second tracker");
+        assert_eq!(second.0, first.0 + 1, "the next free device station");
+        assert!(matches!(
+            store
+                .insert_tracker("868120300212345", TagId(5), "gt06", &key, 12)
+                .await,
+            Err(Error::Conflict(_))
+        ));
+        // Its station carries its key, so the gateway admits the listener's frames.
+        let stations = store.stations().await.expect("stations");
+        assert!(stations.iter().any(|(s, k)| s.id == first && *k == key));
+        let row = store
+            .tracker("868120300212345")
+            .await
+            .expect("get")
+            .expect("there");
+        assert_eq!(
+            (row.tag, row.station, row.key, row.report_at_ms),
+            (TagId(5), first, key, None)
+        );
+        store
+            .set_tracker_report("868120300212345", 50, "{\"speed_kmh\":3}")
+            .await
+            .expect("report");
+        // An older report does not replace a newer one.
+        store
+            .set_tracker_report("868120300212345", 40, "{}")
+            .await
+            .expect("older");
+        let row = store
+            .tracker("868120300212345")
+            .await
+            .expect("get")
+            .expect("there");
+        assert_eq!(
+            (row.report_at_ms, row.report.as_deref()),
+            (Some(50), Some("{\"speed_kmh\":3}"))
+        );
+        assert_eq!(store.trackers_on(TagId(5)).await.expect("on").len(), 2);
+        assert_eq!(store.trackers().await.expect("all").len(), 2);
+
+        let stop = store
+            .queue_command("868120300212345", TagId(5), "stop", "officer", "case 4", 60)
+            .await
+            .expect("queued");
+        assert_eq!(
+            store
+                .pending_commands("868120300212345")
+                .await
+                .expect("pending"),
+            vec![stop.clone()]
+        );
+        store.command_sent(stop.id, 70).await.expect("sent");
+        store
+            .command_answered(stop.id, 80, "DYD=Success!")
+            .await
+            .expect("answered");
+        assert!(store
+            .pending_commands("868120300212345")
+            .await
+            .expect("pending")
+            .is_empty());
+        let listed = store.commands_on(TagId(5), 10).await.expect("listed");
+        assert_eq!(
+            (
+                listed[0].sent_at_ms,
+                listed[0].answered_at_ms,
+                listed[0].answer.as_deref()
+            ),
+            (Some(70), Some(80), Some("DYD=Success!"))
+        );
+
+        assert!(store
+            .delete_tracker("868120300212345")
+            .await
+            .expect("delete"));
+        assert!(!store
+            .delete_tracker("868120300212345")
+            .await
+            .expect("again"));
+        assert!(store
+            .tracker("868120300212345")
+            .await
+            .expect("get")
+            .is_none());
+        // The station stays (its visits are history), saying what it was.
+        let name = store
+            .station(first)
+            .await
+            .expect("station")
+            .expect("kept")
+            .name;
+        assert_eq!(name, "GPS tracker 868120300212345 (removed)");
+    }
+}

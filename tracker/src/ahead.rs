@@ -66,13 +66,14 @@ impl Span {
 
 /// The flags a tag raises that cannot wait for its frame's turn: a panic button pressed, a tag
 /// torn off. (A low battery can.)
-pub const URGENT_FLAGS: u8 = tag_flags::PANIC | tag_flags::TAMPER;
+pub const URGENT_FLAGS: u8 = tag_flags::PANIC | tag_flags::TAMPER | tag_flags::POWER_CUT;
 
 /// The urgent flag bit an alert of `kind` stands for (0 for other kinds).
 pub(crate) fn urgent_flag(kind: AlertKind) -> u8 {
     match kind {
         AlertKind::Panic => tag_flags::PANIC,
         AlertKind::TagTamper => tag_flags::TAMPER,
+        AlertKind::PowerCut => tag_flags::POWER_CUT,
         _ => 0,
     }
 }
@@ -245,7 +246,7 @@ impl Tracker {
             let visit = self.visits.visit_at(d.tag, d.station, d.seen_at_ms);
             let covered = self.ahead.note(Some(obs.frame), &d, gap).covered();
             let mut drafts = Vec::new();
-            if self.hotlist.may_alert(d.tag, visit) && !covered.stolen {
+            if self.hotlist.may_alert(d.tag, visit, position) && !covered.stolen {
                 if let Some((case, mut draft)) = self.hotlist.draft(obs.frame, &d, position) {
                     draft.detail =
                         self.movement_detail(d.tag, d.station, case, d.seen_at_ms, now_ms);
@@ -253,7 +254,11 @@ impl Tracker {
                     drafts.push(draft);
                 }
             }
-            if self.guards.may_alert(d.tag, Some(position), visit) && !covered.armed {
+            if self
+                .guards
+                .may_alert(d.tag, Some(position), d.tag_flags, visit)
+                && !covered.armed
+            {
                 drafts.extend(self.guards.draft(obs.frame, &d, position));
             }
             let urgent = d.tag_flags & URGENT_FLAGS & !covered.flags;

@@ -436,7 +436,7 @@ impl Tracker {
             return;
         };
         match alert.kind {
-            AlertKind::StolenSighting => self.hotlist.alerted(tag, visit),
+            AlertKind::StolenSighting => self.hotlist.alerted(tag, visit, alert.position),
             AlertKind::ArmedMoved => self.guards.alerted(tag, visit),
             kind => self.flags.alerted(tag, visit, kind),
         }
@@ -656,6 +656,12 @@ impl Tracker {
         fresh: bool,
         alerts: &mut Vec<Alert>,
     ) {
+        // A GPS tracker's frames carry its fixes' times, which may be old (it stores fixes while
+        // out of coverage) and it sleeps while parked: neither its silence nor its clock says
+        // anything about a station.
+        if frame.station.is_device() {
+            return;
+        }
         let mut found = Vec::new();
         self.station_watch
             .heard(frame.station, sent_at_ms, now_ms, fresh, &mut found);

@@ -79,7 +79,7 @@ impl Tracker {
             .max_by_key(|s| s.seen_at_ms)?;
         // The visit it belongs to counts as alerted: its next detection does not alert again.
         if let Some(visit) = self.visits.visit_at(tag, latest.station, latest.seen_at_ms) {
-            self.hotlist.alerted(tag, visit);
+            self.hotlist.alerted(tag, visit, latest.position);
         }
         let mut detail = self.movement_detail(tag, latest.station, case, latest.seen_at_ms, now_ms);
         detail.look_back = true;

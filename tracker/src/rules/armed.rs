@@ -4,7 +4,7 @@
 use super::{Draft, Sighting};
 use crate::spatial;
 use rustc_hash::FxHashMap as HashMap;
-use tagwatch_model::{AlertKind, Detection, FrameKey, GeoPoint, TagId, VisitId};
+use tagwatch_model::{tag_flags, AlertKind, Detection, FrameKey, GeoPoint, TagId, VisitId};
 
 /// An armed vehicle heard further than this from where it was armed has moved: beyond the
 /// overlap of neighbouring stations, so a parked vehicle heard by the next station is not one.
@@ -50,11 +50,13 @@ impl Guards {
     }
 
     /// Whether hearing `tag` at a station placed at `heard_at`, in `visit` (if it joins one),
-    /// may raise an alert: armed, away from where it was armed, and that visit not alerted yet.
+    /// with `flags`, may raise an alert: armed, away from where it was armed (or its GPS tracker
+    /// felt it handled), and that visit not alerted yet.
     pub fn may_alert(
         &self,
         tag: TagId,
         heard_at: Option<GeoPoint>,
+        flags: u8,
         visit: Option<VisitId>,
     ) -> bool {
         let Some(guard) = self.armed.get(&tag) else {
@@ -62,7 +64,7 @@ impl Guards {
         };
         let away = heard_at
             .is_some_and(|position| spatial::distance_m(guard.position, position) > ARMED_RADIUS_M);
-        away && visit.is_none_or(|v| guard.alerted != Some(v))
+        (away || shaken(flags)) && visit.is_none_or(|v| guard.alerted != Some(v))
     }
 
     /// The alert this sighting raises, if the tag is armed and has moved.
@@ -81,11 +83,17 @@ impl Guards {
     pub fn draft(&self, frame: FrameKey, d: &Detection, position: GeoPoint) -> Option<Draft> {
         let guard = self.armed.get(&d.tag)?;
         let moved_m = spatial::distance_m(guard.position, position);
-        if moved_m <= ARMED_RADIUS_M {
+        if moved_m <= ARMED_RADIUS_M && !shaken(d.tag_flags) {
             return None;
         }
         let mut draft = Draft::heard(AlertKind::ArmedMoved, "armed_moved", frame, d, position);
         draft.detail.moved_m = Some(moved_m.round());
         Some(draft)
     }
+}
+
+/// A GPS tracker felt the vehicle handled: someone is at an armed vehicle before it has moved
+/// far, which is when an owner most wants to know.
+fn shaken(flags: u8) -> bool {
+    flags & tag_flags::VIBRATION != 0
 }

@@ -5,11 +5,15 @@ use super::{Draft, Sighting};
 use rustc_hash::FxHashMap as HashMap;
 use tagwatch_model::{tag_flags, AlertKind, Detection, FrameKey, GeoPoint, TagId, VisitId};
 
-const RULES: [(u8, AlertKind); 3] = [
+const RULES: [(u8, AlertKind); 4] = [
     (tag_flags::PANIC, AlertKind::Panic),
     (tag_flags::TAMPER, AlertKind::TagTamper),
     (tag_flags::LOW_BATTERY, AlertKind::LowBattery),
+    (tag_flags::POWER_CUT, AlertKind::PowerCut),
 ];
+/// The flag bits [`RULES`] alert on.
+const ALERTED: u8 =
+    tag_flags::PANIC | tag_flags::TAMPER | tag_flags::LOW_BATTERY | tag_flags::POWER_CUT;
 
 /// Per tag, the visit of its latest flag alert and the flag bits already alerted in it.
 #[derive(Debug, Default)]
@@ -20,8 +24,7 @@ pub(crate) struct FlagWatch {
 impl FlagWatch {
     /// The alerts this sighting's flags raise.
     pub fn check(&mut self, s: Sighting<'_>, drafts: &mut Vec<Draft>) {
-        let raised =
-            s.d.tag_flags & (tag_flags::PANIC | tag_flags::TAMPER | tag_flags::LOW_BATTERY);
+        let raised = s.d.tag_flags & ALERTED;
         if raised == 0 {
             return;
         }
