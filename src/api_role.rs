@@ -131,6 +131,9 @@ impl RunningApi {
             limits,
             tile_url: api.tile_url.clone(),
             retention_days: Arc::new(AtomicU32::new(options.retention_days)),
+            // GT06 trackers are served by `serve` only (docs/DEVICES.md): a cluster's API node
+            // registers them in the store and lists what they last reported.
+            devices: crate::devices::load_registry(&store).await?,
         });
         let http = TcpListener::bind(options.http)
             .await

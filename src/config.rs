@@ -51,6 +51,37 @@ pub struct ListenSection {
     pub tcp: SocketAddr,
     /// HTTP address of the API and the web map.
     pub http: SocketAddr,
+    /// TCP address for GPS trackers speaking GT06 (5023, Traccar's port); `""` turns it off.
+    #[serde(with = "optional_addr")]
+    pub gt06: Option<SocketAddr>,
+}
+
+/// An address that may be turned off with an empty string (TOML has no null).
+mod optional_addr {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::net::SocketAddr;
+
+    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => s.collect_str(addr),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        super::parse_optional_addr(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `""` (off) or an address.
+pub fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e| format!("{text:?} is not an address like 0.0.0.0:5023 (or \"\" for off): {e}"))
 }
 
 impl Default for ListenSection {
@@ -59,6 +90,7 @@ impl Default for ListenSection {
             udp: SocketAddr::from(([0, 0, 0, 0], 7700)),
             tcp: SocketAddr::from(([0, 0, 0, 0], 7700)),
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            gt06: Some(SocketAddr::from(([0, 0, 0, 0], 5023))),
         }
     }
 }
@@ -71,6 +103,7 @@ impl ListenSection {
             udp: any,
             tcp: any,
             http: any,
+            gt06: Some(any),
         }
     }
 }

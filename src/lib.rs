@@ -30,6 +30,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_patrol;
 pub mod descriptors;
+pub mod devices;
 pub mod gateway_role;
 pub mod server;
 pub mod shard_role;

@@ -92,6 +92,9 @@ struct ServeArgs {
     /// [listen] http: HTTP address of the API and the web map
     #[arg(long, env = "TAGWATCH_HTTP")]
     http: Option<SocketAddr>,
+    /// [listen] gt06: TCP address for GT06 GPS trackers (default 0.0.0.0:5023); "" turns it off
+    #[arg(long, env = "TAGWATCH_GT06")]
+    gt06: Option<String>,
     /// [api] admin_token: administrator bearer token (at least 16 characters); generated and
     /// printed if unset.
     #[arg(long, env = "TAGWATCH_ADMIN_TOKEN", hide_env_values = true)]
@@ -125,6 +128,10 @@ impl ServeArgs {
         listen.udp = self.udp.unwrap_or(listen.udp);
         listen.tcp = self.tcp.unwrap_or(listen.tcp);
         listen.http = self.http.unwrap_or(listen.http);
+        if let Some(gt06) = &self.gt06 {
+            listen.gt06 = tagwatch::config::parse_optional_addr(gt06)
+                .map_err(|e| anyhow::anyhow!("--gt06: {e}"))?;
+        }
         let store = &mut config.store;
         store.database = self.database.unwrap_or(store.database.clone());
         store.flush_interval = self.flush_interval.unwrap_or(store.flush_interval);

@@ -127,6 +127,8 @@ pub struct Server {
     pub udp_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The GT06 listener, when configured.
+    pub gt06_addr: Option<SocketAddr>,
     pub store: Store,
     pub bus: Arc<AlertBus>,
     shutdown: CancellationToken,
@@ -168,6 +170,8 @@ impl Server {
         gateway_metrics.register(&mut registry);
         let pipeline_metrics = Arc::new(PipelineMetrics::default());
         pipeline_metrics.register(&mut registry);
+        let device_metrics = Arc::new(tagwatch_devices::metrics::DeviceMetrics::default());
+        device_metrics.register(&mut registry);
         let Restored {
             tracker,
             dedupe,
@@ -233,6 +237,16 @@ impl Server {
         ));
         let shutdown = CancellationToken::new();
         let abandon = CancellationToken::new();
+        let devices = crate::devices::load_registry(&store).await?;
+        let (gt06_addr, device_tasks) = crate::devices::start(
+            listen.gt06,
+            store.clone(),
+            devices.clone(),
+            gateway.clone(),
+            device_metrics,
+            shutdown.clone(),
+        )
+        .await?;
 
         let writer = tokio::spawn(tagwatch_ingest::run_writer(
             store.clone(),
@@ -284,6 +298,7 @@ impl Server {
             limits: limits.clone(),
             tile_url: config.api.tile_url.clone(),
             retention_days: retention_days.clone(),
+            devices: devices.clone(),
         });
         let maintenance = tokio::spawn(maintain(
             store.clone(),
@@ -292,7 +307,7 @@ impl Server {
             shutdown.clone(),
         ));
         let http_shutdown = shutdown.clone();
-        let listeners = vec![
+        let mut listeners = vec![
             maintenance,
             tokio::spawn(tagwatch_gateway::serve_udp(
                 udp,
@@ -310,11 +325,13 @@ impl Server {
                 http_shutdown,
             )),
         ];
+        listeners.extend(device_tasks);
         tracing::info!(%udp_addr, %tcp_addr, %http_addr, "tagwatch serving");
         Ok(Self {
             udp_addr,
             tcp_addr,
             http_addr,
+            gt06_addr,
             store,
             bus,
             shutdown,

@@ -190,6 +190,21 @@ pub struct LocationAnswer {
     pub placed_since: Option<String>,
     pub heading_deg: Option<f64>,
     pub speed_mps: Option<f64>,
+    /// What placed it: `station` (a roadside station or a patrol car's reader) or `gps` (its
+    /// own GPS tracker).
+    pub source: &'static str,
+    /// The tracker's fix, with the speed and course the device measured (`source` = `gps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gps: Option<TrackerFix>,
+}
+
+/// What placed a read made by `station`.
+pub fn source_of(station: u32) -> &'static str {
+    if tagwatch_model::StationId(station).is_device() {
+        "gps"
+    } else {
+        "station"
+    }
 }
 
 /// An alert, the same in lists, on its own and on the live stream.
@@ -236,6 +251,26 @@ impl From<&tagwatch_model::Alert> for AlertView {
             delay_s: delay_ms / 1000,
             detail: serde_json::to_value(&alert.detail).unwrap_or_default(),
         }
+    }
+}
+
+impl AlertView {
+    /// An alert from a GPS tracker names the device in its detail (`detail.device`: its IMEI);
+    /// the alert's place and time are the fix's.
+    pub fn of(
+        alert: &tagwatch_model::Alert,
+        devices: &tagwatch_devices::registry::Registry,
+    ) -> Self {
+        let mut view = Self::from(alert);
+        if alert.station.is_device() {
+            if let (Some(imei), Some(detail)) = (
+                devices.imei_of_station(alert.station),
+                view.detail.as_object_mut(),
+            ) {
+                detail.insert("device".into(), Value::String(imei.to_string()));
+            }
+        }
+        view
     }
 }
 
@@ -457,6 +492,9 @@ pub struct PointGeometry {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TrackVisit {
     pub station: u32,
+    /// `station` or `gps`: a GPS tracker's visit is one point per fix it kept (a fix at least
+    /// 10 m or a minute from the one before).
+    pub source: &'static str,
     pub first_seen: String,
     pub last_seen: String,
     pub best_rssi: i8,
@@ -480,4 +518,76 @@ pub struct Track {
     pub kind: &'static str,
     pub properties: TrackWindow,
     pub features: Vec<TrackFeature>,
+}
+
+/// A GPS tracker's latest fix.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrackerFix {
+    pub at: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub speed_kmh: u16,
+    pub course_deg: u16,
+}
+
+/// What a GPS tracker last reported.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrackerReport {
+    /// When the server received it.
+    pub received_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<TrackerFix>,
+    /// The latest alarm it raised (`sos`, `power_cut`, `low_battery`, `tamper`, `removed`,
+    /// `vibration`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+    /// The vehicle's supply, volts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_v: Option<f32>,
+    /// The device's own battery, volts and percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub battery_v: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub battery_pct: Option<u8>,
+}
+
+/// A GPS tracker fitted to a vehicle.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrackerAnswer {
+    pub imei: String,
+    pub tag: u32,
+    /// The station its fixes are reported as (3,000,000,000 and up).
+    pub station: u32,
+    pub protocol: String,
+    pub connected: bool,
+    pub last_report: Option<TrackerReport>,
+}
+
+/// `GET /trackers`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Trackers {
+    pub trackers: Vec<TrackerAnswer>,
+}
+
+/// An engine command and what became of it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EngineCommandAnswer {
+    pub id: i64,
+    pub imei: String,
+    /// `stop` or `resume`.
+    pub action: String,
+    /// `queued` (waiting for the device to be connected and, for a stop, slow), `sent`, or
+    /// `answered` (`answer` holds the device's text).
+    pub state: &'static str,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub sent_at: Option<String>,
+    pub answered_at: Option<String>,
+    pub answer: Option<String>,
+}
+
+/// `GET /vehicles/{tag}/engine`, `POST /vehicles/{tag}/engine`
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EngineCommands {
+    pub commands: Vec<EngineCommandAnswer>,
 }

@@ -91,6 +91,8 @@ pub struct ApiState {
     pub tile_url: Option<String>,
     /// Days of visits kept; the hourly maintenance reads it, admins change it.
     pub retention_days: Arc<AtomicU32>,
+    /// The registered GPS trackers, shared with the device listener.
+    pub devices: tagwatch_devices::registry::Registry,
 }
 
 /// Sends the task that owns the tracker a change of its reference data.
@@ -183,6 +185,18 @@ pub fn app(state: ApiState) -> Router {
             post(handlers::thefts::recovered),
         )
         .route("/vehicles/{tag}/arm", post(handlers::vehicles::arm))
+        .route(
+            "/vehicles/{tag}/engine",
+            get(handlers::trackers::engine_commands).post(handlers::trackers::engine),
+        )
+        .route(
+            "/trackers",
+            get(handlers::trackers::list_trackers).post(handlers::trackers::create_tracker),
+        )
+        .route(
+            "/trackers/{imei}",
+            delete(handlers::trackers::delete_tracker),
+        )
         .route("/vehicles/{tag}/disarm", post(handlers::vehicles::disarm))
         .route("/alerts", get(handlers::alerts::list_alerts))
         .route("/alerts/{seq}", get(handlers::response::alert))

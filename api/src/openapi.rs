@@ -134,6 +134,12 @@ const fn created(mut e: Endpoint) -> Endpoint {
     e
 }
 
+/// An endpoint that answers 202: taken on, done later.
+const fn accepted(mut e: Endpoint) -> Endpoint {
+    e.status = 202;
+    e
+}
+
 /// An endpoint that answers 204 with no body.
 const fn no_content(mut e: Endpoint) -> Endpoint {
     e.status = 204;
@@ -300,6 +306,55 @@ pub const ENDPOINTS: &[Endpoint] = &[
             ],
         )),
         schema_of::<StationCreated>,
+    ),
+    answers(
+        get(
+            "/trackers",
+            "police; owner for their own vehicles",
+            "GPS trackers with each one's latest report",
+        ),
+        schema_of::<Trackers>,
+    ),
+    answers(
+        created(call(
+            "post",
+            "/trackers",
+            "admin",
+            "Register a GT06 GPS tracker fitted to a vehicle",
+            &[
+                req("imei", "string", "the device's IMEI, 15 digits"),
+                req("tag", "integer", "the vehicle it is fitted to"),
+            ],
+        )),
+        schema_of::<TrackerAnswer>,
+    ),
+    no_content(call(
+        "delete",
+        "/trackers/{imei}",
+        "admin",
+        "Remove a tracker (its history stays)",
+        NONE,
+    )),
+    answers(
+        get(
+            "/vehicles/{tag}/engine",
+            OWNER_OR_POLICE,
+            "The vehicle's engine commands and their answers",
+        ),
+        schema_of::<EngineCommands>,
+    ),
+    answers(
+        accepted(call(
+            "post",
+            "/vehicles/{tag}/engine",
+            "police (stop: an open theft case); owner for their own vehicle (resume, after recovery)",
+            "Stop or resume the engine through its GPS tracker",
+            &[
+                req("action", "string", "stop or resume"),
+                opt("purpose", "string", "why (police: required, audited)"),
+            ],
+        )),
+        schema_of::<EngineCommands>,
     ),
     answers(
         created(call(
@@ -761,7 +816,7 @@ fn operation(e: &Endpoint, generator: &mut schemars::SchemaGenerator) -> Value {
             let schema = e
                 .answer
                 .map_or_else(|| json!({ "type": "object" }), |of| of(generator));
-            json!({ "description": if status == 201 { "Created" } else { "OK" },
+            json!({ "description": match status { 201 => "Created", 202 => "Accepted", _ => "OK" },
                     "content": { "application/json": { "schema": schema } } })
         }
     };

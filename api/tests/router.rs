@@ -39,6 +39,7 @@ async fn router() -> (Router, String) {
         )),
         tile_url: None,
         retention_days: Arc::new(AtomicU32::new(90)),
+        devices: Default::default(),
     };
     let router = app(state);
     let hash = tagwatch_api::auth::hash_password("olga-long-password".into())

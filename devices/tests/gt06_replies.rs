@@ -126,3 +126,38 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// What the device side writes, the decoder reads back: IMEI, and each fix to a few
+    /// centimetres (1/1,800,000 of a degree), to the second, with its speed and course.
+    #[test]
+    fn device_messages_decode_to_what_was_sent(
+        imei in 0u64..1_000_000_000_000_000,
+        lat in -89.9f64..89.9, lon in -179.9f64..179.9,
+        speed in 0u16..=255, course in 0u16..360,
+        secs in 946_684_800i64..4_102_444_799,
+        code in prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x0E, 0x13]),
+        serial in any::<u16>(),
+    ) {
+        use tagwatch_devices::gt06::device;
+        use tagwatch_devices::{Alarm, Fix, Report};
+        let imei = Imei::from_u64(imei).expect("15 digits");
+        let bytes = device::login(imei, serial);
+        let login = decode(&Frame::parse(&bytes).expect("frame")).expect("login");
+        prop_assert_eq!(login, Message::Login(Login { imei, model: None }));
+        let sent = Fix { at_ms: secs * 1000, lat, lon, speed_kmh: speed, course_deg: course, valid: true, satellites: Some(9), ignition: Some(true) };
+        for (bytes, alarm) in [
+            (device::fix(&sent, serial), None),
+            (device::alarm(&sent, code, serial), Some(match code { 0x01 => Alarm::Sos, 0x02 => Alarm::PowerCut, 0x03 => Alarm::Vibration, 0x0E => Alarm::LowBattery, _ => Alarm::Tamper })),
+        ] {
+            let parsed = Frame::parse(&bytes).expect("frame");
+            prop_assert_eq!(parsed.serial, serial);
+            let Message::Report(Report { fix: Some(got), alarm: got_alarm, .. }) = decode(&parsed).expect("decodes") else {
+                panic!("not a fix");
+            };
+            prop_assert!((got.lat - lat).abs() < 1e-6 && (got.lon - lon).abs() < 1e-6, "{:?}", got);
+            prop_assert_eq!((got.at_ms, got.speed_kmh, got.course_deg, got.valid, got.ignition), (secs * 1000, speed, course, true, Some(true)));
+            prop_assert_eq!(got_alarm, alarm);
+        }
+    }
+}

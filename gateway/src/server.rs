@@ -67,6 +67,10 @@ pub enum Replier {
     },
     /// The connection's writer task, through a queue that never drops (see [`AckQueue`]).
     Tcp(AckQueue),
+    /// A listener in this process that made the frame on a device's behalf (a GPS tracker's
+    /// report, `tagwatch-devices`): it is told the outcome, not sent a signed ACK frame, and
+    /// answers the device in the device's own protocol.
+    Local(mpsc::UnboundedSender<(FrameKey, AckStatus)>),
 }
 
 /// ACKs a TCP connection has yet to write. An ACK is never dropped while the connection is
@@ -145,6 +149,24 @@ impl AckPath {
     /// Signs and sends an ACK without waiting. Over UDP a full socket buffer loses it, and over
     /// TCP a closed connection; the station's resend recovers either (it then gets DUPLICATE).
     pub fn send(&self, frame: FrameKey, status: AckStatus) {
+        let sent = match &self.replier {
+            Replier::Udp { socket, peer } => self
+                .signed_ack(frame, status)
+                .is_some_and(|bytes| socket.try_send_to(&bytes, *peer).is_ok()),
+            Replier::Tcp(queue) => self
+                .signed_ack(frame, status)
+                .is_some_and(|bytes| queue.push(bytes.freeze())),
+            Replier::Local(outcomes) => outcomes.send((frame, status)).is_ok(),
+        };
+        if sent {
+            self.metrics.ack(status.as_str());
+        } else {
+            self.metrics.ack("dropped");
+        }
+    }
+
+    /// The ACK frame for a station, signed with its key.
+    fn signed_ack(&self, frame: FrameKey, status: AckStatus) -> Option<BytesMut> {
         let ack = Frame {
             station: frame.station,
             session: frame.session,
@@ -153,18 +175,7 @@ impl AckPath {
             position: None,
             body: Body::Ack(status),
         };
-        let Ok(bytes) = wire::encode(&ack, &self.key) else {
-            return;
-        };
-        let sent = match &self.replier {
-            Replier::Udp { socket, peer } => socket.try_send_to(&bytes, *peer).is_ok(),
-            Replier::Tcp(queue) => queue.push(bytes.freeze()),
-        };
-        if sent {
-            self.metrics.ack(status.as_str());
-        } else {
-            self.metrics.ack("dropped");
-        }
+        wire::encode(&ack, &self.key).ok()
     }
 }
 

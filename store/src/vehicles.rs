@@ -106,6 +106,19 @@ impl Store {
         })
     }
 
+    /// The open theft case of `tag`, if any.
+    pub async fn open_case_of(&self, tag: TagId) -> Result<Option<CaseId>> {
+        on_backend!(self, reader, |pool, sql| {
+            let id: Option<i64> = sqlx::query_scalar(&sql(
+                "SELECT id FROM cases WHERE tag = $1 AND closed_at IS NULL",
+            ))
+            .bind(i64::from(tag.0))
+            .fetch_optional(pool)
+            .await?;
+            Ok(id.map(CaseId))
+        })
+    }
+
     /// Tags with an open theft case (the tracker's hotlist at start).
     pub async fn open_cases(&self) -> Result<Vec<(TagId, CaseId)>> {
         on_backend!(self, reader, |pool, sql| {

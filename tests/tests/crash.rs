@@ -45,6 +45,7 @@ async fn crash_child() {
         udp: udp.parse().expect("udp"),
         tcp: tcp.parse().expect("tcp"),
         http: http.parse().expect("http"),
+        gt06: None,
     };
     config.store.flush_interval = Duration::from_millis(10);
     // Checkpoints 0.3 s apart and kills 0.2–1.2 s apart: kills land before, during and between

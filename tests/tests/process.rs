@@ -37,6 +37,7 @@ async fn process_child() {
         udp: udp.parse().expect("udp"),
         tcp: tcp.parse().expect("tcp"),
         http: http.parse().expect("http"),
+        gt06: None,
     };
     // The journal between checkpoints: only an orderly stop leaves none behind.
     config.store.checkpoint_interval = Some(Duration::from_secs(300));

@@ -145,6 +145,9 @@ pub async fn list_alerts(
     };
     alerts.retain(|a| filter.admits(a));
     Ok(Json(AlertList {
-        alerts: alerts.iter().map(AlertView::from).collect(),
+        alerts: alerts
+            .iter()
+            .map(|a| AlertView::of(a, &state.devices))
+            .collect(),
     }))
 }

@@ -15,5 +15,6 @@ pub mod sse;
 pub mod stations;
 pub mod thefts;
 pub mod track;
+pub mod trackers;
 pub mod vehicles;
 pub mod watch;

@@ -136,7 +136,7 @@ pub async fn alert(
         None => None,
     };
     Ok(Json(AlertFile {
-        alert: AlertView::from(&alert),
+        alert: AlertView::of(&alert, &state.devices),
         status: status(&actions),
         actions: actions.iter().map(action_view).collect(),
         nearest_units: nearest_units(&units, now_at.unwrap_or(alert.position), now_ms())

@@ -89,8 +89,8 @@ pub async fn stream(
 
 /// An alert as an SSE event: its stream position as the event id, its [`AlertView`] as data (the
 /// same as in lists).
-fn event(alert: &Alert) -> Event {
-    let data = serde_json::to_string(&AlertView::from(alert)).unwrap_or_default();
+fn event(alert: &Alert, devices: &tagwatch_devices::registry::Registry) -> Event {
+    let data = serde_json::to_string(&AlertView::of(alert, devices)).unwrap_or_default();
     Event::default()
         .event("alert")
         .id(alert.seq.to_string())
@@ -118,6 +118,8 @@ struct Client<'a> {
     last: Option<i64>,
     /// Which alerts the client gets.
     filter: AlertFilter,
+    /// To name a GPS tracker's alerts' device.
+    devices: tagwatch_devices::registry::Registry,
 }
 
 impl Client<'_> {
@@ -128,7 +130,7 @@ impl Client<'_> {
         }
         if self.filter.admits(alert) {
             self.tx
-                .send(event(alert))
+                .send(event(alert, &self.devices))
                 .await
                 .map_err(|_| Stop::ClientGone)?;
         }
@@ -149,6 +151,7 @@ async fn feed(
         session,
         last: after,
         filter,
+        devices: state.devices.clone(),
     };
     let notice = match run_feed(&state, after.is_some(), &mut client).await {
         Err(Stop::Failed(cause)) => {

@@ -37,6 +37,15 @@ pub async fn create_station(
     caller.require(&[Role::Admin])?;
     let Json(new) = body?;
     let id = StationId(id_u32("id", new.id)?);
+    if id.is_device() {
+        return Err(ApiError::field(
+            "id",
+            format!(
+                "station ids from {} up are GPS trackers' (registered through /trackers)",
+                tagwatch_model::DEVICE_STATIONS_FROM
+            ),
+        ));
+    }
     let name = text("name", new.name)?;
     let position = crate::input::point(new.lat, new.lon)?;
     let (key, generated) = match new.key.as_deref() {
@@ -80,7 +89,9 @@ pub async fn list_stations(
 ) -> Result<Json<Stations>, ApiError> {
     caller.require(&[Role::Officer, Role::Dispatcher, Role::Admin])?;
     let now = now_ms();
-    let stations = state.store.stations_health().await?;
+    // GPS trackers are listed under /trackers, with what they report.
+    let mut stations = state.store.stations_health().await?;
+    stations.retain(|(station, _)| !station.id.is_device());
     let ids: Vec<StationId> = stations.iter().map(|(s, _)| s.id).collect();
     let question = Question::StationsHeard { stations: ids };
     let Gathered { answer, missing } = crate::live::area(&state, question).await?;

@@ -6,7 +6,7 @@
 //! then too, while the store has it only once the next flush commits: an officer who opens a
 //! brand-new alert's track must see the sighting that raised it.
 
-use crate::answers::{PointGeometry, Track, TrackFeature, TrackVisit, TrackWindow};
+use crate::answers::{source_of, PointGeometry, Track, TrackFeature, TrackVisit, TrackWindow};
 use crate::audit::{audit_movements, checked_params, movement_query};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -19,7 +19,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use std::collections::HashMap;
 use tagwatch_model::time::{now_ms, to_rfc3339};
-use tagwatch_model::{TagId, Visit};
+use tagwatch_model::{GeoPoint, TagId, Visit};
 use tagwatch_store::PlacedVisit;
 use tagwatch_tracker::TrackPoint;
 
@@ -86,23 +86,51 @@ pub async fn track(
     let stored = state.store.track(tag, from, to, MAX_TRACK_VISITS).await?;
     let applied = crate::live::track(&state, tag, from, to).await?;
     let (visits, truncated) = merge(tag, stored, applied, MAX_TRACK_VISITS as usize);
-    let features = visits
-        .iter()
-        .map(|p| TrackFeature {
+    let mut features = Vec::with_capacity(visits.len());
+    for p in &visits {
+        let feature = |position: GeoPoint, first_ms: i64, last_ms: i64| TrackFeature {
             kind: "Feature",
             geometry: PointGeometry {
                 kind: "Point",
-                coordinates: [p.position.lon, p.position.lat],
+                coordinates: [position.lon, position.lat],
             },
             properties: TrackVisit {
                 station: p.visit.station.0,
-                first_seen: to_rfc3339(p.visit.first_seen_ms),
-                last_seen: to_rfc3339(p.visit.last_seen_ms),
+                source: source_of(p.visit.station.0),
+                first_seen: to_rfc3339(first_ms),
+                last_seen: to_rfc3339(last_ms),
                 best_rssi: p.visit.best_rssi,
                 reads: p.visit.reads,
             },
-        })
-        .collect();
+        };
+        // A GPS tracker's visit lasts as long as it reports without a gap: one point per fix
+        // it kept, so the track follows the road it drove, not one point per visit.
+        let fixes = if p.visit.station.is_device() {
+            state
+                .store
+                .reader_fixes_between(
+                    p.visit.station,
+                    p.visit.first_seen_ms,
+                    p.visit.last_seen_ms,
+                    MAX_TRACK_VISITS,
+                )
+                .await?
+        } else {
+            Vec::new()
+        };
+        if fixes.is_empty() {
+            features.push(feature(
+                p.position,
+                p.visit.first_seen_ms,
+                p.visit.last_seen_ms,
+            ));
+        }
+        for fix in fixes {
+            features.push(feature(fix.position, fix.at_ms, fix.at_ms));
+        }
+    }
+    let truncated = truncated || features.len() > MAX_TRACK_VISITS as usize;
+    features.truncate(MAX_TRACK_VISITS as usize);
     let body = Track {
         kind: "FeatureCollection",
         properties: TrackWindow {

@@ -1,7 +1,7 @@
 //! # Vehicles: registration (admin), guard mode (the owner arms and disarms), and where one is
 //! now (police, or its owner; audited with its purpose).
 
-use crate::answers::{GuardAnswer, LocationAnswer, VehicleAnswer};
+use crate::answers::{source_of, GuardAnswer, LocationAnswer, TrackerFix, VehicleAnswer};
 use crate::audit::{accessible_vehicle, audit_movements, movement_query};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -162,7 +162,7 @@ pub async fn location(
     // The tracker knows where it is placed now and how it is moving; after a restart, before
     // it is heard again, the store knows where it was last.
     if let Some(now) = crate::live::location(&state, tag).await? {
-        return Ok(Json(LocationAnswer {
+        let mut answer = LocationAnswer {
             tag: tag.0,
             station: now.station.0,
             lat: now.position.lat,
@@ -171,7 +171,11 @@ pub async fn location(
             placed_since: Some(to_rfc3339(now.since_ms)),
             heading_deg: now.heading_deg.map(|h| (h * 10.0).round() / 10.0),
             speed_mps: now.speed_mps.map(|v| (v * 10.0).round() / 10.0),
-        }));
+            source: source_of(now.station.0),
+            gps: None,
+        };
+        with_gps(&state, &mut answer);
+        return Ok(Json(answer));
     }
     let location = state
         .store
@@ -187,5 +191,28 @@ pub async fn location(
         placed_since: None,
         heading_deg: None,
         speed_mps: None,
+        source: source_of(location.station.0),
+        gps: None,
     }))
+}
+
+/// Placed by its GPS tracker: the speed and course the device measured, not ones worked out
+/// from the moves between places.
+fn with_gps(state: &ApiState, answer: &mut LocationAnswer) {
+    if answer.source != "gps" {
+        return;
+    }
+    let station = tagwatch_model::StationId(answer.station);
+    let Some(fix) = state.devices.report_of_station(station).and_then(|r| r.fix) else {
+        return;
+    };
+    answer.speed_mps = Some((f64::from(fix.speed_kmh) / 3.6 * 10.0).round() / 10.0);
+    answer.heading_deg = Some(f64::from(fix.course_deg));
+    answer.gps = Some(TrackerFix {
+        at: to_rfc3339(fix.at_ms),
+        lat: fix.lat,
+        lon: fix.lon,
+        speed_kmh: fix.speed_kmh,
+        course_deg: fix.course_deg,
+    });
 }

@@ -9,6 +9,7 @@
 //! - [`frame`]: the byte stream cut into frames, bounded, CRC checked.
 //! - [`message`]: a frame's content decoded into a [`crate::Message`].
 //! - [`reply`]: the acknowledgements, the time and the commands the server sends.
+//! - [`device`]: the messages a device sends (the simulator, benches and tests speak with it).
 //!
 //! Decoded as Concox documents it and as Traccar's decoder (the reference most deployments use)
 //! reads it, for the message kinds that carry what TagWatch uses: logins, GPS fixes, status and
@@ -16,6 +17,7 @@
 //! that Traccar tells apart by a per-device model setting, are read the standard way
 //! (`docs/DEVICES.md` lists them).
 
+pub mod device;
 pub mod frame;
 pub mod message;
 pub mod reply;

@@ -370,7 +370,7 @@ async fn run_one(
                 .await??,
         ))
     } else {
-        UnderTest::Serve(start_server(server_runtime.get(), &config).await?)
+        UnderTest::Serve(Box::new(start_server(server_runtime.get(), &config).await?))
     };
     let mut api = format!("http://{}", server.http_addr());
     let metrics_urls = server.metrics_urls();
@@ -579,11 +579,11 @@ async fn run_one(
             .get("tagwatch_journal_frames_pending");
         server_runtime = ServerRuntime::new()?;
         let started = Instant::now();
-        server = UnderTest::Serve(
+        server = UnderTest::Serve(Box::new(
             start_server(server_runtime.get(), &config)
                 .await
                 .context("starting again after the crash")?,
-        );
+        ));
         let start_secs = started.elapsed().as_secs_f64();
         api = format!("http://{}", server.http_addr());
         let after = Scrape::take(&client, &api).await?;
@@ -672,7 +672,7 @@ impl Drop for ServerRuntime {
 
 /// What a run measures: `serve`, or the cluster's roles.
 enum UnderTest {
-    Serve(Server),
+    Serve(Box<Server>),
     Cluster(Box<cluster::ClusterUnderTest>),
 }
 
@@ -708,7 +708,7 @@ impl UnderTest {
 
     async fn shutdown(self) {
         match self {
-            UnderTest::Serve(s) => s.shutdown().await,
+            UnderTest::Serve(s) => (*s).shutdown().await,
             UnderTest::Cluster(c) => c.stop().await,
         }
     }
