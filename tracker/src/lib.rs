@@ -919,3 +919,5 @@ impl Tracker {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gps;
