@@ -36,6 +36,8 @@ pub struct DemoOptions {
     pub password: Option<String>,
     /// Map tile URL template for the web page (none: a plain background).
     pub tile_url: Option<String>,
+    /// Vehicles (the first tags) that also carry a GT06 GPS tracker.
+    pub gps_trackers: u32,
 }
 
 /// What the demo saw, for tests and the closing summary.
@@ -46,6 +48,9 @@ pub struct DemoSummary {
     pub frames_built: u64,
     pub frames_acked: u64,
     pub detections: u64,
+    /// GPS fixes the simulated trackers reported, and those the server acknowledged.
+    pub gps_fixes: u64,
+    pub gps_fixes_acked: u64,
     pub elapsed: Duration,
 }
 
@@ -99,7 +104,13 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
         Some(p) => p.clone(),
         None => random_hex(8)?,
     };
+    let gps_trackers = options.gps_trackers.min(city.tags);
     provision(&config.store.database, &city, &password).await?;
+    {
+        let store = tagwatch_store::Store::open(&config.store.database).await?;
+        provision_trackers(&store, &city, gps_trackers, now_ms()).await?;
+        store.close().await;
+    }
     let server = Server::start(&config).await?;
     let api = format!("http://{}", server.http_addr);
     line(out, format_args!("TagWatch is running."));
@@ -118,6 +129,12 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
             server.udp_addr, server.tcp_addr
         ),
     );
+    if let (Some(gt06), true) = (server.gt06_addr, gps_trackers > 0) {
+        line(
+            out,
+            format_args!("  GPS trackers: {gps_trackers} vehicles carry one (GT06 on tcp {gt06})"),
+        );
+    }
     line(
         out,
         format_args!(
@@ -134,6 +151,10 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
         transport: options.transport,
         loss: 0.01,
         drain_timeout: Duration::from_secs(5),
+        gps: server
+            .gt06_addr
+            .filter(|_| gps_trackers > 0)
+            .map(|addr| tagwatch_sim::gps::GpsConfig::new(addr, gps_trackers)),
         ..SimConfig::default()
     };
     let target = match options.transport {
@@ -240,6 +261,7 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
     summary.frames_built = report.stats.frames_built;
     summary.frames_acked = report.stats.accepted + report.stats.duplicate;
     summary.detections = report.detections_built;
+    [summary.gps_fixes, summary.gps_fixes_acked] = [report.gps[0], report.gps[1]];
     server.shutdown().await;
     let secs = summary.elapsed.as_secs_f64().max(0.001);
     line(out, format_args!(
@@ -251,6 +273,15 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
         summary.detections as f64 / secs,
         summary.alerts.len()
     ));
+    if summary.gps_fixes > 0 {
+        line(
+            out,
+            format_args!(
+                "GPS trackers: {} fixes reported, {} acknowledged, {} connections ({} dropped on purpose).",
+                report.gps[0], report.gps[1], report.gps[2], report.gps[3]
+            ),
+        );
+    }
     Ok(summary)
 }
 
@@ -295,6 +326,26 @@ pub async fn provision_city(
         .collect();
     for chunk in vehicles.chunks(50_000) {
         store.insert_vehicles(chunk, now).await?;
+    }
+    Ok(())
+}
+
+/// Registers a GT06 tracker on each of the city's first `fitted` vehicles, with the IMEI the
+/// simulator gives it (the demo, and the end-to-end bench).
+pub async fn provision_trackers(
+    store: &tagwatch_store::Store,
+    city: &CityConfig,
+    fitted: u32,
+    now: i64,
+) -> anyhow::Result<()> {
+    for i in 0..fitted.min(city.tags) {
+        let tag = TagId(city.first_tag + i);
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
+        let imei = tagwatch_sim::gps::tracker_imei(tag).to_string();
+        store
+            .insert_tracker(&imei, tag, "gt06", &tagwatch_model::StationKey(key), now)
+            .await?;
     }
     Ok(())
 }

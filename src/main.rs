@@ -252,6 +252,9 @@ struct DemoArgs {
     /// Report a vehicle stolen after this many seconds
     #[arg(long, default_value_t = 10)]
     steal_after: u64,
+    /// Vehicles that also carry a GT06 GPS tracker (the first tags), reporting every 10-30 s
+    #[arg(long, default_value_t = 250)]
+    gps_trackers: u32,
     /// Stop by itself after this many seconds (default: run until Ctrl-C)
     #[arg(long)]
     seconds: Option<u64>,
@@ -324,6 +327,7 @@ async fn main() -> anyhow::Result<()> {
                 seed: args.seed,
                 password: args.password,
                 tile_url: args.tile_url,
+                gps_trackers: args.gps_trackers,
             };
             demo::run(options, &mut std::io::stdout()).await.map(|_| ())
         }

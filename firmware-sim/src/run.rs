@@ -52,6 +52,8 @@ pub struct SimConfig {
     pub drain_timeout: Duration,
     /// Stations cut off from the server for a while.
     pub outages: Vec<Outage>,
+    /// GPS trackers on some vehicles, and the server's GT06 listener.
+    pub gps: Option<crate::gps::GpsConfig>,
 }
 
 impl Default for SimConfig {
@@ -72,6 +74,7 @@ impl Default for SimConfig {
             keep_frames: false,
             drain_timeout: Duration::from_secs(30),
             outages: Vec::new(),
+            gps: None,
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct SimReport {
     pub detections_built: u64,
     pub virtual_ms: i64,
     pub real: Duration,
+    /// What the GPS trackers did: fixes reported, acknowledged, connections opened and dropped.
+    pub gps: [u64; 4],
 }
 
 /// Runs the city against the gateway at `server` until the duration is simulated (or `stop`),
@@ -158,6 +163,18 @@ pub async fn run(config: SimConfig, server: SocketAddr, stop: CancellationToken)
         unacked.push(counter);
     }
 
+    let gps_stats = Arc::new(crate::gps::GpsStats::default());
+    let (mut trackers, gps_tasks) = match &config.gps {
+        Some(gps) => crate::gps::start(
+            gps,
+            config.city.first_tag,
+            config.start_ms,
+            config.city.seed,
+            gps_stats.clone(),
+            link_stop.clone(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
     let mut report = SimReport::default();
     let mut reads: Vec<Read> = Vec::new();
     // Frames of stations whose link is down, per station, oldest first.
@@ -184,6 +201,11 @@ pub async fn run(config: SimConfig, server: SocketAddr, stop: CancellationToken)
         city.step(config.tick_ms, &mut reads);
         for r in &reads {
             firmware[r.station_index].hear(r.tag, r.at_ms, r.rssi, r.moving);
+        }
+        for tracker in &mut trackers {
+            if let Some(xy) = city.position_of(tracker.tag) {
+                tracker.due(city.now_ms(), xy, config.city.geo_of(xy));
+            }
         }
         for (i, fw) in firmware.iter_mut().enumerate() {
             fw.backlog = u32::try_from(unacked[i].load(Ordering::Relaxed)).unwrap_or(u32::MAX);
@@ -217,12 +239,16 @@ pub async fn run(config: SimConfig, server: SocketAddr, stop: CancellationToken)
     report.virtual_ms = city.now_ms() - config.start_ms;
     report.truth = city.finish_truth();
     drop(senders);
+    drop(trackers);
     let drained = async {
         let mut stats = LinkStats::default();
         for link in links {
             if let Ok(s) = link.await {
                 stats.add(&s);
             }
+        }
+        for task in gps_tasks {
+            let _ = task.await;
         }
         stats
     };
@@ -238,6 +264,7 @@ pub async fn run(config: SimConfig, server: SocketAddr, stop: CancellationToken)
         }
     };
     report.real = started.elapsed();
+    report.gps = gps_stats.snapshot();
     report
 }
 

@@ -70,6 +70,7 @@ async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
         seed: 11,
         password: Some(PASSWORD.into()),
         tile_url: None,
+        gps_trackers: 0,
     };
     let demo = tokio::spawn(async move {
         let mut out = Vec::new();

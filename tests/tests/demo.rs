@@ -20,6 +20,7 @@ async fn the_demo_reports_a_theft_and_prints_its_alert() {
         seed: 3,
         password: None,
         tile_url: None,
+        gps_trackers: 20,
     };
     let mut out = Vec::new();
     let summary = run(options, &mut out).await.expect("demo runs");
@@ -38,4 +39,11 @@ async fn the_demo_reports_a_theft_and_prints_its_alert() {
     assert!(printed.contains("admin token:"), "{printed}");
     assert!(summary.frames_built > 0);
     assert_eq!(summary.frames_acked, summary.frames_built, "{printed}");
+    // The GPS trackers reported over GT06 and every fix was acknowledged (stored).
+    assert!(summary.gps_fixes > 0, "{printed}");
+    assert_eq!(summary.gps_fixes_acked, summary.gps_fixes, "{printed}");
+    assert!(
+        printed.contains("GPS trackers: 20 vehicles carry one"),
+        "{printed}"
+    );
 }

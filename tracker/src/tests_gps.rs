@@ -61,8 +61,17 @@ fn a_parked_stolen_vehicle_reporting_every_15_s_is_alerted_once() {
     tracker.report_stolen(TAG, CaseId(4));
     let alerts: usize = (0..20u32)
         .map(|i| {
-            let alerts = fix(&mut tracker, i + 1, 1_000_000 + i64::from(i) * 15_000, 116.0, 0);
-            kinds(&alerts).iter().filter(|k| **k == AlertKind::StolenSighting).count()
+            let alerts = fix(
+                &mut tracker,
+                i + 1,
+                1_000_000 + i64::from(i) * 15_000,
+                116.0,
+                0,
+            );
+            kinds(&alerts)
+                .iter()
+                .filter(|k| **k == AlertKind::StolenSighting)
+                .count()
         })
         .sum();
     assert_eq!(alerts, 1);
@@ -71,13 +80,28 @@ fn a_parked_stolen_vehicle_reporting_every_15_s_is_alerted_once() {
 #[test]
 fn vibration_of_an_armed_vehicle_alerts_where_it_is_parked_and_movement_alone_does_not() {
     let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
-    tracker.arm(TAG, GeoPoint { lat: 23.0, lon: 116.0 });
-    assert!(fix(&mut tracker, 1, 1_000_000, 116.0, tag_flags::MOVING).is_empty(), "still home");
+    tracker.arm(
+        TAG,
+        GeoPoint {
+            lat: 23.0,
+            lon: 116.0,
+        },
+    );
+    assert!(
+        fix(&mut tracker, 1, 1_000_000, 116.0, tag_flags::MOVING).is_empty(),
+        "still home"
+    );
     let shaken = fix(&mut tracker, 2, 1_015_000, 116.0, tag_flags::VIBRATION);
     assert_eq!(kinds(&shaken), vec![AlertKind::ArmedMoved]);
-    assert!(fix(&mut tracker, 3, 1_030_000, 116.0, tag_flags::VIBRATION).is_empty(), "once per visit");
+    assert!(
+        fix(&mut tracker, 3, 1_030_000, 116.0, tag_flags::VIBRATION).is_empty(),
+        "once per visit"
+    );
     tracker.command(Command::Disarmed { tag: TAG }, 0);
-    assert!(fix(&mut tracker, 4, 2_000_000, 116.0, tag_flags::VIBRATION).is_empty(), "disarmed");
+    assert!(
+        fix(&mut tracker, 4, 2_000_000, 116.0, tag_flags::VIBRATION).is_empty(),
+        "disarmed"
+    );
 }
 
 #[test]
@@ -86,7 +110,14 @@ fn a_power_cut_alerts_once_per_visit_and_again_in_the_next() {
     let first = fix(&mut tracker, 1, 1_000_000, 116.0, tag_flags::POWER_CUT);
     assert_eq!(kinds(&first), vec![AlertKind::PowerCut]);
     assert_eq!(first[0].station, DEVICE);
-    assert_eq!(first[0].position, GeoPoint { lat: 23.0, lon: 116.0 }, "at the fix");
+    assert_eq!(
+        first[0].position,
+        GeoPoint {
+            lat: 23.0,
+            lon: 116.0
+        },
+        "at the fix"
+    );
     assert!(fix(&mut tracker, 2, 1_010_000, 116.0, tag_flags::POWER_CUT).is_empty());
     // An hour later: a new visit of the device station.
     let later = fix(&mut tracker, 3, 4_600_000, 116.0, tag_flags::POWER_CUT);
@@ -98,16 +129,34 @@ fn a_tracker_asleep_or_sending_old_fixes_is_not_a_silent_or_skewed_station() {
     let mut tracker = Tracker::new(TrackerConfig::default(), 1, 1);
     // A fix from two hours before the server's clock (stored while out of coverage).
     let now = 10_000_000;
-    let d = Detection { tag: TAG, station: DEVICE, seen_at_ms: now - 7_200_000, rssi: -30, reads: 1, tag_flags: 0 };
+    let d = Detection {
+        tag: TAG,
+        station: DEVICE,
+        seen_at_ms: now - 7_200_000,
+        rssi: -30,
+        reads: 1,
+        tag_flags: 0,
+    };
     let obs = Observation {
-        frame: FrameKey { station: DEVICE, session: SessionId(1), seq: 1 },
+        frame: FrameKey {
+            station: DEVICE,
+            session: SessionId(1),
+            seq: 1,
+        },
         sent_at_ms: now - 7_200_000,
-        reader_position: Some(GeoPoint { lat: 23.0, lon: 116.0 }),
+        reader_position: Some(GeoPoint {
+            lat: 23.0,
+            lon: 116.0,
+        }),
         detections: &[d],
     };
     let alerts = tracker.apply(obs, now);
     assert!(alerts.is_empty(), "{alerts:?}");
-    assert_eq!(tracker.last_seen(TAG).map(|l| l.seen_at_ms), Some(now - 7_200_000), "applied at its own time");
+    assert_eq!(
+        tracker.last_seen(TAG).map(|l| l.seen_at_ms),
+        Some(now - 7_200_000),
+        "applied at its own time"
+    );
     // Silent for an hour: no station alert.
     assert!(tracker.tick(now + 3_600_000).is_empty());
 }
