@@ -339,14 +339,23 @@ pub async fn provision_trackers(
     now: i64,
 ) -> anyhow::Result<()> {
     for i in 0..fitted.min(city.tags) {
-        let tag = TagId(city.first_tag + i);
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
-        let imei = tagwatch_sim::gps::tracker_imei(tag).to_string();
-        store
-            .insert_tracker(&imei, tag, "gt06", &tagwatch_model::StationKey(key), now)
-            .await?;
+        register_tracker(store, TagId(city.first_tag + i), now).await?;
     }
+    Ok(())
+}
+
+/// Registers the tracker the simulator fits to `tag` (its IMEI), with a random station key.
+pub async fn register_tracker(
+    store: &tagwatch_store::Store,
+    tag: TagId,
+    now: i64,
+) -> anyhow::Result<()> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
+    let imei = tagwatch_sim::gps::tracker_imei(tag).to_string();
+    store
+        .insert_tracker(&imei, tag, "gt06", &tagwatch_model::StationKey(key), now)
+        .await?;
     Ok(())
 }
 

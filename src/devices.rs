@@ -18,6 +18,23 @@ use tokio_util::sync::CancellationToken;
 /// Every registered tracker with its latest report and its commands not yet answered.
 pub async fn load_registry(store: &Store) -> anyhow::Result<Registry> {
     let registry = Registry::default();
+    let (devices, pending, reports) = read_trackers(store).await?;
+    registry.sync(devices, pending);
+    for (imei, report) in reports {
+        registry.restore_report(imei, report);
+    }
+    Ok(registry)
+}
+
+type Stored = (
+    Vec<Device>,
+    Vec<(Imei, PendingCommand)>,
+    Vec<(Imei, LastReport)>,
+);
+
+/// The trackers in the store, their unanswered commands and their stored reports.
+async fn read_trackers(store: &Store) -> anyhow::Result<Stored> {
+    let (mut devices, mut pending, mut reports) = (Vec::new(), Vec::new(), Vec::new());
     for row in store.trackers().await.context("reading the trackers")? {
         let Some(imei) = Imei::parse(&row.imei) else {
             tracing::warn!(
@@ -26,7 +43,7 @@ pub async fn load_registry(store: &Store) -> anyhow::Result<Registry> {
             );
             continue;
         };
-        registry.insert(Device {
+        devices.push(Device {
             imei,
             tag: row.tag,
             station: row.station,
@@ -34,23 +51,45 @@ pub async fn load_registry(store: &Store) -> anyhow::Result<Registry> {
         });
         if let Some(report) = row.report.as_deref() {
             match serde_json::from_str::<LastReport>(report) {
-                Ok(report) => registry.restore_report(imei, report),
+                Ok(report) => reports.push((imei, report)),
                 Err(error) => tracing::warn!(%imei, %error, "stored tracker report unreadable"),
             }
         }
         for command in store.pending_commands(&row.imei).await? {
             if let Some(action) = EngineAction::parse(&command.action) {
-                registry.queue(
+                pending.push((
                     imei,
                     PendingCommand {
                         id: command.id,
                         action,
                     },
-                );
+                ));
             }
         }
     }
-    Ok(registry)
+    Ok((devices, pending, reports))
+}
+
+/// Reads the trackers and their unanswered commands again every `every` (a cluster's gateway:
+/// registrations and commands made through any API node reach it within that).
+pub async fn keep_registry(
+    store: Store,
+    registry: Registry,
+    every: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match read_trackers(&store).await {
+            Ok((devices, pending, _)) => registry.sync(devices, pending),
+            Err(error) => tracing::warn!(%error, "could not read the trackers again"),
+        }
+    }
 }
 
 /// Binds the GT06 listener (when configured) and starts it and the task that stores what it

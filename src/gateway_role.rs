@@ -5,7 +5,9 @@
 //! station's frame is acknowledged once JetStream has stored every part of it. A gateway keeps
 //! no state of its own, so any number can run, and a station may reach any of them. Station
 //! keys and companion pairs come from the store, read at start and every `refresh` after (a
-//! station provisioned through the API is heard within that).
+//! station provisioned through the API is heard within that). With `--gt06` it also takes GPS
+//! trackers (`tagwatch-devices`), whose frames go the same way; trackers and their engine
+//! commands are read again every `refresh` too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +53,8 @@ pub struct GatewayOptions {
     pub refresh: Duration,
     /// Where `/metrics` and `/healthz` are served, if anywhere.
     pub http: Option<SocketAddr>,
+    /// Where GT06 GPS trackers connect, if anywhere.
+    pub gt06: Option<SocketAddr>,
 }
 
 /// A gateway that is running.
@@ -59,6 +63,7 @@ pub struct RunningGateway {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
     pub http: Option<SocketAddr>,
+    pub gt06: Option<SocketAddr>,
     /// The cluster's partition count.
     pub partitions: u16,
     pub metrics: Arc<GatewayMetrics>,
@@ -115,13 +120,34 @@ impl RunningGateway {
             metrics.clone(),
             handoff,
         ));
+        let device_metrics = Arc::new(tagwatch_devices::metrics::DeviceMetrics::default());
+        let mut registry = registry_of(&metrics, &publishing);
+        device_metrics.register(&mut registry);
         let status = Status {
             bus,
             keys: keys.clone(),
             partitions,
-            registry: Arc::new(registry_of(&metrics, &publishing)),
+            registry: Arc::new(registry),
         };
         let shutdown = CancellationToken::new();
+        let devices = crate::devices::load_registry(&store).await?;
+        let (gt06_addr, device_tasks) = crate::devices::start(
+            options.gt06,
+            store.clone(),
+            devices.clone(),
+            gateway.clone(),
+            device_metrics,
+            shutdown.clone(),
+        )
+        .await?;
+        let registry_task = gt06_addr.map(|_| {
+            tokio::spawn(crate::devices::keep_registry(
+                store.clone(),
+                devices,
+                options.refresh,
+                shutdown.clone(),
+            ))
+        });
         let mut tasks = vec![
             tokio::spawn(tagwatch_gateway::serve_udp(
                 udp,
@@ -138,6 +164,8 @@ impl RunningGateway {
             )),
             publisher,
         ];
+        tasks.extend(device_tasks);
+        tasks.extend(registry_task);
         if let Some(http) = http {
             tasks.push(tokio::spawn(tagwatch_api::listener::serve(
                 http,
@@ -154,6 +182,7 @@ impl RunningGateway {
             udp: udp_addr,
             tcp: tcp_addr,
             http: http_addr,
+            gt06: gt06_addr,
             partitions,
             metrics,
             shutdown,

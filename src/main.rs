@@ -171,6 +171,9 @@ struct GatewayArgs {
     /// HTTP address of the gateway's /metrics and /healthz (none when unset)
     #[arg(long, env = "TAGWATCH_HTTP")]
     http: Option<SocketAddr>,
+    /// TCP address for GT06 GPS trackers, e.g. 0.0.0.0:5023 (none when unset)
+    #[arg(long, env = "TAGWATCH_GT06")]
+    gt06: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -404,6 +407,7 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         partitions: args.partitions,
         refresh: args.refresh,
         http: args.http,
+        gt06: args.gt06,
     })
     .await?;
     println!(

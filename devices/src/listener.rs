@@ -358,7 +358,12 @@ impl Connection {
                 })
                 .inc();
         }
-        if let (Some(text), Some(id)) = (&report.reply_text, session.sent_command.take()) {
+        // A text is the answer to the command sent (one at a time); fixes may come before it.
+        let answered = report
+            .reply_text
+            .as_ref()
+            .and_then(|_| session.sent_command.take());
+        if let (Some(text), Some(id)) = (&report.reply_text, answered) {
             self.ctx
                 .metrics
                 .commands

@@ -168,6 +168,29 @@ impl Registry {
         }
     }
 
+    /// Makes the registry hold exactly `devices` (read again from the store), keeping each kept
+    /// device's connection state and report, and queues the `pending` commands it does not
+    /// hold yet (a cluster's gateway learns registrations and commands made through any API
+    /// node this way).
+    pub fn sync(&self, devices: Vec<Device>, pending: Vec<(Imei, PendingCommand)>) {
+        let fresh: std::collections::HashSet<Imei> = devices.iter().map(|d| d.imei).collect();
+        let gone: Vec<Imei> = self
+            .read()
+            .keys()
+            .filter(|imei| !fresh.contains(imei))
+            .copied()
+            .collect();
+        for imei in gone {
+            self.remove(imei);
+        }
+        for device in devices {
+            self.insert(device);
+        }
+        for (imei, command) in pending {
+            self.queue(imei, command);
+        }
+    }
+
     /// Removes a tracker; its open connection is closed at its next message.
     pub fn remove(&self, imei: Imei) -> bool {
         let removed = self.write().remove(&imei);
@@ -262,7 +285,9 @@ impl Registry {
         if !entry.commands.iter().any(|c| c.id == command.id) {
             entry.commands.push_back(command);
         }
-        entry.wake.notify_waiters();
+        // A permit is kept if the connection is busy with a message just now: it wakes at once
+        // when it next waits, and the command is not left for the device's next message.
+        entry.wake.notify_one();
         true
     }
 

@@ -57,6 +57,7 @@ async fn gateway(nats: &str, database: &str) -> RunningGateway {
         partitions: Some(PARTITIONS),
         refresh: Duration::from_secs(5),
         http: None,
+        gt06: None,
     })
     .await
     .expect("gateway starts")
@@ -544,5 +545,136 @@ async fn a_stations_health_is_watched_once_across_partitions() {
     for shard in shards {
         shard.stop().await;
     }
+    gateway.stop().await;
+}
+
+/// A GPS tracker in a cluster: registered through an API node, it reaches a gateway's GT06
+/// listener (which reads the trackers again every refresh), and its fix is where the API node
+/// places the vehicle, answered by the shard holding the vehicle's partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gps_tracker_registered_on_an_api_node_reports_through_a_gateway() {
+    use tagwatch_devices::gt06::{device, frame, reply, Frame};
+    use tagwatch_devices::{Fix, Imei};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(database) = tagwatch_store::testing::fresh_postgres().await else {
+        eprintln!("skipped: a cluster needs Postgres (set TAGWATCH_TEST_POSTGRES_URL)");
+        return;
+    };
+    let Some(nats) = NatsServer::start().await.expect("nats-server starts") else {
+        return;
+    };
+    const TAG: u32 = 21;
+    let store = stations_in(&database, &[]).await;
+    let vehicle = Vehicle {
+        tag: TagId(TAG),
+        plate: "GD-B 2121".into(),
+        owner_name: "Lin".into(),
+        owner_phone: "+86 6".into(),
+    };
+    store.insert_vehicle(&vehicle, 0).await.expect("vehicle");
+    let gateway = RunningGateway::start(GatewayOptions {
+        nats: nats.url(),
+        database: database.clone(),
+        udp: "127.0.0.1:0".parse().expect("addr"),
+        tcp: "127.0.0.1:0".parse().expect("addr"),
+        stations: StationsSection::default(),
+        clock_skew_limit: Duration::from_secs(120),
+        bus: BusConfig::default(),
+        partitions: Some(PARTITIONS),
+        refresh: Duration::from_millis(200),
+        http: None,
+        gt06: Some("127.0.0.1:0".parse().expect("addr")),
+    })
+    .await
+    .expect("gateway starts");
+    let shard = shard(&nats.url(), &database, "shard-1").await;
+    let api = api_node(&nats.url(), &database).await;
+    every_partition_held(std::slice::from_ref(&shard)).await;
+
+    let imei = "868120300254321";
+    let (status, _) = support::call_at(
+        &format!("http://{}", api.http),
+        reqwest::Method::POST,
+        "/api/v1/trackers",
+        TOKEN,
+        Some(serde_json::json!({"imei": imei, "tag": TAG})),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // The gateway learns the tracker within its refresh: log in until answered.
+    let addr = gateway.gt06.expect("GT06 listener on");
+    let login = device::login(Imei::parse(imei).expect("imei"), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never took the tracker's login"
+        );
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(&login).await.expect("send");
+        let mut ack = [0u8; 10];
+        match tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut ack)).await {
+            Ok(Ok(_)) => break stream,
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let fix = Fix {
+        at_ms: now_ms(),
+        lat: 23.2601,
+        lon: 116.5902,
+        speed_kmh: 35,
+        course_deg: 270,
+        valid: true,
+        satellites: Some(8),
+        ignition: Some(true),
+    };
+    let message = device::fix(&fix, 2);
+    stream.write_all(&message).await.expect("send fix");
+    let mut buffer = Vec::new();
+    let acked = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(total) = frame::check(&buffer, frame::MAX_FRAME_LEN) {
+                return buffer[..total].to_vec();
+            }
+            let mut chunk = [0u8; 64];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed before the fix was acknowledged");
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("the fix acknowledged once JetStream holds it");
+    let sent = Frame::parse(&message).expect("frame");
+    assert_eq!(acked, reply::ack(&sent).expect("ack"));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let location = loop {
+        let (status, body) = support::call_at(
+            &format!("http://{}", api.http),
+            reqwest::Method::GET,
+            &format!("/api/v1/vehicles/{TAG}/location?purpose=case%2021%20check"),
+            TOKEN,
+            None,
+        )
+        .await;
+        if status == 200 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no location: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(location["source"], "gps", "{location}");
+    assert!(
+        (location["lat"].as_f64().expect("lat") - fix.lat).abs() < 1e-5,
+        "{location}"
+    );
+    assert!(
+        (location["lon"].as_f64().expect("lon") - fix.lon).abs() < 1e-5,
+        "{location}"
+    );
+    drop(stream);
+    api.stop().await;
+    shard.stop().await;
     gateway.stop().await;
 }

@@ -47,6 +47,7 @@ async fn options(nats: &NatsServer, database: &str, partitions: Option<u16>) -> 
         partitions,
         refresh: Duration::from_millis(200),
         http: Some("127.0.0.1:0".parse().expect("addr")),
+        gt06: None,
     }
 }
 

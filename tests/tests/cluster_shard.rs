@@ -84,6 +84,7 @@ async fn two_shards_one_killed_store_what_serve_stores_for_the_same_frames() {
         partitions: Some(PARTITIONS),
         refresh: Duration::from_secs(5),
         http: None,
+        gt06: None,
     })
     .await
     .expect("gateway starts");

@@ -253,6 +253,21 @@ async fn a_gt06_tracker_reports_into_the_vehicles_track_alerts_and_takes_an_engi
         "{near}"
     );
 
+    // And among the tags that passed through a box around the middle of the drive.
+    let from = tagwatch_model::time::to_rfc3339(start - 60_000);
+    let to = tagwatch_model::time::to_rfc3339(tagwatch_model::time::now_ms());
+    let (status, through) = get(
+        &server,
+        &format!("/api/v1/tags/through?south=23.09&west=116.605&north=23.11&east=116.608&from={from}&to={to}&purpose={PURPOSE}"),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(status, 200, "{through}");
+    assert!(
+        through.to_string().contains(&format!("\"tag\":{TAG}")),
+        "{through}"
+    );
+
     // SOS: a panic alert at the fix, naming the device, on the live stream.
     let sos_fix = fix_at(start + 100_000, 23.1000, 116.6170, 0, 90);
     let serial = d.next_serial();
@@ -341,6 +356,10 @@ async fn a_gt06_tracker_reports_into_the_vehicles_track_alerts_and_takes_an_engi
     assert_eq!(parsed.protocol, 0x80);
     assert!(parsed.content.ends_with(b"DYD#"), "{:?}", parsed.content);
     let flag = u32::from_be_bytes(parsed.content[1..5].try_into().expect("flag"));
+    // A fix before the answer (devices report on their own schedule) does not lose the command.
+    let stopped = fix_at(tagwatch_model::time::now_ms(), 23.1000, 116.6211, 0, 90);
+    let serial = d.next_serial();
+    d.exchange(device::fix(&stopped, serial)).await;
     let serial = d.next_serial();
     d.exchange(device::command_reply("DYD=Success!", flag, serial))
         .await;
@@ -365,8 +384,77 @@ async fn a_gt06_tracker_reports_into_the_vehicles_track_alerts_and_takes_an_engi
         (Some(IMEI), Some(true)),
         "{trackers}"
     );
-    assert_eq!(listed["last_report"]["fix"]["speed_kmh"], 8);
+    assert_eq!(listed["last_report"]["fix"]["speed_kmh"], 0);
     assert_eq!(listed["last_report"]["alarm"], "sos");
+
+    // The owner may not stop the engine, nor resume it while the case is open; once the
+    // vehicle is recovered they may, and the resume goes out whatever the speed.
+    support::create_user(&server, "rider", "owner").await;
+    let rider_id = server
+        .store()
+        .user_by_name("rider")
+        .await
+        .expect("store")
+        .expect("rider")
+        .id;
+    server
+        .store()
+        .set_vehicle_owner(tagwatch_model::TagId(TAG), rider_id)
+        .await
+        .expect("owner");
+    let rider = support::login(&server, "rider").await;
+    let (status, _) = post(
+        &server,
+        &engine,
+        &rider,
+        serde_json::json!({"action": "stop"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = post(
+        &server,
+        &engine,
+        &rider,
+        serde_json::json!({"action": "resume"}),
+    )
+    .await;
+    assert_eq!(status, 409, "still reported stolen");
+    let (status, _) = post(
+        &server,
+        &format!("/api/v1/vehicles/{TAG}/recovered"),
+        &rider,
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let serial = d.next_serial();
+    d.exchange(device::fix(
+        &fix_at(tagwatch_model::time::now_ms(), 23.1, 116.63, 45, 90),
+        serial,
+    ))
+    .await;
+    let (status, resumed) = post(
+        &server,
+        &engine,
+        &rider,
+        serde_json::json!({"action": "resume"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{resumed}");
+    let command = d
+        .frame_within(Duration::from_secs(5))
+        .await
+        .expect("the resume");
+    assert!(Frame::parse(&command)
+        .expect("frame")
+        .content
+        .ends_with(b"HFYD#"));
+    let (_, mine) = get(&server, "/api/v1/trackers", &rider).await;
+    assert_eq!(
+        mine["trackers"].as_array().map(Vec::len),
+        Some(1),
+        "the owner sees their tracker"
+    );
 
     // Removed: its connection is closed at once.
     let (status, _) = call(

@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         partitions: Some(args.partitions),
         refresh: Duration::from_secs(60),
         http: None,
+        gt06: None,
     })
     .await?;
     eprintln!(

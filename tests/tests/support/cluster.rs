@@ -67,6 +67,7 @@ pub async fn run_role_child() {
                 partitions: None,
                 refresh: Duration::from_secs(5),
                 http: Some(http.parse().expect("http")),
+                gt06: None,
             })
             .await
             .expect("the gateway starts");

@@ -157,8 +157,19 @@ pub async fn call(
     token: &str,
     body: Option<serde_json::Value>,
 ) -> (reqwest::StatusCode, serde_json::Value) {
+    call_at(&server.url(""), method, path, token, body).await
+}
+
+/// [`call`] against the server at `base` (`http://host:port`), e.g. a cluster's API node.
+pub async fn call_at(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
     let mut request = client()
-        .request(method, server.url(path))
+        .request(method, format!("{base}{path}"))
         .bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);

@@ -49,6 +49,7 @@ impl ClusterUnderTest {
             partitions: Some(PARTITIONS),
             refresh: Duration::from_secs(5),
             http: Some(loopback(0)),
+            gt06: None,
         })
         .await?;
         let mut running = Vec::new();

@@ -24,6 +24,7 @@
 
 mod backlog;
 mod cluster;
+mod gps;
 mod loopback;
 mod metrics;
 mod plot;
@@ -131,6 +132,10 @@ struct Args {
     /// Skip the crash and restart at the end of a Postgres run (minutes after the largest steps)
     #[arg(long)]
     no_restart: bool,
+    /// Vehicles that carry only a GT06 GPS tracker, reporting every 10-30 s over TCP through the
+    /// whole run beside the stations (`serve` runs only)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4_000))]
+    gps_trackers: u32,
     /// Where results.json and the plots go
     #[arg(long, default_value = "target/e2e")]
     out: std::path::PathBuf,
@@ -296,10 +301,11 @@ async fn remove_database(store: &str, database: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn provision(database: &str, city: &CityConfig) -> anyhow::Result<()> {
+async fn provision(database: &str, city: &CityConfig, gps_trackers: u32) -> anyhow::Result<()> {
     let store = tagwatch_store::Store::open(database).await?;
     let now = tagwatch_model::time::now_ms();
     tagwatch::demo::provision_city(&store, city, now).await?;
+    gps::provision(&store, gps_trackers).await?;
     for i in (0..city.tags).step_by(STOLEN_EVERY as usize) {
         store
             .open_case(TagId(city.first_tag + i), now, "e2e bench")
@@ -347,7 +353,9 @@ async fn run_one(
     transport: Transport,
     compare: bool,
 ) -> anyhow::Result<(Run, Option<serde_json::Value>)> {
-    provision(database, city).await.context("provisioning")?;
+    provision(database, city, args.gps_trackers)
+        .await
+        .context("provisioning")?;
     let mut config = Config::default();
     config.store.database = database.to_owned();
     config.listen = ListenSection::loopback();
@@ -421,6 +429,14 @@ async fn run_one(
     );
     replay.synchronized = args.synchronized;
     let alert_latencies = listen_for_alerts(&api, replay.handoffs.clone()).await?;
+    let gps_load = match (&server, args.gps_trackers) {
+        (UnderTest::Serve(s), n) if n > 0 => {
+            let addr = s.gt06_addr.context("the GT06 listener is on")?;
+            Some(gps::start(addr, city, n, stop.clone()))
+        }
+        _ => None,
+    };
+    let mut gps_steps = Vec::new();
 
     if args.warmup_seconds > 0 {
         replay.offer(args.warmup_seconds as i64, 1.0, 1).await;
@@ -451,6 +467,9 @@ async fn run_one(
         let drops_before = metrics::udp_receive_drops();
         alert_latencies.lock().expect("lock").clear();
         let rss = metrics::Sampler::start(None, unacked.clone())?;
+        let gps_before = gps_load
+            .as_ref()
+            .map(|g| (g.stats.snapshot(), Instant::now()));
         let offered = replay
             .offer(city_seconds(args.step_seconds), speed, copies)
             .await;
@@ -488,6 +507,20 @@ async fn run_one(
                 .zip(drops_before)
                 .map(|(a, b)| a.saturating_sub(b)),
         });
+        if let (Some(g), Some((then, since))) = (&gps_load, gps_before) {
+            let now = g.stats.snapshot();
+            let secs = since.elapsed().as_secs_f64();
+            let gps_step = serde_json::json!({
+                "load": load,
+                "trackers": g.trackers,
+                "fixes_sent_per_s": (now[0] - then[0]) as f64 / secs,
+                "fixes_acked_per_s": (now[1] - then[1]) as f64 / secs,
+                "fixes_stored_by_server": after.get("tagwatch_gt06_fixes_total") - before.get("tagwatch_gt06_fixes_total"),
+                "reconnects": now[2] - then[2],
+            });
+            eprintln!("  gps: {gps_step}");
+            gps_steps.push(gps_step);
+        }
         replay.handoffs.lock().expect("lock").clear();
         step.print();
         steps.push(step);
@@ -638,6 +671,17 @@ async fn run_one(
     let mut run = Run::new(store, transport, steps, loopback, restart);
     run.backlog = backlog;
     run.exactly_once = Some(exactly_once);
+    if let Some(g) = &gps_load {
+        let [fixes, acked, connects, drops] = g.stats.snapshot();
+        run.gps = Some(serde_json::json!({
+            "trackers": g.trackers,
+            "fixes_sent": fixes,
+            "fixes_acked": acked,
+            "connections": connects,
+            "dropped_on_purpose": drops,
+            "steps": gps_steps,
+        }));
+    }
     Ok((run, side))
 }
 

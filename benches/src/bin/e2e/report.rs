@@ -355,6 +355,8 @@ pub struct Run {
     pub backlog: Option<Value>,
     /// Frames built, acknowledged and applied over the whole run.
     pub exactly_once: Option<Value>,
+    /// GPS trackers reporting beside the stations (`--gps-trackers`).
+    pub gps: Option<Value>,
 }
 
 impl Run {
@@ -373,6 +375,7 @@ impl Run {
             restart,
             backlog: None,
             exactly_once: None,
+            gps: None,
         }
     }
 
@@ -417,6 +420,7 @@ pub fn write(
             "restart_after_crash": r.restart,
             "city_wide_backlog": r.backlog,
             "exactly_once": r.exactly_once,
+            "gps_trackers": r.gps,
         })).collect::<Vec<_>>(),
         "side_by_side": side_by_side,
     });
