@@ -729,9 +729,15 @@ fn constrained(name: &str, kind: &str) -> Value {
         "reason" | "plate" | "name" | "owner_name" | "owner_phone" | "owner" => {
             json!({ "minLength": 1, "maxLength": 200, "pattern": "\\S" })
         }
-        "tag" | "companion" | "id" if kind == "integer" => {
+        "tag" | "companion" if kind == "integer" => {
             json!({ "minimum": 1, "maximum": u32::MAX })
         }
+        // Station ids from 3,000,000,000 up are GPS trackers', assigned by the server.
+        "id" if kind == "integer" => {
+            json!({ "minimum": 1, "maximum": tagwatch_model::DEVICE_STATIONS_FROM - 1 })
+        }
+        "imei" => json!({ "pattern": "^[0-9]{15}$" }),
+        "action" => json!({ "enum": ["stop", "resume"] }),
         "seq" if kind == "integer" => json!({ "minimum": 1, "maximum": i64::MAX }),
         "radius_m" => {
             json!({ "exclusiveMinimum": 0, "maximum": crate::handlers::spatial::MAX_RADIUS_M })
