@@ -552,7 +552,9 @@ async fn run_one(
     let waited = settle_within(&unacked, Duration::from_secs(600)).await;
     let end = Scrape::take_all(&client, &metrics_urls).await?;
     // A cluster's shards apply parts of frames: their detections are what they count.
-    let applied_frames = end.get("tagwatch_frames_applied_total");
+    // GPS trackers' fixes are frames too (of their own stations), applied beside the stations'.
+    let applied_frames =
+        end.get("tagwatch_frames_applied_total") - end.get("tagwatch_gt06_fixes_total");
     stop.cancel();
     let mut link_stats = tagwatch_sim::LinkStats::default();
     for link in links {
