@@ -363,8 +363,12 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             let position = GeoPoint::new(lat, lon)?;
-            if id == 0 {
-                anyhow::bail!("--id must be 1..=4294967295");
+            if id == 0 || StationId(id).is_device() {
+                anyhow::bail!(
+                    "--id must be 1..={}: ids from {} up are GPS trackers' (POST /api/v1/trackers)",
+                    tagwatch_model::DEVICE_STATIONS_FROM - 1,
+                    tagwatch_model::DEVICE_STATIONS_FROM
+                );
             }
             let (key, generated) = match key {
                 Some(hex) => (StationKey::from_hex(&hex).context("--key")?, false),
