@@ -8,7 +8,7 @@ use tagwatch_devices::listener::{self, DeviceEvent, DeviceListener, ListenerConf
 use tagwatch_devices::metrics::DeviceMetrics;
 use tagwatch_devices::registry::{Device, EngineAction, LastReport, PendingCommand, Registry};
 use tagwatch_devices::Imei;
-use tagwatch_gateway::Gateway;
+use tagwatch_gateway::{Gateway, StationKeys};
 use tagwatch_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -71,10 +71,13 @@ async fn read_trackers(store: &Store) -> anyhow::Result<Stored> {
 }
 
 /// Reads the trackers and their unanswered commands again every `every` (a cluster's gateway:
-/// registrations and commands made through any API node reach it within that).
+/// registrations and commands made through any API node reach it within that). Each tracker's
+/// station key goes to `keys` at once, so a device the registry has just learned of is not
+/// refused by a gateway whose station keys are read on their own schedule.
 pub async fn keep_registry(
     store: Store,
     registry: Registry,
+    keys: StationKeys,
     every: std::time::Duration,
     shutdown: CancellationToken,
 ) {
@@ -86,7 +89,12 @@ pub async fn keep_registry(
             _ = ticks.tick() => {}
         }
         match read_trackers(&store).await {
-            Ok((devices, pending, _)) => registry.sync(devices, pending),
+            Ok((devices, pending, _)) => {
+                for device in &devices {
+                    keys.insert(device.station, (*device.key).clone());
+                }
+                registry.sync(devices, pending);
+            }
             Err(error) => tracing::warn!(%error, "could not read the trackers again"),
         }
     }

@@ -144,6 +144,7 @@ impl RunningGateway {
             tokio::spawn(crate::devices::keep_registry(
                 store.clone(),
                 devices,
+                keys.clone(),
                 options.refresh,
                 shutdown.clone(),
             ))
