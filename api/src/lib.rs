@@ -21,6 +21,7 @@ pub mod answers;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod handlers;
 pub mod input;
 pub mod limits;

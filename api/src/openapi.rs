@@ -441,8 +441,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     answers(
         with_query(
-            get("/vehicles/{tag}/track", OWNER_OR_POLICE, "Track as GeoJSON"),
-            &[FROM, TO, PURPOSE],
+            get(
+                "/vehicles/{tag}/track",
+                OWNER_OR_POLICE,
+                "Track as GeoJSON, or exported as CSV, GPX or KML",
+            ),
+            &[
+                FROM,
+                TO,
+                PURPOSE,
+                opt("format", "string", "geojson (default), csv, gpx or kml: a file to download"),
+            ],
         ),
         schema_of::<Track>,
     ),
@@ -738,6 +747,7 @@ fn constrained(name: &str, kind: &str) -> Value {
         }
         "imei" => json!({ "pattern": "^[0-9]{15}$" }),
         "action" => json!({ "enum": ["stop", "resume"] }),
+        "format" => json!({ "enum": ["geojson", "csv", "gpx", "kml"] }),
         "seq" if kind == "integer" => json!({ "minimum": 1, "maximum": i64::MAX }),
         "radius_m" => {
             json!({ "exclusiveMinimum": 0, "maximum": crate::handlers::spatial::MAX_RADIUS_M })
@@ -813,10 +823,16 @@ fn operation(e: &Endpoint, generator: &mut schemars::SchemaGenerator) -> Value {
             "content": { "text/event-stream": { "schema": {} } },
         }),
         (_, "/vehicles/{tag}/track") => json!({
-            "description": "GeoJSON: one Point feature per visit, in time order",
-            "content": { "application/geo+json": {
-                "schema": e.answer.map_or_else(|| json!({ "type": "object" }), |of| of(generator))
-            } },
+            "description": "GeoJSON: one Point feature per visit (per fix for a GPS tracker), in \
+                            time order; with `format`, the same points as a file (CSV, GPX, KML)",
+            "content": {
+                "application/geo+json": {
+                    "schema": e.answer.map_or_else(|| json!({ "type": "object" }), |of| of(generator))
+                },
+                "text/csv": { "schema": { "type": "string" } },
+                "application/gpx+xml": { "schema": { "type": "string" } },
+                "application/vnd.google-earth.kml+xml": { "schema": { "type": "string" } },
+            },
         }),
         (status, _) => {
             let schema = e

@@ -10,6 +10,7 @@ use crate::answers::{source_of, PointGeometry, Track, TrackFeature, TrackVisit, 
 use crate::audit::{audit_movements, checked_params, movement_query};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::export::Format;
 use crate::input::{tag_from_path, time_param};
 use crate::ApiState;
 use axum::extract::{Path, Query, State};
@@ -36,9 +37,12 @@ pub struct TrackQuery {
     from: Option<String>,
     to: Option<String>,
     purpose: Option<String>,
+    /// `geojson` (the default), `csv`, `gpx` or `kml`.
+    format: Option<String>,
 }
 
-/// `GET /api/v1/vehicles/{tag}/track?from=&to=`: GeoJSON, one Point per visit, in time order.
+/// `GET /api/v1/vehicles/{tag}/track?from=&to=&format=`: GeoJSON, one Point per visit, in time
+/// order; or the same points as a CSV, GPX or KML file (`crate::export`).
 pub async fn track(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -62,9 +66,14 @@ pub async fn track(
                 "the window from..to is longer than 31 days",
             ));
         }
-        Ok((from, to))
+        let format = match query.format.as_deref() {
+            None => Format::GeoJson,
+            Some(text) => Format::parse(text)
+                .ok_or_else(|| ApiError::field("format", "format is geojson, csv, gpx or kml"))?,
+        };
+        Ok((from, to, format))
     })();
-    let (from, to) = checked_params(
+    let (from, to, format) = checked_params(
         &state,
         &caller,
         "vehicle.track",
@@ -141,7 +150,28 @@ pub async fn track(
         },
         features,
     };
-    Ok(([(header::CONTENT_TYPE, "application/geo+json")], Json(body)))
+    let file = match format {
+        Format::GeoJson => {
+            return Ok(
+                ([(header::CONTENT_TYPE, format.content_type())], Json(body)).into_response(),
+            )
+        }
+        Format::Csv => crate::export::csv(&body),
+        Format::Gpx => crate::export::gpx(&body),
+        Format::Kml => crate::export::kml(&body),
+    };
+    let disposition = format!(
+        "attachment; filename=\"tag-{tag}-track.{}\"",
+        format.extension()
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        file,
+    )
+        .into_response())
 }
 
 /// The stored visits and the tracker's, once each, in time order, at most `limit`; and whether
