@@ -134,6 +134,7 @@ impl RunningApi {
             // GT06 trackers are served by `serve` only (docs/DEVICES.md): a cluster's API node
             // registers them in the store and lists what they last reported.
             devices: crate::devices::load_registry(&store).await?,
+            audit: tagwatch_api::audit_writer::AuditWriter::start(store.clone()),
         });
         let http = TcpListener::bind(options.http)
             .await

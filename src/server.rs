@@ -299,6 +299,7 @@ impl Server {
             tile_url: config.api.tile_url.clone(),
             retention_days: retention_days.clone(),
             devices: devices.clone(),
+            audit: tagwatch_api::audit_writer::AuditWriter::start(store.clone()),
         });
         let maintenance = tokio::spawn(maintain(
             store.clone(),

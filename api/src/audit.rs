@@ -121,10 +121,10 @@ pub(crate) async fn audit_refusal(
 ) -> ApiError {
     let outcome = format!("refused: {}", refused.code());
     let entry = audit_entry(caller, action, target, loggable(purpose), outcome);
-    match state.store.append_audit(&entry).await {
-        Ok(_) => refused,
+    match state.audit.append(entry).await {
+        Ok(()) => refused,
         // Nothing is answered that the log could not record, refusals included.
-        Err(error) => error.into(),
+        Err(error) => ApiError::internal(error),
     }
 }
 
@@ -169,6 +169,5 @@ pub(crate) async fn audit(
         }
     };
     let entry = audit_entry(caller, action, target, purpose, "answered".into());
-    state.store.append_audit(&entry).await?;
-    Ok(())
+    state.audit.append(entry).await.map_err(ApiError::internal)
 }

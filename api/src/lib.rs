@@ -19,6 +19,7 @@
 
 pub mod answers;
 pub mod audit;
+pub mod audit_writer;
 pub mod auth;
 pub mod error;
 pub mod export;
@@ -94,6 +95,8 @@ pub struct ApiState {
     pub retention_days: Arc<AtomicU32>,
     /// The registered GPS trackers, shared with the device listener.
     pub devices: tagwatch_devices::registry::Registry,
+    /// Writes audit entries, those of concurrent queries in one commit.
+    pub audit: audit_writer::AuditWriter,
 }
 
 /// Sends the task that owns the tracker a change of its reference data.

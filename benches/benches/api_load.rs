@@ -233,7 +233,9 @@ async fn fan_out(
         streams.push(tokio::spawn(async move {
             let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
             while let Some(Ok(event)) = events.next().await {
-                if event.event == "alert" {
+                // The theft report's own look-back alert (the tag's earlier sighting) comes
+                // before the frame is sent: only the live sighting's alert is timed.
+                if event.event == "alert" && !event.data.contains("\"look_back\":true") {
                     delivered.fetch_add(1, Ordering::Relaxed);
                     let _ = tx.send((event.id.parse().unwrap_or(0), Instant::now()));
                 }

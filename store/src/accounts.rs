@@ -43,6 +43,31 @@ impl Store {
         Ok(id)
     }
 
+    /// Appends several entries in one transaction, in order: one durable commit for all (the
+    /// API's audit writer groups the entries of concurrent queries this way).
+    pub async fn append_audits(&self, entries: &[AuditEntry]) -> Result<()> {
+        on_backend!(self, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            for entry in entries {
+                sqlx::query(&sql(
+                    "INSERT INTO audit (at, actor, role, action, target, purpose, outcome) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                ))
+                .bind(entry.at_ms)
+                .bind(&entry.actor)
+                .bind(entry.role.as_str())
+                .bind(&entry.action)
+                .bind(&entry.target)
+                .bind(&entry.purpose)
+                .bind(&entry.outcome)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Audit entries matching `filter`, oldest first, at most `limit`.
     pub async fn audit(&self, filter: &AuditFilter, limit: u32) -> Result<Vec<AuditEntry>> {
         let rows: Vec<AuditRow> = on_backend!(self, |pool, sql| {

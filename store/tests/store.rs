@@ -1253,3 +1253,40 @@ async fn trackers_get_stations_of_their_own_and_keep_commands_until_answered() {
         assert_eq!(name, "GPS tracker 868120300212345 (removed)");
     }
 }
+
+#[tokio::test]
+async fn audit_entries_appended_together_are_all_kept_in_order() {
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        let entries: Vec<tagwatch_model::AuditEntry> = (0..5)
+            .map(|i| tagwatch_model::AuditEntry {
+                id: 0,
+                at_ms: 100 + i,
+                actor: format!("officer-{i}"),
+                role: tagwatch_model::Role::Officer,
+                action: "vehicle.location".into(),
+                target: format!("tag:{i}"),
+                purpose: "case 9".into(),
+                outcome: "answered".into(),
+            })
+            .collect();
+        store.append_audits(&entries).await.expect("appended");
+        store.append_audits(&[]).await.expect("nothing to append");
+        let read = store
+            .audit(&tagwatch_store::AuditFilter::default(), 100)
+            .await
+            .expect("read");
+        let actors: Vec<&str> = read.iter().map(|e| e.actor.as_str()).collect();
+        assert_eq!(
+            actors,
+            [
+                "officer-0",
+                "officer-1",
+                "officer-2",
+                "officer-3",
+                "officer-4"
+            ]
+        );
+        assert!(read.windows(2).all(|w| w[0].id < w[1].id), "ids in order");
+    }
+}
