@@ -202,41 +202,38 @@ impl Store {
 
     /// Every tracker, by IMEI.
     pub async fn trackers(&self) -> Result<Vec<TrackerRow>> {
-        on_backend!(self, reader, |pool, sql| {
-            let rows: Vec<TrackerTuple> = sqlx::query_as(&sql(&format!(
-                "SELECT {TRACKER_COLUMNS} FROM trackers t JOIN stations s ON s.id = t.station \
-                 ORDER BY t.imei"
-            )))
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(tracker_from_row).collect()
-        })
+        self.trackers_matching("", None).await
     }
 
     /// The trackers fitted to `owner`'s vehicles.
     pub async fn trackers_of(&self, owner: UserId) -> Result<Vec<TrackerRow>> {
-        on_backend!(self, reader, |pool, sql| {
-            let rows: Vec<TrackerTuple> = sqlx::query_as(&sql(&format!(
-                "SELECT {TRACKER_COLUMNS} FROM trackers t JOIN stations s ON s.id = t.station \
-                 JOIN vehicles v ON v.tag = t.tag WHERE v.owner_id = $1 ORDER BY t.imei"
-            )))
-            .bind(owner.0)
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter().map(tracker_from_row).collect()
-        })
+        let condition = "JOIN vehicles v ON v.tag = t.tag WHERE v.owner_id = $1";
+        self.trackers_matching(condition, Some(owner.0)).await
     }
 
     /// The trackers fitted to `tag`.
     pub async fn trackers_on(&self, tag: TagId) -> Result<Vec<TrackerRow>> {
+        self.trackers_matching("WHERE t.tag = $1", Some(i64::from(tag.0)))
+            .await
+    }
+
+    /// Trackers with their station keys, narrowed by `condition` (joins and a `WHERE` with at
+    /// most one parameter, `value`), by IMEI.
+    async fn trackers_matching(
+        &self,
+        condition: &str,
+        value: Option<i64>,
+    ) -> Result<Vec<TrackerRow>> {
         on_backend!(self, reader, |pool, sql| {
-            let rows: Vec<TrackerTuple> = sqlx::query_as(&sql(&format!(
+            let text = sql(&format!(
                 "SELECT {TRACKER_COLUMNS} FROM trackers t JOIN stations s ON s.id = t.station \
-                 WHERE t.tag = $1 ORDER BY t.imei"
-            )))
-            .bind(i64::from(tag.0))
-            .fetch_all(pool)
-            .await?;
+                 {condition} ORDER BY t.imei"
+            ));
+            let mut query = sqlx::query_as::<_, TrackerTuple>(&text);
+            if let Some(value) = value {
+                query = query.bind(value);
+            }
+            let rows = query.fetch_all(pool).await?;
             rows.into_iter().map(tracker_from_row).collect()
         })
     }
