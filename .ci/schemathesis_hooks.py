@@ -39,6 +39,7 @@ PURPOSE_QUERIES = {
     "GET /api/v1/vehicles/{tag}/companions",
     "GET /api/v1/alerts",
     "GET /api/v1/alerts/stream",
+    "GET /api/v1/vehicles/search",
 }
 BOX = ("south", "west", "north", "east")
 # The longest window each time-windowed query answers (the server's MAX_WINDOW_MS and

@@ -319,7 +319,10 @@ pub async fn provision_city(
     let vehicles: Vec<Vehicle> = (0..city.tags)
         .map(|i| Vehicle {
             tag: TagId(city.first_tag + i),
-            plate: format!("DEMO-{:06}", i + 1),
+            plate: demo_plate(i),
+            make: MAKES[i as usize % MAKES.len()].0.into(),
+            model: MAKES[i as usize % MAKES.len()].1.into(),
+            colour: COLOURS[(i as usize / MAKES.len()) % COLOURS.len()].into(),
             owner_name: format!("Owner {}", i + 1),
             owner_phone: format!("+86 138 {:04} {:04}", i / 10_000, i % 10_000),
         })
@@ -328,6 +331,32 @@ pub async fn provision_city(
         store.insert_vehicles(chunk, now).await?;
     }
     Ok(())
+}
+
+/// Motorcycles common in the reference deployment's province, for the simulated registrations.
+const MAKES: [(&str, &str); 6] = [
+    ("Honda", "Wave 110"),
+    ("Yamaha", "JYM125"),
+    ("Haojue", "HJ125"),
+    ("Suzuki", "GSX250R"),
+    ("Zongshen", "ZS150"),
+    ("Loncin", "LX200"),
+];
+const COLOURS: [&str; 5] = ["red", "black", "white", "blue", "silver"];
+
+/// The `i`th simulated vehicle's plate, in the province's style: `粤`, a city letter, `·` and
+/// a letter and four digits (letters from the 24 used on plates, no I or O); distinct for every
+/// `i` below 24 × 24 × 10⁴ (5.76 million).
+fn demo_plate(i: u32) -> String {
+    const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let letter = |n: u32| LETTERS[n as usize % LETTERS.len()] as char;
+    let (city, serial) = (i / 240_000, i % 240_000);
+    format!(
+        "粤{}·{}{:04}",
+        letter(city),
+        letter(serial / 10_000),
+        serial % 10_000
+    )
 }
 
 /// Registers a GT06 tracker on each of the city's first `fitted` vehicles, with the IMEI the
@@ -377,4 +406,23 @@ async fn steal_one(
         .await?
         .error_for_status()?;
     Ok(Some(tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::demo_plate;
+
+    #[test]
+    fn demo_plates_are_distinct_searchable_and_look_like_the_provinces() {
+        let plates: std::collections::HashSet<String> = (0..300_000)
+            .map(|i| tagwatch_model::plate_key(&demo_plate(i)))
+            .collect();
+        assert_eq!(
+            plates.len(),
+            300_000,
+            "the reference city's plates are distinct"
+        );
+        assert_eq!(demo_plate(0), "粤A·A0000");
+        assert_eq!(demo_plate(250_001), "粤B·B0001");
+    }
 }

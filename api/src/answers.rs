@@ -62,11 +62,71 @@ pub struct AccountChange {
 pub struct VehicleAnswer {
     pub tag: u32,
     pub plate: String,
+    pub make: String,
+    pub model: String,
+    pub colour: String,
     pub owner_name: String,
     pub owner_phone: String,
     /// The owner's account (`POST /vehicles` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<Option<String>>,
+}
+
+impl VehicleAnswer {
+    /// `owner`: the owner's account, said only where it was just set.
+    pub fn of(vehicle: tagwatch_model::Vehicle, owner: Option<Option<String>>) -> Self {
+        VehicleAnswer {
+            tag: vehicle.tag.0,
+            plate: vehicle.plate,
+            make: vehicle.make,
+            model: vehicle.model,
+            colour: vehicle.colour,
+            owner_name: vehicle.owner_name,
+            owner_phone: vehicle.owner_phone,
+            owner,
+        }
+    }
+}
+
+/// How an officer recognises a vehicle in an answer (an alert, a query's results): its plate
+/// and description, and whether it is reported stolen now. Never the owner's contact.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct VehicleLabel {
+    pub plate: String,
+    /// Empty when the registration did not say.
+    pub make: String,
+    pub model: String,
+    pub colour: String,
+    /// It has an open theft case.
+    pub stolen: bool,
+}
+
+impl VehicleLabel {
+    pub fn of(vehicle: &tagwatch_model::Vehicle, stolen: bool) -> Self {
+        VehicleLabel {
+            plate: vehicle.plate.clone(),
+            make: vehicle.make.clone(),
+            model: vehicle.model.clone(),
+            colour: vehicle.colour.clone(),
+            stolen,
+        }
+    }
+}
+
+/// `GET /vehicles/search`: vehicles by plate.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PlateMatches {
+    pub vehicles: Vec<PlateMatch>,
+    /// More than the 20 answered matched: type more of the plate.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PlateMatch {
+    pub tag: u32,
+    pub vehicle: VehicleLabel,
+    /// Where it was last placed (null: never heard).
+    pub location: Option<LocationAnswer>,
 }
 
 /// `GET /me/vehicles`
@@ -226,6 +286,13 @@ pub struct AlertView {
     pub delay_s: i64,
     /// What the alert's kind adds (the vehicle's case, a fence, a companion, ...).
     pub detail: Value,
+    /// The vehicle of a tag's alert: plate, description, stolen now (absent for a station's
+    /// alert, or a tag no longer registered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vehicle: Option<VehicleLabel>,
+    /// In police's lists: `open`, `accepted` or `rejected` (the last decision).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
 }
 
 /// A sighting reported this long after it happened (a station's backlog) is marked late.
@@ -250,6 +317,8 @@ impl From<&tagwatch_model::Alert> for AlertView {
             late: delay_ms > LATE_AFTER_MS,
             delay_s: delay_ms / 1000,
             detail: serde_json::to_value(&alert.detail).unwrap_or_default(),
+            vehicle: None,
+            status: None,
         }
     }
 }
@@ -388,6 +457,9 @@ pub struct Users {
 pub struct VehicleRowView {
     pub tag: u32,
     pub plate: String,
+    pub make: String,
+    pub model: String,
+    pub colour: String,
     pub owner_name: String,
     pub owner_phone: String,
     pub owner: Option<String>,

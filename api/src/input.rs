@@ -27,6 +27,17 @@ pub(crate) fn text(field: &'static str, value: String) -> Result<String, ApiErro
     Ok(value)
 }
 
+/// A free-text field that may be left out or empty (then `""`), within the same length bound.
+pub(crate) fn optional_text(
+    field: &'static str,
+    value: Option<String>,
+) -> Result<String, ApiError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(String::new()),
+        Some(_) => text(field, value.unwrap_or_default()),
+    }
+}
+
 pub(crate) fn id_u32(field: &'static str, value: i64) -> Result<u32, ApiError> {
     u32::try_from(value)
         .ok()

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod error;
 pub mod export;
 pub mod handlers;
+pub mod identity;
 pub mod input;
 pub mod limits;
 pub mod listener;
@@ -33,7 +34,7 @@ pub mod web;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use error::ApiError;
 use prometheus_client::registry::Registry;
@@ -180,6 +181,8 @@ pub fn app(state: ApiState) -> Router {
             "/vehicles",
             post(handlers::vehicles::create_vehicle).get(handlers::admin::vehicles),
         )
+        .route("/vehicles/search", get(handlers::vehicles::search))
+        .route("/vehicles/{tag}", patch(handlers::vehicles::update_vehicle))
         .route(
             "/vehicles/{tag}/theft",
             post(handlers::thefts::report_theft),

@@ -364,13 +364,48 @@ pub const ENDPOINTS: &[Endpoint] = &[
             "Register a vehicle",
             &[
                 req("tag", "integer", "tag id"),
-                req("plate", "string", "licence plate"),
+                req("plate", "string", "licence plate, as on the vehicle"),
+                opt("make", "string", "manufacturer, e.g. Honda"),
+                opt("model", "string", "model, e.g. Wave 110"),
+                opt("colour", "string", "colour, as an officer would say it"),
                 req("owner_name", "string", "owner's name"),
                 req("owner_phone", "string", "owner's phone"),
                 opt("owner", "string", "the owner's account"),
             ],
         )),
         schema_of::<VehicleAnswer>,
+    ),
+    answers(
+        call(
+            "patch",
+            "/vehicles/{tag}",
+            "admin",
+            "Correct a vehicle's plate, description or owner's contact (fields left out stay)",
+            &[
+                opt("plate", "string", "licence plate"),
+                opt("make", "string", "manufacturer (empty: unknown)"),
+                opt("model", "string", "model (empty: unknown)"),
+                opt("colour", "string", "colour (empty: unknown)"),
+                opt("owner_name", "string", "owner's name"),
+                opt("owner_phone", "string", "owner's phone"),
+            ],
+        ),
+        schema_of::<VehicleAnswer>,
+    ),
+    answers(
+        with_query(
+            get(
+                "/vehicles/search",
+                POLICE,
+                "Vehicles by plate (a prefix; separators and case ignored), with description, \
+                 stolen or not, and last location; audited",
+            ),
+            &[
+                req("plate", "string", "the plate, or its start (at most 20 vehicles answered)"),
+                POLICE_PURPOSE,
+            ],
+        ),
+        schema_of::<PlateMatches>,
     ),
     answers(
         with_query(
@@ -510,6 +545,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
                     "after",
                     "integer",
                     "alerts after this sequence number, oldest first",
+                ),
+                opt(
+                    "before",
+                    "integer",
+                    "alerts below this sequence number, newest first (the latest: a number above \
+                     every alert's, e.g. 9007199254740991); with `after`, between the two",
                 ),
                 LIMIT,
                 opt(
@@ -724,6 +765,7 @@ fn constrained(name: &str, kind: &str) -> Value {
         "limit" => json!({ "minimum": 1, "maximum": 1000 }),
         "min_tags" => json!({ "minimum": 1, "maximum": 1000 }),
         "after" => json!({ "minimum": 0, "maximum": i64::MAX }),
+        "before" => json!({ "minimum": 1, "maximum": i64::MAX }),
         "minutes" | "dark_minutes" => json!({ "minimum": 1, "maximum": 1440 }),
         "min_times" => json!({ "minimum": 1, "maximum": 100 }),
         "within_s" => json!({ "minimum": 1, "maximum": 600 }),
@@ -735,7 +777,10 @@ fn constrained(name: &str, kind: &str) -> Value {
         "unit" => {
             json!({ "minLength": 1, "maxLength": 32, "pattern": "^ *[A-Za-z0-9_-][A-Za-z0-9_ -]*$" })
         }
-        "reason" | "plate" | "name" | "owner_name" | "owner_phone" | "owner" => {
+        // At least two letters or digits besides separators (spaces, hyphens, dots, `·`).
+        "plate" => json!({ "minLength": 2, "maxLength": 20, "pattern": "[^\\s.·-].*[^\\s.·-]" }),
+        "make" | "model" | "colour" => json!({ "maxLength": 200 }),
+        "reason" | "name" | "owner_name" | "owner_phone" | "owner" => {
             json!({ "minLength": 1, "maxLength": 200, "pattern": "\\S" })
         }
         "tag" | "companion" if kind == "integer" => {

@@ -99,6 +99,7 @@ async fn start() -> (Server, tempfile::TempDir) {
             plate: format!("L-{t}"),
             owner_name: "Load".into(),
             owner_phone: "0".into(),
+            ..Default::default()
         })
         .collect();
     store

@@ -70,13 +70,28 @@ pub struct ReaderFix {
     pub position: GeoPoint,
 }
 
-/// A registered vehicle and its owner's contact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A registered vehicle, what it looks like (for an officer to recognise it on the road), and
+/// its owner's contact. Make, model and colour are empty when the registration did not say.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Vehicle {
     pub tag: TagId,
     pub plate: String,
+    pub make: String,
+    pub model: String,
+    pub colour: String,
     pub owner_name: String,
     pub owner_phone: String,
+}
+
+/// A plate as searched: ASCII letters upper-cased, and the separators people type or leave out
+/// (spaces, hyphens, dots, the middle dot of Chinese plates) removed, so `粤A·12345`,
+/// `粤a 12345` and `粤A12345` are the same plate. The store keeps this beside the plate as typed.
+pub fn plate_key(plate: &str) -> String {
+    plate
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '·'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 /// An open theft case: while it is open, every sighting of its tag raises an alert.

@@ -2,7 +2,7 @@
 //!
 //! Low volume, so both backends run the same SQL.
 
-use crate::{to_u32, Error, Result, Store};
+use crate::{Error, Result, Store};
 use tagwatch_model::{Role, TagId, Vehicle};
 
 /// An account as an administrator sees it (never its password hash).
@@ -25,7 +25,17 @@ pub struct VehicleRow {
 }
 
 type AccountRow = (i64, String, String, i64, i64);
-type VehicleTuple = (i64, String, String, String, Option<String>, i64);
+type VehicleTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+);
 
 impl Store {
     /// Every account, by id, with how many of its tokens are live at `now_ms`.
@@ -57,7 +67,8 @@ impl Store {
     pub async fn vehicles_page(&self, after: TagId, limit: u32) -> Result<Vec<VehicleRow>> {
         let rows: Vec<VehicleTuple> = on_backend!(self, |pool, sql| {
             sqlx::query_as(&sql(
-                "SELECT v.tag, v.plate, v.owner_name, v.owner_phone, u.username, \
+                "SELECT v.tag, v.plate, v.make, v.model, v.colour, v.owner_name, v.owner_phone, \
+                 u.username, \
                  (SELECT count(*) FROM cases c WHERE c.tag = v.tag AND c.closed_at IS NULL) \
                  FROM vehicles v LEFT JOIN users u ON u.id = v.owner_id \
                  WHERE v.tag > $1 ORDER BY v.tag LIMIT $2",
@@ -68,18 +79,23 @@ impl Store {
             .await?
         });
         rows.into_iter()
-            .map(|(tag, plate, owner_name, owner_phone, owner, open)| {
-                Ok(VehicleRow {
-                    vehicle: Vehicle {
-                        tag: TagId(to_u32(tag)?),
-                        plate,
-                        owner_name,
-                        owner_phone,
-                    },
-                    owner,
-                    stolen: open > 0,
-                })
-            })
+            .map(
+                |(tag, plate, make, model, colour, owner_name, owner_phone, owner, open)| {
+                    Ok(VehicleRow {
+                        vehicle: crate::vehicles::vehicle_from((
+                            tag,
+                            plate,
+                            make,
+                            model,
+                            colour,
+                            owner_name,
+                            owner_phone,
+                        ))?,
+                        owner,
+                        stolen: open > 0,
+                    })
+                },
+            )
             .collect()
     }
 

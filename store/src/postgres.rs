@@ -182,9 +182,12 @@ impl PgStore {
     }
 
     pub async fn insert_vehicles(&self, vehicles: &[Vehicle], now_ms: i64) -> Result<()> {
+        let column = |f: fn(&Vehicle) -> String| vehicles.iter().map(f).collect::<Vec<_>>();
         let result = sqlx::query(
-            "INSERT INTO vehicles (tag, plate, owner_name, owner_phone, created_at) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[])",
+            "INSERT INTO vehicles \
+             (tag, plate, owner_name, owner_phone, created_at, make, model, colour, plate_key) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+             $6::text[], $7::text[], $8::text[], $9::text[])",
         )
         .bind(
             vehicles
@@ -192,20 +195,14 @@ impl PgStore {
                 .map(|v| i64::from(v.tag.0))
                 .collect::<Vec<_>>(),
         )
-        .bind(vehicles.iter().map(|v| v.plate.clone()).collect::<Vec<_>>())
-        .bind(
-            vehicles
-                .iter()
-                .map(|v| v.owner_name.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            vehicles
-                .iter()
-                .map(|v| v.owner_phone.clone())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(|v| v.plate.clone()))
+        .bind(column(|v| v.owner_name.clone()))
+        .bind(column(|v| v.owner_phone.clone()))
         .bind(vec![now_ms; vehicles.len()])
+        .bind(column(|v| v.make.clone()))
+        .bind(column(|v| v.model.clone()))
+        .bind(column(|v| v.colour.clone()))
+        .bind(column(|v| tagwatch_model::plate_key(&v.plate)))
         .execute(&self.writer)
         .await;
         match result {

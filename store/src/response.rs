@@ -86,6 +86,22 @@ impl Store {
         rows.into_iter().map(action_from_row).collect()
     }
 
+    /// The response histories of the alerts with `first <= seq <= last`, oldest first (a page
+    /// of alerts' statuses in one query).
+    pub async fn alert_actions_between(&self, first: i64, last: i64) -> Result<Vec<AlertAction>> {
+        let rows: Vec<ActionRow> = on_backend!(self, reader, |pool, sql| {
+            sqlx::query_as(&sql(
+                "SELECT id, alert_seq, action, unit, reason, actor, at FROM alert_actions \
+                 WHERE alert_seq BETWEEN $1 AND $2 ORDER BY id",
+            ))
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(action_from_row).collect()
+    }
+
     /// Records where a patrol unit is and whether it is free (creating the unit on first report).
     /// A unit another officer reported at or after `takeover_before_ms` is theirs: nothing is
     /// written and the answer is false.

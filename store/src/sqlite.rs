@@ -82,33 +82,8 @@ impl SqliteStore {
     // ---- vehicles and cases ----
 
     pub async fn insert_vehicle(&self, vehicle: &Vehicle, now_ms: i64) -> Result<()> {
-        let result = sqlx::query(
-            "INSERT INTO vehicles (tag, plate, owner_name, owner_phone, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(i64::from(vehicle.tag.0))
-        .bind(&vehicle.plate)
-        .bind(&vehicle.owner_name)
-        .bind(&vehicle.owner_phone)
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await;
-        match result {
-            Err(e) if is_unique_violation(&e) => {
-                let tag_taken =
-                    sqlx::query_scalar::<_, i64>("SELECT 1 FROM vehicles WHERE tag = ?")
-                        .bind(i64::from(vehicle.tag.0))
-                        .fetch_optional(&self.writer)
-                        .await?
-                        .is_some();
-                if tag_taken {
-                    Err(Error::TagExists(vehicle.tag))
-                } else {
-                    Err(Error::PlateExists(vehicle.plate.clone()))
-                }
-            }
-            other => other.map(|_| ()).map_err(Error::from),
-        }
+        self.insert_vehicles(std::slice::from_ref(vehicle), now_ms)
+            .await
     }
 
     /// Registers many vehicles in one transaction (bulk provisioning); all or none.
@@ -116,21 +91,30 @@ impl SqliteStore {
         let mut tx = self.writer.begin().await?;
         for vehicle in vehicles {
             let result = sqlx::query(
-                "INSERT INTO vehicles (tag, plate, owner_name, owner_phone, created_at) \
-                 VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO vehicles \
+                 (tag, plate, owner_name, owner_phone, created_at, make, model, colour, plate_key) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(i64::from(vehicle.tag.0))
             .bind(&vehicle.plate)
             .bind(&vehicle.owner_name)
             .bind(&vehicle.owner_phone)
             .bind(now_ms)
+            .bind(&vehicle.make)
+            .bind(&vehicle.model)
+            .bind(&vehicle.colour)
+            .bind(tagwatch_model::plate_key(&vehicle.plate))
             .execute(&mut *tx)
             .await;
             if let Err(e) = result {
-                return Err(if is_unique_violation(&e) {
-                    Error::TagExists(vehicle.tag)
-                } else {
-                    e.into()
+                return Err(match &e {
+                    sqlx::Error::Database(db)
+                        if db.is_unique_violation() && db.message().contains("plate") =>
+                    {
+                        Error::PlateExists(vehicle.plate.clone())
+                    }
+                    _ if is_unique_violation(&e) => Error::TagExists(vehicle.tag),
+                    _ => e.into(),
                 });
             }
         }

@@ -38,6 +38,7 @@ fn vehicle(tag: u32, plate: &str) -> Vehicle {
         plate: plate.into(),
         owner_name: "Li Wei".into(),
         owner_phone: "+86 138 0000 0000".into(),
+        ..Default::default()
     }
 }
 
@@ -142,6 +143,108 @@ async fn vehicles_are_unique_by_tag_and_by_plate() {
             store.vehicle(TagId(1)).await.expect("get"),
             Some(vehicle(1, "A1"))
         );
+    }
+}
+
+#[tokio::test]
+async fn vehicles_are_found_by_plate_however_it_is_typed_and_edited() {
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        let described = Vehicle {
+            make: "Honda".into(),
+            model: "Wave 110".into(),
+            colour: "red".into(),
+            ..vehicle(7, "粤A·B1234")
+        };
+        store.insert_vehicle(&described, 0).await.expect("insert");
+        store
+            .insert_vehicle(&vehicle(8, "粤A-B1299"), 0)
+            .await
+            .expect("insert");
+        store
+            .insert_vehicle(&vehicle(9, "粤AB12"), 0)
+            .await
+            .expect("insert");
+        store
+            .insert_vehicle(&vehicle(10, "粤B 1"), 0)
+            .await
+            .expect("insert");
+        assert_eq!(
+            store.vehicle(TagId(7)).await.expect("get"),
+            Some(described.clone())
+        );
+        let tags =
+            |found: Vec<(Vehicle, bool)>| found.iter().map(|(v, _)| v.tag.0).collect::<Vec<_>>();
+        // Separators and letter case do not matter; the exact plate first, then by plate.
+        assert_eq!(
+            tags(
+                store
+                    .vehicles_by_plate("粤a b12", 10)
+                    .await
+                    .expect("search")
+            ),
+            vec![9, 7, 8]
+        );
+        assert_eq!(
+            tags(
+                store
+                    .vehicles_by_plate("粤AB1234", 10)
+                    .await
+                    .expect("search")
+            ),
+            vec![7]
+        );
+        assert_eq!(
+            tags(store.vehicles_by_plate("粤A", 2).await.expect("search")).len(),
+            2
+        );
+        assert!(store
+            .vehicles_by_plate("粤C", 10)
+            .await
+            .expect("search")
+            .is_empty());
+        // Stolen while a case is open.
+        store.open_case(TagId(8), 1, "").await.expect("case");
+        let among = store
+            .vehicles_among(&[TagId(7), TagId(8), TagId(99)])
+            .await
+            .expect("among");
+        let mut flags: Vec<(u32, bool)> = among.iter().map(|(v, s)| (v.tag.0, *s)).collect();
+        flags.sort_unstable();
+        assert_eq!(flags, vec![(7, false), (8, true)]);
+        assert_eq!(
+            among.iter().find(|(v, _)| v.tag.0 == 7).map(|(v, _)| v),
+            Some(&described)
+        );
+        // Edited: found by the new plate only; another vehicle's plate is refused.
+        let repainted = Vehicle {
+            plate: "粤A·Z0001".into(),
+            colour: "blue".into(),
+            ..described.clone()
+        };
+        store.update_vehicle(&repainted).await.expect("update");
+        assert_eq!(
+            tags(
+                store
+                    .vehicles_by_plate("粤AZ0001", 10)
+                    .await
+                    .expect("search")
+            ),
+            vec![7]
+        );
+        assert!(store
+            .vehicles_by_plate("粤AB1234", 10)
+            .await
+            .expect("search")
+            .is_empty());
+        assert!(matches!(
+            store.update_vehicle(&vehicle(7, "粤AB12")).await,
+            Err(Error::PlateExists(_))
+        ));
+        assert!(matches!(
+            store.update_vehicle(&vehicle(70, "X1")).await,
+            Err(Error::NoSuchVehicle(TagId(70)))
+        ));
     }
 }
 

@@ -149,6 +149,7 @@ async fn an_officers_stream_moves_between_api_nodes_without_a_gap_or_a_repeat() 
                 plate: "GD-A 7777".into(),
                 owner_name: "Huang".into(),
                 owner_phone: "+86 5".into(),
+                ..Default::default()
             },
             0,
         )
@@ -298,6 +299,7 @@ async fn live_questions_are_answered_by_the_shards_holding_the_partitions() {
             plate: format!("GD-B {tag:04}"),
             owner_name: "Owner".into(),
             owner_phone: "+86 1".into(),
+            ..Default::default()
         };
         store.insert_vehicle(&vehicle, 0).await.expect("vehicle");
     }
@@ -570,6 +572,7 @@ async fn a_gps_tracker_registered_on_an_api_node_reports_through_a_gateway() {
         plate: "GD-B 2121".into(),
         owner_name: "Lin".into(),
         owner_phone: "+86 6".into(),
+        ..Default::default()
     };
     store.insert_vehicle(&vehicle, 0).await.expect("vehicle");
     let gateway = RunningGateway::start(GatewayOptions {

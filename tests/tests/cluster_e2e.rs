@@ -78,6 +78,7 @@ async fn provision(store: &Store) {
                 plate: format!("D-{}", tag(i).0),
                 owner_name: "Zhao".into(),
                 owner_phone: "+86 6".into(),
+                ..Default::default()
             };
             store.insert_vehicle(&vehicle, 0).await.expect("vehicle");
         }

@@ -55,6 +55,7 @@ async fn provision(store: &Store, city: &CityConfig) {
             plate: format!("ST-{}", tag.0),
             owner_name: "Chen".into(),
             owner_phone: "+86 3".into(),
+            ..Default::default()
         };
         store.insert_vehicle(&vehicle, 0).await.expect("vehicle");
         store.open_case(tag, 0, "shard test").await.expect("case");

@@ -78,6 +78,7 @@ async fn crash_run(database: String) {
             plate: "STOLEN-1".into(),
             owner_name: "Wang".into(),
             owner_phone: "+86 2".into(),
+            ..Default::default()
         };
         store.insert_vehicle(&vehicle, 0).await.expect("vehicle");
         store

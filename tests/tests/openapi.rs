@@ -40,7 +40,7 @@ fn routed() -> BTreeSet<(String, String)> {
             .0;
         let call = &body[..close];
         let path = call.split('"').nth(1).expect("a path literal").to_owned();
-        for method in ["get", "post", "put", "delete"] {
+        for method in ["get", "post", "put", "patch", "delete"] {
             for (i, _) in call.match_indices(&format!("{method}(")) {
                 let before = call[..i].chars().last();
                 if before.is_none_or(|c| !c.is_alphanumeric() && c != '_') {

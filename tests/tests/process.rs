@@ -75,6 +75,7 @@ async fn spawn(nofile: u64) -> ServerProcess {
             plate: "P-500".into(),
             owner_name: "Chen".into(),
             owner_phone: "+86 1".into(),
+            ..Default::default()
         };
         store.insert_vehicle(&vehicle, 0).await.expect("vehicle");
         store.close().await;

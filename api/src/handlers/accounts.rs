@@ -322,13 +322,7 @@ pub async fn my_vehicles(
     Ok(Json(MyVehicles {
         vehicles: vehicles
             .into_iter()
-            .map(|v| VehicleAnswer {
-                tag: v.tag.0,
-                plate: v.plate,
-                owner_name: v.owner_name,
-                owner_phone: v.owner_phone,
-                owner: None,
-            })
+            .map(|v| VehicleAnswer::of(v, None))
             .collect(),
     }))
 }

@@ -83,6 +83,9 @@ pub async fn vehicles(
             .map(|r| VehicleRowView {
                 tag: r.vehicle.tag.0,
                 plate: r.vehicle.plate,
+                make: r.vehicle.make,
+                model: r.vehicle.model,
+                colour: r.vehicle.colour,
                 owner_name: r.vehicle.owner_name,
                 owner_phone: r.vehicle.owner_phone,
                 owner: r.owner,

@@ -15,6 +15,9 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     after: Option<i64>,
+    /// Newest first, below this sequence number (and above `after`): the latest alerts, and
+    /// paging back through history.
+    before: Option<i64>,
     limit: Option<u32>,
     tag: Option<String>,
     /// Required of police with `tag`: alerts about one vehicle are its sightings.
@@ -30,8 +33,9 @@ pub struct AlertQuery {
 /// Most alerts in one answer.
 const MAX_ALERT_PAGE: u32 = 1_000;
 
-/// `GET /api/v1/alerts?after=&limit=&tag=&precinct=|south=&west=&north=&east=&kinds=`: stored
-/// alerts. Police: all, oldest first after `after`, or one tag's newest first. Owners: their own
+/// `GET /api/v1/alerts?after=&before=&limit=&tag=&precinct=|south=&west=&north=&east=&kinds=`:
+/// stored alerts, each with its status. Police: all, oldest first after `after`, or newest first
+/// below `before` (the console's history), or one tag's newest first. Owners: their own
 /// vehicles' only. The area and kind filters apply to the page read (`limit` alerts scanned).
 pub async fn list_alerts(
     State(state): State<ApiState>,
@@ -71,10 +75,13 @@ pub async fn list_alerts(
         if after < 0 {
             return Err(ApiError::field("after", "after must be 0 or more"));
         }
-        Ok((limit, after))
+        if query.before.is_some_and(|b| b < 1) {
+            return Err(ApiError::field("before", "before must be 1 or more"));
+        }
+        Ok((limit, after, query.before))
     })();
     // One vehicle's alerts are its sightings: refusing them is audited like any movement query.
-    let (limit, after) = match tag {
+    let (limit, after, newest) = match tag {
         Some(tag) => {
             let target = format!("tag:{tag}");
             let action = "vehicle.alerts";
@@ -126,7 +133,10 @@ pub async fn list_alerts(
     let mut alerts = if caller.role.is_police() {
         match tag {
             Some(tag) => state.store.alerts_for_tag(tag, limit).await?,
-            None => state.store.alerts_after(after, limit).await?,
+            None => match newest {
+                Some(before) => state.store.alerts_before(after, before, limit).await?,
+                None => state.store.alerts_after(after, limit).await?,
+            },
         }
     } else {
         if caller.user.is_none() {
@@ -144,10 +154,36 @@ pub async fn list_alerts(
         mine
     };
     alerts.retain(|a| filter.admits(a));
-    Ok(Json(AlertList {
-        alerts: alerts
-            .iter()
-            .map(|a| AlertView::of(a, &state.devices))
-            .collect(),
-    }))
+    let mut views: Vec<AlertView> = alerts
+        .iter()
+        .map(|a| AlertView::of(a, &state.devices))
+        .collect();
+    crate::identity::label_alerts(&state, &mut views).await?;
+    if caller.role.is_police() {
+        with_status(&state, &mut views).await?;
+    }
+    Ok(Json(AlertList { alerts: views }))
+}
+
+/// Gives each alert of a page its status (`open`, `accepted`, `rejected`: the last decision).
+async fn with_status(state: &ApiState, views: &mut [AlertView]) -> Result<(), ApiError> {
+    let (Some(first), Some(last)) = (
+        views.iter().map(|v| v.seq).min(),
+        views.iter().map(|v| v.seq).max(),
+    ) else {
+        return Ok(());
+    };
+    let mut decided = std::collections::HashMap::new();
+    for action in state.store.alert_actions_between(first, last).await? {
+        decided
+            .entry(action.alert_seq)
+            .or_insert_with(Vec::new)
+            .push(action);
+    }
+    for view in views {
+        view.status = Some(crate::handlers::response::status(
+            decided.get(&view.seq).map_or(&[][..], Vec::as_slice),
+        ));
+    }
+    Ok(())
 }

@@ -103,7 +103,7 @@ pub fn nearest_units(units: &[PatrolUnit], at: GeoPoint, now_ms: i64) -> Vec<(Pa
 }
 
 /// An alert is `accepted` or `rejected` by its latest decision, `open` before any.
-fn status(actions: &[AlertAction]) -> &'static str {
+pub(crate) fn status(actions: &[AlertAction]) -> &'static str {
     actions
         .iter()
         .rev()
@@ -135,8 +135,11 @@ pub async fn alert(
             .map(|latest| latest.position),
         None => None,
     };
+    let mut view = [AlertView::of(&alert, &state.devices)];
+    crate::identity::label_alerts(&state, &mut view).await?;
+    let [view] = view;
     Ok(Json(AlertFile {
-        alert: AlertView::of(&alert, &state.devices),
+        alert: view,
         status: status(&actions),
         actions: actions.iter().map(action_view).collect(),
         nearest_units: nearest_units(&units, now_at.unwrap_or(alert.position), now_ms())

@@ -5,10 +5,11 @@
 //! are answered by the tracker's in-memory indexes for the time they cover; "through" falls back
 //! to the store for older windows.
 
-use crate::answers::{Companion, Companions, DarkTag, Den, Dens};
+use crate::answers::{Companion, Companions, DarkTag, Den, Dens, VehicleLabel};
 use crate::audit::{audit, checked_params, movement_query, require_police};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::identity::labels;
 use crate::input::{point, time_param};
 use crate::live::Gathered;
 use crate::ApiState;
@@ -16,7 +17,7 @@ use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tagwatch_model::time::{now_ms, to_rfc3339};
-use tagwatch_model::GeoBox;
+use tagwatch_model::{GeoBox, TagId};
 use tagwatch_tracker::companions_of;
 use tagwatch_tracker::questions::{Answer, Question};
 
@@ -104,6 +105,7 @@ pub async fn tags_near(
     let Answer::Near(found) = answer else {
         return Err(ApiError::internal("not an answer to near"));
     };
+    let mut labels = labels(&state, found.iter().map(|(tag, _, _)| *tag)).await?;
     let tags = found
         .iter()
         .map(|(tag, last, distance)| NearTag {
@@ -113,6 +115,7 @@ pub async fn tags_near(
             lon: last.position.lon,
             seen_at: to_rfc3339(last.seen_at_ms),
             distance_m: (distance * 10.0).round() / 10.0,
+            vehicle: labels.remove(tag),
         })
         .collect();
     Ok(Json(NearAnswer {
@@ -139,6 +142,9 @@ struct NearTag {
     lon: f64,
     seen_at: String,
     distance_m: f64,
+    /// Its plate and description, and whether it is stolen (absent: not registered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vehicle: Option<VehicleLabel>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -156,6 +162,9 @@ struct Passage {
     tag: u32,
     first_seen: String,
     last_seen: String,
+    /// As in a "near" answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vehicle: Option<VehicleLabel>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,13 +290,15 @@ pub async fn tags_through(
         ("store", found)
     };
     let truncated = passages.len() >= limit as usize;
-    let tags = passages
+    let shown = &passages[..passages.len().min(limit as usize)];
+    let mut labels = labels(&state, shown.iter().map(|&(tag, _, _)| TagId(tag))).await?;
+    let tags = shown
         .iter()
-        .take(limit as usize)
         .map(|&(tag, first, last)| Passage {
             tag,
             first_seen: to_rfc3339(first),
             last_seen: to_rfc3339(last),
+            vehicle: labels.remove(&TagId(tag)),
         })
         .collect();
     Ok(Json(ThroughAnswer {

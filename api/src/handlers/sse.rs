@@ -9,6 +9,7 @@ use crate::answers::AlertView;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::handlers::alert_filter::{AlertFilter, FilterParams};
+use crate::identity::label_alerts;
 use crate::ApiState;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -88,9 +89,14 @@ pub async fn stream(
 }
 
 /// An alert as an SSE event: its stream position as the event id, its [`AlertView`] as data (the
-/// same as in lists).
-fn event(alert: &Alert, devices: &tagwatch_devices::registry::Registry) -> Event {
-    let data = serde_json::to_string(&AlertView::of(alert, devices)).unwrap_or_default();
+/// same as in lists, with its vehicle's label).
+async fn event(state: &ApiState, alert: &Alert) -> Event {
+    let mut view = [AlertView::of(alert, &state.devices)];
+    // The alert goes out even when its vehicle cannot be named this moment.
+    if let Err(error) = label_alerts(state, &mut view).await {
+        tracing::warn!(%error, seq = alert.seq, "alert sent without its vehicle's label");
+    }
+    let data = serde_json::to_string(&view[0]).unwrap_or_default();
     Event::default()
         .event("alert")
         .id(alert.seq.to_string())
@@ -118,8 +124,8 @@ struct Client<'a> {
     last: Option<i64>,
     /// Which alerts the client gets.
     filter: AlertFilter,
-    /// To name a GPS tracker's alerts' device.
-    devices: tagwatch_devices::registry::Registry,
+    /// To name an alert's vehicle, and a GPS tracker's alerts' device.
+    state: ApiState,
 }
 
 impl Client<'_> {
@@ -130,7 +136,7 @@ impl Client<'_> {
         }
         if self.filter.admits(alert) {
             self.tx
-                .send(event(alert, &self.devices))
+                .send(event(&self.state, alert).await)
                 .await
                 .map_err(|_| Stop::ClientGone)?;
         }
@@ -151,7 +157,7 @@ async fn feed(
         session,
         last: after,
         filter,
-        devices: state.devices.clone(),
+        state: state.clone(),
     };
     let notice = match run_feed(&state, after.is_some(), &mut client).await {
         Err(Stop::Failed(cause)) => {

@@ -1,11 +1,16 @@
 //! # Vehicles: registration (admin), guard mode (the owner arms and disarms), and where one is
 //! now (police, or its owner; audited with its purpose).
 
-use crate::answers::{source_of, GuardAnswer, LocationAnswer, TrackerFix, VehicleAnswer};
-use crate::audit::{accessible_vehicle, audit_movements, movement_query};
+use crate::answers::{
+    source_of, GuardAnswer, LocationAnswer, PlateMatch, PlateMatches, TrackerFix, VehicleAnswer,
+    VehicleLabel,
+};
+use crate::audit::{
+    accessible_vehicle, audit, audit_movements, checked_params, movement_query, require_police,
+};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::input::{id_u32, tag_from_path, text, Body};
+use crate::input::{id_u32, optional_text, tag_from_path, text, Body};
 use crate::{tell_tracker, ApiState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -21,6 +26,12 @@ use tagwatch_tracker::Command;
 pub struct NewVehicle {
     tag: i64,
     plate: String,
+    #[serde(default)]
+    make: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    colour: Option<String>,
     owner_name: String,
     owner_phone: String,
     /// The username of the owner's account, if they have one.
@@ -38,7 +49,10 @@ pub async fn create_vehicle(
     let Json(new) = body?;
     let vehicle = Vehicle {
         tag: TagId(id_u32("tag", new.tag)?),
-        plate: text("plate", new.plate)?,
+        plate: plate(new.plate)?,
+        make: optional_text("make", new.make)?,
+        model: optional_text("model", new.model)?,
+        colour: optional_text("colour", new.colour)?,
         owner_name: text("owner_name", new.owner_name)?,
         owner_phone: text("owner_phone", new.owner_phone)?,
     };
@@ -65,14 +79,151 @@ pub async fn create_vehicle(
     }
     Ok((
         StatusCode::CREATED,
-        Json(VehicleAnswer {
-            tag: vehicle.tag.0,
-            plate: vehicle.plate,
-            owner_name: vehicle.owner_name,
-            owner_phone: vehicle.owner_phone,
-            owner: Some(owner.map(|u| u.username)),
-        }),
+        Json(VehicleAnswer::of(vehicle, Some(owner.map(|u| u.username)))),
     ))
+}
+
+/// Longest plate, as typed.
+const MAX_PLATE_CHARS: usize = 20;
+
+/// A plate as registered or searched: free text (plates differ by country) of at most
+/// [`MAX_PLATE_CHARS`], with at least two letters or digits once separators are taken out.
+fn plate(value: String) -> Result<String, ApiError> {
+    let plate = text("plate", value)?;
+    if plate.chars().count() > MAX_PLATE_CHARS {
+        return Err(ApiError::field(
+            "plate",
+            format!("plate is longer than {MAX_PLATE_CHARS} characters"),
+        ));
+    }
+    if tagwatch_model::plate_key(&plate).chars().count() < 2 {
+        return Err(ApiError::field(
+            "plate",
+            "plate needs at least two letters or digits besides separators",
+        ));
+    }
+    Ok(plate)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VehicleChange {
+    plate: Option<String>,
+    make: Option<String>,
+    model: Option<String>,
+    colour: Option<String>,
+    owner_name: Option<String>,
+    owner_phone: Option<String>,
+}
+
+/// `PATCH /api/v1/vehicles/{tag}` (admin): corrects what is recorded of a vehicle (a new plate,
+/// a repaint, the owner's new phone). Fields left out stay as they are; make, model and colour
+/// may be set empty.
+pub async fn update_vehicle(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(tag): Path<String>,
+    body: Body<VehicleChange>,
+) -> Result<Json<VehicleAnswer>, ApiError> {
+    caller.require(&[Role::Admin])?;
+    let tag = tag_from_path(&tag)?;
+    let Json(change) = body?;
+    let mut vehicle = state
+        .store
+        .vehicle(tag)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no vehicle with tag {tag}")))?;
+    if let Some(value) = change.plate {
+        vehicle.plate = plate(value)?;
+    }
+    for (field, value, slot) in [
+        ("make", change.make, &mut vehicle.make),
+        ("model", change.model, &mut vehicle.model),
+        ("colour", change.colour, &mut vehicle.colour),
+    ] {
+        if value.is_some() {
+            *slot = optional_text(field, value)?;
+        }
+    }
+    if let Some(value) = change.owner_name {
+        vehicle.owner_name = text("owner_name", value)?;
+    }
+    if let Some(value) = change.owner_phone {
+        vehicle.owner_phone = text("owner_phone", value)?;
+    }
+    state.store.update_vehicle(&vehicle).await?;
+    Ok(Json(VehicleAnswer::of(vehicle, None)))
+}
+
+/// Most vehicles a plate search answers: a plate search names a vehicle; more matches than
+/// this mean "type more of the plate".
+const MAX_PLATE_MATCHES: u32 = 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlateQuery {
+    plate: Option<String>,
+    purpose: Option<String>,
+}
+
+/// `GET /api/v1/vehicles/search?plate=&purpose=` (police): the vehicles whose plate
+/// starts with what was typed (separators and letter case ignored; the exact plate first), each
+/// with its description, whether it is stolen, and where it was last placed. It reveals where
+/// vehicles are, so it states a purpose and is audited: the search, and each vehicle found.
+pub async fn search(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    uri: axum::http::Uri,
+    query: Result<Query<PlateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PlateMatches>, ApiError> {
+    const ACTION: &str = "vehicle.search";
+    let q = movement_query(&state, &caller, ACTION, "plate".into(), &uri, query).await?;
+    require_police(&state, &caller, ACTION, q.purpose.as_deref()).await?;
+    let params = plate(q.plate.clone().unwrap_or_default());
+    let key = checked_params(
+        &state,
+        &caller,
+        ACTION,
+        "plate".into(),
+        q.purpose.as_deref(),
+        params,
+    )
+    .await
+    .map(|plate| tagwatch_model::plate_key(&plate))?;
+    let target = format!("plate:{key}");
+    // One more than shown, to tell a full answer from a cut one.
+    let mut found = state
+        .store
+        .vehicles_by_plate(&key, MAX_PLATE_MATCHES + 1)
+        .await?;
+    let truncated = found.len() > MAX_PLATE_MATCHES as usize;
+    found.truncate(MAX_PLATE_MATCHES as usize);
+    // The search itself, then one entry per vehicle found, so that "who looked at this
+    // vehicle" (the audit log by tag) shows the searches that revealed where it was.
+    audit(&state, &caller, ACTION, target, q.purpose.as_deref()).await?;
+    let purpose = q.purpose.as_deref();
+    futures_util::future::try_join_all(found.iter().map(|(vehicle, _)| {
+        audit(
+            &state,
+            &caller,
+            ACTION,
+            format!("tag:{}", vehicle.tag),
+            purpose,
+        )
+    }))
+    .await?;
+    let mut vehicles = Vec::with_capacity(found.len());
+    for (vehicle, stolen) in found {
+        vehicles.push(PlateMatch {
+            tag: vehicle.tag.0,
+            vehicle: VehicleLabel::of(&vehicle, stolen),
+            location: whereabouts(&state, vehicle.tag).await?,
+        });
+    }
+    Ok(Json(PlateMatches {
+        vehicles,
+        truncated,
+    }))
 }
 
 /// `POST /api/v1/vehicles/{tag}/arm`: guard mode while parked. The vehicle is guarded where it
@@ -159,9 +310,20 @@ pub async fn location(
         query.purpose.as_deref(),
     )
     .await?;
+    whereabouts(&state, tag)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("tag {tag} has not been heard yet")))
+}
+
+/// Where `tag` is placed now (`None`: never heard). Asked only after the query is audited.
+pub(crate) async fn whereabouts(
+    state: &ApiState,
+    tag: TagId,
+) -> Result<Option<LocationAnswer>, ApiError> {
     // The tracker knows where it is placed now and how it is moving; after a restart, before
     // it is heard again, the store knows where it was last.
-    if let Some(now) = crate::live::location(&state, tag).await? {
+    if let Some(now) = crate::live::location(state, tag).await? {
         let mut answer = LocationAnswer {
             tag: tag.0,
             station: now.station.0,
@@ -174,15 +336,13 @@ pub async fn location(
             source: source_of(now.station.0),
             gps: None,
         };
-        with_gps(&state, &mut answer);
-        return Ok(Json(answer));
+        with_gps(state, &mut answer);
+        return Ok(Some(answer));
     }
-    let location = state
-        .store
-        .last_location(tag)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("tag {tag} has not been heard yet")))?;
-    Ok(Json(LocationAnswer {
+    let Some(location) = state.store.last_location(tag).await? else {
+        return Ok(None);
+    };
+    Ok(Some(LocationAnswer {
         tag: tag.0,
         station: location.station.0,
         lat: location.position.lat,

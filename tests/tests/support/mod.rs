@@ -259,6 +259,7 @@ pub async fn provision(server: &TestServer, station_id: u32, tag: u32) {
         plate: format!("P-{tag}"),
         owner_name: "Chen".into(),
         owner_phone: "+86 1".into(),
+        ..Default::default()
     };
     let response = client()
         .post(server.url("/api/v1/vehicles"))

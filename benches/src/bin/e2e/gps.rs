@@ -23,6 +23,7 @@ pub async fn provision(store: &tagwatch_store::Store, n: u32) -> anyhow::Result<
             plate: format!("GPS-{i:06}"),
             owner_name: format!("Rider {i}"),
             owner_phone: "+86 139 0000 0000".into(),
+            ..Default::default()
         })
         .collect();
     for chunk in vehicles.chunks(10_000) {
