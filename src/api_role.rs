@@ -119,7 +119,7 @@ impl RunningApi {
             api.unauthenticated_burst,
         ));
         let health = Arc::new(Health::default());
-        let app = tagwatch_api::app(ApiState {
+        let api_state = ApiState {
             store: store.clone(),
             keys: StationKeys::default(),
             tracker: commands_tx,
@@ -135,13 +135,27 @@ impl RunningApi {
             // registers them in the store and lists what they last reported.
             devices: crate::devices::load_registry(&store).await?,
             audit: tagwatch_api::audit_writer::AuditWriter::start(store.clone()),
-        });
+        };
+        // Lapsed hotlist entries close their cases.
+        let expiry = tokio::spawn(tagwatch_api::hotlist::sweep_expired(
+            api_state.clone(),
+            shutdown.clone(),
+        ));
+        // Alerts to the registered webhooks.
+        let webhooks = tokio::spawn(tagwatch_api::webhooks::run(
+            api_state.clone(),
+            api.webhook_backoff(),
+            shutdown.clone(),
+        ));
+        let app = tagwatch_api::app(api_state);
         let http = TcpListener::bind(options.http)
             .await
             .with_context(|| format!("binding HTTP {}", options.http))?;
         let http_addr = http.local_addr()?;
         let tasks = vec![
             feed,
+            expiry,
+            webhooks,
             tokio::spawn(forward_commands(bus, commands_rx)),
             tokio::spawn(probe_store(store.clone(), health, shutdown.clone())),
             tokio::spawn(crate::gateway_role::keep_refreshing(

@@ -280,6 +280,23 @@ pub struct ApiSection {
     /// Longest an HTTP client may take to send a request's header.
     #[serde(with = "humantime_serde")]
     pub http_header_timeout: Duration,
+    /// A failed webhook delivery is tried again after this long, doubling each time (at most
+    /// an hour apart) ...
+    #[serde(with = "humantime_serde")]
+    pub webhook_first_retry: Duration,
+    /// ... until it is this old: then it is given up (`expired` in the delivery log).
+    #[serde(with = "humantime_serde")]
+    pub webhook_give_up_after: Duration,
+}
+
+impl ApiSection {
+    /// The webhooks' retry timing.
+    pub fn webhook_backoff(&self) -> tagwatch_api::webhooks::Backoff {
+        tagwatch_api::webhooks::Backoff {
+            first_retry: self.webhook_first_retry,
+            give_up_after: self.webhook_give_up_after,
+        }
+    }
 }
 
 impl Default for ApiSection {
@@ -293,6 +310,8 @@ impl Default for ApiSection {
             unauthenticated_burst: tagwatch_api::limits::UNAUTHENTICATED_BURST,
             http_connections: 1_024,
             http_header_timeout: Duration::from_secs(5),
+            webhook_first_retry: tagwatch_api::webhooks::Backoff::default().first_retry,
+            webhook_give_up_after: tagwatch_api::webhooks::Backoff::default().give_up_after,
         }
     }
 }
@@ -476,6 +495,18 @@ impl Config {
             api.http_header_timeout,
             s(1)..=s(300),
             "must be 1s..=5m",
+        )?;
+        within(
+            "api.webhook_first_retry",
+            api.webhook_first_retry,
+            Duration::from_millis(100)..=s(3_600),
+            "must be 100ms..=1h",
+        )?;
+        within(
+            "api.webhook_give_up_after",
+            api.webhook_give_up_after,
+            s(60)..=s(30 * 86_400),
+            "must be 1m..=30d",
         )?;
         if let Some(url) = &api.tile_url {
             let template = ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p));

@@ -286,7 +286,7 @@ impl Server {
             config.api.unauthenticated_per_min,
             config.api.unauthenticated_burst,
         ));
-        let api = tagwatch_api::app(ApiState {
+        let api_state = ApiState {
             store: store.clone(),
             keys,
             tracker: commands_tx,
@@ -300,7 +300,19 @@ impl Server {
             retention_days: retention_days.clone(),
             devices: devices.clone(),
             audit: tagwatch_api::audit_writer::AuditWriter::start(store.clone()),
-        });
+        };
+        // Lapsed hotlist entries close their cases.
+        let expiry = tokio::spawn(tagwatch_api::hotlist::sweep_expired(
+            api_state.clone(),
+            shutdown.clone(),
+        ));
+        // Alerts to the registered webhooks.
+        let webhooks = tokio::spawn(tagwatch_api::webhooks::run(
+            api_state.clone(),
+            config.api.webhook_backoff(),
+            shutdown.clone(),
+        ));
+        let api = tagwatch_api::app(api_state);
         let maintenance = tokio::spawn(maintain(
             store.clone(),
             retention_days,
@@ -310,6 +322,8 @@ impl Server {
         let http_shutdown = shutdown.clone();
         let mut listeners = vec![
             maintenance,
+            expiry,
+            webhooks,
             tokio::spawn(tagwatch_gateway::serve_udp(
                 udp,
                 gateway.clone(),

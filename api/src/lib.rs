@@ -24,6 +24,7 @@ pub mod auth;
 pub mod error;
 pub mod export;
 pub mod handlers;
+pub mod hotlist;
 pub mod identity;
 pub mod input;
 pub mod limits;
@@ -31,6 +32,7 @@ pub mod listener;
 pub mod live;
 pub mod openapi;
 pub mod web;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
@@ -118,7 +120,15 @@ async fn objects_only(
     next: middleware::Next,
 ) -> Result<axum::response::Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let read = axum::body::to_bytes(body, MAX_BODY_BYTES);
+    // The one body that is a file, not an object: a hotlist upload (CSV), with its own bound.
+    // (Inside the nested API router the path has lost its `/api/v1`.)
+    let file = matches!(parts.uri.path(), "/hotlist" | "/api/v1/hotlist");
+    let limit = if file {
+        hotlist::MAX_HOTLIST_BYTES
+    } else {
+        MAX_BODY_BYTES
+    };
+    let read = axum::body::to_bytes(body, limit);
     let bytes = match parts.extensions.get::<listener::BodyDeadline>() {
         Some(deadline) => tokio::time::timeout_at(deadline.0, read)
             .await
@@ -127,7 +137,7 @@ async fn objects_only(
     }
     .map_err(|_| ApiError::TooLarge)?;
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|&b| b != b'{') {
+    if !file && first.is_some_and(|&b| b != b'{') {
         return Err(ApiError::BadBody(
             "the request body must be a JSON object".into(),
         ));
@@ -243,6 +253,13 @@ pub fn app(state: ApiState) -> Router {
                 .delete(handlers::watch::unpair),
         )
         .route("/alerts/stream", get(handlers::sse::stream))
+        .route("/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/webhooks/{id}", delete(webhooks::delete))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/hotlist",
+            post(hotlist::import).layer(DefaultBodyLimit::max(hotlist::MAX_HOTLIST_BYTES)),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -393,6 +393,57 @@ pub const ENDPOINTS: &[Endpoint] = &[
         schema_of::<VehicleAnswer>,
     ),
     answers(
+        created(call(
+            "post",
+            "/webhooks",
+            "admin",
+            "Register a webhook: each alert of the kinds it wants is POSTed to the URL as JSON \
+             signed with the secret (X-TagWatch-Signature), retried until delivered or expired",
+            &[
+                req("url", "string", "http or https URL"),
+                opt("kinds", "array", "alert kinds (empty or absent: every kind)"),
+                req("secret", "string", "signs each delivery (16-256 characters); never shown"),
+            ],
+        )),
+        schema_of::<crate::webhooks::WebhookView>,
+    ),
+    answers(
+        get("/webhooks", "admin", "The webhooks in service (never their secrets)"),
+        schema_of::<crate::webhooks::WebhookList>,
+    ),
+    no_content(call(
+        "delete",
+        "/webhooks/{id}",
+        "admin",
+        "Remove a webhook; its queued deliveries are cancelled",
+        NONE,
+    )),
+    answers(
+        with_query(
+            get(
+                "/webhooks/{id}/deliveries",
+                "admin",
+                "A webhook's delivery log, newest first: state, attempts, last outcome",
+            ),
+            &[
+                opt("before", "integer", "deliveries below this id"),
+                LIMIT,
+            ],
+        ),
+        schema_of::<crate::webhooks::DeliveryLog>,
+    ),
+    answers(
+        call(
+            "post",
+            "/hotlist",
+            "admin, dispatcher",
+            "Import a stolen-vehicle list (CSV): opens or updates theft cases; every refused line \
+             with why; entries expire",
+            NONE,
+        ),
+        schema_of::<crate::hotlist::HotlistAnswer>,
+    ),
+    answers(
         with_query(
             get(
                 "/vehicles/search",
@@ -770,6 +821,17 @@ fn constrained(name: &str, kind: &str) -> Value {
         "min_times" => json!({ "minimum": 1, "maximum": 100 }),
         "within_s" => json!({ "minimum": 1, "maximum": 600 }),
         "role" => json!({ "enum": ["owner", "officer", "dispatcher", "admin"] }),
+        "kinds" if kind == "array" => {
+            let kinds: Vec<&str> = tagwatch_model::AlertKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            json!({ "maxItems": 32, "items": { "type": "string", "enum": kinds } })
+        }
+        "url" => {
+            json!({ "format": "uri", "minLength": 8, "maxLength": 2048, "pattern": "^https?://[^/@\\s]+" })
+        }
+        "secret" => json!({ "minLength": 16, "maxLength": 256 }),
         "kinds" => {
             let kind = tagwatch_model::AlertKind::ALL.map(|k| k.as_str()).join("|");
             json!({ "pattern": format!("^ *({kind}) *(, *({kind}) *)*$") })
@@ -926,6 +988,14 @@ fn operation(e: &Endpoint, generator: &mut schemars::SchemaGenerator) -> Value {
         // A body of optional fields only may be left out (a theft report without a note).
         let required = e.body.iter().any(|f| f.required);
         op["requestBody"] = json!({ "required": required, "content": { "application/json": { "schema": schema(e.body) } } });
+    }
+    if e.path == "/hotlist" {
+        op["requestBody"] = json!({ "required": true, "content": { "text/csv": { "schema": {
+            "type": "string",
+            "description": "a header naming the columns (any order): plate and/or tag, reason, \
+                            reported_at, expires_at (optional); times RFC 3339 or a date; at \
+                            most 50,000 lines and 4 MiB",
+        } } } });
     }
     if e.who == "anyone" {
         op["security"] = json!([]);

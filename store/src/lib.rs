@@ -43,6 +43,7 @@ mod accounts;
 mod admin;
 mod alerts;
 mod history;
+mod hotlist;
 mod partitions;
 pub mod postgres;
 mod readers;
@@ -53,12 +54,15 @@ mod stations;
 mod trackers;
 mod vehicles;
 mod watch;
+mod webhooks;
 
 pub use accounts::AuditFilter;
 pub use admin::{Account, VehicleRow};
+pub use hotlist::{HotlistEntry, HotlistOutcome, Listed};
 pub use partitions::{PartitionState, PartitionStep, SeenRuns};
 pub use trackers::{CommandRow, TrackerRow};
 pub use watch::Precinct;
+pub use webhooks::{Delivery, Webhook};
 
 use tagwatch_model::{
     Alert, AlertId, AlertKind, AuditEntry, GeoPoint, ReaderFix, Role, Station, StationId,

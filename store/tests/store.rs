@@ -249,6 +249,165 @@ async fn vehicles_are_found_by_plate_however_it_is_typed_and_edited() {
 }
 
 #[tokio::test]
+async fn a_hotlist_opens_updates_and_lapses_cases_but_never_closes_a_reported_one() {
+    use tagwatch_store::{HotlistEntry, HotlistOutcome, Listed};
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        for (tag, plate) in [(1, "粤A·1"), (2, "GD 2"), (3, "GD-2"), (4, "AB4")] {
+            store
+                .insert_vehicle(&vehicle(tag, plate), 0)
+                .await
+                .expect("insert");
+        }
+        let reported = store
+            .open_case(TagId(4), 5, "by its owner")
+            .await
+            .expect("case");
+        let entry = |vehicle: Listed, expires: Option<i64>| HotlistEntry {
+            vehicle,
+            reported_at_ms: 100,
+            expires_at_ms: expires,
+            note: "hotlist: test".into(),
+        };
+        let outcomes = store
+            .apply_hotlist(&[
+                entry(Listed::Plate("粤a 1".into()), Some(1_000)),
+                entry(Listed::Plate("GD2".into()), None),
+                entry(Listed::Tag(TagId(9)), None),
+                entry(Listed::Tag(TagId(4)), Some(1_000)),
+            ])
+            .await
+            .expect("apply");
+        let HotlistOutcome::Opened(TagId(1), case) = outcomes[0] else {
+            panic!("{outcomes:?}");
+        };
+        assert_eq!(
+            outcomes[1..],
+            [
+                HotlistOutcome::Ambiguous(2),
+                HotlistOutcome::Unknown,
+                HotlistOutcome::AlreadyReported(TagId(4), reported)
+            ]
+        );
+        // Again: the list's case is updated (a later expiry), not opened twice.
+        let again = store
+            .apply_hotlist(&[entry(Listed::Tag(TagId(1)), Some(2_000))])
+            .await
+            .expect("apply");
+        assert_eq!(again, [HotlistOutcome::Updated(TagId(1), case)]);
+        assert!(store
+            .close_expired_cases(1_999)
+            .await
+            .expect("sweep")
+            .is_empty());
+        assert_eq!(
+            store.close_expired_cases(2_000).await.expect("sweep"),
+            vec![(TagId(1), case)]
+        );
+        // Closed once; the owner's report stays open whatever the list said.
+        assert!(store
+            .close_expired_cases(9_999)
+            .await
+            .expect("sweep")
+            .is_empty());
+        assert_eq!(store.open_case_of(TagId(1)).await.expect("case"), None);
+        assert_eq!(
+            store.open_case_of(TagId(4)).await.expect("case"),
+            Some(reported)
+        );
+    }
+}
+
+#[tokio::test]
+async fn webhook_deliveries_are_queued_once_claimed_by_one_sender_and_logged() {
+    use tagwatch_store::Webhook;
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        let mut hook = Webhook {
+            id: 0,
+            url: "http://127.0.0.1:9/x".into(),
+            kinds: vec!["stolen_sighting".into(), "panic".into()],
+            secret: "s".repeat(16),
+            created_by: "admin".into(),
+            created_at_ms: 1,
+            queued_to: 10,
+        };
+        hook.id = store.insert_webhook(&hook).await.expect("insert");
+        assert_eq!(store.webhooks().await.expect("list"), vec![hook.clone()]);
+        // Queued twice (two senders): one row per alert; queued_to moves once.
+        store
+            .queue_deliveries(hook.id, 10, 12, &[11, 12], 100)
+            .await
+            .expect("queue");
+        store
+            .queue_deliveries(hook.id, 10, 12, &[11, 12], 100)
+            .await
+            .expect("queue");
+        assert_eq!(store.webhooks().await.expect("list")[0].queued_to, 12);
+        // Claimed by one sender; a second finds nothing due until the claim runs out.
+        let claimed = store.claim_deliveries(100, 1_000, 10).await.expect("claim");
+        assert_eq!(
+            claimed.iter().map(|d| d.alert_seq).collect::<Vec<_>>(),
+            vec![11, 12]
+        );
+        assert!(store
+            .claim_deliveries(500, 1_500, 10)
+            .await
+            .expect("claim")
+            .is_empty());
+        let mut failed = claimed[0].clone();
+        failed.attempts = 1;
+        failed.last_attempt_at_ms = Some(100);
+        failed.next_attempt_at_ms = 2_000;
+        failed.outcome = "HTTP 503".into();
+        store.settle_delivery(&failed).await.expect("settle");
+        let mut delivered = claimed[1].clone();
+        delivered.state = "delivered".into();
+        delivered.attempts = 1;
+        delivered.outcome = "HTTP 200".into();
+        store.settle_delivery(&delivered).await.expect("settle");
+        // The failed one is due again at its retry time, the delivered one never.
+        assert!(store
+            .claim_deliveries(1_999, 3_000, 10)
+            .await
+            .expect("claim")
+            .is_empty());
+        let again = store
+            .claim_deliveries(2_000, 3_000, 10)
+            .await
+            .expect("claim");
+        assert_eq!(
+            again.iter().map(|d| d.alert_seq).collect::<Vec<_>>(),
+            vec![11]
+        );
+        let log = store
+            .deliveries_of(hook.id, i64::MAX, 10)
+            .await
+            .expect("log");
+        assert_eq!(
+            log.iter()
+                .map(|d| (d.alert_seq, d.state.as_str(), d.outcome.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(12, "delivered", "HTTP 200"), (11, "pending", "HTTP 503")]
+        );
+        // Removed: out of service, its pending delivery cancelled.
+        assert!(store.delete_webhook(hook.id, 5).await.expect("delete"));
+        assert!(!store.delete_webhook(hook.id, 6).await.expect("delete"));
+        assert!(store.webhooks().await.expect("list").is_empty());
+        let log = store
+            .deliveries_of(hook.id, i64::MAX, 10)
+            .await
+            .expect("log");
+        assert_eq!(log[1].state, "cancelled");
+        assert!(store
+            .claim_deliveries(9_000, 9_999, 10)
+            .await
+            .expect("claim")
+            .is_empty());
+    }
+}
+
+#[tokio::test]
 async fn a_theft_case_needs_a_vehicle_and_only_one_is_open() {
     for store in backends().await {
         eprintln!("backend: {}", store.backend());

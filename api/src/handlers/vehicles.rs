@@ -105,7 +105,7 @@ fn plate(value: String) -> Result<String, ApiError> {
     Ok(plate)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VehicleChange {
     plate: Option<String>,
@@ -123,11 +123,17 @@ pub async fn update_vehicle(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(tag): Path<String>,
-    body: Body<VehicleChange>,
+    body: axum::body::Bytes,
 ) -> Result<Json<VehicleAnswer>, ApiError> {
     caller.require(&[Role::Admin])?;
     let tag = tag_from_path(&tag)?;
-    let Json(change) = body?;
+    // Every field is optional, so is the body: an empty PATCH changes nothing.
+    let change: VehicleChange = if body.iter().all(u8::is_ascii_whitespace) {
+        VehicleChange::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadBody(format!("invalid vehicle change: {e}")))?
+    };
     let mut vehicle = state
         .store
         .vehicle(tag)
