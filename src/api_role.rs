@@ -130,6 +130,7 @@ impl RunningApi {
             health: health.clone(),
             limits,
             tile_url: api.tile_url.clone(),
+            roads: Default::default(),
             retention_days: Arc::new(AtomicU32::new(options.retention_days)),
             // GT06 trackers are served by `serve` only (docs/DEVICES.md): a cluster's API node
             // registers them in the store and lists what they last reported.

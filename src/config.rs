@@ -268,6 +268,10 @@ pub struct ApiSection {
     /// Map tile URL template (`{z}/{x}/{y}`) for the web map; none: a plain background.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tile_url: Option<String>,
+    /// Roads to draw on the map's plain background (`[[lat, lon], [lat, lon]]` each): the demo
+    /// gives its simulated city's; not read from a file (real deployments use `tile_url`).
+    #[serde(skip)]
+    pub roads: Vec<[[f64; 2]; 2]>,
     /// API calls per second one token may sustain, and the burst it may make.
     pub token_calls_per_s: u32,
     pub token_call_burst: u32,
@@ -304,6 +308,7 @@ impl Default for ApiSection {
         Self {
             admin_token: None,
             tile_url: None,
+            roads: Vec::new(),
             token_calls_per_s: tagwatch_api::limits::CALLS_PER_SECOND,
             token_call_burst: tagwatch_api::limits::CALL_BURST,
             unauthenticated_per_min: tagwatch_api::limits::UNAUTHENTICATED_PER_MINUTE,

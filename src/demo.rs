@@ -91,6 +91,11 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
     };
     config.api.admin_token = Some(Secret(token.clone()));
     config.api.tile_url = options.tile_url.clone();
+    config.api.roads = city
+        .roads()
+        .iter()
+        .map(|[a, b]| [[a.lat, a.lon], [b.lat, b.lon]])
+        .collect();
     // The simulated stations' clocks run at the simulation's speed, ahead of real time.
     if !options.speed.is_some_and(|s| s <= 1.0) {
         config.tracker.clock_skew_limit = Duration::from_secs(365 * 86_400);
@@ -118,6 +123,12 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
         out,
         format_args!(
             "  map:          {api}/  (log in as officer or dispatcher, password {password})"
+        ),
+    );
+    line(
+        out,
+        format_args!(
+            "  owner app:    {api}/owner  (log in as owner, password {password}: {DEMO_OWNED} vehicles)"
         ),
     );
     line(out, format_args!("  API:          {api}"));
@@ -286,17 +297,33 @@ pub async fn run(options: DemoOptions, out: &mut impl Write) -> anyhow::Result<D
 }
 
 /// Registers the city's stations (with the simulator's keys), one vehicle per tag, and the
-/// accounts `officer` and `dispatcher` with `password`.
+/// accounts `officer`, `dispatcher` and `owner` with `password`; the owner owns the city's
+/// first [`DEMO_OWNED`] vehicles.
 async fn provision(database: &str, city: &CityConfig, password: &str) -> anyhow::Result<()> {
     let store = tagwatch_store::Store::open(database).await?;
     let now = now_ms();
-    for (username, role) in [("officer", Role::Officer), ("dispatcher", Role::Dispatcher)] {
+    let mut owner = None;
+    for (username, role) in [
+        ("officer", Role::Officer),
+        ("dispatcher", Role::Dispatcher),
+        ("owner", Role::Owner),
+    ] {
         let hash = tagwatch_api::auth::hash_password(password.to_owned())
             .await
             .map_err(|e| anyhow::anyhow!("hashing the demo password: {e}"))?;
-        store.insert_user(username, &hash, role, now).await?;
+        let id = store.insert_user(username, &hash, role, now).await?;
+        if role == Role::Owner {
+            owner = Some(id);
+        }
     }
     provision_city(&store, city, now).await?;
+    if let Some(owner) = owner {
+        for i in 0..DEMO_OWNED.min(city.tags) {
+            store
+                .set_vehicle_owner(TagId(city.first_tag + i), owner)
+                .await?;
+        }
+    }
     store.close().await;
     Ok(())
 }
@@ -322,7 +349,7 @@ pub async fn provision_city(
             plate: demo_plate(i),
             make: MAKES[i as usize % MAKES.len()].0.into(),
             model: MAKES[i as usize % MAKES.len()].1.into(),
-            colour: COLOURS[(i as usize / MAKES.len()) % COLOURS.len()].into(),
+            colour: COLOURS[i as usize % COLOURS.len()].into(),
             owner_name: format!("Owner {}", i + 1),
             owner_phone: format!("+86 138 {:04} {:04}", i / 10_000, i % 10_000),
         })
@@ -332,6 +359,9 @@ pub async fn provision_city(
     }
     Ok(())
 }
+
+/// Vehicles of the demo's `owner` account (the city's first ones).
+pub const DEMO_OWNED: u32 = 5;
 
 /// Motorcycles common in the reference deployment's province, for the simulated registrations.
 const MAKES: [(&str, &str); 6] = [

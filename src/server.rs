@@ -297,6 +297,7 @@ impl Server {
             health,
             limits: limits.clone(),
             tile_url: config.api.tile_url.clone(),
+            roads: Arc::new(config.api.roads.clone()),
             retention_days: retention_days.clone(),
             devices: devices.clone(),
             audit: tagwatch_api::audit_writer::AuditWriter::start(store.clone()),

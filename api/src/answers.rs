@@ -132,7 +132,18 @@ pub struct PlateMatch {
 /// `GET /me/vehicles`
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct MyVehicles {
-    pub vehicles: Vec<VehicleAnswer>,
+    pub vehicles: Vec<MyVehicle>,
+}
+
+/// An owner's vehicle with its guard and theft state.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MyVehicle {
+    #[serde(flatten)]
+    pub vehicle: VehicleAnswer,
+    /// When it was armed, if it is armed now.
+    pub armed_at: Option<String>,
+    /// Reported stolen (an open theft case).
+    pub stolen: bool,
 }
 
 /// One line of the audit log.

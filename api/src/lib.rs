@@ -94,6 +94,8 @@ pub struct ApiState {
     pub limits: Arc<limits::Limits>,
     /// Map tile URL template for the web page; `None`: a plain background.
     pub tile_url: Option<String>,
+    /// Roads drawn on the plain background (the demo's simulated city), as `[lat, lon]` pairs.
+    pub roads: Arc<Vec<[[f64; 2]; 2]>>,
     /// Days of visits kept; the hourly maintenance reads it, admins change it.
     pub retention_days: Arc<AtomicU32>,
     /// The registered GPS trackers, shared with the device listener.

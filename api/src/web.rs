@@ -1,4 +1,5 @@
-//! # The officers' web map, served by the binary itself.
+//! # The web pages, served by the binary itself: the officers' console (`/`) and the owners'
+//! app (`/owner`), in English and Simplified Chinese.
 //!
 //! The page, its script and style (`web/`) and Leaflet (installed from npm by the build script)
 //! are embedded at compile time, so a deployment is one file and works without internet access.
@@ -19,12 +20,28 @@ macro_rules! asset {
 }
 
 /// Path, content type, bytes.
-const ASSETS: [(&str, &str, &[u8]); 5] = [
+const ASSETS: [(&str, &str, &[u8]); 9] = [
     ("/", "text/html; charset=utf-8", asset!("index.html")),
+    ("/owner", "text/html; charset=utf-8", asset!("owner.html")),
     (
         "/app.js",
         "text/javascript; charset=utf-8",
         asset!("app.js"),
+    ),
+    (
+        "/owner.js",
+        "text/javascript; charset=utf-8",
+        asset!("owner.js"),
+    ),
+    (
+        "/common.js",
+        "text/javascript; charset=utf-8",
+        asset!("common.js"),
+    ),
+    (
+        "/i18n.js",
+        "text/javascript; charset=utf-8",
+        asset!("i18n.js"),
     ),
     ("/app.css", "text/css; charset=utf-8", asset!("app.css")),
     (
@@ -69,5 +86,5 @@ pub fn asset(path: &'static str) -> impl IntoResponse + Clone {
 
 /// `GET /config.json`: what the page needs before login.
 pub async fn config(State(state): State<ApiState>) -> impl IntoResponse {
-    Json(json!({ "tile_url": state.tile_url }))
+    Json(json!({ "tile_url": state.tile_url, "roads": *state.roads }))
 }

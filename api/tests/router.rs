@@ -38,6 +38,7 @@ async fn router() -> (Router, String) {
             1_000, 1_000, 1_000, 1_000,
         )),
         tile_url: None,
+        roads: Default::default(),
         retention_days: Arc::new(AtomicU32::new(90)),
         devices: Default::default(),
         audit: tagwatch_api::audit_writer::AuditWriter::start(store.clone()),

@@ -65,6 +65,19 @@ impl CityConfig {
         to_geo(self.origin, xy)
     }
 
+    /// The city's roads, for a map: each grid line from end to end, as its two ends.
+    pub fn roads(&self) -> Vec<[GeoPoint; 2]> {
+        let (w, h) = (f64::from(self.grid_w - 1), f64::from(self.grid_h - 1));
+        let s = self.spacing_m;
+        let columns =
+            (0..self.grid_w).map(|x| [[f64::from(x) * s, 0.0], [f64::from(x) * s, h * s]]);
+        let rows = (0..self.grid_h).map(|y| [[0.0, f64::from(y) * s], [w * s, f64::from(y) * s]]);
+        columns
+            .chain(rows)
+            .map(|[a, b]| [self.geo_of(a), self.geo_of(b)])
+            .collect()
+    }
+
     /// Degrees to metres east and north of the grid's south-west corner.
     pub fn xy_of(&self, p: GeoPoint) -> [f64; 2] {
         let o = self.origin;

@@ -51,6 +51,18 @@ impl Store {
         Ok(())
     }
 
+    /// When the vehicle was armed, if it is armed now.
+    pub async fn armed_at(&self, tag: TagId) -> Result<Option<i64>> {
+        Ok(on_backend!(self, reader, |pool, sql| {
+            sqlx::query_scalar(&sql(
+                "SELECT armed_at FROM guards WHERE tag = $1 AND disarmed_at IS NULL",
+            ))
+            .bind(i64::from(tag.0))
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
     /// Disarms a vehicle at `at_ms`; false if it was not armed.
     pub async fn disarm(&self, tag: TagId, at_ms: i64) -> Result<bool> {
         let done = on_backend!(self, |pool, sql| {

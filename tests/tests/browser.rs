@@ -1,7 +1,9 @@
-//! The web map in a real browser: the demo city (server + simulator) runs in this process, and
-//! `web/tests/browser.mjs` drives Debian's Chromium through playwright-core against it: sign in,
-//! a stolen-vehicle alert arrives live, its track is drawn and replayed, a screenshot is taken
-//! (`target/browser/alert-track.png`).
+//! The pages in a real browser: the demo city (server + simulator) runs in this process, and
+//! `web/tests/browser.mjs` drives Debian's Chromium through playwright-core against it: an
+//! officer's shift (history after a reload, plate search, an alert with its predicted stations,
+//! accept, dispatch, track export) and an owner's evening (arm, the vehicle moves, its alert,
+//! report the theft, recovered), each in English and in Chinese, with screenshots
+//! (`target/browser/{officer,owner}-{en,zh}.png`).
 //!
 //! Needs node, `web/node_modules/playwright-core` (`npm ci` in `web/`) and `/usr/bin/chromium`
 //! (`apt install chromium`); `.ci/run` installs them. Without them the test says it was skipped,
@@ -46,7 +48,7 @@ fn missing_prerequisites(web: &Path) -> Vec<String> {
 const HOSTILE_NAME: &str = "<img src=x id=injected>";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
+async fn an_officers_shift_and_an_owners_evening_in_english_and_chinese() {
     let web = workspace().join("web");
     let missing = missing_prerequisites(&web);
     if !missing.is_empty() {
@@ -66,7 +68,7 @@ async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
         speed: Some(5.0),
         transport: Transport::Udp,
         steal_after: Duration::from_secs(3),
-        run_for: Some(Duration::from_secs(180)),
+        run_for: Some(Duration::from_secs(420)),
         seed: 11,
         password: Some(PASSWORD.into()),
         tile_url: None,
@@ -110,7 +112,16 @@ async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
         .expect("a station named in HTML");
     store.close().await;
     // The page itself is served, with its script and Leaflet.
-    for path in ["/", "/app.js", "/vendor/leaflet.js", "/vendor/leaflet.css"] {
+    for path in [
+        "/",
+        "/owner",
+        "/app.js",
+        "/owner.js",
+        "/common.js",
+        "/i18n.js",
+        "/vendor/leaflet.js",
+        "/vendor/leaflet.css",
+    ] {
         let response = client
             .get(format!("{url}{path}"))
             .send()
@@ -121,20 +132,22 @@ async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
 
     let shots = workspace().join("target/browser");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let screenshot = shots.join("alert-track.png");
-    let _ = std::fs::remove_file(&screenshot);
+    let names = ["officer-en", "officer-zh", "owner-en", "owner-zh"];
+    for name in names {
+        let _ = std::fs::remove_file(shots.join(format!("{name}.png")));
+    }
     let browser = tokio::process::Command::new("node")
         .arg("tests/browser.mjs")
-        .args(["--url", &url, "--password", PASSWORD, "--screenshot"])
-        .arg(&screenshot)
+        .args(["--url", &url, "--password", PASSWORD, "--shots"])
+        .arg(&shots)
         .current_dir(&web)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(150), browser)
+    let output = tokio::time::timeout(Duration::from_secs(400), browser)
         .await
-        .expect("the browser test finished within 150 s")
+        .expect("the browser test finished within 400 s")
         .expect("node runs");
     demo.abort();
     let log = format!(
@@ -146,6 +159,10 @@ async fn an_officer_sees_a_stolen_vehicle_alert_live_and_replays_its_track() {
     assert!(output.status.success(), "browser test failed:\n{log}");
     assert!(log.contains("live alert: #"), "{log}");
     assert!(log.contains("station names shown as text"), "{log}");
-    let size = std::fs::metadata(&screenshot).expect("screenshot").len();
-    assert!(size > 10_000, "screenshot of {size} bytes");
+    assert!(log.contains("all pages passed"), "{log}");
+    for name in names {
+        let shot = shots.join(format!("{name}.png"));
+        let size = std::fs::metadata(&shot).expect("screenshot").len();
+        assert!(size > 10_000, "{name}: screenshot of {size} bytes");
+    }
 }

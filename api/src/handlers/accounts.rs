@@ -1,7 +1,8 @@
 //! # Accounts: login and logout, user management, "me", and reading the audit log.
 
 use crate::answers::{
-    AccountAnswer, AccountChange, AuditAnswer, AuditLine, LoginAnswer, MyVehicles, VehicleAnswer,
+    AccountAnswer, AccountChange, AuditAnswer, AuditLine, LoginAnswer, MyVehicle, MyVehicles,
+    VehicleAnswer,
 };
 use crate::auth::{self, Caller, TOKEN_TTL_MS};
 use crate::error::ApiError;
@@ -318,13 +319,17 @@ pub async fn my_vehicles(
     let owner = caller
         .user
         .ok_or_else(|| ApiError::Forbidden("no account behind this token".into()))?;
-    let vehicles = state.store.vehicles_of(owner).await?;
-    Ok(Json(MyVehicles {
-        vehicles: vehicles
-            .into_iter()
-            .map(|v| VehicleAnswer::of(v, None))
-            .collect(),
-    }))
+    let mut mine = Vec::new();
+    for vehicle in state.store.vehicles_of(owner).await? {
+        let armed_at = state.store.armed_at(vehicle.tag).await?;
+        let stolen = state.store.open_case_of(vehicle.tag).await?.is_some();
+        mine.push(MyVehicle {
+            vehicle: VehicleAnswer::of(vehicle, None),
+            armed_at: armed_at.map(tagwatch_model::time::to_rfc3339),
+            stolen,
+        });
+    }
+    Ok(Json(MyVehicles { vehicles: mine }))
 }
 
 #[derive(Debug, Deserialize)]
