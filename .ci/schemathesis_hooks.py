@@ -258,6 +258,8 @@ def before_call(context, case, kwargs) -> None:
         body["owner"] = fixtures().owner
     elif label == "PUT /api/v1/vehicles/{tag}/pair":
         body["companion"] = fixtures().vehicle  # registered, and not the generated path tag
+    elif label == "POST /api/v1/cases/{id}/assign" and body.get("username") is not None:
+        body["username"] = fixtures().changer.username  # an account that exists, and is police
     elif label == "POST /api/v1/webhooks":
         # A URL with a host the server can parse (the document asks only for a URI); nobody
         # listens there, so each delivery is tried and logged as failed.

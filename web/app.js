@@ -86,7 +86,10 @@ function redraw() {
   $("who").textContent = `${session.username || ""} (${session.role})`;
   for (const item of shown.values()) item.textContent = alertLine(item.alert);
   if (track.length) drawTrackInfo();
-  if (layers) loadStations(false).catch(() => {});
+  if (layers) {
+    loadStations(false).catch(() => {});
+    drawCases();
+  }
 }
 
 // ---- the map ----
@@ -128,8 +131,13 @@ async function start(fresh) {
   setInterval(() => loadStations(false).catch(() => {}), 30_000);
   loadUnits().catch(() => {});
   setInterval(() => loadUnits().catch(() => {}), 3_000);
+  loadCases().catch((e) => say(e.message));
+  setInterval(() => loadCases().catch(() => {}), 30_000);
   const newest = await loadHistory(NEWEST).catch((e) => { say(e.message); return null; });
-  followAlerts(newest, (alert) => showAlert(alert, true), showLive);
+  followAlerts(newest, (alert) => {
+    showAlert(alert, true);
+    if (alert.kind === "stolen_sighting") loadCases().catch(() => {});
+  }, showLive);
 }
 
 async function loadStations(fit) {
@@ -389,6 +397,100 @@ function confirmDispatch(form, seq, unit) {
   return Promise.resolve();
 }
 
+// ---- case work: the open thefts, one case's file, assign, recovered ----
+
+let cases = [];
+
+async function loadCases() {
+  cases = (await api("/cases")).cases;
+  drawCases();
+}
+
+function drawCases() {
+  $("case-count").textContent = fmtNumber(cases.length);
+  if (!cases.length) {
+    $("cases").replaceChildren(el("li", t("cases.none"), "hint"));
+    return;
+  }
+  $("cases").replaceChildren(...cases.map((c) => {
+    const seen = c.latest_sighting
+      ? t("cases.latest", { when: fmtTime(c.latest_sighting.seen_at), station: c.latest_sighting.station })
+      : t("cases.not_sighted");
+    const who = c.assignee ? t("cases.assigned", { name: c.assignee }) : t("cases.unassigned");
+    const item = el("li", `#${c.case_id} ${describeVehicle(c.vehicle, c.tag)} · ${who} · ${seen}`, "stolen");
+    item.dataset.case = c.case_id;
+    item.addEventListener("click", () => openCase(c.case_id).catch((e) => say(e.message)));
+    return item;
+  }));
+}
+
+async function openCase(id) {
+  const c = await api(`/cases/${id}`);
+  const box = $("case-detail");
+  box.hidden = false;
+  box.dataset.case = id;
+  box.replaceChildren();
+  const line = (text, className) => box.append(el("div", text, className));
+  const vehicle = describeVehicle(c.vehicle, c.tag);
+  line(`${vehicle} · #${c.tag}`, "title");
+  line(t("cases.opened", { id, when: fmtTime(c.opened_at), source: t(`cases.source.${c.source}`) }));
+  if (c.note) line(c.note, "note");
+  if (c.expires_at) line(t("cases.expires", { when: fmtTime(c.expires_at) }));
+  line(c.assignee ? t("cases.assigned", { name: c.assignee }) : t("cases.unassigned"));
+  line(c.sightings.length === 1 ? t("cases.sightings_one") : t("cases.sightings", { count: fmtNumber(c.sightings.length) }));
+  for (const e of c.history) line(t(`cases.history.${e.kind}`, { when: fmtTime(e.at), by: e.by, detail: e.detail }), "action");
+  const actions = el("div", undefined, "actions");
+  const form = el("div", undefined, "decision");
+  const button = (label, handler, className) => {
+    const b = el("button", label, className);
+    b.type = "button";
+    b.addEventListener("click", () => handler().catch((e) => say(e.message)));
+    actions.append(b);
+  };
+  // The purpose is the officer's choice: this button sets it, in view, for the case's work.
+  button(t("cases.use_purpose"), async () => {
+    purposeText = t("cases.purpose", { id });
+    $("purpose").value = purposeText;
+    sessionStorage.setItem("tagwatch-purpose", purposeText);
+    showPurpose();
+  });
+  button(t("alert.track"), async () => {
+    $("tag").value = c.tag;
+    await query(() => showTrack(String(c.tag)));
+  });
+  if (session.role === "dispatcher" || session.role === "admin") {
+    button(t("cases.assign_me"), async () => assignCase(id, session.username));
+  }
+  button(t("cases.recovered"), async () => {
+    form.replaceChildren();
+    const confirm = el("button", t("alert.confirm"), "confirm");
+    confirm.type = "button";
+    const cancel = el("button", t("alert.cancel"));
+    cancel.type = "button";
+    cancel.addEventListener("click", () => form.replaceChildren());
+    confirm.addEventListener("click", async () => {
+      try {
+        await api(`/vehicles/${c.tag}/recovered`, { method: "POST" });
+        box.hidden = true;
+        say("");
+        notice(t("cases.closed", { id }));
+        await loadCases();
+      } catch (error) {
+        say(error.message);
+      }
+    });
+    form.append(el("span", t("cases.recovered_confirm", { id, vehicle })), confirm, cancel);
+  });
+  box.append(actions, form);
+  if (c.latest_sighting) map.panTo([c.latest_sighting.lat, c.latest_sighting.lon]);
+}
+
+async function assignCase(id, username) {
+  await api(`/cases/${id}/assign`, { method: "POST", body: { username } });
+  await loadCases();
+  await openCase(id);
+}
+
 // ---- a vehicle: by plate, its track replayed along a time slider, exported ----
 
 $("plate-search").addEventListener("submit", (event) => {
@@ -462,7 +564,8 @@ async function showTrack(tag, until) {
 
 function drawTrackInfo() {
   const span = trackUntil ? t("track.span_to", { when: fmtTime(trackUntil.toISOString()) }) : t("track.span_last");
-  $("track-info").textContent = t("track.visits", { tag: trackTag, count: fmtNumber(track.length), span });
+  const key = track.length === 1 ? "track.visits_one" : "track.visits";
+  $("track-info").textContent = t(key, { tag: trackTag, count: fmtNumber(track.length), span });
   $("track-info").dataset.count = track.length;
 }
 

@@ -371,6 +371,15 @@ pub async fn sweep_expired(state: ApiState, shutdown: CancellationToken) {
             Ok(closed) => {
                 for (tag, case) in closed {
                     tracing::info!(%tag, case = case.0, "hotlist entry expired; case closed");
+                    let event = tagwatch_store::CaseEvent {
+                        at_ms: now_ms(),
+                        actor: "(hotlist)".into(),
+                        kind: "closed".into(),
+                        detail: "the list's entry expired".into(),
+                    };
+                    if let Err(error) = state.store.add_case_event(case, &event).await {
+                        tracing::warn!(%error, case = case.0, "expiry not written to the case's history");
+                    }
                     if tell_tracker(&state, Command::Recovered { tag })
                         .await
                         .is_err()

@@ -255,6 +255,9 @@ pub fn app(state: ApiState) -> Router {
                 .delete(handlers::watch::unpair),
         )
         .route("/alerts/stream", get(handlers::sse::stream))
+        .route("/cases", get(handlers::cases::list))
+        .route("/cases/{id}", get(handlers::cases::file))
+        .route("/cases/{id}/assign", post(handlers::cases::assign))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
         .route("/webhooks/{id}", delete(webhooks::delete))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))

@@ -393,6 +393,32 @@ pub const ENDPOINTS: &[Endpoint] = &[
         schema_of::<VehicleAnswer>,
     ),
     answers(
+        get(
+            "/cases",
+            POLICE,
+            "Open theft cases, newest first: vehicle, source, assignee, latest sighting",
+        ),
+        schema_of::<crate::handlers::cases::CaseList>,
+    ),
+    answers(
+        get(
+            "/cases/{id}",
+            POLICE,
+            "A case: its history (assigned, closed) and its sightings",
+        ),
+        schema_of::<crate::handlers::cases::CaseFile>,
+    ),
+    answers(
+        call(
+            "post",
+            "/cases/{id}/assign",
+            "dispatcher, admin",
+            "Assign an open case to an officer (null: to nobody)",
+            &[opt("username", "string", "an officer's, dispatcher's or admin's username")],
+        ),
+        schema_of::<crate::handlers::cases::CaseView>,
+    ),
+    answers(
         created(call(
             "post",
             "/webhooks",

@@ -42,6 +42,7 @@ macro_rules! on_backend {
 mod accounts;
 mod admin;
 mod alerts;
+mod cases;
 mod history;
 mod hotlist;
 mod partitions;
@@ -58,6 +59,7 @@ mod webhooks;
 
 pub use accounts::AuditFilter;
 pub use admin::{Account, VehicleRow};
+pub use cases::{CaseEvent, CaseRow};
 pub use hotlist::{HotlistEntry, HotlistOutcome, Listed};
 pub use partitions::{PartitionState, PartitionStep, SeenRuns};
 pub use trackers::{CommandRow, TrackerRow};

@@ -408,6 +408,91 @@ async fn webhook_deliveries_are_queued_once_claimed_by_one_sender_and_logged() {
 }
 
 #[tokio::test]
+async fn open_cases_are_listed_with_assignee_history_and_latest_sighting() {
+    use tagwatch_store::CaseEvent;
+    for store in backends().await {
+        eprintln!("backend: {}", store.backend());
+        for tag in [1, 2] {
+            store
+                .insert_vehicle(&vehicle(tag, &format!("C{tag}")), 0)
+                .await
+                .expect("insert");
+        }
+        let first = store
+            .open_case(TagId(1), 100, "market")
+            .await
+            .expect("case");
+        let second = store.open_case(TagId(2), 200, "").await.expect("case");
+        let rows = store.open_case_rows().await.expect("rows");
+        assert_eq!(
+            rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![second, first]
+        );
+        assert_eq!(
+            (rows[1].note.as_str(), rows[1].source.as_str()),
+            ("market", "report")
+        );
+        assert!(store
+            .assign_case(first, Some("wang"), "zhang", 300)
+            .await
+            .expect("assign"));
+        assert!(!store
+            .assign_case(CaseId(999), Some("wang"), "zhang", 300)
+            .await
+            .expect("assign"));
+        assert_eq!(
+            store
+                .case_row(first)
+                .await
+                .expect("row")
+                .expect("case")
+                .assignee
+                .as_deref(),
+            Some("wang")
+        );
+        store.close_case(TagId(1), 400).await.expect("close");
+        let closed = CaseEvent {
+            at_ms: 400,
+            actor: "wang".into(),
+            kind: "closed".into(),
+            detail: "recovered".into(),
+        };
+        store.add_case_event(first, &closed).await.expect("event");
+        // A closed case is assigned no more; its history stays, in order.
+        assert!(!store
+            .assign_case(first, None, "zhang", 500)
+            .await
+            .expect("assign"));
+        let history = store.case_events(first).await.expect("history");
+        assert_eq!(
+            history.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            vec!["assigned", "closed"]
+        );
+        assert_eq!(history[0].detail, "wang");
+        assert_eq!(store.open_case_rows().await.expect("rows").len(), 1);
+        // The latest stolen sighting since a time.
+        let mut batch = Batch::default();
+        for (seq, raised) in [(1, 150), (2, 250)] {
+            let mut sighting = alert(seq, &format!("s{seq}"));
+            sighting.tag = Some(TagId(2));
+            sighting.raised_at_ms = raised;
+            batch.alerts.push(sighting);
+        }
+        store.commit(&batch).await.expect("commit");
+        let latest = store
+            .latest_alert_of(TagId(2), "stolen_sighting", 200)
+            .await
+            .expect("latest");
+        assert_eq!(latest.map(|a| a.seq), Some(2));
+        assert!(store
+            .latest_alert_of(TagId(2), "stolen_sighting", 300)
+            .await
+            .expect("latest")
+            .is_none());
+    }
+}
+
+#[tokio::test]
 async fn a_theft_case_needs_a_vehicle_and_only_one_is_open() {
     for store in backends().await {
         eprintln!("backend: {}", store.backend());

@@ -5,8 +5,9 @@
 // Officer (dispatcher), English: a wrong password refused; no query without a purpose; a stolen
 // vehicle's alert arrives live naming the vehicle; after a reload the history is there; plate
 // search finds it, flagged stolen; the alert's predicted next stations on the map; accept with a
-// reason from the list; dispatch with a confirmation; its track drawn, replayed and exported;
-// "near me" with its results exported. Then the same console in Chinese.
+// reason from the list; dispatch with a confirmation; its case in the case list, worked on
+// (its number the purpose) and assigned; its track drawn, replayed and exported; "near me" with
+// its results exported; the case closed as recovered. Then the same console in Chinese.
 // Owner, on a 360-pixel-wide phone: arm the vehicles, one moves, its alert arrives live, report
 // it stolen (time and place picked on the map), mark it recovered. Then in Chinese.
 //
@@ -142,6 +143,18 @@ async function officerShift() {
     step("no available unit near the alert to dispatch (the demo's units are all on jobs)");
   }
 
+  // The case list: the stolen vehicle's case; work on it (its number becomes the purpose, by
+  // the officer's click), assign it to me.
+  const caseItem = page.locator("#cases li", { hasText: plate }).first();
+  await caseItem.waitFor({ timeout: 15_000 });
+  await caseItem.click();
+  await page.waitForSelector("#case-detail:not([hidden])");
+  await page.click('#case-detail button:has-text("Work on this case")');
+  check(/case #\d+/.test(await page.textContent("#purpose-shown")), "the case is the purpose");
+  await page.click('#case-detail button:has-text("Assign to me")');
+  await page.waitForFunction(() => /assigned to dispatcher/.test(document.querySelector("#case-detail").textContent));
+  step(`case: ${await page.textContent("#cases li")}; purpose ${await page.textContent("#purpose-shown")}`);
+
   // Its track, replayed; the alert's station on it; exported as CSV.
   await page.click('#alert-detail button:has-text("Track")');
   await page.waitForFunction(() => Number(document.querySelector("#track-info").dataset.count) > 0);
@@ -169,6 +182,13 @@ async function officerShift() {
   await page.click(`#alerts li[data-seq="${seq}"]`);
   await page.screenshot({ path: `${args.shots}/officer-en.png` });
   step(`screenshot ${args.shots}/officer-en.png`);
+  // The shift ends with the vehicle recovered: its case closed, after a confirmation.
+  await caseItem.click();
+  await page.click('#case-detail button:has-text("Recovered")');
+  check(/recovered\?/.test(await page.textContent("#case-detail .decision")), "closing asks first");
+  await page.click("#case-detail button.confirm");
+  await page.waitForFunction(() => /closed: recovered/.test(document.querySelector("#notice").textContent));
+  step(`case closed: ${await page.textContent("#notice")}`);
   check(page.errors.length === 0, `page errors: ${page.errors.join("; ")}`);
   await page.context().close();
   return plate;

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod admin;
 pub mod alert_filter;
 pub mod alerts;
+pub mod cases;
 pub mod health;
 pub mod response;
 pub mod spatial;

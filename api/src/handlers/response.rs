@@ -27,7 +27,7 @@ const NEAREST_UNITS: usize = 3;
 /// Longest call sign.
 const MAX_CALL_SIGN: usize = 32;
 
-const POLICE: [Role; 3] = [Role::Officer, Role::Dispatcher, Role::Admin];
+pub(crate) const POLICE: [Role; 3] = [Role::Officer, Role::Dispatcher, Role::Admin];
 
 fn alert_seq(seq: &str) -> Result<i64, ApiError> {
     seq.parse::<i64>()

@@ -123,6 +123,13 @@ pub async fn recovered(
     let closed_at = now_ms();
     let case = state.store.close_case(tag, closed_at).await?;
     tell_tracker(&state, Command::Recovered { tag }).await?;
+    let closed = tagwatch_store::CaseEvent {
+        at_ms: closed_at,
+        actor: caller.username.clone(),
+        kind: "closed".into(),
+        detail: "recovered".into(),
+    };
+    state.store.add_case_event(case, &closed).await?;
     tracing::info!(%tag, case = case.0, by = %caller.username, "vehicle recovered");
     Ok(Json(CaseAnswer {
         case_id: case.0,
