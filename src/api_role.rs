@@ -136,6 +136,7 @@ impl RunningApi {
             // registers them in the store and lists what they last reported.
             devices: crate::devices::load_registry(&store).await?,
             audit: tagwatch_api::audit_writer::AuditWriter::start(store.clone()),
+            identities: Default::default(),
         };
         // Lapsed hotlist entries close their cases.
         let expiry = tokio::spawn(tagwatch_api::hotlist::sweep_expired(

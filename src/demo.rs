@@ -377,7 +377,7 @@ const COLOURS: [&str; 5] = ["red", "black", "white", "blue", "silver"];
 /// The `i`th simulated vehicle's plate, in the province's style: `粤`, a city letter, `·` and
 /// a letter and four digits (letters from the 24 used on plates, no I or O); distinct for every
 /// `i` below 24 × 24 × 10⁴ (5.76 million).
-fn demo_plate(i: u32) -> String {
+pub fn demo_plate(i: u32) -> String {
     const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
     let letter = |n: u32| LETTERS[n as usize % LETTERS.len()] as char;
     let (city, serial) = (i / 240_000, i % 240_000);

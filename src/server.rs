@@ -301,6 +301,7 @@ impl Server {
             retention_days: retention_days.clone(),
             devices: devices.clone(),
             audit: tagwatch_api::audit_writer::AuditWriter::start(store.clone()),
+            identities: Default::default(),
         };
         // Lapsed hotlist entries close their cases.
         let expiry = tokio::spawn(tagwatch_api::hotlist::sweep_expired(

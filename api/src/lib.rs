@@ -102,10 +102,16 @@ pub struct ApiState {
     pub devices: tagwatch_devices::registry::Registry,
     /// Writes audit entries, those of concurrent queries in one commit.
     pub audit: audit_writer::AuditWriter,
+    /// Vehicles' descriptions and the stolen list, as answers name them.
+    pub identities: Arc<identity::Identities>,
 }
 
 /// Sends the task that owns the tracker a change of its reference data.
 pub(crate) async fn tell_tracker(state: &ApiState, command: Command) -> Result<(), ApiError> {
+    // Every case opened or closed passes here: answers name the vehicle stolen, or not, at once.
+    if matches!(command, Command::Stolen { .. } | Command::Recovered { .. }) {
+        state.identities.stolen_changed();
+    }
     state
         .tracker
         .send(command)

@@ -42,6 +42,7 @@ async fn router() -> (Router, String) {
         retention_days: Arc::new(AtomicU32::new(90)),
         devices: Default::default(),
         audit: tagwatch_api::audit_writer::AuditWriter::start(store.clone()),
+        identities: Default::default(),
     };
     let router = app(state);
     let hash = tagwatch_api::auth::hash_password("olga-long-password".into())

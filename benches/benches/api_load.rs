@@ -1,5 +1,5 @@
 //! API load check: the real server (SQLite, loopback) with 200 stations and 20,000 placed tags;
-//! concurrent clients call the location and radius endpoints as officers do (each call states a
+//! concurrent clients call the location, radius and plate search endpoints as officers do (each call states a
 //! purpose and is written to the audit log first), then thousands of live SSE clients wait for
 //! alerts and the time until every one of them has each alert is measured.
 //!
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tagwatch::config::ListenSection;
 use tagwatch::{Config, Secret, Server};
+use tagwatch_benches::http_load::{load, percentile};
 use tagwatch_gateway::wire::{self, Body, Frame, Record};
 use tagwatch_model::time::now_ms;
 use tagwatch_model::{GeoPoint, Role, SessionId, Station, StationId, StationKey, TagId, Vehicle};
@@ -140,75 +141,6 @@ async fn officer_token(client: &reqwest::Client, api: &str) -> String {
     body["token"].as_str().expect("token").to_owned()
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i] as f64 / 1_000.0
-}
-
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-/// `clients` concurrent callers of `path(i)` for [`RUN`].
-async fn load(
-    api: &str,
-    token: &str,
-    clients: usize,
-    path: impl Fn(u64) -> String + Send + Sync + 'static,
-) -> Load {
-    let path = Arc::new(path);
-    let errors = Arc::new(AtomicU64::new(0));
-    let until = Instant::now() + RUN;
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (api, token, path, errors) = (
-                api.to_owned(),
-                token.to_owned(),
-                path.clone(),
-                errors.clone(),
-            );
-            tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                let mut latencies = Vec::new();
-                let mut i = c as u64;
-                while Instant::now() < until {
-                    let started = Instant::now();
-                    let ok = client
-                        .get(format!("{api}{}", path(i)))
-                        .bearer_auth(&token)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success());
-                    if ok {
-                        latencies.push(started.elapsed().as_micros() as u64);
-                    } else {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    i += clients as u64;
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("client"));
-    }
-    all.sort_unstable();
-    Load {
-        rps: all.len() as f64 / RUN.as_secs_f64(),
-        p50_ms: percentile(&all, 0.5),
-        p99_ms: percentile(&all, 0.99),
-        errors: errors.load(Ordering::Relaxed),
-    }
-}
-
 /// Opens `clients` SSE streams, raises `alerts` stolen-tag alerts one by one, and measures for
 /// each the time from the frame's send to its delivery on every stream.
 async fn fan_out(
@@ -302,17 +234,26 @@ fn main() {
         println!("| endpoint | clients | requests/s | p50 ms | p99 ms | errors |");
         println!("|---|---|---|---|---|---|");
         for clients in [1, 8, 32, 128] {
-            let location = load(&api, &token, clients, |i| {
+            let location = load(&api, &token, clients, RUN, |i| {
                 let tag = tag_of((i % u64::from(STATIONS)) as u32, (i % 100) as u32);
                 format!("/api/v1/vehicles/{tag}/location?purpose=load+check")
             })
             .await;
-            let near = load(&api, &token, clients, |i| {
+            let near = load(&api, &token, clients, RUN, |i| {
                 let p = position((i % u64::from(STATIONS)) as u32);
                 format!("/api/v1/tags/near?lat={}&lon={}&radius_m=500&purpose=load+check", p.lat, p.lon)
             })
             .await;
-            for (name, r) in [("location", &location), ("tags/near 500 m", &near)] {
+            let plate = load(&api, &token, clients, RUN, |i| {
+                let tag = tag_of((i % u64::from(STATIONS)) as u32, (i % 100) as u32);
+                format!("/api/v1/vehicles/search?plate=L-{tag}&purpose=load+check")
+            })
+            .await;
+            for (name, r) in [
+                ("location", &location),
+                ("tags/near 500 m", &near),
+                ("plate search", &plate),
+            ] {
                 println!(
                     "| {name} | {clients} | {:.0} | {:.2} | {:.2} | {} |",
                     r.rps, r.p50_ms, r.p99_ms, r.errors

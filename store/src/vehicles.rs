@@ -99,18 +99,17 @@ impl Store {
         stateful(rows)
     }
 
-    /// The registered vehicles among `tags`, each with whether it is reported stolen (to name
-    /// and flag the vehicles of an answer in one query).
-    pub async fn vehicles_among(&self, tags: &[TagId]) -> Result<Vec<(Vehicle, bool)>> {
+    /// The registered vehicles among `tags` (to name the vehicles of an answer in one query).
+    pub async fn vehicles_among(&self, tags: &[TagId]) -> Result<Vec<Vehicle>> {
         if tags.is_empty() {
             return Ok(Vec::new());
         }
         let ids: Vec<i64> = tags.iter().map(|t| i64::from(t.0)).collect();
-        let rows: Vec<VehicleState> = match self {
+        let rows: Vec<VehicleColumns> = match self {
             // The tag list as one JSON array: SQLite has no array parameters.
             Store::Sqlite(s) => {
                 sqlx::query_as(&format!(
-                    "SELECT {VEHICLE}, {STOLEN} FROM vehicles v \
+                    "SELECT {VEHICLE} FROM vehicles v \
                      WHERE v.tag IN (SELECT value FROM json_each(?))"
                 ))
                 .bind(serde_json::to_string(&ids).expect("integers serialize"))
@@ -119,14 +118,14 @@ impl Store {
             }
             Store::Postgres(s) => {
                 sqlx::query_as(&format!(
-                    "SELECT {VEHICLE}, {STOLEN} FROM vehicles v WHERE v.tag = ANY($1)"
+                    "SELECT {VEHICLE} FROM vehicles v WHERE v.tag = ANY($1)"
                 ))
                 .bind(ids)
                 .fetch_all(&s.reader)
                 .await?
             }
         };
-        stateful(rows)
+        rows.into_iter().map(vehicle_from).collect()
     }
 
     /// The owner of a registered vehicle (`None` inside when it has none).

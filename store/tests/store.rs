@@ -209,13 +209,18 @@ async fn vehicles_are_found_by_plate_however_it_is_typed_and_edited() {
             .vehicles_among(&[TagId(7), TagId(8), TagId(99)])
             .await
             .expect("among");
-        let mut flags: Vec<(u32, bool)> = among.iter().map(|(v, s)| (v.tag.0, *s)).collect();
-        flags.sort_unstable();
-        assert_eq!(flags, vec![(7, false), (8, true)]);
-        assert_eq!(
-            among.iter().find(|(v, _)| v.tag.0 == 7).map(|(v, _)| v),
-            Some(&described)
-        );
+        let mut found: Vec<u32> = among.iter().map(|v| v.tag.0).collect();
+        found.sort_unstable();
+        assert_eq!(found, vec![7, 8]);
+        assert_eq!(among.iter().find(|v| v.tag.0 == 7), Some(&described));
+        let flags: Vec<(u32, bool)> = store
+            .vehicles_by_plate("粤A", 10)
+            .await
+            .expect("search")
+            .iter()
+            .map(|(v, stolen)| (v.tag.0, *stolen))
+            .collect();
+        assert_eq!(flags, vec![(9, false), (7, false), (8, true)]);
         // Edited: found by the new plate only; another vehicle's plate is refused.
         let repainted = Vehicle {
             plate: "粤A·Z0001".into(),

@@ -336,6 +336,18 @@ async fn alerts_and_area_results_name_the_vehicle_and_flag_the_stolen_one() {
     assert_eq!(status, 200);
     let (_, one) = get(&server, &format!("/api/v1/alerts/{}", live["seq"]), TOKEN).await;
     assert_eq!(one["vehicle"]["stolen"], false, "{one}");
+    // A repaint shows in the next answer (the API's own edit is never served stale).
+    let (status, _) = call(
+        &server,
+        Method::PATCH,
+        "/api/v1/vehicles/41",
+        TOKEN,
+        Some(json!({ "colour": "green" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, one) = get(&server, &format!("/api/v1/alerts/{}", live["seq"]), TOKEN).await;
+    assert_eq!(one["vehicle"]["colour"], "green", "{one}");
 }
 
 /// The console's alert history after a reload: the latest alerts newest first, each with its

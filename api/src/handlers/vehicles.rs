@@ -74,6 +74,7 @@ pub async fn create_vehicle(
         None => None,
     };
     state.store.insert_vehicle(&vehicle, now_ms()).await?;
+    state.identities.forget(vehicle.tag);
     if let Some(user) = &owner {
         state.store.set_vehicle_owner(vehicle.tag, user.id).await?;
     }
@@ -158,6 +159,7 @@ pub async fn update_vehicle(
         vehicle.owner_phone = text("owner_phone", value)?;
     }
     state.store.update_vehicle(&vehicle).await?;
+    state.identities.forget(vehicle.tag);
     Ok(Json(VehicleAnswer::of(vehicle, None)))
 }
 

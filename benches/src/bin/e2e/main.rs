@@ -22,6 +22,7 @@
 //! start, offer each step, restart, compare, settle); what each part measures lives in its own
 //! module (`report`, `metrics`, `backlog`, `side_by_side`, `plot`, `replay`, `stream`).
 
+mod api_load;
 mod backlog;
 mod cluster;
 mod gps;
@@ -136,6 +137,10 @@ struct Args {
     /// whole run beside the stations (`serve` runs only)
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4_000))]
     gps_trackers: u32,
+    /// During the first step, officers' queries (location, near, plate search) from 1 to 128
+    /// concurrent callers, measured while the city is ingested
+    #[arg(long)]
+    api_load: bool,
     /// Where results.json and the plots go
     #[arg(long, default_value = "target/e2e")]
     out: std::path::PathBuf,
@@ -362,9 +367,9 @@ async fn run_one(
     config.api.admin_token = Some(Secret(TOKEN.into()));
     // Replayed faster than real time, the stations' clocks run ahead on purpose.
     config.tracker.clock_skew_limit = Duration::from_secs(365 * 86_400);
-    // The side-by-side queries come back to back from one token.
-    config.api.token_calls_per_s = 10_000;
-    config.api.token_call_burst = 10_000;
+    // The side-by-side queries (and the API load) come back to back from one token.
+    config.api.token_calls_per_s = 10_000_000;
+    config.api.token_call_burst = 10_000_000;
     config.store.checkpoint_interval = args.checkpoint_interval_ms.map(Duration::from_millis);
     let mut server_runtime = ServerRuntime::new()?;
     let cluster = store == "cluster";
@@ -470,9 +475,24 @@ async fn run_one(
         let gps_before = gps_load
             .as_ref()
             .map(|g| (g.stats.snapshot(), Instant::now()));
+        let queries = (args.api_load && steps.is_empty()).then(|| {
+            tokio::spawn(api_load::run(
+                api.clone(),
+                TOKEN.to_owned(),
+                city.clone(),
+                Duration::from_secs(args.step_seconds),
+            ))
+        });
         let offered = replay
             .offer(city_seconds(args.step_seconds), speed, copies)
             .await;
+        if let Some(queries) = queries {
+            let rows = queries.await.context("the API load")?;
+            let json = api_load::report(&rows);
+            std::fs::create_dir_all(&args.out)?;
+            let name = format!("api-load-{store}-{transport:?}.json").to_lowercase();
+            std::fs::write(args.out.join(name), serde_json::to_string_pretty(&json)?)?;
+        }
         let drain_secs = settle(&unacked).await;
         let after = Scrape::take_all(&client, &metrics_urls).await?;
         let (cpu_after, rss_mib) = process_usage();
