@@ -296,7 +296,7 @@ async function openAlert(seq) {
     box.append(list);
   }
   for (const act of a.actions) {
-    line(`${fmtTime(act.at)} ${act.by}: ${act.action}${act.unit ? ` ${act.unit}` : ""} — ${act.reason}`, "action");
+    line(`${fmtTime(act.at)} ${act.by}: ${t(`action.${act.action}`)}${act.unit ? ` ${act.unit}` : ""} — ${act.reason}`, "action");
   }
   line(a.nearest_units.length
     ? `${t("alert.nearest_units")}: ${a.nearest_units.map((u) => `${u.unit} (${fmtDistance(u.distance_m)})`).join(", ")}`

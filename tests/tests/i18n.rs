@@ -92,4 +92,16 @@ fn every_text_is_in_english_and_chinese() {
     for status in ["open", "accepted", "rejected"] {
         assert!(en.contains(&format!("alert.status.{status}")), "{status}");
     }
+    for action in tagwatch_model::ActionKind::ALL {
+        assert!(
+            en.contains(&format!("action.{}", action.as_str())),
+            "{action:?}"
+        );
+    }
+    for source in ["report", "hotlist"] {
+        assert!(en.contains(&format!("cases.source.{source}")), "{source}");
+    }
+    for kind in ["assigned", "unassigned", "closed"] {
+        assert!(en.contains(&format!("cases.history.{kind}")), "{kind}");
+    }
 }
