@@ -24,15 +24,6 @@ let purposeText = "";
 
 // ---- messages and purpose ----
 
-function say(message) {
-  $("message").textContent = message || "";
-  if (message) $("notice").textContent = "";
-}
-
-function notice(message) {
-  $("notice").textContent = message || "";
-}
-
 /** Runs a query of movements: its error is shown; a success clears the last error. */
 async function query(run) {
   try {
@@ -303,13 +294,7 @@ async function openAlert(seq) {
     : t("alert.no_units"));
   const actions = el("div", undefined, "actions");
   const form = el("div", undefined, "decision");
-  const button = (label, handler) => {
-    const b = el("button", label);
-    b.type = "button";
-    b.addEventListener("click", () => handler().catch((e) => say(e.message)));
-    actions.append(b);
-    return b;
-  };
+  const button = (label, handler) => actionButton(actions, label, handler);
   button(t("alert.accept"), async () => decide(form, seq, "accept"));
   button(t("alert.reject"), async () => decide(form, seq, "reject"));
   if (session.role === "dispatcher" || session.role === "admin") {
@@ -337,7 +322,6 @@ const REASONS = {
 
 /** Asks for the reason in the page (a list, or typed), then records the decision. */
 function decide(form, seq, verb) {
-  form.replaceChildren();
   const select = el("select");
   select.name = "reason";
   select.setAttribute("aria-label", t("alert.reason"));
@@ -348,53 +332,52 @@ function decide(form, seq, verb) {
   typed.placeholder = t("alert.reason");
   typed.hidden = true;
   select.addEventListener("change", () => { typed.hidden = select.value !== ""; });
-  const confirm = el("button", t("alert.confirm"));
-  confirm.type = "button";
-  confirm.className = "confirm";
-  const cancel = el("button", t("alert.cancel"));
-  cancel.type = "button";
-  cancel.addEventListener("click", () => form.replaceChildren());
-  confirm.addEventListener("click", async () => {
+  askInPage(form, [el("label", `${t("alert.reason")}: `), select, typed], async () => {
     const reason = select.value || typed.value.trim();
     if (!reason) return typed.focus();
-    try {
-      await api(`/alerts/${seq}/${verb}`, { method: "POST", body: { reason } });
-      const status = verb === "accept" ? "accepted" : "rejected";
-      setStatus(seq, status);
-      await openAlert(seq);
-      say("");
-      notice(t("alert.decided", { seq, status: t(`alert.status.${status}`) }));
-    } catch (error) {
-      say(error.message);
-    }
+    await api(`/alerts/${seq}/${verb}`, { method: "POST", body: { reason } });
+    const status = verb === "accept" ? "accepted" : "rejected";
+    setStatus(seq, status);
+    await openAlert(seq);
+    say("");
+    notice(t("alert.decided", { seq, status: t(`alert.status.${status}`) }));
   });
-  form.append(el("label", `${t("alert.reason")}: `), select, typed, confirm, cancel);
   select.focus();
   return Promise.resolve();
 }
 
 /** Sends a unit only after the dispatcher confirms, in the page. */
 function confirmDispatch(form, seq, unit) {
-  form.replaceChildren();
-  const confirm = el("button", t("alert.confirm"));
+  const question = t("alert.dispatch_confirm", { unit: unit.unit, distance: fmtDistance(unit.distance_m) });
+  askInPage(form, [el("span", question)], async () => {
+    await api(`/alerts/${seq}/dispatch`, { method: "POST", body: { unit: unit.unit, note: `alert #${seq}` } });
+    await openAlert(seq);
+    say("");
+    notice(t("alert.dispatched", { unit: unit.unit, seq }));
+    loadUnits().catch(() => {});
+  });
+  return Promise.resolve();
+}
+
+/** Asks in the page (`parts`: the question, or its fields), with Confirm and Cancel: `act` runs
+ * on Confirm, its error shown. No browser pop-up. */
+function askInPage(form, parts, act) {
+  const confirm = el("button", t("alert.confirm"), "confirm");
   confirm.type = "button";
-  confirm.className = "confirm";
   const cancel = el("button", t("alert.cancel"));
   cancel.type = "button";
   cancel.addEventListener("click", () => form.replaceChildren());
-  confirm.addEventListener("click", async () => {
-    try {
-      await api(`/alerts/${seq}/dispatch`, { method: "POST", body: { unit: unit.unit, note: `alert #${seq}` } });
-      await openAlert(seq);
-      say("");
-      notice(t("alert.dispatched", { unit: unit.unit, seq }));
-      loadUnits().catch(() => {});
-    } catch (error) {
-      say(error.message);
-    }
-  });
-  form.append(el("span", t("alert.dispatch_confirm", { unit: unit.unit, distance: fmtDistance(unit.distance_m) })), confirm, cancel);
-  return Promise.resolve();
+  confirm.addEventListener("click", () => act().catch((error) => say(error.message)));
+  form.replaceChildren(...parts, confirm, cancel);
+}
+
+/** A button in `row` that runs `handler`, its error shown. */
+function actionButton(row, label, handler, className) {
+  const b = el("button", label, className);
+  b.type = "button";
+  b.addEventListener("click", () => handler().catch((e) => say(e.message)));
+  row.append(b);
+  return b;
 }
 
 // ---- case work: the open thefts, one case's file, assign, recovered ----
@@ -441,12 +424,7 @@ async function openCase(id) {
   for (const e of c.history) line(t(`cases.history.${e.kind}`, { when: fmtTime(e.at), by: e.by, detail: e.detail }), "action");
   const actions = el("div", undefined, "actions");
   const form = el("div", undefined, "decision");
-  const button = (label, handler, className) => {
-    const b = el("button", label, className);
-    b.type = "button";
-    b.addEventListener("click", () => handler().catch((e) => say(e.message)));
-    actions.append(b);
-  };
+  const button = (label, handler) => actionButton(actions, label, handler);
   // The purpose is the officer's choice: this button sets it, in view, for the case's work.
   button(t("cases.use_purpose"), async () => {
     purposeText = t("cases.purpose", { id });
@@ -462,24 +440,13 @@ async function openCase(id) {
     button(t("cases.assign_me"), async () => assignCase(id, session.username));
   }
   button(t("cases.recovered"), async () => {
-    form.replaceChildren();
-    const confirm = el("button", t("alert.confirm"), "confirm");
-    confirm.type = "button";
-    const cancel = el("button", t("alert.cancel"));
-    cancel.type = "button";
-    cancel.addEventListener("click", () => form.replaceChildren());
-    confirm.addEventListener("click", async () => {
-      try {
-        await api(`/vehicles/${c.tag}/recovered`, { method: "POST" });
-        box.hidden = true;
-        say("");
-        notice(t("cases.closed", { id }));
-        await loadCases();
-      } catch (error) {
-        say(error.message);
-      }
+    askInPage(form, [el("span", t("cases.recovered_confirm", { id, vehicle }))], async () => {
+      await api(`/vehicles/${c.tag}/recovered`, { method: "POST" });
+      box.hidden = true;
+      say("");
+      notice(t("cases.closed", { id }));
+      await loadCases();
     });
-    form.append(el("span", t("cases.recovered_confirm", { id, vehicle })), confirm, cancel);
   });
   box.append(actions, form);
   if (c.latest_sighting) map.panTo([c.latest_sighting.lat, c.latest_sighting.lon]);

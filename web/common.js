@@ -35,6 +35,18 @@ function el(tag, text, className) {
   return node;
 }
 
+/** An error for the user (`#message`), replacing any notice; "" clears it. */
+function say(message) {
+  $("message").textContent = message || "";
+  if (message) $("notice").textContent = "";
+}
+
+/** A plain notice that something was done (`#notice`), replacing any error. */
+function notice(message) {
+  $("notice").textContent = message || "";
+  if (message) $("message").textContent = "";
+}
+
 function signOut(message) {
   session.clear();
   if (message) sessionStorage.setItem("tagwatch-farewell", message);

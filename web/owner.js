@@ -10,16 +10,6 @@ let pickMap = null;
 let pickMarker = null;
 const alertItems = new Map();
 
-function say(message) {
-  $("message").textContent = message || "";
-  if (message) $("notice").textContent = "";
-}
-
-function notice(message) {
-  $("notice").textContent = message || "";
-  if (message) $("message").textContent = "";
-}
-
 wireLogin($("login"), $("login-error"), (role) => role === "owner", "login.not_owner", start);
 languageSwitcher($("login-lang"), () => {});
 languageSwitcher($("lang"), redraw);

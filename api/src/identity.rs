@@ -14,7 +14,7 @@ use crate::answers::{AlertView, VehicleLabel};
 use crate::error::ApiError;
 use crate::ApiState;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tagwatch_model::TagId;
 
@@ -32,7 +32,7 @@ type Description = Option<(String, String, String, String)>;
 #[derive(Debug, Default)]
 pub struct Identities {
     descriptions: Mutex<HashMap<TagId, (Description, Instant)>>,
-    stolen: Mutex<Option<(HashSet<TagId>, Instant)>>,
+    stolen: Mutex<Option<(Arc<HashSet<TagId>>, Instant)>>,
 }
 
 impl Identities {
@@ -52,19 +52,21 @@ impl Identities {
         self.descriptions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn stolen_set(&self, state: &ApiState) -> Result<HashSet<TagId>, ApiError> {
+    async fn stolen_set(&self, state: &ApiState) -> Result<Arc<HashSet<TagId>>, ApiError> {
         if let Some((set, at)) = &*self.stolen.lock().unwrap_or_else(|e| e.into_inner()) {
             if at.elapsed() < STOLEN_TTL {
                 return Ok(set.clone());
             }
         }
-        let set: HashSet<TagId> = state
-            .store
-            .open_cases()
-            .await?
-            .into_iter()
-            .map(|(tag, _)| tag)
-            .collect();
+        let set: Arc<HashSet<TagId>> = Arc::new(
+            state
+                .store
+                .open_cases()
+                .await?
+                .into_iter()
+                .map(|(tag, _)| tag)
+                .collect(),
+        );
         *self.stolen.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((set.clone(), Instant::now()));
         Ok(set)

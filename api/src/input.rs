@@ -38,6 +38,26 @@ pub(crate) fn optional_text(
     }
 }
 
+/// A JSON body whose fields are all optional, so the body itself may be left out (empty or
+/// blank: every field absent). `what` names it in the error.
+pub(crate) fn optional_body<T: Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadBody(format!("invalid {what}: {e}")))
+}
+
+/// A positive id from a path (`/cases/{id}`); `what` names it in the error.
+pub(crate) fn path_id(what: &str, id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::field("id", format!("{what} id {id:?} is not a number")))
+}
+
 pub(crate) fn id_u32(field: &'static str, value: i64) -> Result<u32, ApiError> {
     u32::try_from(value)
         .ok()

@@ -15,7 +15,7 @@
 use crate::answers::AlertView;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::input::Body;
+use crate::input::{path_id, Body};
 use crate::ApiState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -219,13 +219,6 @@ pub async fn list(
     }))
 }
 
-fn webhook_id(id: &str) -> Result<i64, ApiError> {
-    id.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::field("id", format!("webhook id {id:?} is not a number")))
-}
-
 /// `DELETE /api/v1/webhooks/{id}` (admin): its queued deliveries are cancelled.
 pub async fn delete(
     State(state): State<ApiState>,
@@ -233,7 +226,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Admin])?;
-    let id = webhook_id(&id)?;
+    let id = path_id("webhook", &id)?;
     if !state.store.delete_webhook(id, now_ms()).await? {
         return Err(ApiError::NotFound(format!("no webhook {id}")));
     }
@@ -256,7 +249,7 @@ pub async fn deliveries(
     query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeliveryLog>, ApiError> {
     caller.require(&[Role::Admin])?;
-    let id = webhook_id(&id)?;
+    let id = path_id("webhook", &id)?;
     let Query(query) = query.map_err(|e| ApiError::BadBody(e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {

@@ -11,7 +11,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::handlers::response::POLICE;
 use crate::identity::labels;
-use crate::input::Body;
+use crate::input::{path_id, Body};
 use crate::ApiState;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
@@ -129,14 +129,6 @@ pub async fn list(
     Ok(Json(CaseList { cases }))
 }
 
-fn case_id(id: &str) -> Result<CaseId, ApiError> {
-    id.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .map(CaseId)
-        .ok_or_else(|| ApiError::field("id", format!("case id {id:?} is not a number")))
-}
-
 /// `GET /api/v1/cases/{id}` (police): the case, its history and its sightings.
 pub async fn file(
     State(state): State<ApiState>,
@@ -144,7 +136,7 @@ pub async fn file(
     Path(id): Path<String>,
 ) -> Result<Json<CaseFile>, ApiError> {
     caller.require(&POLICE)?;
-    let id = case_id(&id)?;
+    let id = CaseId(path_id("case", &id)?);
     let row = state
         .store
         .case_row(id)
@@ -197,7 +189,7 @@ pub async fn assign(
     body: Body<Assignment>,
 ) -> Result<Json<CaseView>, ApiError> {
     caller.require(&[Role::Dispatcher, Role::Admin])?;
-    let id = case_id(&id)?;
+    let id = CaseId(path_id("case", &id)?);
     let Json(assignment) = body?;
     let assignee = match assignment.username.as_deref().map(str::trim) {
         None | Some("") => None,

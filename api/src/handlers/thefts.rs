@@ -5,7 +5,7 @@ use crate::answers::CaseAnswer;
 use crate::audit::accessible_vehicle;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::input::{tag_from_path, text, time_param};
+use crate::input::{optional_body, tag_from_path, text, time_param};
 use crate::{tell_tracker, ApiState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -42,12 +42,7 @@ pub async fn report_theft(
     let tag = tag_from_path(&tag)?;
     accessible_vehicle(&state, &caller, tag).await?;
     // The body is optional: an empty POST reports the theft with no note.
-    let report: TheftReport = if body.iter().all(u8::is_ascii_whitespace) {
-        TheftReport::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadBody(format!("invalid theft report: {e}")))?
-    };
+    let report: TheftReport = optional_body(&body, "theft report")?;
     let mut note = match report.note {
         Some(note) if !note.trim().is_empty() => text("note", note)?,
         _ => String::new(),

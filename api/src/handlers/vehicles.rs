@@ -10,7 +10,7 @@ use crate::audit::{
 };
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::input::{id_u32, optional_text, tag_from_path, text, Body};
+use crate::input::{id_u32, optional_body, optional_text, tag_from_path, text, Body};
 use crate::{tell_tracker, ApiState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -129,12 +129,7 @@ pub async fn update_vehicle(
     caller.require(&[Role::Admin])?;
     let tag = tag_from_path(&tag)?;
     // Every field is optional, so is the body: an empty PATCH changes nothing.
-    let change: VehicleChange = if body.iter().all(u8::is_ascii_whitespace) {
-        VehicleChange::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadBody(format!("invalid vehicle change: {e}")))?
-    };
+    let change: VehicleChange = optional_body(&body, "vehicle change")?;
     let mut vehicle = state
         .store
         .vehicle(tag)
